@@ -1,0 +1,425 @@
+/**
+ * Command-line flags: the original exporter's names and defaults, plus the
+ * ones this exporter adds. Every flag can also come from an environment
+ * variable `KVM_EXPORTER_<FLAG>`; the command line wins.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "../log/logger.ts";
+import { parseListenAddress } from "../http/listen_address.ts";
+
+/** The parsed, validated configuration of one exporter process. */
+export interface Options {
+  /** Deepest debugfs level read: 0 root, 1 VM dirs, 2 vCPU dirs. */
+  depth: number;
+  /** Whether the debugfs collector runs. */
+  kvmStat: boolean;
+  /** The debugfs KVM dir, normalised (no trailing slash). */
+  kvmdebugDir: string;
+  /** Path of vm.yaml. */
+  vmmapPath: string;
+  /** Whether the user named vm.yaml (a missing named file is an error). */
+  vmmapPathExplicit: boolean;
+  /** Export only VMs that vm.yaml lists. */
+  vmmapOnlyListed: boolean;
+  /** Only stat files whose name matches are read. */
+  filesInclude: RegExp | undefined;
+  /** Stat files whose name matches are not read. */
+  filesExclude: RegExp | undefined;
+  /** Mount point of procfs. */
+  procfs: string;
+  /** Mount point of sysfs (for the kernel lockdown mode). */
+  sysfs: string;
+  /** Whether the QMP collector runs. */
+  qmp: boolean;
+  /** Per-VM QMP timeout in milliseconds. */
+  qmpTimeoutMs: number;
+  /** Glob of extra QMP sockets (e.g. Proxmox's), or undefined. */
+  qmpSocketGlob: string | undefined;
+  /** Listen address as given (`:9900`, `127.0.0.1:9900`, `[::1]:9900`). */
+  listenAddress: string;
+  /** Scrapes in flight before 503; 0 means no limit. */
+  maxRequests: number;
+  /** Path serving metrics. */
+  telemetryPath: string;
+  /** Log level. */
+  logLevel: LogLevel;
+  /** Log format. */
+  logFormat: LogFormat;
+}
+
+/** What the command line asks for. */
+export type Command =
+  | { kind: "run"; options: Options }
+  | { kind: "help" }
+  | { kind: "version" };
+
+/** A bad flag or flag value; the CLI exits 2 with this one-line message. */
+export class FlagError extends Error {
+  override name = "FlagError";
+}
+
+type FlagType = "string" | "int" | "bool" | "duration";
+
+interface FlagSpec {
+  name: string;
+  short?: string;
+  type: FlagType;
+  default: string | number | boolean | undefined;
+  help: string;
+}
+
+/** Every flag, in the order `--help` lists them. */
+export const FLAGS: readonly FlagSpec[] = [
+  { name: "collector.dir.depth", type: "int", default: 2, help: "KVM Debug Stat Depth" },
+  {
+    name: "collector.kvm_stat",
+    type: "bool",
+    default: true,
+    help: "Enable the kvm_stat collector (default: enabled).",
+  },
+  {
+    name: "collector.kvm_stat.files-exclude",
+    type: "string",
+    default: "^mmu_rmaps_stat$",
+    help: "Regexp of stat file names not to read",
+  },
+  {
+    name: "collector.kvm_stat.files-include",
+    type: "string",
+    default: undefined,
+    help: "Regexp of stat file names to read (default: all)",
+  },
+  {
+    name: "collector.kvmdebug.dir",
+    type: "string",
+    default: "/sys/kernel/debug/kvm",
+    help: "KVM debug stat dir",
+  },
+  {
+    name: "collector.qmp",
+    type: "bool",
+    default: false,
+    help: "Enable the qmp collector (default: disabled).",
+  },
+  {
+    name: "collector.qmp.socket-glob",
+    type: "string",
+    default: undefined,
+    help: "Glob of extra QMP sockets, e.g. /var/run/qemu-server/*.qmp",
+  },
+  {
+    name: "collector.qmp.timeout",
+    type: "duration",
+    default: "2s",
+    help: "Timeout of one VM's QMP queries",
+  },
+  {
+    name: "collector.vmmap.only-listed",
+    type: "bool",
+    default: false,
+    help: "Export only the VMs listed in the VmMap yaml",
+  },
+  {
+    name: "collector.vmmap.path",
+    type: "string",
+    default: "/etc/vm.yaml",
+    help: "VmMap yaml path",
+  },
+  { name: "debug", short: "d", type: "bool", default: false, help: "Set loglevel to Debug" },
+  { name: "help", short: "h", type: "bool", default: false, help: "help for kvm_exporter" },
+  {
+    name: "log.format",
+    type: "string",
+    default: "logfmt",
+    help: "Log format: logfmt or json",
+  },
+  {
+    name: "log.level",
+    type: "string",
+    default: "info",
+    help: "Log level: debug, info, warn or error",
+  },
+  { name: "path.procfs", type: "string", default: "/proc", help: "procfs mountpoint" },
+  { name: "path.sysfs", type: "string", default: "/sys", help: "sysfs mountpoint" },
+  { name: "version", type: "bool", default: false, help: "Print the version and exit" },
+  {
+    name: "web.listen-address",
+    type: "string",
+    default: ":9900",
+    help: "Address on which to expose metrics and web interface.",
+  },
+  {
+    name: "web.max-requests",
+    type: "int",
+    default: 40,
+    help: "Maximum number of parallel scrape requests. Use 0 to disable.",
+  },
+  {
+    name: "web.telemetry-path",
+    type: "string",
+    default: "/metrics",
+    help: "Path under which to expose metrics.",
+  },
+];
+
+/**
+ * The environment variable that sets a flag: `KVM_EXPORTER_` and the flag name
+ * upper-cased with dots and dashes turned into underscores.
+ *
+ * @example Usage
+ * ```ts
+ * import { envVarName } from "./flags.ts";
+ * console.assert(envVarName("web.listen-address") === "KVM_EXPORTER_WEB_LISTEN_ADDRESS");
+ * ```
+ *
+ * @param flag The flag name without dashes.
+ * @returns The variable name.
+ */
+export function envVarName(flag: string): string {
+  return `KVM_EXPORTER_${flag.replace(/[.-]/g, "_").toUpperCase()}`;
+}
+
+const TYPE_WORDS: Record<FlagType, string> = {
+  string: " string",
+  int: " int",
+  bool: "",
+  duration: " duration",
+};
+
+/**
+ * The `--help` text, laid out as the original exporter's.
+ *
+ * @returns The help text, ending with a newline.
+ */
+export function helpText(): string {
+  const rows = FLAGS.map((f) => {
+    const left = `${f.short ? `-${f.short}, ` : "    "}--${f.name}${TYPE_WORDS[f.type]}`;
+    const showDefault = f.default !== undefined && f.default !== false && f.name !== "help";
+    const def = showDefault
+      ? ` (default ${typeof f.default === "string" ? JSON.stringify(f.default) : f.default})`
+      : "";
+    return [left, `${f.help}${def}`] as const;
+  });
+  const width = Math.max(...rows.map(([left]) => left.length)) + 3;
+  const lines = rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`);
+  return [
+    "KVM Exporter",
+    "",
+    "Usage:",
+    "  kvm_exporter  [flags]",
+    "",
+    "Flags:",
+    ...lines,
+    "",
+    "Every flag can also be set by an environment variable: KVM_EXPORTER_ and the flag name",
+    "in upper case with dots and dashes as underscores (KVM_EXPORTER_WEB_LISTEN_ADDRESS).",
+    "A flag on the command line wins over the environment.",
+    "",
+  ].join("\n");
+}
+
+const BOOL_WORDS: Record<string, boolean> = { true: true, "1": true, false: false, "0": false };
+
+function parseBool(flag: string, text: string, source: string): boolean {
+  const value = BOOL_WORDS[text.toLowerCase()];
+  if (value === undefined) {
+    throw new FlagError(`invalid value "${text}" for ${source} ${flag}: must be true or false`);
+  }
+  return value;
+}
+
+function parseInt10(flag: string, text: string, source: string): number {
+  if (!/^-?\d+$/.test(text.trim())) {
+    throw new FlagError(`invalid value "${text}" for ${source} ${flag}: not an integer`);
+  }
+  return Number(text.trim());
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/**
+ * Parses a Go-style duration such as `2s`, `500ms` or `1.5s` into milliseconds.
+ *
+ * @param text The duration.
+ * @returns Milliseconds, or undefined when the text is not a duration.
+ */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text.trim());
+  if (match === null) return undefined;
+  return Number(match[1]) * DURATION_UNITS[match[2]!]!;
+}
+
+/** Turns `--bool=false` into `--no-bool`, which parseArgs understands. */
+function normaliseBoolArgs(args: readonly string[]): string[] {
+  const bools = new Set(FLAGS.filter((f) => f.type === "bool").map((f) => f.name));
+  return args.map((arg) => {
+    const match = /^--([^=]+)=(.*)$/.exec(arg);
+    if (match === null || !bools.has(match[1]!)) return arg;
+    return parseBool(`--${match[1]}`, match[2]!, "flag") ? `--${match[1]}` : `--no-${match[1]}`;
+  });
+}
+
+function compileRegExp(flag: string, text: string | undefined): RegExp | undefined {
+  if (text === undefined || text === "") return undefined;
+  try {
+    return new RegExp(text);
+  } catch (error) {
+    throw new FlagError(
+      `invalid value "${text}" for flag --${flag}: ${(error as Error).message.split("\n")[0]}`,
+    );
+  }
+}
+
+/**
+ * Parses the command line and the environment into a command. Pure: the
+ * environment comes in as a lookup function.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseFlags } from "./flags.ts";
+ * const cmd = parseFlags(["--collector.dir.depth", "1"], () => undefined);
+ * console.assert(cmd.kind === "run" && cmd.options.depth === 1);
+ * ```
+ *
+ * @param args The arguments after the program name.
+ * @param env Looks up an environment variable.
+ * @returns What to do.
+ * @throws {FlagError} On an unknown flag or a bad value.
+ */
+export function parseFlags(
+  args: readonly string[],
+  env: (name: string) => string | undefined,
+): Command {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const f of FLAGS) {
+    options[f.name] = { type: f.type === "bool" ? "boolean" : "string" };
+    if (f.short) options[f.name]!.short = f.short;
+  }
+  let parsed: Record<string, string | boolean | undefined>;
+  try {
+    parsed = parseArgs({
+      args: normaliseBoolArgs(args),
+      options,
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    if (error instanceof FlagError) throw error;
+    throw new FlagError((error as Error).message.split("\n")[0]!.replace(/\.$/, ""));
+  }
+  if (parsed["help"] === true) return { kind: "help" };
+  if (parsed["version"] === true) return { kind: "version" };
+
+  const values = new Map<string, string | number | boolean | undefined>();
+  for (const f of FLAGS) {
+    const fromArgs = parsed[f.name];
+    const fromEnv = env(envVarName(f.name));
+    const source = fromArgs !== undefined ? "flag" : "environment variable";
+    const flag = fromArgs !== undefined ? `--${f.name}` : envVarName(f.name);
+    const raw = fromArgs ?? fromEnv;
+    if (raw === undefined) {
+      values.set(f.name, f.type === "duration" ? parseDuration(String(f.default)) : f.default);
+    } else if (typeof raw === "boolean") {
+      values.set(f.name, raw);
+    } else if (f.type === "bool") {
+      values.set(f.name, parseBool(flag, raw, source));
+    } else if (f.type === "int") {
+      values.set(f.name, parseInt10(flag, raw, source));
+    } else if (f.type === "duration") {
+      const ms = parseDuration(raw);
+      if (ms === undefined || ms <= 0) {
+        throw new FlagError(
+          `invalid value "${raw}" for ${source} ${flag}: not a positive duration such as 2s or 500ms`,
+        );
+      }
+      values.set(f.name, ms);
+    } else {
+      values.set(f.name, raw);
+    }
+  }
+  const get = <T>(name: string): T => values.get(name) as T;
+
+  const depth = get<number>("collector.dir.depth");
+  if (depth < 0) {
+    throw new FlagError(`invalid value "${depth}" for --collector.dir.depth: must be 0 or more`);
+  }
+  const maxRequests = get<number>("web.max-requests");
+  if (maxRequests < 0) {
+    throw new FlagError(`invalid value "${maxRequests}" for --web.max-requests: must be 0 or more`);
+  }
+  const telemetryPath = get<string>("web.telemetry-path");
+  if (!telemetryPath.startsWith("/") || telemetryPath === "/" || telemetryPath.startsWith("/-/")) {
+    throw new FlagError(
+      `invalid value "${telemetryPath}" for --web.telemetry-path: must start with "/" and not be "/" or under "/-/"`,
+    );
+  }
+  const listenAddress = get<string>("web.listen-address");
+  try {
+    parseListenAddress(listenAddress);
+  } catch (error) {
+    throw new FlagError(
+      `invalid value "${listenAddress}" for --web.listen-address: ${(error as Error).message}`,
+    );
+  }
+  const logLevel = get<string>("log.level");
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new FlagError(
+      `invalid value "${logLevel}" for --log.level: must be one of ${LOG_LEVELS.join(", ")}`,
+    );
+  }
+  const logFormat = get<string>("log.format");
+  if (logFormat !== "logfmt" && logFormat !== "json") {
+    throw new FlagError(`invalid value "${logFormat}" for --log.format: must be logfmt or json`);
+  }
+  const kvmdebugDir = normaliseDir(get<string>("collector.kvmdebug.dir"));
+  const vmmapFromUser = parsed["collector.vmmap.path"] !== undefined ||
+    env(envVarName("collector.vmmap.path")) !== undefined;
+  return {
+    kind: "run",
+    options: {
+      depth,
+      kvmStat: get<boolean>("collector.kvm_stat"),
+      kvmdebugDir,
+      vmmapPath: get<string>("collector.vmmap.path"),
+      vmmapPathExplicit: vmmapFromUser,
+      vmmapOnlyListed: get<boolean>("collector.vmmap.only-listed"),
+      filesInclude: compileRegExp(
+        "collector.kvm_stat.files-include",
+        get<string | undefined>("collector.kvm_stat.files-include"),
+      ),
+      filesExclude: compileRegExp(
+        "collector.kvm_stat.files-exclude",
+        get<string | undefined>("collector.kvm_stat.files-exclude"),
+      ),
+      procfs: normaliseDir(get<string>("path.procfs")),
+      sysfs: normaliseDir(get<string>("path.sysfs")),
+      qmp: get<boolean>("collector.qmp"),
+      qmpTimeoutMs: get<number>("collector.qmp.timeout"),
+      qmpSocketGlob: get<string | undefined>("collector.qmp.socket-glob") || undefined,
+      listenAddress,
+      maxRequests,
+      telemetryPath,
+      logLevel: get<boolean>("debug") ? "debug" : logLevel as LogLevel,
+      logFormat,
+    },
+  };
+}
+
+/**
+ * Removes trailing slashes and `.` segments and collapses repeated slashes, so
+ * that `/sys/kernel/debug/kvm/` and `/sys/kernel/debug/kvm` are the same dir.
+ *
+ * @param dir The path as given.
+ * @returns The normalised path.
+ */
+export function normaliseDir(dir: string): string {
+  const absolute = dir.startsWith("/");
+  const parts = dir.split("/").filter((p) => p !== "" && p !== ".");
+  const joined = parts.join("/");
+  if (absolute) return `/${joined}`;
+  return joined === "" ? "." : joined;
+}

@@ -1,0 +1,157 @@
+/**
+ * The `kvm_stat` collector: KVM's debugfs stats, one gauge family per stat
+ * file, with the original exporter's names and labels.
+ *
+ * @module
+ */
+
+import { parseStatValue, parseVcpuDirName } from "../debugfs/stat_value.ts";
+import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
+import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
+import type { FamilySet, Labels } from "../metrics/model.ts";
+import { sanitizeMetricName } from "../metrics/naming.ts";
+import {
+  classifyReadError,
+  describeReadError,
+  type FileSystem,
+  listDir,
+} from "../system/file_system.ts";
+import { Limiter } from "../system/limiter.ts";
+import type { Collector, ScrapeContext } from "./collector.ts";
+
+/** Options of {@linkcode createKvmStatCollector}. */
+export interface KvmStatOptions {
+  /** The debugfs KVM dir (normalised). */
+  kvmdebugDir: string;
+  /** Deepest level read: 0 root files, 1 VM dirs, 2 vCPU dirs. */
+  depth: number;
+  /** Only file names that match are read. */
+  include: RegExp | undefined;
+  /** File names that match are not read. */
+  exclude: RegExp | undefined;
+  /** File access. */
+  fs: FileSystem;
+  /** Files read at once. Default 32. */
+  concurrency?: number;
+}
+
+/** The name of this collector. */
+export const KVM_STAT = "kvm_stat";
+
+interface StatFile {
+  path: string;
+  /** `exits` or `vcpu_tsc-offset`: the part between `kvm_stat_` and `_count`. */
+  stem: string;
+  labels: Labels;
+  domain: string | undefined;
+}
+
+/**
+ * Creates the debugfs collector. Nothing is held open between scrapes: an
+ * open stat file would keep an exited VM's memory alive.
+ *
+ * @param options Where and what to read.
+ * @returns The collector.
+ */
+export function createKvmStatCollector(options: KvmStatOptions): Collector {
+  const { kvmdebugDir, depth, include, exclude, fs } = options;
+  const limiter = new Limiter(options.concurrency ?? 32);
+  const wanted = (name: string): boolean =>
+    (include === undefined || include.test(name)) && (exclude === undefined || !exclude.test(name));
+
+  async function listVm(vm: DiscoveredVm, vcpuCounts: Map<string, number>): Promise<StatFile[]> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await limiter.run(() => listDir(fs, vm.path));
+    } catch {
+      return []; // The VM exited after discovery listed it: it is simply gone.
+    }
+    const files: StatFile[] = [];
+    const vcpus: Promise<StatFile[]>[] = [];
+    let vcpuCount = 0;
+    for (const entry of entries) {
+      const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
+      if (vcpu !== undefined) vcpuCount++;
+      if (vcpu !== undefined && depth >= 2) vcpus.push(listVcpu(vm, entry.name, vcpu));
+      if (!entry.isDirectory && wanted(entry.name)) {
+        files.push({
+          path: `${vm.path}/${entry.name}`,
+          stem: entry.name,
+          labels: [["domain", vm.domain]],
+          domain: vm.domain,
+        });
+      }
+    }
+    vcpuCounts.set(vm.dir, vcpuCount);
+    return files.concat(...await Promise.all(vcpus));
+  }
+
+  async function listVcpu(vm: DiscoveredVm, dir: string, vcpu: string): Promise<StatFile[]> {
+    const path = `${vm.path}/${dir}`;
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await limiter.run(() => listDir(fs, path));
+    } catch {
+      return [];
+    }
+    return entries.filter((e) => !e.isDirectory && wanted(e.name)).map((e) => ({
+      path: `${path}/${e.name}`,
+      stem: `vcpu_${e.name}`,
+      labels: [["domain", vm.domain], ["vcpu", vcpu]],
+      domain: vm.domain,
+    }));
+  }
+
+  return {
+    name: KVM_STAT,
+    async collect(context: ScrapeContext, out: FamilySet): Promise<void> {
+      const { discovery, readErrors } = context;
+      if (discovery.error !== undefined) {
+        throw new Error(describeReadError(kvmdebugDir, discovery.error));
+      }
+      const files: StatFile[] = discovery.rootFiles.filter(wanted).map((name) => ({
+        path: `${kvmdebugDir}/${name}`,
+        stem: name,
+        labels: [["domain", GLOBAL_DOMAIN]],
+        domain: undefined,
+      }));
+      if (depth >= 1) {
+        files.push(
+          ...(await Promise.all(discovery.vms.map((vm) => listVm(vm, context.vcpuCounts)))).flat(),
+        );
+      }
+
+      await Promise.all(files.map((file) =>
+        limiter.run(async () => {
+          const where = { collector: KVM_STAT, domain: file.domain, path: file.path };
+          let text: string;
+          try {
+            text = await fs.readTextFile(file.path);
+          } catch (error) {
+            readErrors.record(where, classifyReadError(error), (error as Error).message);
+            return;
+          }
+          const value = parseStatValue(text);
+          if (value === undefined) {
+            readErrors.record(
+              where,
+              "malformed",
+              `not one integer: ${JSON.stringify(text.slice(0, 40))}`,
+            );
+            return;
+          }
+          const stem = sanitizeMetricName(file.stem);
+          out.add(
+            {
+              name: `kvm_stat_${stem}_count`,
+              help: `${stem} count from ${kvmdebugDir}`,
+              type: "gauge",
+            },
+            file.labels,
+            value,
+          );
+        })
+      ));
+    },
+  };
+}

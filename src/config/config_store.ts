@@ -1,0 +1,145 @@
+/**
+ * Holds the vm.yaml in force and replaces it only with one that validates:
+ * on SIGHUP, on `POST /-/reload` and when the file changes on disk.
+ *
+ * @module
+ */
+
+import type { Logger } from "../log/logger.ts";
+import { readVmConfig, type VmConfig } from "./vm_config.ts";
+
+/** Options of {@linkcode ConfigStore}. */
+export interface ConfigStoreOptions {
+  /** Path of vm.yaml. */
+  path: string;
+  /** Whether the user named the path (then a missing file is an error). */
+  explicit: boolean;
+  /** Logger. */
+  logger: Logger;
+  /** Clock in ms, for tests. */
+  now?: () => number;
+}
+
+/** The config in force and how its last reload went. */
+export class ConfigStore {
+  #options: ConfigStoreOptions;
+  #config: VmConfig = { entries: [] };
+  #lastReloadSuccessful = false;
+  #lastSuccessMs: number | undefined;
+  #loading: Promise<Error | undefined> | undefined;
+
+  /** @param options Where the file is. */
+  constructor(options: ConfigStoreOptions) {
+    this.#options = options;
+  }
+
+  /** The config in force (empty until the first good load). */
+  get config(): VmConfig {
+    return this.#config;
+  }
+
+  /** Whether the last load or reload succeeded. */
+  get lastReloadSuccessful(): boolean {
+    return this.#lastReloadSuccessful;
+  }
+
+  /** When the last good load happened, in seconds since the epoch. */
+  get lastSuccessTimestamp(): number | undefined {
+    return this.#lastSuccessMs === undefined ? undefined : this.#lastSuccessMs / 1000;
+  }
+
+  /** Whether any load has succeeded (the exporter is ready). */
+  get ready(): boolean {
+    return this.#lastSuccessMs !== undefined;
+  }
+
+  /**
+   * Loads the file; on failure keeps the config in force.
+   *
+   * @param reason What asked for the load, for the log.
+   * @returns undefined when the new config is in force, else why it was rejected.
+   */
+  reload(reason: string): Promise<Error | undefined> {
+    // Reloads asked for while one runs wait for it and then run once more.
+    const run = async (): Promise<Error | undefined> => {
+      const { path, explicit, logger } = this.#options;
+      try {
+        const config = await readVmConfig(path, { explicit });
+        if (config === undefined) {
+          logger.info("No vm.yaml; naming VMs from their command lines", { path });
+        } else {
+          logger.info("Loaded vm.yaml", { path, vms: config.entries.length, reason });
+        }
+        this.#config = config ?? { entries: [] };
+        this.#lastReloadSuccessful = true;
+        this.#lastSuccessMs = (this.#options.now ?? Date.now)();
+        return undefined;
+      } catch (error) {
+        this.#lastReloadSuccessful = false;
+        logger.error("Cannot load vm.yaml; keeping the config in force", {
+          reason,
+          err: (error as Error).message,
+        });
+        return error as Error;
+      }
+    };
+    const previous = this.#loading ?? Promise.resolve(undefined);
+    const next = previous.then(run, run);
+    this.#loading = next;
+    return next;
+  }
+
+  /**
+   * The error of the first load, for start-up: there is no old config to keep.
+   *
+   * @returns The config, after a successful load.
+   * @throws {Error} The load's error.
+   */
+  async loadInitial(): Promise<VmConfig> {
+    const config = await readVmConfig(this.#options.path, { explicit: this.#options.explicit });
+    this.#config = config ?? { entries: [] };
+    this.#lastReloadSuccessful = true;
+    this.#lastSuccessMs = (this.#options.now ?? Date.now)();
+    if (config === undefined) {
+      this.#options.logger.info("No vm.yaml; naming VMs from their command lines", {
+        path: this.#options.path,
+      });
+    }
+    return this.#config;
+  }
+
+  /**
+   * Reloads when the file changes. Watches its directory, because editors and
+   * config managers replace the file rather than write it in place.
+   *
+   * @param signal Stops watching.
+   */
+  async watch(signal: AbortSignal): Promise<void> {
+    const { path, logger } = this.#options;
+    const slash = path.lastIndexOf("/");
+    const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+    const base = path.slice(slash + 1);
+    let watcher: Deno.FsWatcher;
+    try {
+      watcher = Deno.watchFs(dir, { recursive: false });
+    } catch (error) {
+      logger.warn("Cannot watch vm.yaml's directory; reload with SIGHUP or POST /-/reload", {
+        dir,
+        err: (error as Error).message,
+      });
+      return;
+    }
+    signal.addEventListener("abort", () => watcher.close(), { once: true });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      for await (const event of watcher) {
+        if (!event.paths.some((p) => p.endsWith(`/${base}`) || p === base)) continue;
+        // One save is several events (create, modify, rename): reload once they settle.
+        clearTimeout(timer);
+        timer = setTimeout(() => this.reload("file changed"), 100);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * What a VMM's command line tells about its VM: the name it was started with
+ * and where its QMP monitor listens. Pure functions over argv.
+ *
+ * @module
+ */
+
+/**
+ * Splits a NUL-separated `/proc/PID/cmdline` into argv.
+ *
+ * @param text The file content.
+ * @returns The arguments.
+ */
+export function splitCmdline(text: string): string[] {
+  const args = text.split("\0");
+  if (args.at(-1) === "") args.pop();
+  return args;
+}
+
+/**
+ * Parses a QEMU option string (`key=value,flag,key2=v,,with comma`): `,,` is a
+ * literal comma; a first item without `=` belongs to `impliedKey`; an item
+ * without `=` elsewhere is a flag set to "on".
+ *
+ * @example Usage
+ * ```ts
+ * import { parseQemuOpts } from "./vmm_cmdline.ts";
+ * const opts = parseQemuOpts("guest=a,,b,debug-threads=on", "guest");
+ * console.assert(opts.get("guest") === "a,b");
+ * ```
+ *
+ * @param text The option string.
+ * @param impliedKey The key of a bare first item, if the option has one.
+ * @returns Keys and values; a repeated key keeps its last value.
+ */
+export function parseQemuOpts(text: string, impliedKey?: string): Map<string, string> {
+  const items: string[] = [];
+  let current = "";
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === ",") {
+      if (text[i + 1] === ",") {
+        current += ",";
+        i++;
+        continue;
+      }
+      items.push(current);
+      current = "";
+      continue;
+    }
+    current += ch;
+  }
+  items.push(current);
+  const opts = new Map<string, string>();
+  items.forEach((item, index) => {
+    const eq = item.indexOf("=");
+    if (eq === -1) {
+      if (index === 0 && impliedKey !== undefined) opts.set(impliedKey, item);
+      else if (item !== "") opts.set(item, "on");
+    } else {
+      opts.set(item.slice(0, eq), item.slice(eq + 1));
+    }
+  });
+  return opts;
+}
+
+/** Values of one option, `-opt VALUE`, `--opt VALUE` or `--opt=VALUE`, in order. */
+function optionValues(argv: readonly string[], names: readonly string[]): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    for (const name of names) {
+      if (arg === name && i + 1 < argv.length) {
+        values.push(argv[i + 1]!);
+        i++;
+        break;
+      }
+      if (arg.startsWith(`${name}=`) && name.startsWith("--")) {
+        values.push(arg.slice(name.length + 1));
+        break;
+      }
+    }
+  }
+  return values;
+}
+
+/**
+ * The VM name a VMM was started with: QEMU's `-name NAME` or
+ * `-name guest=NAME,...` (libvirt, Proxmox, OpenStack), Firecracker's `--id`.
+ * cloud-hypervisor has no name option.
+ *
+ * @example Usage
+ * ```ts
+ * import { vmNameFromArgv } from "./vmm_cmdline.ts";
+ * const argv = ["/usr/bin/qemu-system-x86_64", "-name", "guest=web,,1,debug-threads=on"];
+ * console.assert(vmNameFromArgv(argv) === "web,1");
+ * ```
+ *
+ * @param argv The VMM's arguments, argv[0] included.
+ * @returns The name, or undefined.
+ */
+export function vmNameFromArgv(argv: readonly string[]): string | undefined {
+  const program = (argv[0] ?? "").split("/").at(-1) ?? "";
+  if (program.includes("firecracker")) {
+    return nonEmpty(optionValues(argv, ["--id"]).at(-1));
+  }
+  const name = optionValues(argv, ["-name", "--name"]).at(-1);
+  if (name === undefined || program.includes("cloud-hypervisor")) return undefined;
+  return nonEmpty(parseQemuOpts(name, "guest").get("guest"));
+}
+
+function nonEmpty(text: string | undefined): string | undefined {
+  return text === undefined || text === "" ? undefined : text;
+}
+
+/**
+ * The unix socket paths of QEMU's QMP monitors: `-qmp unix:PATH,server=on,wait=off`
+ * (or the old `server,nowait`), and `-chardev socket,id=ID,path=PATH` that a
+ * `-mon chardev=ID,mode=control` uses. A chardev passed as an fd (as libvirt
+ * does) has no path and is not returned.
+ *
+ * @param argv The VMM's arguments.
+ * @returns The socket paths, in command-line order.
+ */
+export function qmpSocketsFromArgv(argv: readonly string[]): string[] {
+  const sockets: string[] = [];
+  for (const value of optionValues(argv, ["-qmp", "--qmp", "-qmp-pretty", "--qmp-pretty"])) {
+    const first = parseQemuOpts(value, "path").get("path") ?? "";
+    if (first.startsWith("unix:")) sockets.push(first.slice("unix:".length));
+  }
+  const chardevPaths = new Map<string, string>();
+  for (const value of optionValues(argv, ["-chardev", "--chardev"])) {
+    const opts = parseQemuOpts(value, "backend");
+    const id = opts.get("id");
+    const path = opts.get("path");
+    if (opts.get("backend") === "socket" && id !== undefined && path !== undefined) {
+      chardevPaths.set(id, path);
+    }
+  }
+  for (const value of optionValues(argv, ["-mon", "--mon"])) {
+    const opts = parseQemuOpts(value, "chardev");
+    const path = chardevPaths.get(opts.get("chardev") ?? "");
+    if (opts.get("mode") === "control" && path !== undefined) sockets.push(path);
+  }
+  return sockets;
+}

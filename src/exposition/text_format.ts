@@ -1,0 +1,96 @@
+/**
+ * Renders metric families in the Prometheus text exposition format 0.0.4.
+ *
+ * @module
+ */
+
+import type { Labels, MetricFamily, Sample } from "../metrics/model.ts";
+
+/** The Content-Type of the text exposition format. */
+export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/**
+ * Escapes a label value: backslash, double quote and line feed.
+ *
+ * @param value The raw label value.
+ * @returns The escaped value, without surrounding quotes.
+ */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+/**
+ * Escapes HELP text: backslash and line feed.
+ *
+ * @param help The raw HELP text.
+ * @returns The escaped text.
+ */
+export function escapeHelp(help: string): string {
+  return help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+/**
+ * Formats a sample value. Integers keep every digit (a float64 would round
+ * u64 stats); non-finite numbers use the format's spellings.
+ *
+ * @param value The value.
+ * @returns Its text form.
+ */
+export function formatValue(value: bigint | number): string {
+  if (typeof value === "bigint") return value.toString();
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
+}
+
+function formatLabels(labels: Labels): string {
+  if (labels.length === 0) return "";
+  return `{${labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(",")}}`;
+}
+
+const collator = new Intl.Collator("en", { numeric: true });
+
+function compareLabels(a: Sample, b: Sample): number {
+  const n = Math.min(a.labels.length, b.labels.length);
+  for (let i = 0; i < n; i++) {
+    const [ka, va] = a.labels[i]!;
+    const [kb, vb] = b.labels[i]!;
+    if (ka !== kb) return ka < kb ? -1 : 1;
+    if (va !== vb) {
+      // vcpu="10" after vcpu="2"; ordinal order otherwise so output is stable across locales.
+      if (/^\d+$/.test(va) && /^\d+$/.test(vb)) return collator.compare(va, vb);
+      return va < vb ? -1 : 1;
+    }
+  }
+  return a.labels.length - b.labels.length;
+}
+
+/**
+ * Renders families sorted by name, samples sorted by labels, ending with a
+ * newline. Families without samples are left out.
+ *
+ * @example Usage
+ * ```ts
+ * import { renderText } from "./text_format.ts";
+ * const text = renderText([{ name: "up", help: "Up.", type: "gauge", samples: [{ labels: [], value: 1 }] }]);
+ * console.assert(text === "# HELP up Up.\n# TYPE up gauge\nup 1\n");
+ * ```
+ *
+ * @param families The families to render.
+ * @returns The exposition text.
+ */
+export function renderText(families: readonly MetricFamily[]): string {
+  const parts: string[] = [];
+  const sorted = [...families].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const family of sorted) {
+    if (family.samples.length === 0) continue;
+    parts.push(
+      `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`,
+    );
+    for (const sample of [...family.samples].sort(compareLabels)) {
+      parts.push(`${family.name}${formatLabels(sample.labels)} ${formatValue(sample.value)}\n`);
+    }
+  }
+  return parts.join("");
+}

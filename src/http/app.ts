@@ -1,0 +1,83 @@
+/**
+ * The HTTP app: metrics, the status page, health, ready and reload endpoints.
+ * A value built by a factory, so tests call `app.request()` without a port.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import { compress } from "hono/compress";
+import type { Exporter } from "../exporter.ts";
+import { renderText, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
+import type { Logger } from "../log/logger.ts";
+import { VERSION } from "../version.ts";
+import { renderStatusPage } from "./status_page.ts";
+
+/** Options of {@linkcode createApp}. */
+export interface AppOptions {
+  /** The scrape pipeline. */
+  exporter: Exporter;
+  /** Path serving metrics. */
+  telemetryPath: string;
+  /** Scrapes in flight before 503; 0 means no limit. */
+  maxRequests: number;
+  /** Logger. */
+  logger: Logger;
+}
+
+/**
+ * Builds the app.
+ *
+ * @param options The exporter and the web flags.
+ * @returns The Hono app; serve it with `Deno.serve(app.fetch)`.
+ */
+export function createApp(options: AppOptions): Hono {
+  const { exporter, telemetryPath, maxRequests, logger } = options;
+  const app = new Hono();
+  let inFlight = 0;
+
+  app.use(compress({ encoding: "gzip" }));
+
+  app.get(telemetryPath, async (c) => {
+    if (maxRequests > 0 && inFlight >= maxRequests) {
+      logger.warn("Too many scrapes in flight; answering 503", { limit: maxRequests });
+      return c.text(
+        `Too many concurrent scrapes: ${maxRequests} already in flight (--web.max-requests)\n`,
+        503,
+      );
+    }
+    inFlight++;
+    try {
+      const body = renderText(await exporter.scrape());
+      return c.body(body, 200, { "Content-Type": TEXT_CONTENT_TYPE });
+    } finally {
+      inFlight--;
+    }
+  });
+
+  app.get("/", async (c) => {
+    if (exporter.lastScrape === undefined) await exporter.scrape();
+    return c.html(renderStatusPage({
+      version: VERSION,
+      telemetryPath,
+      lockdown: exporter.lockdown,
+      configOk: exporter.configStore.lastReloadSuccessful,
+      scrape: exporter.lastScrape,
+    }));
+  });
+
+  const ready = (c: { text: (t: string, s: 200 | 503) => Response }): Response =>
+    exporter.configStore.ready
+      ? c.text("OK\n", 200)
+      : c.text("Not ready: vm.yaml not loaded\n", 503);
+  app.get("/-/healthy", (c) => ready(c));
+  app.get("/-/ready", (c) => ready(c));
+
+  app.post("/-/reload", async (c) => {
+    const error = await exporter.configStore.reload("POST /-/reload");
+    if (error === undefined) return c.text("OK\n", 200);
+    return c.text(`Failed to reload vm.yaml: ${error.message}\n`, 500);
+  });
+
+  return app;
+}

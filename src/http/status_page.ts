@@ -1,0 +1,98 @@
+/**
+ * The landing page: a status page an operator opens when a VM is missing
+ * from a dashboard. Server-rendered HTML, no script.
+ *
+ * @module
+ */
+
+import type { ScrapeSnapshot } from "../exporter.ts";
+import type { LockdownMode } from "../system/lockdown.ts";
+
+/** What the status page shows. */
+export interface StatusPageData {
+  /** Exporter version. */
+  version: string;
+  /** Path serving metrics. */
+  telemetryPath: string;
+  /** Kernel lockdown mode. */
+  lockdown: LockdownMode;
+  /** Whether the last vm.yaml load succeeded. */
+  configOk: boolean;
+  /** The last scrape, if any. */
+  scrape: ScrapeSnapshot | undefined;
+}
+
+/**
+ * Escapes text for HTML element content and attribute values.
+ *
+ * @param text Any text.
+ * @returns The escaped text.
+ */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}
+
+const LOCKDOWN_NOTES: Record<LockdownMode, string> = {
+  none: "off: every debugfs stat can be read",
+  integrity:
+    "integrity: debugfs hides cumulative, peak and histogram stats; instant stats and vCPU files still work (enable the qmp collector for the rest)",
+  confidentiality:
+    "confidentiality: debugfs hides cumulative, peak and histogram stats; instant stats and vCPU files still work (enable the qmp collector for the rest)",
+  unknown: "unknown (/sys/kernel/security/lockdown not readable)",
+};
+
+/**
+ * Renders the status page.
+ *
+ * @param data What to show.
+ * @returns A complete HTML document.
+ */
+export function renderStatusPage(data: StatusPageData): string {
+  const e = escapeHtml;
+  const collectors = (data.scrape?.collectors ?? []).map((c) =>
+    `<tr><td>${e(c.name)}</td><td>${c.durationSeconds.toFixed(4)}</td><td>${
+      c.success ? "yes" : "<strong>no</strong>"
+    }</td></tr>`
+  ).join("\n");
+  const vms = (data.scrape?.vms ?? []).map((vm) =>
+    `<tr><td>${e(vm.domain)}</td><td>${vm.nameSource}</td><td>${vm.pid}</td><td>${
+      e(vm.dir)
+    }</td><td>${vm.vcpus ?? ""}</td><td>${vm.readErrors}</td></tr>`
+  ).join("\n");
+  const when = data.scrape === undefined ? "never" : e(data.scrape.at.toISOString());
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>KVM Exporter</title>
+<style>
+body { font-family: sans-serif; margin: 2em; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
+</style>
+</head>
+<body>
+<h1>KVM Exporter</h1>
+<p>Version ${e(data.version)}. <a href="${e(data.telemetryPath)}">Metrics</a></p>
+<h2>Host</h2>
+<p id="lockdown">Kernel lockdown: ${e(LOCKDOWN_NOTES[data.lockdown])}</p>
+<p id="config">vm.yaml: ${data.configOk ? "loaded" : "<strong>last reload failed</strong>"}</p>
+<h2>Collectors</h2>
+<p>Last scrape: ${when}</p>
+<table id="collectors">
+<thead><tr><th>Collector</th><th>Duration (s)</th><th>Success</th></tr></thead>
+<tbody>
+${collectors}
+</tbody>
+</table>
+<h2>VMs</h2>
+<table id="vms">
+<thead><tr><th>Name</th><th>Name from</th><th>PID</th><th>Debugfs dir</th><th>vCPUs</th><th>Unreadable stats</th></tr></thead>
+<tbody>
+${vms}
+</tbody>
+</table>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,88 @@
+/**
+ * The in-memory metric model that collectors fill and the exposition renders:
+ * families of samples, independent of any naming scheme or text format.
+ *
+ * @module
+ */
+
+/** The Prometheus metric types this exporter emits. */
+export type MetricType = "gauge" | "counter" | "untyped";
+
+/** Label pairs in the order they are printed. */
+export type Labels = ReadonlyArray<readonly [name: string, value: string]>;
+
+/**
+ * One sample. Integer stats stay `bigint` so that u64 and negative s64 values
+ * are printed exactly; computed values (durations, timestamps) are `number`.
+ */
+export interface Sample {
+  /** Label pairs; names must be valid label names. */
+  labels: Labels;
+  /** The value. */
+  value: bigint | number;
+}
+
+/** A metric family: one name, one HELP, one TYPE, many samples. */
+export interface MetricFamily {
+  /** A valid metric name. */
+  name: string;
+  /** HELP text, unescaped. */
+  help: string;
+  /** TYPE. */
+  type: MetricType;
+  /** Samples; order does not matter, the exposition sorts them. */
+  samples: Sample[];
+}
+
+/**
+ * Collects samples into families by name, so that several sources (the root
+ * dir, each VM dir, each vCPU dir) can add to one family.
+ *
+ * @example Usage
+ * ```ts
+ * import { FamilySet } from "./model.ts";
+ * const set = new FamilySet();
+ * set.add({ name: "up", help: "Up.", type: "gauge" }, [], 1);
+ * console.assert(set.families().length === 1);
+ * ```
+ */
+export class FamilySet {
+  #families = new Map<string, MetricFamily>();
+
+  /**
+   * Adds one sample to the family `meta.name`, creating the family on first use.
+   *
+   * @param meta The family's name, HELP and TYPE (used on first use only).
+   * @param labels The sample's labels.
+   * @param value The sample's value.
+   */
+  add(meta: Omit<MetricFamily, "samples">, labels: Labels, value: bigint | number): void {
+    let family = this.#families.get(meta.name);
+    if (family === undefined) {
+      family = { ...meta, samples: [] };
+      this.#families.set(meta.name, family);
+    }
+    family.samples.push({ labels, value });
+  }
+
+  /**
+   * Whether a family of that name holds a sample with exactly these labels.
+   *
+   * @param name The family name.
+   * @param labels The labels to look for.
+   * @returns true if such a sample exists.
+   */
+  has(name: string, labels: Labels): boolean {
+    const family = this.#families.get(name);
+    if (family === undefined) return false;
+    return family.samples.some((s) =>
+      s.labels.length === labels.length &&
+      s.labels.every(([k, v], i) => labels[i]?.[0] === k && labels[i]?.[1] === v)
+    );
+  }
+
+  /** @returns The families collected so far, in insertion order. */
+  families(): MetricFamily[] {
+    return [...this.#families.values()];
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The file operations the collectors use, gathered in one interface so that
+ * tests can reproduce what a real host does only by chance (a VM dir that
+ * vanishes between listing and reading, EPERM under kernel lockdown).
+ *
+ * @module
+ */
+
+/** The subset of Deno's file API the exporter reads through. */
+export interface FileSystem {
+  /** Lists a directory. */
+  readDir(path: string): AsyncIterable<Deno.DirEntry>;
+  /** Reads a whole file; opened and closed within the call. */
+  readTextFile(path: string): Promise<string>;
+}
+
+/** The real file system. */
+export const denoFileSystem: FileSystem = {
+  readDir: (path) => Deno.readDir(path),
+  readTextFile: (path) => Deno.readTextFile(path),
+};
+
+/** Why a stat could not be read, as `kvm_exporter_stat_read_errors` reports it. */
+export type ReadErrorReason = "permission" | "vanished" | "malformed" | "other";
+
+/**
+ * Classifies a read error: EPERM/EACCES (kernel lockdown) and a Deno
+ * permission refusal are "permission", ENOENT (the VM exited) is "vanished".
+ *
+ * @param error What the read threw.
+ * @returns The reason.
+ */
+export function classifyReadError(error: unknown): ReadErrorReason {
+  if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+    return "permission";
+  }
+  if (error instanceof Deno.errors.NotFound) return "vanished";
+  return "other";
+}
+
+/**
+ * Lists a directory into an array (the listing is closed when this returns).
+ *
+ * @param fs The file system.
+ * @param path The directory.
+ * @returns Its entries.
+ */
+export async function listDir(fs: FileSystem, path: string): Promise<Deno.DirEntry[]> {
+  const entries: Deno.DirEntry[] = [];
+  for await (const entry of fs.readDir(path)) entries.push(entry);
+  return entries;
+}
+
+/**
+ * Says in one line why a path could not be read and what to do about it.
+ *
+ * @param path The path.
+ * @param error What the read threw.
+ * @returns The explanation.
+ */
+export function describeReadError(path: string, error: unknown): string {
+  if (error instanceof Deno.errors.NotCapable) {
+    if (/^\/(proc|sys|dev)(\/|$)/.test(path)) {
+      return `Deno refuses "${path}" without --allow-all, as it does everything under /proc, /sys and /dev: bind-mount it elsewhere and point the flag there (README, "Permissions")`;
+    }
+    return `Deno permission missing: add --allow-read=${path}`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `the kernel refuses "${path}" (kernel lockdown, or not running as root): ${
+      (error as Error).message
+    }`;
+  }
+  return `cannot read "${path}": ${(error as Error).message}`;
+}

@@ -1,0 +1,35 @@
+/**
+ * Bounds how many async operations run at once, so that a host with many VMs
+ * never has thousands of debugfs files open in one scrape.
+ *
+ * @module
+ */
+
+/** A counting semaphore around async functions. */
+export class Limiter {
+  #free: number;
+  #waiting: (() => void)[] = [];
+
+  /** @param limit How many operations may run at once (at least 1). */
+  constructor(limit: number) {
+    this.#free = Math.max(1, limit);
+  }
+
+  /**
+   * Runs `fn` once a slot is free.
+   *
+   * @param fn The operation.
+   * @returns What `fn` returns.
+   */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next !== undefined) next();
+      else this.#free++;
+    }
+  }
+}
