@@ -1,0 +1,53 @@
+/**
+ * Golden end-to-end tests: fixture trees through the real app, compared
+ * byte for byte with committed expected output (volatile values masked).
+ * Regenerate with `deno task golden` and review the diff.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { buildApp, fixtureArgs, scrapeText } from "../support/sample_exporter.ts";
+
+const CASES: { name: string; fixture: string; args: string[] }[] = [
+  { name: "sample", fixture: "sample", args: [] },
+  { name: "sample_depth0", fixture: "sample", args: ["--collector.dir.depth=0"] },
+  { name: "sample_depth1", fixture: "sample", args: ["--collector.dir.depth", "1"] },
+  {
+    name: "sample_filtered",
+    fixture: "sample",
+    args: [
+      "--collector.kvm_stat.files-include=^(exits|pages_4k|tsc-offset|mmu_rmaps_stat)$",
+      "--collector.kvm_stat.files-exclude=^pages",
+    ],
+  },
+  { name: "edge", fixture: "edge", args: [] },
+];
+
+const VOLATILE = [
+  /^(kvm_scrape_collector_duration_seconds\{[^}]*\}) .*$/gm,
+  /^(kvm_exporter_config_last_reload_success_timestamp_seconds) .*$/gm,
+  /^(kvm_exporter_build_info\{[^}]*\}) .*$/gm,
+];
+
+const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+
+/** Masks values that change from run to run, and where the checkout is. */
+function mask(text: string): string {
+  let out = text.replaceAll(FIXTURES, "tests/fixtures/")
+    .replace(/deno_version="[^"]*"/g, 'deno_version="X"');
+  for (const pattern of VOLATILE) out = out.replace(pattern, "$1 X");
+  return out;
+}
+
+const update = Deno.args.includes("--update");
+
+for (const c of CASES) {
+  const golden = new URL(`./golden/${c.name}.metrics`, import.meta.url);
+  Deno.test(`/metrics on tests/fixtures/${c.fixture} ${c.args.join(" ")} matches golden/${c.name}.metrics`, async () => {
+    const { app } = await buildApp([...fixtureArgs(c.fixture), ...c.args]);
+    const actual = mask(await scrapeText(app));
+    if (update) await Deno.writeTextFile(golden, actual);
+    assert.equal(actual, await Deno.readTextFile(golden));
+  });
+}

@@ -1,0 +1,71 @@
+import { strictEqual } from "node:assert/strict";
+import {
+  escapeHelp,
+  escapeLabelValue,
+  formatValue,
+  renderText,
+} from "../../src/exposition/text_format.ts";
+
+Deno.test("escapeLabelValue() escapes backslash, quote and newline only", async (t) => {
+  const cases: [string, string][] = [
+    ["plain", "plain"],
+    ['a"b', 'a\\"b'],
+    ["a\\b", "a\\\\b"],
+    ["a\nb", "a\\nb"],
+    ["ünï,code\t", "ünï,code\t"],
+    ['\\"\n', '\\\\\\"\\n'],
+  ];
+  for (const [input, expected] of cases) {
+    await t.step(JSON.stringify(input), () => strictEqual(escapeLabelValue(input), expected));
+  }
+});
+
+Deno.test("escapeHelp() escapes backslash and newline", () => {
+  strictEqual(escapeHelp('a\\b\n"c"'), 'a\\\\b\\n"c"');
+});
+
+Deno.test("formatValue() keeps every digit of 64-bit integers", async (t) => {
+  const cases: [bigint | number, string][] = [
+    [18446744073709551615n, "18446744073709551615"],
+    [-9223372036854775808n, "-9223372036854775808"],
+    [0n, "0"],
+    [0.5, "0.5"],
+    [NaN, "NaN"],
+    [Infinity, "+Inf"],
+    [-Infinity, "-Inf"],
+  ];
+  for (const [value, expected] of cases) {
+    await t.step(expected, () => strictEqual(formatValue(value), expected));
+  }
+});
+
+Deno.test("renderText() sorts families and samples (vcpu numerically) and ends with a newline", () => {
+  const text = renderText([
+    {
+      name: "b",
+      help: "B.",
+      type: "gauge",
+      samples: [
+        { labels: [["domain", "x"], ["vcpu", "10"]], value: 1n },
+        { labels: [["domain", "x"], ["vcpu", "2"]], value: 2n },
+        { labels: [["domain", "global"]], value: 3n },
+      ],
+    },
+    { name: "a", help: "A.", type: "counter", samples: [{ labels: [], value: 1 }] },
+    { name: "empty", help: "Left out.", type: "gauge", samples: [] },
+  ]);
+  strictEqual(
+    text,
+    [
+      "# HELP a A.",
+      "# TYPE a counter",
+      "a 1",
+      "# HELP b B.",
+      "# TYPE b gauge",
+      'b{domain="global"} 3',
+      'b{domain="x",vcpu="2"} 2',
+      'b{domain="x",vcpu="10"} 1',
+      "",
+    ].join("\n"),
+  );
+});
