@@ -1,0 +1,130 @@
+/**
+ * Starts real QEMU VMs for tests and always stops them by pid.
+ *
+ * @module
+ */
+
+/** A running QEMU process. */
+export interface QemuVm {
+  /** The QEMU pid. */
+  pid: number;
+  /** The QMP socket path, if one was asked for. */
+  qmpSocket: string | undefined;
+  /** Kills QEMU (SIGKILL) and waits for it to exit. Safe to call twice. */
+  stop(): Promise<void>;
+  /** Same as stop(), for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Options of {@linkcode startQemu}. */
+export interface QemuOptions {
+  /** The `-name guest=` value, before QEMU's `,,` escaping. */
+  name: string;
+  /** vCPUs. */
+  smp: number;
+  /** "kvm" needs /dev/kvm; "tcg" runs anywhere, slowly. */
+  accel: "kvm" | "tcg";
+  /** Where to put a QMP socket (`-qmp unix:PATH,server=on,wait=off`). */
+  qmpSocket?: string;
+}
+
+/** Why real QEMU/KVM tests cannot run here, or undefined when they can. */
+export function kvmUnavailable(): string | undefined {
+  try {
+    Deno.statSync("/dev/kvm");
+  } catch {
+    return "no /dev/kvm on this machine";
+  }
+  return qemuUnavailable();
+}
+
+/** Why QEMU tests cannot run here, or undefined when they can. */
+export function qemuUnavailable(): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
+    try {
+      Deno.statSync(`${dir}/qemu-system-x86_64`);
+      return undefined;
+    } catch {
+      // Not in this dir.
+    }
+  }
+  return "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)";
+}
+
+/**
+ * Polls `condition` until it holds or the deadline passes.
+ *
+ * @param condition What to wait for.
+ * @param options How long, and what to say on timeout.
+ */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  options: { timeoutMs: number; what: string },
+): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${options.timeoutMs} ms waiting for ${options.what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
+ * Starts QEMU with no disk (the firmware boots and idles) and waits until it
+ * runs (and its QMP socket exists, if asked for).
+ *
+ * @param options Name, vCPUs, accelerator, QMP socket.
+ * @returns The running VM.
+ */
+export async function startQemu(options: QemuOptions): Promise<QemuVm> {
+  const args = [
+    "-accel",
+    options.accel,
+    "-name",
+    `guest=${options.name.replaceAll(",", ",,")},debug-threads=on`,
+    "-m",
+    "64",
+    "-smp",
+    String(options.smp),
+    "-nodefaults",
+    "-display",
+    "none",
+    "-no-reboot",
+  ];
+  if (options.qmpSocket !== undefined) {
+    args.push("-qmp", `unix:${options.qmpSocket.replaceAll(",", ",,")},server=on,wait=off`);
+  }
+  const child = new Deno.Command("qemu-system-x86_64", {
+    args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let stopped = false;
+  const status = child.status;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await status;
+    await child.stderr.cancel().catch(() => {});
+  };
+  try {
+    let exited = false;
+    status.then(() => exited = true);
+    await waitUntil(async () => {
+      if (exited) throw new Error(`QEMU exited at start: ${options.name}`);
+      if (options.qmpSocket === undefined) return true;
+      return await Deno.stat(options.qmpSocket).then(() => true, () => false);
+    }, { timeoutMs: 15_000, what: `QEMU ${options.name} to start` });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { pid: child.pid, qmpSocket: options.qmpSocket, stop, [Symbol.asyncDispose]: stop };
+}
