@@ -8,6 +8,7 @@
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
 import { createKvmStatCollector } from "./collectors/kvm_stat.ts";
+import { createQmpCollector } from "./collectors/qmp.ts";
 import { READ_ERROR_REASONS, ReadErrorLog } from "./collectors/read_errors.ts";
 import type { ConfigStore } from "./config/config_store.ts";
 import type { NameSource } from "./discovery/vm_names.ts";
@@ -33,6 +34,8 @@ export interface VmStatus {
   vcpus: number | undefined;
   /** Stats of this VM that could not be read in the scrape. */
   readErrors: number;
+  /** How its QMP query went ("ok" or the error reason); undefined without a socket. */
+  qmp: string | undefined;
 }
 
 /** What the last scrape saw. */
@@ -100,6 +103,15 @@ export function createExporter(init: ExporterOptions): Exporter {
       fs,
     }));
   }
+  if (options.qmp) {
+    collectors.push(createQmpCollector({
+      timeoutMs: options.qmpTimeoutMs,
+      socketGlob: options.qmpSocketGlob,
+      procfs: options.procfs,
+      fs,
+      logger,
+    }));
+  }
   const readErrorLog = new ReadErrorLog(logger);
   let lastScrape: ScrapeSnapshot | undefined;
 
@@ -107,8 +119,9 @@ export function createExporter(init: ExporterOptions): Exporter {
     const found = await discovery.discover(configStore.config, options.vmmapOnlyListed);
     const readErrors = readErrorLog.begin();
     const vcpuCounts = new Map<string, number>();
+    const qmpOutcomes = new Map<string, string>();
     const { families, outcomes } = await runCollectors(collectors, {
-      context: { discovery: found, readErrors, vcpuCounts },
+      context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes },
       logger,
     });
     if (found.error === undefined) {
@@ -142,7 +155,7 @@ export function createExporter(init: ExporterOptions): Exporter {
         1,
       );
     }
-    for (const collector of collectors) {
+    for (const collector of collectors.filter((c) => c.name !== "qmp")) {
       const reasons = readErrors.counts.byCollector.get(collector.name);
       for (const reason of READ_ERROR_REASONS) {
         own.add(
@@ -203,6 +216,7 @@ export function createExporter(init: ExporterOptions): Exporter {
         dir: vm.dir,
         vcpus: vcpuCounts.get(vm.dir),
         readErrors: readErrors.counts.byDomain.get(vm.domain) ?? 0,
+        qmp: qmpOutcomes.get(vm.dir),
       })),
     };
     return [...families, ...own.families()];

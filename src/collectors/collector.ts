@@ -19,6 +19,8 @@ export interface ScrapeContext {
   readErrors: ReadErrorRecorder;
   /** vCPU count by VM dir, as collectors saw it. */
   vcpuCounts: Map<string, number>;
+  /** How each VM's QMP query went, by VM dir ("ok" or the error reason). */
+  qmpOutcomes: Map<string, string>;
 }
 
 /** A source of metrics. */

@@ -114,8 +114,8 @@ function nonEmpty(text: string | undefined): string | undefined {
 }
 
 /**
- * The unix socket paths of QEMU's QMP monitors: `-qmp unix:PATH,server=on,wait=off`
- * (or the old `server,nowait`), and `-chardev socket,id=ID,path=PATH` that a
+ * The unix socket paths QEMU listens on for QMP: `-qmp unix:PATH,server=on,wait=off`
+ * (or the old `server,nowait`), and `-chardev socket,id=ID,path=PATH,server=on` that a
  * `-mon chardev=ID,mode=control` uses. A chardev passed as an fd (as libvirt
  * does) has no path and is not returned.
  *
@@ -124,16 +124,22 @@ function nonEmpty(text: string | undefined): string | undefined {
  */
 export function qmpSocketsFromArgv(argv: readonly string[]): string[] {
   const sockets: string[] = [];
+  // Only listening sockets: a chardev without server=on is QEMU connecting out (Proxmox's qmeventd).
+  const listens = (opts: Map<string, string>): boolean =>
+    ["on", "yes", "true"].includes(opts.get("server") ?? "");
   for (const value of optionValues(argv, ["-qmp", "--qmp", "-qmp-pretty", "--qmp-pretty"])) {
-    const first = parseQemuOpts(value, "path").get("path") ?? "";
-    if (first.startsWith("unix:")) sockets.push(first.slice("unix:".length));
+    const opts = parseQemuOpts(value, "path");
+    const first = opts.get("path") ?? "";
+    if (first.startsWith("unix:") && listens(opts)) sockets.push(first.slice("unix:".length));
   }
   const chardevPaths = new Map<string, string>();
   for (const value of optionValues(argv, ["-chardev", "--chardev"])) {
     const opts = parseQemuOpts(value, "backend");
     const id = opts.get("id");
     const path = opts.get("path");
-    if (opts.get("backend") === "socket" && id !== undefined && path !== undefined) {
+    if (
+      opts.get("backend") === "socket" && id !== undefined && path !== undefined && listens(opts)
+    ) {
       chardevPaths.set(id, path);
     }
   }

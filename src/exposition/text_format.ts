@@ -68,7 +68,8 @@ function compareLabels(a: Sample, b: Sample): number {
 
 /**
  * Renders families sorted by name, samples sorted by labels, ending with a
- * newline. Families without samples are left out.
+ * newline. Families without samples, and histograms (which the compat names
+ * have no place for), are left out.
  *
  * @example Usage
  * ```ts
@@ -84,7 +85,7 @@ export function renderText(families: readonly MetricFamily[]): string {
   const parts: string[] = [];
   const sorted = [...families].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const family of sorted) {
-    if (family.samples.length === 0) continue;
+    if (family.samples.length === 0 || family.type === "histogram") continue;
     parts.push(
       `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`,
     );

@@ -57,7 +57,7 @@ export function renderStatusPage(data: StatusPageData): string {
   const vms = (data.scrape?.vms ?? []).map((vm) =>
     `<tr><td>${e(vm.domain)}</td><td>${vm.nameSource}</td><td>${vm.pid}</td><td>${
       e(vm.dir)
-    }</td><td>${vm.vcpus ?? ""}</td><td>${vm.readErrors}</td></tr>`
+    }</td><td>${vm.vcpus ?? ""}</td><td>${vm.readErrors}</td><td>${e(vm.qmp ?? "")}</td></tr>`
   ).join("\n");
   const when = data.scrape === undefined ? "never" : e(data.scrape.at.toISOString());
   return `<!DOCTYPE html>
@@ -87,7 +87,7 @@ ${collectors}
 </table>
 <h2>VMs</h2>
 <table id="vms">
-<thead><tr><th>Name</th><th>Name from</th><th>PID</th><th>Debugfs dir</th><th>vCPUs</th><th>Unreadable stats</th></tr></thead>
+<thead><tr><th>Name</th><th>Name from</th><th>PID</th><th>Debugfs dir</th><th>vCPUs</th><th>Unreadable stats</th><th>QMP</th></tr></thead>
 <tbody>
 ${vms}
 </tbody>

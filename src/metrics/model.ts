@@ -5,8 +5,14 @@
  * @module
  */
 
-/** The Prometheus metric types this exporter emits. */
-export type MetricType = "gauge" | "counter" | "untyped";
+import type { StatSchema } from "../qmp/query_stats.ts";
+
+/**
+ * The metric types of the model. "histogram" families hold KVM's histograms
+ * with their schema; the compat naming has no names for them, so the text
+ * exposition leaves them out.
+ */
+export type MetricType = "gauge" | "counter" | "untyped" | "histogram";
 
 /** Label pairs in the order they are printed. */
 export type Labels = ReadonlyArray<readonly [name: string, value: string]>;
@@ -18,8 +24,12 @@ export type Labels = ReadonlyArray<readonly [name: string, value: string]>;
 export interface Sample {
   /** Label pairs; names must be valid label names. */
   labels: Labels;
-  /** The value. */
+  /** The value; for a histogram, the sum of its buckets. */
   value: bigint | number;
+  /** KVM's own description of the stat (type, unit, scale), where the source gives one. */
+  stat?: StatSchema;
+  /** A histogram's buckets, as KVM counts them. */
+  buckets?: readonly bigint[];
 }
 
 /** A metric family: one name, one HELP, one TYPE, many samples. */
@@ -55,30 +65,20 @@ export class FamilySet {
    * @param meta The family's name, HELP and TYPE (used on first use only).
    * @param labels The sample's labels.
    * @param value The sample's value.
+   * @param extra KVM's stat schema and histogram buckets, where known.
    */
-  add(meta: Omit<MetricFamily, "samples">, labels: Labels, value: bigint | number): void {
+  add(
+    meta: Omit<MetricFamily, "samples">,
+    labels: Labels,
+    value: bigint | number,
+    extra: Pick<Sample, "stat" | "buckets"> = {},
+  ): void {
     let family = this.#families.get(meta.name);
     if (family === undefined) {
       family = { ...meta, samples: [] };
       this.#families.set(meta.name, family);
     }
-    family.samples.push({ labels, value });
-  }
-
-  /**
-   * Whether a family of that name holds a sample with exactly these labels.
-   *
-   * @param name The family name.
-   * @param labels The labels to look for.
-   * @returns true if such a sample exists.
-   */
-  has(name: string, labels: Labels): boolean {
-    const family = this.#families.get(name);
-    if (family === undefined) return false;
-    return family.samples.some((s) =>
-      s.labels.length === labels.length &&
-      s.labels.every(([k, v], i) => labels[i]?.[0] === k && labels[i]?.[1] === v)
-    );
+    family.samples.push({ labels, value, ...extra });
   }
 
   /** @returns The families collected so far, in insertion order. */

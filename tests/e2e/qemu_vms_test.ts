@@ -3,112 +3,18 @@
  * command lines, vCPU counts and values, VMs that exit and come back, and
  * vm.yaml reloads by SIGHUP, by file change and with a broken file.
  *
- * Two backends run the same scenario. "kvm" boots VMs under KVM and reads the
- * kernel's real debugfs (needs /dev/kvm). "tcg" runs real QEMU processes
- * without KVM and lays out each VM's debugfs dir under its real pid, so the
- * rest of the scenario runs on machines without /dev/kvm.
+ * The same scenario runs on both backends of tests/support/vm_backends.ts:
+ * real KVM and debugfs where /dev/kvm exists, real QEMU processes under TCG
+ * with a laid-out debugfs everywhere else.
  *
  * @module
  */
 
 import { ok, strictEqual } from "node:assert/strict";
 import { startExporter } from "../support/exporter_process.ts";
-import {
-  kvmUnavailable,
-  qemuUnavailable,
-  type QemuVm,
-  startQemu,
-  waitUntil,
-} from "../support/qemu.ts";
+import { type QemuVm, waitUntil } from "../support/qemu.ts";
+import { kvmBackend, tcgBackend } from "../support/vm_backends.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
-
-const DEBUGFS_KVM = "/sys/kernel/debug/kvm";
-
-/** Starts a VM and returns its debugfs dir once it is complete. */
-interface Backend {
-  name: string;
-  skip: string | undefined;
-  /** The debugfs KVM dir the exporter reads. */
-  kvmDir(tmp: string): Promise<string>;
-  start(kvm: string, name: string, smp: number): Promise<{ vm: QemuVm; dir: string }>;
-  /** Waits until the VM's dir is gone (the kernel removes it; the tcg backend does). */
-  stop(vm: QemuVm, dir: string): Promise<void>;
-}
-
-async function vcpuDirs(dir: string): Promise<number> {
-  let n = 0;
-  try {
-    for await (const e of Deno.readDir(dir)) if (/^vcpu\d+$/.test(e.name)) n++;
-  } catch {
-    return -1;
-  }
-  return n;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
-function kvmSkipReason(): string | undefined {
-  const reason = kvmUnavailable();
-  if (reason !== undefined) return reason;
-  try {
-    Deno.statSync(DEBUGFS_KVM);
-    return undefined;
-  } catch {
-    return `${DEBUGFS_KVM} is missing (mount -t debugfs none /sys/kernel/debug)`;
-  }
-}
-
-const kvmBackend: Backend = {
-  name: "kvm",
-  skip: kvmSkipReason(),
-  kvmDir: () => Promise.resolve(DEBUGFS_KVM),
-  async start(kvm, name, smp) {
-    const vm = await startQemu({ name, smp, accel: "kvm" });
-    let dir = "";
-    await waitUntil(async () => {
-      for await (const e of Deno.readDir(kvm)) {
-        if (e.name.startsWith(`${vm.pid}-`)) dir = `${kvm}/${e.name}`;
-      }
-      return dir !== "" && await vcpuDirs(dir) === smp;
-    }, { timeoutMs: 15_000, what: `the debugfs dir of ${name} with ${smp} vCPUs` });
-    return { vm, dir };
-  },
-  async stop(vm, dir) {
-    await vm.stop();
-    await waitUntil(async () => !(await exists(dir)), { timeoutMs: 15_000, what: `${dir} to go` });
-  },
-};
-
-let nextFd = 10;
-const tcgBackend: Backend = {
-  name: "tcg",
-  skip: qemuUnavailable(),
-  async kvmDir(tmp) {
-    const kvm = `${tmp}/kvm`;
-    await Deno.mkdir(kvm);
-    await Deno.writeTextFile(`${kvm}/pages_4k`, "1\n");
-    return kvm;
-  },
-  async start(kvm, name, smp) {
-    const vm = await startQemu({ name, smp, accel: "tcg" });
-    const dir = `${kvm}/${vm.pid}-${nextFd++}`;
-    await Deno.mkdir(dir);
-    await Deno.writeTextFile(`${dir}/pages_4k`, "512\n");
-    for (let i = 0; i < smp; i++) {
-      await Deno.mkdir(`${dir}/vcpu${i}`);
-      await Deno.writeTextFile(`${dir}/vcpu${i}/guest_mode`, "0\n");
-      await Deno.writeTextFile(`${dir}/vcpu${i}/pid`, `${vm.pid + 1 + i}\n`);
-      await Deno.writeTextFile(`${dir}/vcpu${i}/tsc-offset`, `-${vm.pid}000${i}\n`);
-    }
-    return { vm, dir };
-  },
-  async stop(vm, dir) {
-    await vm.stop();
-    await Deno.remove(dir, { recursive: true });
-  },
-};
 
 // A comma, a quote and non-ASCII letters: QEMU's ",," escaping and label escaping both matter.
 const ODD_NAME = 'web,1 "q" ünï';

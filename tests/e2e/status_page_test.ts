@@ -33,9 +33,9 @@ Deno.test("GET / shows lockdown, collectors and a table of the VMs found", async
   strictEqual(
     JSON.stringify(tableRows(html, "vms")),
     JSON.stringify([
-      ["target_vm", "config", "10620", "10620-10", "4", "0"],
-      ["web-01", "cmdline", "20431", "20431-12", "2", "0"],
-      ["31007-9", "dir", "31007", "31007-9", "1", "0"],
+      ["target_vm", "config", "10620", "10620-10", "4", "0", ""],
+      ["web-01", "cmdline", "20431", "20431-12", "2", "0", ""],
+      ["31007-9", "dir", "31007", "31007-9", "1", "0", ""],
     ]),
   );
 });

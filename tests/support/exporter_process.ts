@@ -72,6 +72,13 @@ export interface ExporterProcess extends AsyncDisposable {
    * @throws {Error} When the child does not exit within `timeoutMs` (it is then killed).
    */
   stop(signal?: Deno.Signal, timeoutMs?: number): Promise<Deno.CommandStatus>;
+  /**
+   * Waits for the child to exit on its own (e.g. after a signal sent with `Deno.kill(pid, ...)`)
+   * and for its output to be read to the end; sends nothing.
+   *
+   * @throws {Error} When the child does not exit within `timeoutMs` (it is then killed).
+   */
+  waitForExit(timeoutMs?: number): Promise<Deno.CommandStatus>;
 }
 
 /** Output of a one-shot run. */
@@ -244,6 +251,23 @@ export async function startExporter(
     ? `http://[${connectHost}]:${port}`
     : `http://${connectHost}:${port}`;
 
+  const waitForExit = async (ms: number, after: string): Promise<Deno.CommandStatus> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      status.then(() => false),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), ms)),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      await kill("SIGKILL");
+      throw new Error(
+        `main.ts did not exit within ${ms} ms ${after}; stderr:\n${indent(stderr.text)}`,
+      );
+    }
+    await drained();
+    return exited!;
+  };
+
   return {
     pid: child.pid,
     port,
@@ -261,23 +285,9 @@ export async function startExporter(
           // Already exited.
         }
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = await Promise.race([
-        status.then(() => false),
-        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), stopTimeoutMs)),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        await kill("SIGKILL");
-        throw new Error(
-          `main.ts did not exit within ${stopTimeoutMs} ms of ${signal}; stderr:\n${
-            indent(stderr.text)
-          }`,
-        );
-      }
-      await drained();
-      return exited!;
+      return await waitForExit(stopTimeoutMs, `of ${signal}`);
     },
+    waitForExit: (exitTimeoutMs = 20_000) => waitForExit(exitTimeoutMs, "of waiting"),
     async [Symbol.asyncDispose](): Promise<void> {
       await kill("SIGKILL");
     },

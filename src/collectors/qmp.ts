@@ -1,0 +1,252 @@
+/**
+ * The `qmp` collector: KVM's binary stats as QEMU serves them over QMP
+ * (`query-stats`, QEMU 7.1+). It has what debugfs hides under kernel
+ * lockdown (every cumulative stat), per-vCPU counters and histograms, each
+ * with KVM's schema (type, unit, scale).
+ *
+ * @module
+ */
+
+import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
+import { qmpSocketsFromArgv } from "../discovery/vmm_cmdline.ts";
+import type { Logger } from "../log/logger.ts";
+import type { FamilySet, Labels } from "../metrics/model.ts";
+import { sanitizeMetricName } from "../metrics/naming.ts";
+import {
+  QmpError,
+  type QmpErrorReason,
+  type QmpSession,
+  withQmpSession,
+} from "../qmp/qmp_client.ts";
+import {
+  parseCpusFast,
+  parseQueryStats,
+  parseStatsSchemas,
+  type StatSchema,
+  type StatsSchemas,
+  type StatValue,
+} from "../qmp/query_stats.ts";
+import type { FileSystem } from "../system/file_system.ts";
+import { expandGlob } from "../system/glob.ts";
+import type { Collector, ScrapeContext } from "./collector.ts";
+
+/** The name of this collector. */
+export const QMP = "qmp";
+
+/** The reasons of `kvm_exporter_qmp_errors`. */
+export const QMP_ERROR_REASONS: readonly QmpErrorReason[] = [
+  "timeout",
+  "refused",
+  "protocol",
+  "other",
+];
+
+/** Options of {@linkcode createQmpCollector}. */
+export interface QmpCollectorOptions {
+  /** Deadline of one VM's whole QMP session, in ms. */
+  timeoutMs: number;
+  /** Glob of extra sockets, matched to VMs through their vCPU threads. */
+  socketGlob: string | undefined;
+  /** procfs mount point (to find which process owns a vCPU thread). */
+  procfs: string;
+  /** File access. */
+  fs: FileSystem;
+  /** Logger. */
+  logger: Logger;
+}
+
+/**
+ * Parses the `Tgid:` line of `/proc/TID/status`: the process a thread belongs to.
+ *
+ * @param text The file content.
+ * @returns The pid, or undefined.
+ */
+export function parseTgid(text: string): number | undefined {
+  const match = /^Tgid:\s+(\d+)$/m.exec(text);
+  return match === null ? undefined : Number(match[1]);
+}
+
+function statFamily(
+  stem: string,
+  schema: StatSchema | undefined,
+  fallback: "scalar" | "histogram",
+) {
+  const histogram = schema !== undefined
+    ? schema.type.endsWith("histogram")
+    : fallback === "histogram";
+  const name = `kvm_stat_${sanitizeMetricName(stem)}_count`;
+  return {
+    name,
+    help: `${sanitizeMetricName(stem)} count from qmp`,
+    type: histogram ? "histogram" as const : "gauge" as const,
+  };
+}
+
+function addStat(
+  out: FamilySet,
+  options: { stem: string; labels: Labels; value: StatValue; schema: StatSchema | undefined },
+): void {
+  const { stem, labels, value, schema } = options;
+  const extra = schema === undefined ? {} : { stat: schema };
+  if (value.kind === "scalar") {
+    out.add(statFamily(stem, schema, "scalar"), labels, value.value, extra);
+  } else {
+    const sum = value.buckets.reduce((a, b) => a + b, 0n);
+    out.add(statFamily(stem, schema, "histogram"), labels, sum, {
+      ...extra,
+      buckets: value.buckets,
+    });
+  }
+}
+
+/**
+ * Creates the QMP collector. Every scrape connects, queries and closes: QEMU
+ * serves one client per monitor and other tools on the host need it too.
+ *
+ * @param options Timeout, socket glob, procfs and logger.
+ * @returns The collector.
+ */
+export function createQmpCollector(options: QmpCollectorOptions): Collector {
+  const { timeoutMs, logger, fs } = options;
+  const schemasByPid = new Map<number, StatsSchemas>();
+  const globOwner = new Map<string, number>();
+  const logged = new Set<string>();
+
+  function logOnce(key: string, msg: string, fields: Record<string, string>): void {
+    if (logged.has(key)) {
+      logger.debug(msg, fields);
+    } else {
+      logged.add(key);
+      logger.warn(`${msg} (logged once)`, fields);
+    }
+  }
+
+  async function ownerOf(session: QmpSession): Promise<number | undefined> {
+    const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
+    for (const cpu of cpus) {
+      try {
+        const tgid = parseTgid(await fs.readTextFile(`${options.procfs}/${cpu.threadId}/status`));
+        if (tgid !== undefined) return tgid;
+      } catch {
+        // The thread is gone or procfs is not ours to read: try the next vCPU.
+      }
+    }
+    return undefined;
+  }
+
+  async function queryStats(
+    session: QmpSession,
+    vm: DiscoveredVm,
+    out: FamilySet,
+  ): Promise<number> {
+    let schemas = schemasByPid.get(vm.pid);
+    if (schemas === undefined) {
+      schemas = parseStatsSchemas(await session.execute("query-stats-schemas"));
+      schemasByPid.set(vm.pid, schemas);
+    }
+    const vmStats = parseQueryStats(await session.execute("query-stats", { target: "vm" }));
+    const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
+    const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
+    const indexByPath = new Map(cpus.map((cpu) => [cpu.qomPath, cpu.cpuIndex]));
+    for (const result of vmStats) {
+      for (const [name, value] of result.stats) {
+        addStat(out, {
+          stem: name,
+          labels: [["domain", vm.domain]],
+          value,
+          schema: schemas.vm.get(name),
+        });
+      }
+    }
+    for (const result of vcpuStats) {
+      const index = indexByPath.get(result.qomPath ?? "");
+      if (index === undefined) continue; // A vCPU unplugged between the two queries.
+      for (const [name, value] of result.stats) {
+        addStat(out, {
+          stem: `vcpu_${name}`,
+          labels: [["domain", vm.domain], ["vcpu", String(index)]],
+          value,
+          schema: schemas.vcpu.get(name),
+        });
+      }
+    }
+    return cpus.length;
+  }
+
+  return {
+    name: QMP,
+    async collect(context: ScrapeContext, out: FamilySet): Promise<void> {
+      const { vms } = context.discovery;
+      const pids = new Set(vms.map((vm) => vm.pid));
+      for (const pid of schemasByPid.keys()) if (!pids.has(pid)) schemasByPid.delete(pid);
+      for (const [socket, pid] of globOwner) if (!pids.has(pid)) globOwner.delete(socket);
+
+      const byPid = new Map(vms.map((vm) => [vm.pid, vm]));
+      const socketOf = new Map<DiscoveredVm, string>();
+      for (const vm of vms) {
+        const socket = vm.entry?.qmpSocket ?? qmpSocketsFromArgv(vm.argv ?? [])[0];
+        if (socket !== undefined) socketOf.set(vm, socket);
+      }
+      const known = new Set(socketOf.values());
+      const unmatched: string[] = [];
+      if (options.socketGlob !== undefined) {
+        for (const socket of await expandGlob(options.socketGlob, fs)) {
+          if (known.has(socket)) continue;
+          const vm = byPid.get(globOwner.get(socket) ?? -1);
+          if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
+          else unmatched.push(socket);
+        }
+      }
+
+      async function session(socket: string, vm: DiscoveredVm | undefined): Promise<void> {
+        const domain = vm?.domain;
+        try {
+          await withQmpSession({ path: socket, timeoutMs }, async (s) => {
+            let target = vm;
+            if (target === undefined) {
+              const owner = await ownerOf(s);
+              target = byPid.get(owner ?? -1);
+              if (target === undefined || socketOf.has(target)) return; // Not a VM we export.
+              globOwner.set(socket, target.pid);
+            }
+            const vcpus = await queryStats(s, target, out);
+            context.qmpOutcomes.set(target.dir, "ok");
+            if (!context.vcpuCounts.has(target.dir)) context.vcpuCounts.set(target.dir, vcpus);
+          });
+        } catch (error) {
+          const reason = error instanceof QmpError ? error.reason : "other";
+          const message = (error as Error).message;
+          if (vm !== undefined) context.qmpOutcomes.set(vm.dir, reason);
+          logOnce(`${socket}\n${reason}`, "Cannot query QMP; skipping this VM's QMP stats", {
+            socket,
+            domain: domain ?? "",
+            reason,
+            err: message,
+          });
+        }
+      }
+
+      // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
+      await Promise.all([
+        ...[...socketOf].map(([vm, socket]) => session(socket, vm)),
+        ...unmatched.map((socket) => session(socket, undefined)),
+      ]);
+
+      for (const vm of vms) {
+        const outcome = context.qmpOutcomes.get(vm.dir);
+        if (outcome === undefined) continue;
+        for (const reason of QMP_ERROR_REASONS) {
+          out.add(
+            {
+              name: "kvm_exporter_qmp_errors",
+              help: "Whether the VM's QMP query failed in the last scrape, by reason.",
+              type: "gauge",
+            },
+            [["domain", vm.domain], ["reason", reason]],
+            outcome === reason ? 1 : 0,
+          );
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,243 @@
+import assert from "node:assert/strict";
+import {
+  envVarName,
+  FlagError,
+  FLAGS,
+  helpText,
+  normaliseDir,
+  type Options,
+  parseFlags,
+} from "../../src/cli/flags.ts";
+import { BAD_FLAGS } from "./bad_flags.ts";
+
+const NO_ENV = (): undefined => undefined;
+
+function envOf(vars: Record<string, string>): (name: string) => string | undefined {
+  return (name) => vars[name];
+}
+
+function run(
+  args: readonly string[],
+  env: (name: string) => string | undefined = NO_ENV,
+): Options {
+  const command = parseFlags(args, env);
+  if (command.kind !== "run") throw new assert.AssertionError({ message: `${args} should run` });
+  return command.options;
+}
+
+/** Options with the regexps as their sources, so that deepEqual can compare them. */
+function comparable(options: Options): Record<string, unknown> {
+  return {
+    ...options,
+    filesInclude: options.filesInclude?.source,
+    filesExclude: options.filesExclude?.source,
+  };
+}
+
+Deno.test("parseFlags() gives the original exporter's defaults without flags or env", () => {
+  assert.deepEqual(comparable(run([])), {
+    depth: 2,
+    kvmStat: true,
+    kvmdebugDir: "/sys/kernel/debug/kvm",
+    vmmapPath: "/etc/vm.yaml",
+    vmmapPathExplicit: false,
+    vmmapOnlyListed: false,
+    filesInclude: undefined,
+    filesExclude: "^mmu_rmaps_stat$",
+    procfs: "/proc",
+    sysfs: "/sys",
+    qmp: false,
+    qmpTimeoutMs: 2000,
+    qmpSocketGlob: undefined,
+    listenAddress: ":9900",
+    maxRequests: 40,
+    telemetryPath: "/metrics",
+    logLevel: "info",
+    logFormat: "logfmt",
+  });
+});
+
+/** One command line and the options it must change (all others keep their defaults). */
+const ARG_CASES: { args: string[]; want: Partial<Record<keyof Options, unknown>> }[] = [
+  { args: ["--collector.dir.depth", "1"], want: { depth: 1 } },
+  { args: ["--collector.dir.depth=0"], want: { depth: 0 } },
+  { args: ["--collector.kvm_stat=false"], want: { kvmStat: false } },
+  { args: ["--collector.kvm_stat=0"], want: { kvmStat: false } },
+  { args: ["--no-collector.kvm_stat"], want: { kvmStat: false } },
+  { args: ["--collector.kvm_stat=true"], want: { kvmStat: true } },
+  { args: ["--collector.kvm_stat"], want: { kvmStat: true } },
+  { args: ["--collector.kvmdebug.dir", "/run/kvm"], want: { kvmdebugDir: "/run/kvm" } },
+  { args: ["--collector.kvmdebug.dir=/run/kvm/"], want: { kvmdebugDir: "/run/kvm" } },
+  {
+    args: ["--collector.kvmdebug.dir=tests/fixtures/sample/kvm/"],
+    want: { kvmdebugDir: "tests/fixtures/sample/kvm" },
+  },
+  {
+    args: ["--collector.vmmap.path", "/srv/vm.yaml"],
+    want: { vmmapPath: "/srv/vm.yaml", vmmapPathExplicit: true },
+  },
+  {
+    args: ["--collector.vmmap.path=/etc/vm.yaml"],
+    want: { vmmapPath: "/etc/vm.yaml", vmmapPathExplicit: true },
+  },
+  { args: ["-d"], want: { logLevel: "debug" } },
+  { args: ["--debug"], want: { logLevel: "debug" } },
+  { args: ["--debug=false"], want: { logLevel: "info" } },
+  { args: ["-d", "--log.level=error"], want: { logLevel: "debug" } },
+  { args: ["--log.level", "warn"], want: { logLevel: "warn" } },
+  { args: ["--log.level=error"], want: { logLevel: "error" } },
+  { args: ["--log.format", "json"], want: { logFormat: "json" } },
+  { args: ["--log.format=logfmt"], want: { logFormat: "logfmt" } },
+  { args: ["--web.listen-address", "127.0.0.1:9100"], want: { listenAddress: "127.0.0.1:9100" } },
+  { args: ["--web.listen-address=[::1]:0"], want: { listenAddress: "[::1]:0" } },
+  { args: ["--web.max-requests", "3"], want: { maxRequests: 3 } },
+  { args: ["--web.max-requests=0"], want: { maxRequests: 0 } },
+  { args: ["--web.telemetry-path", "/kvm"], want: { telemetryPath: "/kvm" } },
+  { args: ["--web.telemetry-path=/a/b"], want: { telemetryPath: "/a/b" } },
+  { args: ["--collector.kvm_stat.files-exclude", "^exits$"], want: { filesExclude: "^exits$" } },
+  { args: ["--collector.kvm_stat.files-exclude="], want: { filesExclude: undefined } },
+  { args: ["--collector.kvm_stat.files-include=^halt_"], want: { filesInclude: "^halt_" } },
+  { args: ["--path.procfs=/host/proc/"], want: { procfs: "/host/proc" } },
+  { args: ["--path.sysfs", "/host/sys"], want: { sysfs: "/host/sys" } },
+];
+
+for (const { args, want } of ARG_CASES) {
+  Deno.test(`parseFlags() reads ${args.join(" ")}`, () => {
+    const options = comparable(run(args));
+    const defaults = comparable(run([]));
+    assert.deepEqual(options, { ...defaults, ...want });
+  });
+}
+
+Deno.test("parseFlags() asks for help on -h and --help, and for the version on --version", () => {
+  for (const args of [["-h"], ["--help"], ["--collector.dir.depth=1", "--help"]]) {
+    assert.deepEqual(parseFlags(args, NO_ENV), { kind: "help" }, args.join(" "));
+  }
+  assert.deepEqual(parseFlags(["--version"], NO_ENV), { kind: "version" });
+});
+
+Deno.test("envVarName() upper-cases the flag and turns dots and dashes into underscores", () => {
+  const cases: [string, string][] = [
+    ["web.listen-address", "KVM_EXPORTER_WEB_LISTEN_ADDRESS"],
+    ["collector.kvm_stat.files-exclude", "KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_EXCLUDE"],
+    ["collector.dir.depth", "KVM_EXPORTER_COLLECTOR_DIR_DEPTH"],
+    ["debug", "KVM_EXPORTER_DEBUG"],
+  ];
+  for (const [flag, name] of cases) assert.equal(envVarName(flag), name);
+});
+
+/** Environment variables and the options they must change. */
+const ENV_CASES: { env: Record<string, string>; want: Partial<Record<keyof Options, unknown>> }[] =
+  [
+    { env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" }, want: { depth: 1 } },
+    { env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "false" }, want: { kvmStat: false } },
+    {
+      env: { KVM_EXPORTER_COLLECTOR_KVMDEBUG_DIR: "/run/kvm/" },
+      want: { kvmdebugDir: "/run/kvm" },
+    },
+    {
+      env: { KVM_EXPORTER_COLLECTOR_VMMAP_PATH: "/srv/vm.yaml" },
+      want: { vmmapPath: "/srv/vm.yaml", vmmapPathExplicit: true },
+    },
+    { env: { KVM_EXPORTER_DEBUG: "true" }, want: { logLevel: "debug" } },
+    { env: { KVM_EXPORTER_LOG_LEVEL: "warn" }, want: { logLevel: "warn" } },
+    { env: { KVM_EXPORTER_LOG_FORMAT: "json" }, want: { logFormat: "json" } },
+    {
+      env: { KVM_EXPORTER_WEB_LISTEN_ADDRESS: "127.0.0.1:1" },
+      want: { listenAddress: "127.0.0.1:1" },
+    },
+    { env: { KVM_EXPORTER_WEB_MAX_REQUESTS: "0" }, want: { maxRequests: 0 } },
+    { env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/m" }, want: { telemetryPath: "/m" } },
+    {
+      env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_EXCLUDE: "^x$" },
+      want: { filesExclude: "^x$" },
+    },
+    { env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: "^y" }, want: { filesInclude: "^y" } },
+    { env: { KVM_EXPORTER_PATH_PROCFS: "/p" }, want: { procfs: "/p" } },
+    { env: { KVM_EXPORTER_PATH_SYSFS: "/s" }, want: { sysfs: "/s" } },
+  ];
+
+for (const { env, want } of ENV_CASES) {
+  Deno.test(`parseFlags() reads env var ${Object.keys(env).join(", ")}`, () => {
+    const defaults = comparable(run([]));
+    assert.deepEqual(comparable(run([], envOf(env))), { ...defaults, ...want });
+  });
+}
+
+/** A flag and an env var for the same option: the flag must win. */
+const PRECEDENCE_CASES: { args: string[]; env: Record<string, string>; want: Partial<Options> }[] =
+  [
+    {
+      args: ["--web.telemetry-path=/flag"],
+      env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/env" },
+      want: { telemetryPath: "/flag" },
+    },
+    {
+      args: ["--collector.dir.depth", "0"],
+      env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" },
+      want: { depth: 0 },
+    },
+    {
+      args: ["--collector.kvm_stat"],
+      env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "false" },
+      want: { kvmStat: true },
+    },
+    {
+      args: ["--no-collector.kvm_stat"],
+      env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "true" },
+      want: { kvmStat: false },
+    },
+    {
+      args: ["--web.max-requests=5"],
+      env: { KVM_EXPORTER_WEB_MAX_REQUESTS: "not a number" },
+      want: { maxRequests: 5 },
+    },
+    {
+      args: ["--log.level=error"],
+      env: { KVM_EXPORTER_LOG_LEVEL: "debug" },
+      want: { logLevel: "error" },
+    },
+  ];
+
+for (const { args, env, want } of PRECEDENCE_CASES) {
+  Deno.test(`parseFlags() prefers ${args.join(" ")} over ${Object.keys(env).join(", ")}`, () => {
+    const options = run(args, envOf(env));
+    for (const [key, value] of Object.entries(want)) {
+      assert.deepEqual(options[key as keyof Options], value, key);
+    }
+  });
+}
+
+for (const { args, env, says } of BAD_FLAGS) {
+  const what = [...Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`), ...args].join(" ");
+  Deno.test(`parseFlags() rejects ${what} with a one-line FlagError`, () => {
+    assert.throws(() => parseFlags(args, envOf(env ?? {})), (error: unknown) => {
+      assert.ok(error instanceof FlagError, `FlagError expected, got ${error}`);
+      assert.ok(!error.message.includes("\n"), `one line expected: ${error.message}`);
+      assert.ok(error.message.includes(says), `"${says}" expected in: ${error.message}`);
+      return true;
+    });
+  });
+}
+
+Deno.test("normaliseDir() removes trailing slashes, . segments and repeated slashes", () => {
+  const cases: [string, string][] = [
+    ["/sys/kernel/debug/kvm/", "/sys/kernel/debug/kvm"],
+    ["/sys/kernel/debug/kvm//", "/sys/kernel/debug/kvm"],
+    ["/sys//kernel/./debug/kvm", "/sys/kernel/debug/kvm"],
+    ["tests/fixtures/sample/kvm/", "tests/fixtures/sample/kvm"],
+    ["./kvm/", "kvm"],
+    ["/", "/"],
+    ["./", "."],
+  ];
+  for (const [input, want] of cases) assert.equal(normaliseDir(input), want, input);
+});
+
+Deno.test("helpText() lists every flag once, with its type word and default", () => {
+  const text = helpText();
+  for (const flag of FLAGS) {
+    const lines = text.split("\n").filter((line) => line.includes(`--${flag.name} `));
+    assert.equal(lines.length, 1, `one line for --${flag.name}`);
+    assert.ok(lines[0]!.includes(flag.help), `help of --${flag.name}`);
+  }
+});

@@ -1,0 +1,162 @@
+/**
+ * The qmp collector against fake QMP monitors: values, merging with debugfs,
+ * and every way a monitor can fail, each costing only its own VM.
+ *
+ * @module
+ */
+
+import { ok, strictEqual } from "node:assert/strict";
+import { type FakeQmpBehaviour, startFakeQmp } from "../support/fake_qmp.ts";
+import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
+
+/** A debugfs tree as under lockdown (instant stats only) with VMs "good" and "bad", and a vm.yaml. */
+async function layOut(tmp: string): Promise<string[]> {
+  const kvm = `${tmp}/kvm`;
+  for (const dir of ["1001-1", "1002-1"]) {
+    await Deno.mkdir(`${kvm}/${dir}/vcpu0`, { recursive: true });
+    await Deno.writeTextFile(`${kvm}/${dir}/pages_4k`, "100\n");
+    await Deno.writeTextFile(`${kvm}/${dir}/vcpu0/guest_mode`, "0\n");
+  }
+  await Deno.writeTextFile(`${kvm}/pages_4k`, "200\n");
+  await Deno.writeTextFile(
+    `${tmp}/vm.yaml`,
+    `vm_infos:
+  good: {kvm_debug_dir: "1001-1", qmp_socket: "${tmp}/good.sock"}
+  bad: {kvm_debug_dir: "1002-1", qmp_socket: "${tmp}/bad.sock"}
+`,
+  );
+  return [
+    `--collector.kvmdebug.dir=${kvm}`,
+    `--collector.vmmap.path=${tmp}/vm.yaml`,
+    `--path.procfs=${tmp}/proc`,
+    "--collector.qmp",
+    "--collector.qmp.timeout=300ms",
+  ];
+}
+
+Deno.test("qmp collector exports VM and vCPU stats, debugfs first, histograms kept out", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_" });
+  const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
+  const bad = startFakeQmp(`${tmp}/bad.sock`, { behaviour: "qemu" });
+  try {
+    const { app } = await buildApp(await layOut(tmp));
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="qmp"}'), "1");
+    // What debugfs refuses under lockdown comes from QMP, u64 exact.
+    strictEqual(
+      seriesValue(text, 'kvm_stat_remote_tlb_flush_count{domain="good"}'),
+      "18446744073709551615",
+    );
+    // Both sources have pages_4k: one series, from debugfs.
+    strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="good"}'), "100");
+    strictEqual(
+      text.split("\n").filter((l) => l.startsWith('kvm_stat_pages_4k_count{domain="good"}')).length,
+      1,
+    );
+    // Per-vCPU stats, vcpu = cpu-index (device[2] is vCPU 1), booleans as 0/1.
+    strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="0"}'), "1000");
+    strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="1"}'), "1001");
+    strictEqual(seriesValue(text, 'kvm_stat_vcpu_guest_mode_count{domain="good",vcpu="1"}'), "1");
+    // vcpu0/guest_mode is in debugfs too: debugfs wins.
+    strictEqual(seriesValue(text, 'kvm_stat_vcpu_guest_mode_count{domain="good",vcpu="0"}'), "0");
+    ok(!text.includes("halt_wait_hist"), "histograms are not exported under the compat names");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_errors{domain="good",reason="timeout"}'), "0");
+    // The counters grow between scrapes: a new connection each time.
+    const again = await scrapeText(app);
+    strictEqual(seriesValue(again, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="0"}'), "2000");
+    strictEqual(good.connections, 2);
+  } finally {
+    await good.close();
+    await bad.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("qmp collector keeps the histogram schema and buckets in the model", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_" });
+  const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
+  const bad = startFakeQmp(`${tmp}/bad.sock`, { behaviour: "qemu" });
+  try {
+    const { exporter } = await buildApp(await layOut(tmp));
+    const families = await exporter.scrape();
+    const hist = families.find((f) => f.name === "kvm_stat_vcpu_halt_wait_hist_count");
+    strictEqual(hist?.type, "histogram");
+    const sample = hist?.samples.find((s) =>
+      s.labels[0]?.[1] === "good" && s.labels[1]?.[1] === "0"
+    );
+    strictEqual(JSON.stringify(sample?.buckets?.map(String)), '["1","2","3"]');
+    strictEqual(sample?.stat?.type, "log2-histogram");
+    strictEqual(sample?.stat?.exponent, -9);
+    const waitNs = families.find((f) => f.name === "kvm_stat_vcpu_halt_wait_ns_count")?.samples[0];
+    strictEqual(waitNs?.stat?.unit, "seconds");
+  } finally {
+    await good.close();
+    await bad.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+const FAILURES: {
+  behaviour: FakeQmpBehaviour | "regular-file" | "missing";
+  reason: string;
+  log: RegExp;
+}[] = [
+  { behaviour: "silent", reason: "timeout", log: /timed out/ },
+  { behaviour: "regular-file", reason: "refused", log: /bad\.sock/ },
+  { behaviour: "missing", reason: "refused", log: /bad\.sock/ },
+  { behaviour: "garbage", reason: "protocol", log: /./ },
+  { behaviour: "half-line", reason: "protocol", log: /./ },
+  { behaviour: "huge-line", reason: "protocol", log: /./ },
+  { behaviour: "not-qemu", reason: "protocol", log: /./ },
+  { behaviour: "old-qemu", reason: "protocol", log: /CommandNotFound/ },
+];
+
+Deno.test("qmp collector: a failing monitor costs only its own VM", async (t) => {
+  for (const failure of FAILURES) {
+    await t.step(failure.behaviour, async () => {
+      const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_" });
+      const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
+      const bad = failure.behaviour === "regular-file" || failure.behaviour === "missing"
+        ? undefined
+        : startFakeQmp(`${tmp}/bad.sock`, { behaviour: failure.behaviour });
+      if (failure.behaviour === "regular-file") await Deno.writeTextFile(`${tmp}/bad.sock`, "");
+      try {
+        const { app, logs } = await buildApp(await layOut(tmp));
+        const text = await scrapeText(app);
+        strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="qmp"}'), "1");
+        strictEqual(
+          seriesValue(text, `kvm_exporter_qmp_errors{domain="bad",reason="${failure.reason}"}`),
+          "1",
+        );
+        strictEqual(
+          seriesValue(text, 'kvm_exporter_qmp_errors{domain="good",reason="timeout"}'),
+          "0",
+        );
+        strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="1"}'), "1001");
+        strictEqual(
+          seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="bad",vcpu="1"}'),
+          undefined,
+        );
+        strictEqual(
+          seriesValue(text, 'kvm_stat_pages_4k_count{domain="bad"}'),
+          "100",
+          "debugfs still exported",
+        );
+        const warns = logs.filter((l) => l.includes("level=warn") && l.includes("bad.sock"));
+        strictEqual(warns.length, 1, warns.join(""));
+        ok(failure.log.test(warns[0]!), warns[0]);
+        ok(!warns[0]!.trimEnd().includes("\n"));
+        await scrapeText(app);
+        strictEqual(
+          logs.filter((l) => l.includes("level=warn") && l.includes("bad.sock")).length,
+          1,
+          "logged once",
+        );
+      } finally {
+        await good.close();
+        await bad?.close();
+        await Deno.remove(tmp, { recursive: true });
+      }
+    });
+  }
+});

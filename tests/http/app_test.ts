@@ -1,0 +1,234 @@
+/**
+ * The HTTP app through `app.request()`, on the sample debugfs tree.
+ */
+
+import assert from "node:assert/strict";
+import { REPO_ROOT, waitFor } from "../support/exporter_process.ts";
+import { buildSampleApp, GatedFileSystem } from "../support/sample_app.ts";
+
+const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Drops the lines whose value changes from one scrape to the next. */
+function stable(body: string): string {
+  return body.split("\n").filter((line) =>
+    !line.startsWith("kvm_scrape_collector_duration_seconds")
+  )
+    .join("\n");
+}
+
+/** The `domain` label values of kvm_vm_info, sorted. */
+function domains(body: string): string[] {
+  return [...body.matchAll(/^kvm_vm_info\{domain="([^"]*)"/gm)].map((m) => m[1]!).sort();
+}
+
+Deno.test("createApp() answers 404 on paths other than its own", async () => {
+  const { app } = await buildSampleApp();
+  const cases: [string, string][] = [
+    ["GET", "/nope"],
+    ["GET", "/metrics/"],
+    ["GET", "/metricsx"],
+    ["GET", "/-/nope"],
+    ["GET", "/-/reload"],
+    ["POST", "/metrics"],
+  ];
+  for (const [method, path] of cases) {
+    const response = await app.request(path, { method });
+    await response.body?.cancel();
+    assert.equal(response.status, 404, `${method} ${path}`);
+  }
+});
+
+Deno.test("createApp() serves /metrics as text format 0.0.4 ending with a newline", async () => {
+  const { app } = await buildSampleApp();
+  const response = await app.request("/metrics");
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("Content-Type"), CONTENT_TYPE);
+  assert.equal(response.headers.get("Content-Encoding"), null);
+  const body = await response.text();
+  assert.ok(body.endsWith("\n"), "ends with a newline");
+  assert.ok(!body.endsWith("\n\n"), "no empty last line");
+  assert.match(body, /^# TYPE kvm_stat_exits_count gauge$/m);
+  assert.match(body, /^kvm_stat_exits_count\{domain="global"\} \d+$/m);
+  assert.match(body, /^kvm_scrape_collector_success\{collector="kvm_stat"\} 1$/m);
+  assert.deepEqual(domains(body), ["31007-9", "target_vm", "web-01"]);
+  assert.doesNotMatch(body, /^process_/m, "processMetrics: false");
+});
+
+Deno.test("createApp() answers HEAD /metrics with 200, the headers and no body", async () => {
+  const { app } = await buildSampleApp();
+  const response = await app.request("/metrics", { method: "HEAD" });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("Content-Type"), CONTENT_TYPE);
+  assert.equal(await response.text(), "");
+});
+
+Deno.test("createApp() gzips /metrics for Accept-Encoding: gzip and not otherwise", async () => {
+  const { app } = await buildSampleApp();
+  const plain = await app.request("/metrics");
+  const plainBody = await plain.text();
+  assert.equal(plain.headers.get("Content-Encoding"), null);
+
+  const zipped = await app.request("/metrics", { headers: { "Accept-Encoding": "gzip" } });
+  assert.equal(zipped.status, 200);
+  assert.equal(zipped.headers.get("Content-Encoding"), "gzip");
+  assert.equal(zipped.headers.get("Content-Type"), CONTENT_TYPE);
+  assert.match(zipped.headers.get("Vary") ?? "", /Accept-Encoding/i);
+  const bytes = new Uint8Array(await zipped.arrayBuffer());
+  assert.deepEqual([...bytes.slice(0, 2)], [0x1f, 0x8b], "gzip magic number");
+  const unzipped = await new Response(
+    new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")),
+  ).text();
+  assert.ok(unzipped.endsWith("\n"));
+  assert.equal(stable(unzipped), stable(plainBody));
+});
+
+Deno.test("createApp() serves metrics on --web.telemetry-path only", async () => {
+  const { app } = await buildSampleApp({ args: ["--web.telemetry-path=/kvm/metrics"] });
+  const custom = await app.request("/kvm/metrics");
+  assert.equal(custom.status, 200);
+  assert.match(await custom.text(), /^kvm_stat_exits_count\{domain="global"\} \d+$/m);
+  const standard = await app.request("/metrics");
+  await standard.body?.cancel();
+  assert.equal(standard.status, 404);
+});
+
+Deno.test("createApp() leaves out kvm_stat metrics with --no-collector.kvm_stat", async () => {
+  const { app } = await buildSampleApp({ args: ["--no-collector.kvm_stat"] });
+  const body = await (await app.request("/metrics")).text();
+  assert.doesNotMatch(body, /^kvm_stat_/m);
+  assert.doesNotMatch(body, /collector="kvm_stat"/);
+  assert.match(body, /^kvm_exporter_build_info\{/m);
+});
+
+Deno.test("createApp() serves a landing page with the version, metrics link and VMs", async () => {
+  for (const path of ["/metrics", "/kvm"]) {
+    const { app } = await buildSampleApp({ args: [`--web.telemetry-path=${path}`] });
+    const response = await app.request("/");
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("Content-Type") ?? "", /^text\/html/);
+    const html = await response.text();
+    assert.match(html, /^<!DOCTYPE html>/);
+    assert.match(html, /Version 0\.1\.0\b/);
+    assert.ok(html.includes(`<a href="${path}">`), `link to ${path}`);
+    const table = /<table id="vms">([\s\S]*?)<\/table>/.exec(html)?.[1];
+    assert.ok(table !== undefined, "a table of VMs");
+    const rows = [...table.matchAll(/<tr><td>([^<]*)<\/td>/g)].map((m) => m[1]).sort();
+    assert.deepEqual(rows, ["31007-9", "target_vm", "web-01"]);
+  }
+});
+
+Deno.test("createApp() answers 200 on /-/healthy and /-/ready", async () => {
+  const { app } = await buildSampleApp();
+  for (const path of ["/-/healthy", "/-/ready"]) {
+    const response = await app.request(path);
+    assert.equal(response.status, 200, path);
+    assert.equal(await response.text(), "OK\n");
+  }
+});
+
+Deno.test("createApp() POST /-/reload loads a good vm.yaml and keeps it over a bad one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_http_" });
+  try {
+    const path = `${dir}/vm.yaml`;
+    await Deno.copyFile(`${REPO_ROOT}/tests/fixtures/sample/vm.yaml`, path);
+    const { app } = await buildSampleApp({ args: [`--collector.vmmap.path=${path}`] });
+    const scrape = async (): Promise<string> => await (await app.request("/metrics")).text();
+    assert.deepEqual(domains(await scrape()), ["31007-9", "target_vm", "web-01"]);
+
+    await Deno.writeTextFile(path, 'vm_infos:\n  renamed_vm:\n    kvm_debug_dir: "10620-10"\n');
+    const good = await app.request("/-/reload", { method: "POST" });
+    assert.equal(good.status, 200);
+    assert.equal(await good.text(), "OK\n");
+    const afterGood = await scrape();
+    assert.deepEqual(domains(afterGood), ["31007-9", "renamed_vm", "web-01"]);
+    assert.match(afterGood, /^kvm_exporter_config_last_reload_successful 1$/m);
+
+    await Deno.writeTextFile(path, "vm_infos:\n  broken_vm:\n    bogus: 1\n");
+    const bad = await app.request("/-/reload", { method: "POST" });
+    assert.equal(bad.status, 500);
+    const reason = await bad.text();
+    assert.equal(reason.split("\n").length, 2, "one line and its newline");
+    assert.ok(reason.includes(`${path}:3:5: `), reason);
+    const afterBad = await scrape();
+    assert.deepEqual(domains(afterBad), ["31007-9", "renamed_vm", "web-01"]);
+    assert.match(afterBad, /^kvm_exporter_config_last_reload_successful 0$/m);
+    const ready = await app.request("/-/ready");
+    await ready.body?.cancel();
+    assert.equal(ready.status, 200, "still ready with the old config");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Starts requests and records which have settled. */
+function startRequests(
+  count: number,
+  request: () => Response | Promise<Response>,
+): { settled: Set<number>; all: Promise<{ status: number; body: string; type: string }[]> } {
+  const settled = new Set<number>();
+  const all = Promise.all(Array.from({ length: count }, async (_, i) => {
+    const response = await request();
+    const result = {
+      status: response.status,
+      body: await response.text(),
+      type: response.headers.get("Content-Type") ?? "",
+    };
+    settled.add(i);
+    return result;
+  }));
+  return { settled, all };
+}
+
+for (const limit of [1, 3]) {
+  Deno.test(`createApp() answers 503 to scrape ${limit + 1} with --web.max-requests=${limit}`, async () => {
+    const fs = new GatedFileSystem();
+    try {
+      const { app, logs } = await buildSampleApp({ args: [`--web.max-requests=${limit}`], fs });
+      const requests = startRequests(limit + 1, () => app.request("/metrics"));
+      // Each scrape in flight holds exactly one file operation at the gate (listing the root).
+      await waitFor(() => fs.waiting === limit && requests.settled.size === 1, {
+        timeoutMs: 5000,
+        what: `${limit} scrapes held at the gate and one answered`,
+      });
+      fs.open();
+      const results = await requests.all;
+      const refused = results.filter((r) => r.status === 503);
+      assert.equal(refused.length, 1, JSON.stringify(results.map((r) => r.status)));
+      assert.equal(results.filter((r) => r.status === 200).length, limit);
+      const reason = refused[0]!.body;
+      assert.equal(reason.split("\n").length, 2, "one line and its newline");
+      assert.match(reason, new RegExp(`\\b${limit}\\b.*--web\\.max-requests`));
+      assert.match(refused[0]!.type, /^text\/plain/);
+      for (const ok of results.filter((r) => r.status === 200)) {
+        assert.match(ok.body, /^kvm_scrape_collector_success\{collector="kvm_stat"\} 1$/m);
+      }
+      assert.equal(logs.filter((line) => / level=warn .*503/.test(line)).length, 1);
+
+      // The slots are free again once the scrapes are done.
+      const again = await app.request("/metrics");
+      await again.body?.cancel();
+      assert.equal(again.status, 200);
+    } finally {
+      fs.open();
+    }
+  });
+}
+
+Deno.test("createApp() sets no limit with --web.max-requests=0", async () => {
+  const fs = new GatedFileSystem();
+  try {
+    const { app } = await buildSampleApp({ args: ["--web.max-requests=0"], fs });
+    const count = 50; // More than the default limit of 40.
+    const requests = startRequests(count, () => app.request("/metrics"));
+    await waitFor(() => fs.waiting === count, {
+      timeoutMs: 5000,
+      what: `${count} scrapes held at the gate`,
+    });
+    assert.equal(requests.settled.size, 0, "no scrape answered while all are held");
+    fs.open();
+    const statuses = (await requests.all).map((r) => r.status);
+    assert.deepEqual(statuses, Array(count).fill(200));
+  } finally {
+    fs.open();
+  }
+});

@@ -1,0 +1,245 @@
+/**
+ * main.ts as a process over TCP: a scrape checked by promtool, a run with only the permissions of
+ * `deno task demo`, and graceful shutdown with a scrape in flight.
+ */
+
+import assert from "node:assert/strict";
+import {
+  fetchText,
+  freeLoopbackPort,
+  LOOPBACK_ANY_PORT,
+  REPO_ROOT,
+  SAMPLE_ARGS,
+  startExporter,
+  waitFor,
+} from "../support/exporter_process.ts";
+
+/** What promtool 2.x prints for the compat names (gauges named `*_count`, `_ns`, `_bits`). */
+const KNOWN_PROMTOOL_LINT: RegExp[] = [
+  /^(\w+_count) non-histogram and non-summary metrics should not have "_count" suffix$/,
+  /^(\w+_ns_count) metric names should not contain abbreviated units$/,
+  /^(\w+_bits_count) use base unit "bytes" instead of "bits"$/,
+];
+
+function promtoolPath(): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
+    try {
+      if (Deno.statSync(`${dir}/promtool`).isFile) return `${dir}/promtool`;
+    } catch {
+      // Not in this dir.
+    }
+  }
+  return undefined;
+}
+
+async function promtoolCheck(
+  promtool: string,
+  text: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(promtool, {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("main.ts serves /metrics over TCP that promtool parses with known lint only", async () => {
+  let body: string;
+  {
+    await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
+    const response = await fetchText(`${exporter.baseUrl}/metrics`);
+    assert.equal(response.status, 200);
+    assert.equal(
+      response.headers.get("Content-Type"),
+      "text/plain; version=0.0.4; charset=utf-8",
+    );
+    body = response.body;
+  }
+  assert.ok(body.endsWith("\n"));
+  assert.match(body, /^kvm_stat_exits_count\{domain="global"\} \d+$/m);
+  assert.match(body, /^process_cpu_seconds_total /m, "process metrics in the real process");
+
+  const promtool = promtoolPath();
+  if (promtool === undefined) {
+    console.log("skipped promtool check: promtool is not on PATH");
+    return;
+  }
+  const result = await promtoolCheck(promtool, body);
+  // 0: clean; 3: lint problems only. A parse error is 1 with "error while linting".
+  assert.ok(
+    result.code === 0 || result.code === 3,
+    `promtool exited ${result.code}:\n${result.stderr}`,
+  );
+  assert.doesNotMatch(result.stderr, /error/i);
+  const countSuffixed = new Set<string>();
+  for (const line of result.stderr.split("\n").filter((l) => l !== "")) {
+    const known = KNOWN_PROMTOOL_LINT.map((re) => re.exec(line)).find((m) => m !== null);
+    assert.ok(known, `unexpected promtool output: ${line}`);
+    const name = known[1]!;
+    assert.match(body, new RegExp(`^# TYPE ${name} gauge$`, "m"), `${name} is a gauge`);
+    if (line.includes('"_count" suffix')) countSuffixed.add(name);
+  }
+  // Exactly the compat gauges ending in _count get the _count warning, no other family.
+  const countGauges = [...body.matchAll(/^# TYPE (\w+_count) gauge$/gm)].map((m) => m[1]!);
+  assert.deepEqual([...countSuffixed].sort(), countGauges.sort());
+});
+
+/** The permissions and arguments of a `deno task` command line in deno.json. */
+async function taskCommand(task: string): Promise<{ permissions: string[]; args: string[] }> {
+  const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`));
+  const entry = config.tasks[task];
+  const command: string = typeof entry === "string" ? entry : entry.command;
+  const words = command.split(/\s+/);
+  const main = words.indexOf("main.ts");
+  assert.ok(words[0] === "deno" && words[1] === "run" && main > 1, command);
+  return { permissions: words.slice(2, main), args: words.slice(main + 1) };
+}
+
+Deno.test("main.ts serves metrics with only the permissions of deno task demo", async () => {
+  const demo = await taskCommand("demo");
+  assert.ok(!demo.permissions.some((p) => p === "-A" || p === "--allow-all"), "least privilege");
+  const net = demo.permissions.filter((p) => p.startsWith("--allow-net="));
+  assert.equal(net.length, 1, "one --allow-net");
+
+  // The task allows :9900 only; allow a free port the same way (a race with another process
+  // taking it is retried).
+  for (let attempt = 1;; attempt++) {
+    const port = freeLoopbackPort();
+    const permissions = demo.permissions.map((p) =>
+      p.startsWith("--allow-net=") ? `--allow-net=127.0.0.1:${port}` : p
+    );
+    let exporter;
+    try {
+      exporter = await startExporter(
+        [...demo.args, `--web.listen-address=127.0.0.1:${port}`],
+        { permissions },
+      );
+    } catch (error) {
+      if (attempt < 3 && /address already in use/.test((error as Error).message)) continue;
+      throw error;
+    }
+    await using running = exporter;
+    assert.equal(running.port, port);
+    const metrics = await fetchText(`${running.baseUrl}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.body, /^kvm_stat_exits_count\{domain="global"\} \d+$/m);
+    assert.match(metrics.body, /^kvm_scrape_collector_success\{collector="kvm_stat"\} 1$/m);
+    assert.doesNotMatch(metrics.body, /^kvm_exporter_stat_read_errors\{.*\} [1-9]/m);
+    assert.equal((await fetchText(`${running.baseUrl}/`)).status, 200);
+    // Nothing was refused: no permission warning or error in the log.
+    assert.doesNotMatch(running.stderrText(), / level=(warn|error) /);
+    return;
+  }
+});
+
+/** Copies a directory tree (files and dirs only). */
+async function copyTree(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.isDirectory) await copyTree(`${from}/${entry.name}`, `${to}/${entry.name}`);
+    else await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
+  }
+}
+
+async function mkfifo(path: string): Promise<void> {
+  const output = await new Deno.Command("mkfifo", { args: [path], stderr: "piped" }).output();
+  if (!output.success) {
+    throw new Error(`mkfifo ${path}: ${new TextDecoder().decode(output.stderr)}`);
+  }
+}
+
+/**
+ * Opens a FIFO for writing, which returns once a reader has opened it: proof that the exporter
+ * is reading it. After `timeoutMs` the FIFO is opened for reading here to unblock the open, and
+ * the call fails.
+ */
+async function openWhenRead(path: string, timeoutMs: number): Promise<Deno.FsFile> {
+  const opening = Deno.open(path, { write: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = await Promise.race([
+    opening.then(() => false),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), timeoutMs)),
+  ]);
+  clearTimeout(timer);
+  if (!timedOut) return await opening;
+  const reader = await Deno.open(path, { read: true });
+  (await opening).close();
+  reader.close();
+  throw new Error(`Nothing opened ${path} for reading within ${timeoutMs} ms`);
+}
+
+async function connectionRefused(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return false;
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) return true;
+    throw error;
+  }
+}
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`main.ts finishes the scrape in flight on ${signal}, then exits 0`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_shutdown_" });
+    try {
+      await copyTree(`${REPO_ROOT}/tests/fixtures/sample`, dir);
+      // The root stat "exits" becomes a FIFO: a scrape blocks on it until this test writes.
+      await Deno.remove(`${dir}/kvm/exits`);
+      await mkfifo(`${dir}/kvm/exits`);
+      await using exporter = await startExporter([
+        `--collector.kvmdebug.dir=${dir}/kvm`,
+        `--collector.vmmap.path=${dir}/vm.yaml`,
+        `--path.procfs=${dir}/proc`,
+        `--path.sysfs=${dir}/sys`,
+        LOOPBACK_ANY_PORT,
+      ]);
+      const inFlight = fetchText(`${exporter.baseUrl}/metrics`);
+      inFlight.catch(() => {}); // Awaited below; this only keeps an early failure readable.
+      let writer: Deno.FsFile | undefined;
+      try {
+        writer = await openWhenRead(`${dir}/kvm/exits`, 10_000);
+        Deno.kill(exporter.pid, signal);
+        await waitFor(() => exporter.stderrText().includes('msg="Shutting down'), {
+          what: "the shutdown log line",
+        });
+        await waitFor(() => connectionRefused(exporter.port), {
+          what: "new connections to be refused while the scrape is in flight",
+        });
+        await writer.write(new TextEncoder().encode("4242\n"));
+      } finally {
+        writer?.close();
+      }
+
+      const response = await inFlight;
+      assert.equal(response.status, 200);
+      assert.ok(response.body.endsWith("\n"), "complete body");
+      assert.match(response.body, /^kvm_stat_exits_count\{domain="global"\} 4242$/m);
+      assert.match(response.body, /^kvm_scrape_collector_success\{collector="kvm_stat"\} 1$/m);
+      assert.match(response.body, /^kvm_exporter_build_info\{/m, "the last families too");
+
+      const status = await exporter.waitForExit();
+      assert.equal(status.code, 0, exporter.stderrText());
+      const messages = exporter.stderrText().trimEnd().split("\n").map((line) =>
+        /msg=("[^"]*"|\S+)/.exec(line)?.[1]
+      );
+      assert.deepEqual(messages.slice(-2), [
+        '"Shutting down; waiting for scrapes in flight"',
+        "Stopped",
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

@@ -1,0 +1,190 @@
+/**
+ * A fake QMP monitor on a unix socket, for what real QEMU does not do on
+ * demand: stats under KVM on a machine without /dev/kvm, garbage, half a
+ * line, a huge line, a greeting from something else, an old QEMU.
+ *
+ * @module
+ */
+
+/** How the fake monitor treats each client. */
+export type FakeQmpBehaviour =
+  | "qemu" // A QEMU 7.2 under KVM with two vCPUs.
+  | "silent" // Accepts and never greets, like a monitor another client holds.
+  | "garbage"
+  | "half-line"
+  | "huge-line"
+  | "not-qemu"
+  | "old-qemu"; // No query-stats: QEMU before 7.1.
+
+const GREETING =
+  '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}\r\n';
+
+/** The stats the "qemu" behaviour serves; `exits` grows by 1000 per connection. */
+export function fakeReplies(
+  connection: number,
+  threadIds: readonly number[],
+): Record<string, (args: Record<string, unknown> | undefined) => unknown> {
+  const qom = (i: number): string => `/machine/unattached/device[${i === 0 ? 0 : i + 1}]`;
+  return {
+    "qmp_capabilities": () => ({}),
+    "query-stats-schemas": () => [
+      {
+        provider: "kvm",
+        target: "vm",
+        stats: [
+          { name: "pages_4k", type: "instant", exponent: 0 },
+          { name: "remote_tlb_flush", type: "cumulative", exponent: 0 },
+          { name: "max_mmu_rmap_size", type: "peak", exponent: 0 },
+        ],
+      },
+      {
+        provider: "kvm",
+        target: "vcpu",
+        stats: [
+          { name: "exits", type: "cumulative", exponent: 0 },
+          { name: "halt_wait_ns", type: "cumulative", unit: "seconds", base: 10, exponent: -9 },
+          { name: "guest_mode", type: "instant", unit: "boolean", exponent: 0 },
+          {
+            name: "halt_wait_hist",
+            type: "log2-histogram",
+            unit: "seconds",
+            base: 10,
+            exponent: -9,
+          },
+        ],
+      },
+    ],
+    "query-stats": (args) =>
+      args?.["target"] === "vm"
+        ? [{
+          provider: "kvm",
+          stats: [
+            { name: "pages_4k", value: 999 },
+            { name: "remote_tlb_flush", value: "U64_MAX" },
+            { name: "max_mmu_rmap_size", value: 7 },
+          ],
+        }]
+        : threadIds.map((_, i) => ({
+          provider: "kvm",
+          "qom-path": qom(i),
+          stats: [
+            { name: "exits", value: 1000 * connection + i },
+            { name: "halt_wait_ns", value: 5 },
+            { name: "guest_mode", value: i === 1 },
+            { name: "halt_wait_hist", value: [1, 2, 3] },
+          ],
+        })),
+    "query-cpus-fast": () =>
+      threadIds.map((tid, i) => ({
+        "cpu-index": i,
+        "qom-path": qom(i),
+        "thread-id": tid,
+        target: "x86_64",
+      })),
+  };
+}
+
+/** A running fake monitor. */
+export interface FakeQmp {
+  /** Clients served so far. */
+  readonly connections: number;
+  /** Stops listening and closes every client. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves a fake QMP monitor at `path` until closed.
+ *
+ * @param path The socket path.
+ * @param options The behaviour, and the vCPU thread ids that query-cpus-fast reports.
+ * @returns The running monitor.
+ */
+export function startFakeQmp(
+  path: string,
+  options: { behaviour: FakeQmpBehaviour; threadIds?: readonly number[] },
+): FakeQmp {
+  const listener = Deno.listen({ transport: "unix", path });
+  const conns = new Set<Deno.UnixConn>();
+  const encoder = new TextEncoder();
+  let connections = 0;
+  const write = async (conn: Deno.UnixConn, text: string): Promise<void> => {
+    let bytes = encoder.encode(text);
+    while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
+  };
+  async function serve(conn: Deno.UnixConn, n: number): Promise<void> {
+    switch (options.behaviour) {
+      case "silent":
+        for await (const _ of conn.readable) { /* Hold the client without a word. */ }
+        return;
+      case "garbage":
+        return await write(conn, "this is not json\r\n");
+      case "half-line":
+        return await write(conn, '{"QMP": {"version": ');
+      case "huge-line":
+        return await write(conn, `{"QMP": "${"x".repeat(2 * 1024 * 1024)}`);
+      case "not-qemu":
+        return await write(conn, '{"hello": "I am not QEMU"}\r\n');
+    }
+    const replies = fakeReplies(n, options.threadIds ?? [1, 2]);
+    await write(conn, GREETING);
+    let buffer = "";
+    for await (const chunk of conn.readable.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      let end: number;
+      while ((end = buffer.indexOf("\n")) !== -1) {
+        const message = JSON.parse(buffer.slice(0, end)) as {
+          execute: string;
+          arguments?: Record<string, unknown>;
+          id?: unknown;
+        };
+        buffer = buffer.slice(end + 1);
+        const handler = replies[message.execute];
+        const missing = handler === undefined ||
+          (options.behaviour === "old-qemu" && message.execute.startsWith("query-stats"));
+        const reply = missing
+          ? {
+            error: {
+              class: "CommandNotFound",
+              desc: `The command ${message.execute} has not been found`,
+            },
+            id: message.id,
+          }
+          : { return: handler(message.arguments), id: message.id };
+        await write(
+          conn,
+          JSON.stringify(reply).replace('"U64_MAX"', "18446744073709551615") + "\r\n",
+        );
+      }
+    }
+  }
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      const n = ++connections;
+      serve(conn, n).catch(() => {}).finally(() => {
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch {
+          // The client closed it first.
+        }
+      });
+    }
+  })().catch(() => {});
+  return {
+    get connections() {
+      return connections;
+    },
+    async close() {
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
+      await accepting;
+    },
+  };
+}

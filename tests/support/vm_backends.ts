@@ -1,0 +1,104 @@
+/**
+ * Two ways to run real QEMU VMs for the end-to-end tests. "kvm" boots them
+ * under KVM and the kernel makes their debugfs dirs (needs /dev/kvm). "tcg"
+ * runs real QEMU processes without KVM and lays out each VM's debugfs dir
+ * under its real pid, so everything but the kernel's own numbers runs on
+ * machines without /dev/kvm.
+ *
+ * @module
+ */
+
+import { kvmUnavailable, qemuUnavailable, type QemuVm, startQemu, waitUntil } from "./qemu.ts";
+
+const DEBUGFS_KVM = "/sys/kernel/debug/kvm";
+
+/** Starts a VM and returns its debugfs dir once it is complete. */
+export interface Backend {
+  name: string;
+  skip: string | undefined;
+  /** The debugfs KVM dir the exporter reads. */
+  kvmDir(tmp: string): Promise<string>;
+  start(
+    kvm: string,
+    name: string,
+    smp: number,
+    qmpSocket?: string,
+  ): Promise<{ vm: QemuVm; dir: string }>;
+  /** Waits until the VM's dir is gone (the kernel removes it; the tcg backend does). */
+  stop(vm: QemuVm, dir: string): Promise<void>;
+}
+
+async function vcpuDirs(dir: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) if (/^vcpu\d+$/.test(e.name)) n++;
+  } catch {
+    return -1;
+  }
+  return n;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+function kvmSkipReason(): string | undefined {
+  const reason = kvmUnavailable();
+  if (reason !== undefined) return reason;
+  try {
+    Deno.statSync(DEBUGFS_KVM);
+    return undefined;
+  } catch {
+    return `${DEBUGFS_KVM} is missing (mount -t debugfs none /sys/kernel/debug)`;
+  }
+}
+
+export const kvmBackend: Backend = {
+  name: "kvm",
+  skip: kvmSkipReason(),
+  kvmDir: () => Promise.resolve(DEBUGFS_KVM),
+  async start(kvm, name, smp, qmpSocket) {
+    const vm = await startQemu({ name, smp, accel: "kvm", ...(qmpSocket ? { qmpSocket } : {}) });
+    let dir = "";
+    await waitUntil(async () => {
+      for await (const e of Deno.readDir(kvm)) {
+        if (e.name.startsWith(`${vm.pid}-`)) dir = `${kvm}/${e.name}`;
+      }
+      return dir !== "" && await vcpuDirs(dir) === smp;
+    }, { timeoutMs: 15_000, what: `the debugfs dir of ${name} with ${smp} vCPUs` });
+    return { vm, dir };
+  },
+  async stop(vm, dir) {
+    await vm.stop();
+    await waitUntil(async () => !(await exists(dir)), { timeoutMs: 15_000, what: `${dir} to go` });
+  },
+};
+
+let nextFd = 10;
+export const tcgBackend: Backend = {
+  name: "tcg",
+  skip: qemuUnavailable(),
+  async kvmDir(tmp) {
+    const kvm = `${tmp}/kvm`;
+    await Deno.mkdir(kvm);
+    await Deno.writeTextFile(`${kvm}/pages_4k`, "1\n");
+    return kvm;
+  },
+  async start(kvm, name, smp, qmpSocket) {
+    const vm = await startQemu({ name, smp, accel: "tcg", ...(qmpSocket ? { qmpSocket } : {}) });
+    const dir = `${kvm}/${vm.pid}-${nextFd++}`;
+    await Deno.mkdir(dir);
+    await Deno.writeTextFile(`${dir}/pages_4k`, "512\n");
+    for (let i = 0; i < smp; i++) {
+      await Deno.mkdir(`${dir}/vcpu${i}`);
+      await Deno.writeTextFile(`${dir}/vcpu${i}/guest_mode`, "0\n");
+      await Deno.writeTextFile(`${dir}/vcpu${i}/pid`, `${vm.pid + 1 + i}\n`);
+      await Deno.writeTextFile(`${dir}/vcpu${i}/tsc-offset`, `-${vm.pid}000${i}\n`);
+    }
+    return { vm, dir };
+  },
+  async stop(vm, dir) {
+    await vm.stop();
+    await Deno.remove(dir, { recursive: true });
+  },
+};
