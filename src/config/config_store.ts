@@ -109,8 +109,10 @@ export class ConfigStore {
   }
 
   /**
-   * Reloads when the file changes. Watches its directory, because editors and
-   * config managers replace the file rather than write it in place.
+   * Reloads when the file changes. Watches its directory where it may, because
+   * editors and config managers replace the file rather than write it in place;
+   * where only the file itself may be read (least privilege), watches the file
+   * and re-arms the watch on the new file after every change.
    *
    * @param signal Stops watching.
    */
@@ -119,27 +121,63 @@ export class ConfigStore {
     const slash = path.lastIndexOf("/");
     const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
     const base = path.slice(slash + 1);
-    let watcher: Deno.FsWatcher;
-    try {
-      watcher = Deno.watchFs(dir, { recursive: false });
-    } catch (error) {
-      logger.warn("Cannot watch vm.yaml's directory; reload with SIGHUP or POST /-/reload", {
-        dir,
-        err: (error as Error).message,
+    const permission = await Deno.permissions.query({ name: "read", path: dir });
+    const watchDir = permission.state === "granted";
+    const pause = (ms: number): Promise<void> =>
+      new Promise((resolve) => {
+        const done = (): void => {
+          clearTimeout(wait);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const wait = setTimeout(done, ms);
+        signal.addEventListener("abort", done, { once: true });
       });
-      return;
-    }
-    signal.addEventListener("abort", () => watcher.close(), { once: true });
     let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
+    let pending = false;
+    while (!signal.aborted) {
+      let watcher: Deno.FsWatcher;
+      try {
+        watcher = Deno.watchFs(watchDir ? dir : path, { recursive: false });
+      } catch (error) {
+        if (!watchDir && error instanceof Deno.errors.NotFound) {
+          await pause(200); // Replaced and not back yet, or not created yet.
+          continue;
+        }
+        logger.warn("Cannot watch vm.yaml; reload with SIGHUP or POST /-/reload", {
+          path: watchDir ? dir : path,
+          err: (error as Error).message,
+        });
+        return;
+      }
+      const close = (): void => {
+        clearTimeout(timer);
+        watcher.close();
+      };
+      signal.addEventListener("abort", close, { once: true });
+      if (pending) {
+        pending = false; // Re-armed first, so no change after this reload goes unseen.
+        await this.reload("file changed");
+      }
       for await (const event of watcher) {
-        if (!event.paths.some((p) => p.endsWith(`/${base}`) || p === base)) continue;
+        if (!watchDir) {
+          pending = true; // The file may have been replaced: re-arm on the new one.
+          break;
+        }
+        if (!event.paths.some((p) => p === path || p.endsWith(`/${base}`))) continue;
         // One save is several events (create, modify, rename): reload once they settle.
         clearTimeout(timer);
         timer = setTimeout(() => this.reload("file changed"), 100);
       }
-    } finally {
-      clearTimeout(timer);
+      signal.removeEventListener("abort", close);
+      if (pending) {
+        try {
+          watcher.close();
+        } catch {
+          // Closed already.
+        }
+        await pause(100);
+      }
     }
   }
 }

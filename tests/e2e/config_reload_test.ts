@@ -1,0 +1,60 @@
+/**
+ * vm.yaml reloads on file change when the exporter may read only the file
+ * itself (least privilege: no read permission on its directory), as
+ * `deno task start` runs it.
+ *
+ * @module
+ */
+
+import { ok } from "node:assert/strict";
+import { startExporter } from "../support/exporter_process.ts";
+import { waitUntil } from "../support/qemu.ts";
+
+Deno.test("main.ts with read permission on vm.yaml alone still sees it replaced and rewritten", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_reload_" });
+  try {
+    const kvm = new URL("../fixtures/sample/kvm", import.meta.url).pathname;
+    const config = `${tmp}/vm.yaml`;
+    const write = (name: string): Promise<void> =>
+      Deno.writeTextFile(config, `vm_infos:\n  ${name}:\n    kvm_debug_dir: "10620-10"\n`);
+    await write("first");
+    await using exporter = await startExporter([
+      "--web.listen-address=127.0.0.1:0",
+      `--collector.kvmdebug.dir=${kvm}`,
+      `--collector.vmmap.path=${config}`,
+      `--path.procfs=${tmp}/no-proc`,
+    ], {
+      permissions: [
+        `--allow-read=${kvm},${config}`,
+        "--allow-net=127.0.0.1",
+        "--allow-env=KVM_EXPORTER_*",
+      ],
+    });
+    const named = async (name: string): Promise<boolean> =>
+      (await (await fetch(`${exporter.baseUrl}/metrics`)).text()).includes(
+        `kvm_vm_info{domain="${name}"`,
+      );
+    ok(await named("first"));
+
+    // Replaced, as editors and config managers do: a new inode under the same name.
+    await Deno.writeTextFile(
+      `${config}.new`,
+      `vm_infos:\n  second:\n    kvm_debug_dir: "10620-10"\n`,
+    );
+    await Deno.rename(`${config}.new`, config);
+    await waitUntil(() => named("second"), {
+      timeoutMs: 10_000,
+      what: "the replaced file to be loaded",
+    });
+
+    // Then written in place.
+    await write("third");
+    await waitUntil(() => named("third"), {
+      timeoutMs: 10_000,
+      what: "the rewritten file to be loaded",
+    });
+    ok(!exporter.stderrText().includes("Cannot watch"), exporter.stderrText());
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
