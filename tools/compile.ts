@@ -6,8 +6,14 @@
  * @module
  */
 
-/** The permissions baked into the executable: read-only files, network, our env vars. */
-export const COMPILE_PERMISSIONS = ["--allow-read", "--allow-net", "--allow-env=KVM_EXPORTER_*"];
+/** The permissions baked into the executable: read-only files, network, our env vars, QMP sockets. */
+export const COMPILE_PERMISSIONS = [
+  "--allow-read",
+  "--allow-net",
+  "--allow-env=KVM_EXPORTER_*",
+  // Deno needs write permission on a unix socket to connect to it (QMP); VMMs keep them in /run.
+  "--allow-write=/run,/var/run",
+];
 
 async function main(): Promise<number> {
   const output = Deno.args[0] ?? "kvm_exporter";

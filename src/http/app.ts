@@ -38,7 +38,9 @@ export function createApp(options: AppOptions): Hono {
 
   app.use(compress({ encoding: "gzip" }));
 
-  app.get(telemetryPath, async (c) => {
+  // Matched literally: as a route pattern, a path such as "/*" or "/m/:x" would shadow the others.
+  app.get("*", async (c, next) => {
+    if (c.req.path !== telemetryPath) return await next();
     if (maxRequests > 0 && inFlight >= maxRequests) {
       logger.warn("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(

@@ -314,3 +314,40 @@ for (const { how, args, env, debug } of DEBUG_CASES) {
     }
   });
 }
+
+function hasIpv6Loopback(): boolean {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "main.ts listens on [::1]:0 and logs the address in brackets",
+  ignore: !hasIpv6Loopback(),
+  async fn() {
+    await using exporter = await startExporter([...SAMPLE_ARGS, "--web.listen-address=[::1]:0"]);
+    assert.match(
+      exporter.stderrText(),
+      new RegExp(`msg=Listening address=\\[::1\\]:${exporter.port} `),
+    );
+    assert.equal(exporter.baseUrl, `http://[::1]:${exporter.port}`);
+    assert.equal((await fetchText(`${exporter.baseUrl}/-/healthy`)).status, 200);
+  },
+});
+
+Deno.test("main.ts listens on every interface for :0, IPv4 and IPv6", async () => {
+  await using exporter = await startExporter([...SAMPLE_ARGS, "--web.listen-address=:0"]);
+  const listening = /msg=Listening address=(\S+) /.exec(exporter.stderrText())?.[1];
+  assert.ok(
+    listening === `[::]:${exporter.port}` || listening === `0.0.0.0:${exporter.port}`,
+    `wildcard address expected, got ${listening}`,
+  );
+  assert.equal((await fetchText(`http://127.0.0.1:${exporter.port}/-/healthy`)).status, 200);
+  if (hasIpv6Loopback()) {
+    assert.equal(listening, `[::]:${exporter.port}`, "dual-stack where the host has IPv6");
+    assert.equal((await fetchText(`http://[::1]:${exporter.port}/-/healthy`)).status, 200);
+  }
+});

@@ -92,6 +92,32 @@ Deno.test("createApp() serves metrics on --web.telemetry-path only", async () =>
   assert.equal(standard.status, 404);
 });
 
+/** Telemetry paths with characters that are route syntax in Hono, and paths they must not take. */
+const LITERAL_PATHS: { path: string; others: string[] }[] = [
+  { path: "/*", others: ["/", "/-/healthy", "/-/ready", "/anything"] },
+  { path: "/m/:x", others: ["/m/abc"] },
+  { path: "/kvm/*", others: ["/kvm/x", "/kvm/metrics"] },
+];
+
+for (const { path, others } of LITERAL_PATHS) {
+  Deno.test(`createApp() matches --web.telemetry-path=${path} literally`, async () => {
+    const { app } = await buildSampleApp({ args: [`--web.telemetry-path=${path}`] });
+    const own = await app.request(path);
+    assert.equal(own.status, 200);
+    assert.equal(own.headers.get("Content-Type"), CONTENT_TYPE);
+    await own.body?.cancel();
+    for (const other of others) {
+      const response = await app.request(other);
+      const body = await response.text();
+      assert.ok(!body.includes("# TYPE"), `${other} must not serve metrics`);
+    }
+    const root = await app.request("/");
+    assert.match(await root.text(), /^<!DOCTYPE html>/);
+    const ready = await app.request("/-/ready");
+    assert.equal(await ready.text(), "OK\n");
+  });
+}
+
 Deno.test("createApp() leaves out kvm_stat metrics with --no-collector.kvm_stat", async () => {
   const { app } = await buildSampleApp({ args: ["--no-collector.kvm_stat"] });
   const body = await (await app.request("/metrics")).text();
@@ -114,6 +140,20 @@ Deno.test("createApp() serves a landing page with the version, metrics link and 
     assert.ok(table !== undefined, "a table of VMs");
     const rows = [...table.matchAll(/<tr><td>([^<]*)<\/td>/g)].map((m) => m[1]).sort();
     assert.deepEqual(rows, ["31007-9", "target_vm", "web-01"]);
+  }
+});
+
+Deno.test("createApp() escapes VM names on the landing page", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_http_" });
+  try {
+    const path = `${dir}/vm.yaml`;
+    await Deno.writeTextFile(path, 'vm_infos:\n  "<b>a&b</b>":\n    kvm_debug_dir: "10620-10"\n');
+    const { app } = await buildSampleApp({ args: [`--collector.vmmap.path=${path}`] });
+    const html = await (await app.request("/")).text();
+    assert.ok(html.includes("<td>&#60;b&#62;a&#38;b&#60;/b&#62;</td>"), "escaped name");
+    assert.ok(!html.includes("<b>a&b</b>"), "no raw name");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -106,42 +106,65 @@ async function taskCommand(task: string): Promise<{ permissions: string[]; args:
   return { permissions: words.slice(2, main), args: words.slice(main + 1) };
 }
 
-Deno.test("main.ts serves metrics with only the permissions of deno task demo", async () => {
-  const demo = await taskCommand("demo");
-  assert.ok(!demo.permissions.some((p) => p === "-A" || p === "--allow-all"), "least privilege");
-  const net = demo.permissions.filter((p) => p.startsWith("--allow-net="));
-  assert.equal(net.length, 1, "one --allow-net");
+/** Runs with the permissions of `deno task demo`, maybe changed, and where metrics must be. */
+const LEAST_PRIVILEGE: {
+  name: string;
+  env?: Record<string, string>;
+  withoutEnvPermission?: boolean;
+  path: string;
+}[] = [
+  { name: "only the permissions of deno task demo", path: "/metrics" },
+  {
+    name: "the permissions of deno task demo and KVM_EXPORTER_WEB_TELEMETRY_PATH",
+    env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/kvm" },
+    path: "/kvm",
+  },
+  {
+    name: "no --allow-env, ignoring KVM_EXPORTER_WEB_TELEMETRY_PATH without a prompt",
+    env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/kvm" },
+    withoutEnvPermission: true,
+    path: "/metrics",
+  },
+];
 
-  // The task allows :9900 only; allow a free port the same way (a race with another process
-  // taking it is retried).
-  for (let attempt = 1;; attempt++) {
-    const port = freeLoopbackPort();
-    const permissions = demo.permissions.map((p) =>
-      p.startsWith("--allow-net=") ? `--allow-net=127.0.0.1:${port}` : p
-    );
-    let exporter;
-    try {
-      exporter = await startExporter(
-        [...demo.args, `--web.listen-address=127.0.0.1:${port}`],
-        { permissions },
-      );
-    } catch (error) {
-      if (attempt < 3 && /address already in use/.test((error as Error).message)) continue;
-      throw error;
+for (const { name, env, withoutEnvPermission, path } of LEAST_PRIVILEGE) {
+  Deno.test(`main.ts serves metrics with ${name}`, async () => {
+    const demo = await taskCommand("demo");
+    assert.ok(!demo.permissions.some((p) => p === "-A" || p === "--allow-all"), "least privilege");
+    assert.equal(demo.permissions.filter((p) => p.startsWith("--allow-net=")).length, 1);
+    assert.equal(demo.permissions.filter((p) => p.startsWith("--allow-env")).length, 1);
+
+    // The task allows :9900 only; allow a free port the same way (a race with another process
+    // taking it is retried).
+    for (let attempt = 1;; attempt++) {
+      const port = freeLoopbackPort();
+      const permissions = demo.permissions
+        .filter((p) => !(withoutEnvPermission && p.startsWith("--allow-env")))
+        .map((p) => p.startsWith("--allow-net=") ? `--allow-net=127.0.0.1:${port}` : p);
+      let exporter;
+      try {
+        exporter = await startExporter(
+          [...demo.args, `--web.listen-address=127.0.0.1:${port}`],
+          { permissions, ...(env === undefined ? {} : { env }) },
+        );
+      } catch (error) {
+        if (attempt < 3 && /address already in use/.test((error as Error).message)) continue;
+        throw error;
+      }
+      await using running = exporter;
+      assert.equal(running.port, port);
+      const metrics = await fetchText(`${running.baseUrl}${path}`);
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.body, /^kvm_stat_exits_count\{domain="global"\} \d+$/m);
+      assert.match(metrics.body, /^kvm_scrape_collector_success\{collector="kvm_stat"\} 1$/m);
+      assert.doesNotMatch(metrics.body, /^kvm_exporter_stat_read_errors\{.*\} [1-9]/m);
+      assert.equal((await fetchText(`${running.baseUrl}/`)).status, 200);
+      // Nothing was refused: no permission warning or error in the log.
+      assert.doesNotMatch(running.stderrText(), / level=(warn|error) /);
+      return;
     }
-    await using running = exporter;
-    assert.equal(running.port, port);
-    const metrics = await fetchText(`${running.baseUrl}/metrics`);
-    assert.equal(metrics.status, 200);
-    assert.match(metrics.body, /^kvm_stat_exits_count\{domain="global"\} \d+$/m);
-    assert.match(metrics.body, /^kvm_scrape_collector_success\{collector="kvm_stat"\} 1$/m);
-    assert.doesNotMatch(metrics.body, /^kvm_exporter_stat_read_errors\{.*\} [1-9]/m);
-    assert.equal((await fetchText(`${running.baseUrl}/`)).status, 200);
-    // Nothing was refused: no permission warning or error in the log.
-    assert.doesNotMatch(running.stderrText(), / level=(warn|error) /);
-    return;
-  }
-});
+  });
+}
 
 /** Copies a directory tree (files and dirs only). */
 async function copyTree(from: string, to: string): Promise<void> {
