@@ -60,52 +60,54 @@ export class ConfigStore {
    * @returns undefined when the new config is in force, else why it was rejected.
    */
   reload(reason: string): Promise<Error | undefined> {
-    // Reloads asked for while one runs wait for it and then run once more.
     const run = async (): Promise<Error | undefined> => {
-      const { path, explicit, logger } = this.#options;
       try {
-        const config = await readVmConfig(path, { explicit });
-        if (config === undefined) {
-          logger.info("No vm.yaml; naming VMs from their command lines", { path });
-        } else {
-          logger.info("Loaded vm.yaml", { path, vms: config.entries.length, reason });
-        }
-        this.#config = config ?? { entries: [] };
-        this.#lastReloadSuccessful = true;
-        this.#lastSuccessMs = (this.#options.now ?? Date.now)();
+        await this.#load(reason);
         return undefined;
       } catch (error) {
         this.#lastReloadSuccessful = false;
-        logger.error("Cannot load vm.yaml; keeping the config in force", {
+        this.#options.logger.error("Cannot load vm.yaml; keeping the config in force", {
           reason,
           err: (error as Error).message,
         });
         return error as Error;
       }
     };
-    const previous = this.#loading ?? Promise.resolve(undefined);
-    const next = previous.then(run, run);
+    // Reloads asked for while one runs wait for it, then run once more.
+    const next = (this.#loading ?? Promise.resolve(undefined)).then(run, run);
     this.#loading = next;
     return next;
   }
 
   /**
-   * The error of the first load, for start-up: there is no old config to keep.
+   * The first load, at start: there is no old config to keep, so it throws.
    *
-   * @returns The config, after a successful load.
-   * @throws {Error} The load's error.
+   * @returns The config in force.
+   * @throws {Error} Why the file could not be loaded.
    */
   async loadInitial(): Promise<VmConfig> {
-    const config = await readVmConfig(this.#options.path, { explicit: this.#options.explicit });
+    await this.#load("start");
+    return this.#config;
+  }
+
+  async #load(reason: string): Promise<void> {
+    const { path, explicit, logger } = this.#options;
+    let config: VmConfig | undefined;
+    const permission = await Deno.permissions.query({ name: "read", path });
+    if (!explicit && permission.state !== "granted") {
+      // Least privilege: whoever runs without a vm.yaml need not grant read access to one.
+      logger.info("No read permission for the default vm.yaml; naming VMs without it", { path });
+    } else {
+      config = await readVmConfig(path, { explicit });
+      if (config === undefined) {
+        logger.info("No vm.yaml; naming VMs from their command lines", { path });
+      } else {
+        logger.info("Loaded vm.yaml", { path, vms: config.entries.length, reason });
+      }
+    }
     this.#config = config ?? { entries: [] };
     this.#lastReloadSuccessful = true;
     this.#lastSuccessMs = (this.#options.now ?? Date.now)();
-    if (config === undefined) {
-      this.#options.logger.info("No vm.yaml; naming VMs from their command lines", {
-        path: this.#options.path,
-      });
-    }
-    return this.#config;
   }
 
   /**
@@ -117,7 +119,9 @@ export class ConfigStore {
    * @param signal Stops watching.
    */
   async watch(signal: AbortSignal): Promise<void> {
-    const { path, logger } = this.#options;
+    const { path, explicit, logger } = this.#options;
+    const readable = await Deno.permissions.query({ name: "read", path });
+    if (!explicit && readable.state !== "granted") return; // Running without vm.yaml by design.
     const slash = path.lastIndexOf("/");
     const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
     const base = path.slice(slash + 1);

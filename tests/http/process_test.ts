@@ -266,3 +266,46 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     }
   });
 }
+
+/** Connections a scraper may leave open at shutdown; none may hold the exit up. */
+const OPEN_CONNECTIONS: { name: string; request: string; answered: boolean }[] = [
+  {
+    name: "an idle keep-alive connection",
+    request: "GET /-/healthy HTTP/1.1\r\nHost: exporter\r\n\r\n",
+    answered: true,
+  },
+  { name: "a half-sent request", request: "GET /metrics HTTP/1.1\r\n", answered: false },
+];
+
+for (const { name, request, answered } of OPEN_CONNECTIONS) {
+  Deno.test(`main.ts exits 0 on SIGTERM with ${name} open`, async () => {
+    await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: exporter.port });
+    try {
+      await conn.write(new TextEncoder().encode(request));
+      const buffer = new Uint8Array(64 * 1024);
+      if (answered) {
+        let head = "";
+        await waitFor(async () => {
+          const n = await conn.read(buffer);
+          if (n === null) throw new Error("closed before answering");
+          head += new TextDecoder().decode(buffer.subarray(0, n));
+          return head.includes("\r\n\r\nOK\n");
+        }, { what: "the answer on the kept-alive connection" });
+        assert.match(head, /^HTTP\/1\.1 200 /);
+        assert.doesNotMatch(head, /^connection: close/im, "kept alive");
+      }
+      const status = await exporter.stop("SIGTERM", 10_000);
+      assert.equal(status.code, 0, exporter.stderrText());
+      assert.match(exporter.stderrText(), / msg=Stopped\n$/);
+      // The exporter closed the connection.
+      const closed = await conn.read(buffer).then((n) => n === null, (error) => {
+        if (error instanceof Deno.errors.ConnectionReset) return true;
+        throw error;
+      });
+      assert.ok(closed, "connection closed by the exporter");
+    } finally {
+      conn.close();
+    }
+  });
+}

@@ -101,7 +101,8 @@ export interface RunResult {
  * await waitFor(() => ++n >= 3, { timeoutMs: 1000, what: "three polls" });
  * ```
  *
- * @param cond The condition; a throw counts as false and its message shows in the failure.
+ * @param cond The condition; a throw counts as false and its message shows in the failure. A
+ *   check still running at the deadline is abandoned (close what it waits on in `finally`).
  * @param options `timeoutMs` (default 10 000), `what` describes the condition for the failure
  *   message, `intervalMs` (default 20).
  * @throws {Error} `Timed out after N ms waiting for <what>` when the deadline passes.
@@ -114,11 +115,21 @@ export async function waitFor(
   const deadline = Date.now() + timeoutMs;
   let lastError = "";
   for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      if (await cond()) return;
-      lastError = "";
+      // A condition that never settles (a read on a silent socket) still meets the deadline.
+      const outcome = await Promise.race([
+        Promise.resolve(cond()),
+        new Promise<"timeout">((resolve) =>
+          timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()))
+        ),
+      ]);
+      if (outcome === true) return;
+      lastError = outcome === "timeout" ? "; the last check did not finish" : "";
     } catch (error) {
       lastError = `; last error: ${(error as Error).message}`;
+    } finally {
+      clearTimeout(timer);
     }
     if (Date.now() >= deadline) {
       throw new Error(`Timed out after ${timeoutMs} ms waiting for ${options.what}${lastError}`);
