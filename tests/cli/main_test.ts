@@ -240,6 +240,7 @@ Deno.test("main.ts logs logfmt lines by default, from start to stop", async () =
   const messages = logged.map((line) => /msg=("[^"]*"|\S+)/.exec(line)![1]);
   assert.deepEqual(messages, [
     '"Starting kvm_exporter"',
+    '"Loaded vm.yaml"',
     "Listening",
     '"Shutting down; waiting for scrapes in flight"',
     "Stopped",
