@@ -100,12 +100,6 @@ async function main(args: string[]): Promise<number> {
     logger.error("Cannot listen", { address: options.listenAddress, err: reason });
     return 1;
   }
-  const { hostname, port } = server.addr;
-  logger.info("Listening", {
-    address: hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`,
-    telemetry_path: options.telemetryPath,
-  });
-
   const watching = new AbortController();
   configStore.watch(watching.signal);
   const reload = (): void => void configStore.reload("SIGHUP");
@@ -121,6 +115,12 @@ async function main(args: string[]): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  // Logged once SIGINT and SIGTERM are handled: a stop right after this line is graceful.
+  const { hostname, port } = server.addr;
+  logger.info("Listening", {
+    address: hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`,
+    telemetry_path: options.telemetryPath,
+  });
   await server.finished;
   logger.info("Stopped");
   return 0;

@@ -40,6 +40,8 @@ export const KVM_STAT = "kvm_stat";
 
 interface StatFile {
   path: string;
+  /** Listed as a regular file (not a symlink, FIFO, ...). */
+  regular: boolean;
   /** `exits` or `vcpu_tsc-offset`: the part between `kvm_stat_` and `_count`. */
   stem: string;
   labels: Labels;
@@ -76,6 +78,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
       if (!entry.isDirectory && wanted(entry.name)) {
         files.push({
           path: `${vm.path}/${entry.name}`,
+          regular: entry.isFile,
           stem: entry.name,
           labels: [["domain", vm.domain]],
           domain: vm.domain,
@@ -96,6 +99,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
     }
     return entries.filter((e) => !e.isDirectory && wanted(e.name)).map((e) => ({
       path: `${path}/${e.name}`,
+      regular: e.isFile,
       stem: `vcpu_${e.name}`,
       labels: [["domain", vm.domain], ["vcpu", vcpu]],
       domain: vm.domain,
@@ -109,9 +113,10 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
       if (discovery.error !== undefined) {
         throw new Error(describeReadError(kvmdebugDir, discovery.error));
       }
-      const files: StatFile[] = discovery.rootFiles.filter(wanted).map((name) => ({
-        path: `${kvmdebugDir}/${name}`,
-        stem: name,
+      const files: StatFile[] = discovery.rootFiles.filter((e) => wanted(e.name)).map((e) => ({
+        path: `${kvmdebugDir}/${e.name}`,
+        regular: e.isFile,
+        stem: e.name,
         labels: [["domain", GLOBAL_DOMAIN]],
         domain: undefined,
       }));
@@ -126,7 +131,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
           const where = { collector: KVM_STAT, domain: file.domain, path: file.path };
           let text: string;
           try {
-            text = await fs.readTextFile(file.path);
+            text = await fs.readTextFile(file.path, { regular: file.regular });
           } catch (error) {
             readErrors.record(where, classifyReadError(error), (error as Error).message);
             return;

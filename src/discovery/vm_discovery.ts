@@ -22,8 +22,8 @@ export interface DiscoveredVm extends NamedVm {
 
 /** What one discovery pass found. */
 export interface Discovery {
-  /** Names of the plain files in the debugfs root (the all-VM stats). */
-  rootFiles: string[];
+  /** The files in the debugfs root (the all-VM stats). */
+  rootFiles: Deno.DirEntry[];
   /** The VMs, in dir order. */
   vms: DiscoveredVm[];
   /** Set when the debugfs root could not be listed. */
@@ -72,12 +72,12 @@ export class VmDiscovery {
     } catch (error) {
       return { rootFiles: [], vms: [], error: error as Error };
     }
-    const rootFiles: string[] = [];
+    const rootFiles: Deno.DirEntry[] = [];
     const dirs: { dir: string; pid: number }[] = [];
     for (const entry of entries) {
       const pid = entry.isDirectory ? parseVmDirName(entry.name) : undefined;
       if (pid !== undefined) dirs.push({ dir: entry.name, pid });
-      else if (!entry.isDirectory) rootFiles.push(entry.name);
+      else if (!entry.isDirectory) rootFiles.push(entry);
     }
     const present = new Set(dirs.map((d) => d.dir));
     for (const dir of this.#argvByDir.keys()) {

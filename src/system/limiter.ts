@@ -5,10 +5,17 @@
  * @module
  */
 
-/** A counting semaphore around async functions. */
+/** How long work may hold the event loop before it lets others (HTTP, QMP timers) run. */
+const SLICE_MS = 10;
+
+/**
+ * A counting semaphore around async functions. It also yields to the event
+ * loop every few milliseconds, because the file reads it runs are synchronous.
+ */
 export class Limiter {
   #free: number;
   #waiting: (() => void)[] = [];
+  #sliceStart = performance.now();
 
   /** @param limit How many operations may run at once (at least 1). */
   constructor(limit: number) {
@@ -24,6 +31,10 @@ export class Limiter {
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#free > 0) this.#free--;
     else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    if (performance.now() - this.#sliceStart > SLICE_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      this.#sliceStart = performance.now();
+    }
     try {
       return await fn();
     } finally {

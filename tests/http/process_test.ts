@@ -309,3 +309,40 @@ for (const { name, request, answered } of OPEN_CONNECTIONS) {
     }
   });
 }
+
+/** Signals a supervisor may send as soon as the exporter says it listens. */
+const EARLY_SIGNALS: { signal: Deno.Signal; stops: boolean }[] = [
+  { signal: "SIGTERM", stops: true },
+  { signal: "SIGINT", stops: true },
+  { signal: "SIGHUP", stops: false },
+];
+
+for (const { signal, stops } of EARLY_SIGNALS) {
+  Deno.test(`main.ts handles ${signal} sent right after its Listening line`, async () => {
+    // The window being probed is short: several processes at once make a miss unlikely.
+    const runs = 6;
+    const exporters = await Promise.all(
+      Array.from({ length: runs }, () => startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT])),
+    );
+    try {
+      for (const exporter of exporters) Deno.kill(exporter.pid, signal);
+      for (const exporter of exporters) {
+        if (stops) {
+          const status = await exporter.waitForExit();
+          assert.equal(status.code, 0, `exit code ${status.code}:\n${exporter.stderrText()}`);
+          assert.match(exporter.stderrText(), / msg=Stopped\n$/);
+        } else {
+          await waitFor(
+            () => / msg="Loaded vm\.yaml" .*reason=SIGHUP/.test(exporter.stderrText()),
+            {
+              what: "the reload on SIGHUP",
+            },
+          );
+          assert.equal((await fetchText(`${exporter.baseUrl}/-/healthy`)).status, 200);
+        }
+      }
+    } finally {
+      for (const exporter of exporters) await exporter[Symbol.asyncDispose]();
+    }
+  });
+}
