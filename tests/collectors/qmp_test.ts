@@ -160,3 +160,37 @@ Deno.test("qmp collector: a failing monitor costs only its own VM", async (t) =>
     });
   }
 });
+
+Deno.test("qmp collector matches a socket found by glob to its VM through its vCPU threads", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_glob_" });
+  // A real process stands in for QEMU: its pid owns the "vCPU thread" the monitor reports.
+  const vmm = new Deno.Command("sleep", { args: ["60"], stdout: "null", stderr: "null" }).spawn();
+  const qmp = startFakeQmp(`${tmp}/101.qmp`, { behaviour: "qemu", threadIds: [vmm.pid, vmm.pid] });
+  const stranger = startFakeQmp(`${tmp}/102.qmp`, { behaviour: "qemu", threadIds: [999_999_999] });
+  try {
+    await Deno.mkdir(`${tmp}/kvm/${vmm.pid}-7`, { recursive: true });
+    await Deno.writeTextFile(`${tmp}/kvm/${vmm.pid}-7/pages_4k`, "1\n");
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n  pve101: {pid: ${vmm.pid}}\n`);
+    const { app } = await buildApp([
+      `--collector.kvmdebug.dir=${tmp}/kvm`,
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      "--path.procfs=/proc",
+      "--collector.qmp",
+      `--collector.qmp.socket-glob=${tmp}/*.qmp`,
+    ]);
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="pve101",vcpu="1"}'), "1001");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_errors{domain="pve101",reason="other"}'), "0");
+    ok(!text.includes('domain="102'), "a socket of no discovered VM exports nothing");
+    // The match is remembered: the next scrape queries 101.qmp once, directly.
+    const before = qmp.connections;
+    await scrapeText(app);
+    strictEqual(qmp.connections, before + 1);
+  } finally {
+    vmm.kill("SIGKILL");
+    await vmm.status;
+    await qmp.close();
+    await stranger.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
