@@ -7,11 +7,8 @@
  * @module
  */
 
-import { parseFlags } from "../src/cli/flags.ts";
-import { ConfigStore } from "../src/config/config_store.ts";
-import { createExporter } from "../src/exporter.ts";
 import { renderText } from "../src/exposition/text_format.ts";
-import { createLogger } from "../src/log/logger.ts";
+import { buildApp } from "../tests/support/sample_exporter.ts";
 
 const STATS = 60;
 
@@ -60,20 +57,10 @@ if (import.meta.main) {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_bench_" });
   try {
     const files = await layOut(dir, vms);
-    const command = parseFlags(
-      [`--collector.kvmdebug.dir=${dir}`, `--path.procfs=${dir}/proc`],
-      () => undefined,
-    );
-    if (command.kind !== "run") throw new Error("unexpected command");
-    const logger = createLogger({ level: "error" });
-    const configStore = new ConfigStore({ path: `${dir}/vm.yaml`, explicit: false, logger });
-    await configStore.loadInitial();
-    const exporter = createExporter({
-      options: command.options,
-      configStore,
-      logger,
-      lockdown: "none",
-    });
+    const { exporter } = await buildApp([
+      `--collector.kvmdebug.dir=${dir}`,
+      `--path.procfs=${dir}/proc`,
+    ]);
     console.log(`${vms} VMs, ${files} files, ${runs} runs each`);
     const bare = await time("list and read every file, sequentially", runs, () => readAll(dir));
     let bytes = 0;
