@@ -48,6 +48,19 @@ interface StatFile {
   domain: string | undefined;
 }
 
+function statFile(
+  entry: Deno.DirEntry,
+  where: { dir: string; prefix: string; labels: Labels; domain: string | undefined },
+): StatFile {
+  return {
+    path: `${where.dir}/${entry.name}`,
+    regular: entry.isFile,
+    stem: `${where.prefix}${entry.name}`,
+    labels: where.labels,
+    domain: where.domain,
+  };
+}
+
 /**
  * Creates the debugfs collector. Nothing is held open between scrapes: an
  * open stat file would keep an exited VM's memory alive.
@@ -68,6 +81,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
     } catch {
       return []; // The VM exited after discovery listed it: it is simply gone.
     }
+    const labels: Labels = [["domain", vm.domain]];
     const files: StatFile[] = [];
     const vcpus: Promise<StatFile[]>[] = [];
     let vcpuCount = 0;
@@ -76,13 +90,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
       if (vcpu !== undefined) vcpuCount++;
       if (vcpu !== undefined && depth >= 2) vcpus.push(listVcpu(vm, entry.name, vcpu));
       if (!entry.isDirectory && wanted(entry.name)) {
-        files.push({
-          path: `${vm.path}/${entry.name}`,
-          regular: entry.isFile,
-          stem: entry.name,
-          labels: [["domain", vm.domain]],
-          domain: vm.domain,
-        });
+        files.push(statFile(entry, { dir: vm.path, prefix: "", labels, domain: vm.domain }));
       }
     }
     vcpuCounts.set(vm.dir, vcpuCount);
@@ -97,13 +105,9 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
     } catch {
       return [];
     }
-    return entries.filter((e) => !e.isDirectory && wanted(e.name)).map((e) => ({
-      path: `${path}/${e.name}`,
-      regular: e.isFile,
-      stem: `vcpu_${e.name}`,
-      labels: [["domain", vm.domain], ["vcpu", vcpu]],
-      domain: vm.domain,
-    }));
+    const labels: Labels = [["domain", vm.domain], ["vcpu", vcpu]];
+    return entries.filter((e) => !e.isDirectory && wanted(e.name))
+      .map((e) => statFile(e, { dir: path, prefix: "vcpu_", labels, domain: vm.domain }));
   }
 
   return {
@@ -113,13 +117,9 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
       if (discovery.error !== undefined) {
         throw new Error(describeReadError(kvmdebugDir, discovery.error));
       }
-      const files: StatFile[] = discovery.rootFiles.filter((e) => wanted(e.name)).map((e) => ({
-        path: `${kvmdebugDir}/${e.name}`,
-        regular: e.isFile,
-        stem: e.name,
-        labels: [["domain", GLOBAL_DOMAIN]],
-        domain: undefined,
-      }));
+      const labels: Labels = [["domain", GLOBAL_DOMAIN]];
+      const files = discovery.rootFiles.filter((e) => wanted(e.name))
+        .map((e) => statFile(e, { dir: kvmdebugDir, prefix: "", labels, domain: undefined }));
       if (depth >= 1) {
         files.push(
           ...(await Promise.all(discovery.vms.map((vm) => listVm(vm, context.vcpuCounts)))).flat(),
