@@ -50,7 +50,7 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (command.kind === "help") {
-    console.log(helpText());
+    await Deno.stdout.write(new TextEncoder().encode(helpText()));
     return 0;
   }
   if (command.kind === "version") {

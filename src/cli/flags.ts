@@ -223,18 +223,18 @@ export function helpText(): string {
 
 const BOOL_WORDS: Record<string, boolean> = { true: true, "1": true, false: false, "0": false };
 
-function parseBool(flag: string, text: string, source: string): boolean {
+function invalid(where: string, value: unknown, why: string): FlagError {
+  return new FlagError(`invalid value "${value}" for ${where}: ${why}`);
+}
+
+function parseBool(where: string, text: string): boolean {
   const value = BOOL_WORDS[text.toLowerCase()];
-  if (value === undefined) {
-    throw new FlagError(`invalid value "${text}" for ${source} ${flag}: must be true or false`);
-  }
+  if (value === undefined) throw invalid(where, text, "must be true or false");
   return value;
 }
 
-function parseInt10(flag: string, text: string, source: string): number {
-  if (!/^-?\d+$/.test(text.trim())) {
-    throw new FlagError(`invalid value "${text}" for ${source} ${flag}: not an integer`);
-  }
+function parseInt10(where: string, text: string): number {
+  if (!/^-?\d+$/.test(text.trim())) throw invalid(where, text, "not an integer");
   return Number(text.trim());
 }
 
@@ -258,18 +258,16 @@ function normaliseBoolArgs(args: readonly string[]): string[] {
   return args.map((arg) => {
     const match = /^--([^=]+)=(.*)$/.exec(arg);
     if (match === null || !bools.has(match[1]!)) return arg;
-    return parseBool(`--${match[1]}`, match[2]!, "flag") ? `--${match[1]}` : `--no-${match[1]}`;
+    return parseBool(`flag --${match[1]}`, match[2]!) ? `--${match[1]}` : `--no-${match[1]}`;
   });
 }
 
-function compileRegExp(flag: string, text: string | undefined): RegExp | undefined {
+function compileRegExp(where: string, text: string | undefined): RegExp | undefined {
   if (text === undefined || text === "") return undefined;
   try {
     return new RegExp(text);
   } catch (error) {
-    throw new FlagError(
-      `invalid value "${text}" for flag --${flag}: ${(error as Error).message.split("\n")[0]}`,
-    );
+    throw invalid(where, text, (error as Error).message.split("\n")[0]!);
   }
 }
 
@@ -315,26 +313,27 @@ export function parseFlags(
   if (parsed["version"] === true) return { kind: "version" };
 
   const values = new Map<string, string | number | boolean | undefined>();
+  // Where each value came from, so that an error names what the user must change.
+  const whereOf = new Map<string, string>();
   for (const f of FLAGS) {
     const fromArgs = parsed[f.name];
-    const fromEnv = env(envVarName(f.name));
-    const source = fromArgs !== undefined ? "flag" : "environment variable";
-    const flag = fromArgs !== undefined ? `--${f.name}` : envVarName(f.name);
-    const raw = fromArgs ?? fromEnv;
+    const where = fromArgs !== undefined
+      ? `flag --${f.name}`
+      : `environment variable ${envVarName(f.name)}`;
+    whereOf.set(f.name, where);
+    const raw = fromArgs ?? env(envVarName(f.name));
     if (raw === undefined) {
       values.set(f.name, f.type === "duration" ? parseDuration(String(f.default)) : f.default);
     } else if (typeof raw === "boolean") {
       values.set(f.name, raw);
     } else if (f.type === "bool") {
-      values.set(f.name, parseBool(flag, raw, source));
+      values.set(f.name, parseBool(where, raw));
     } else if (f.type === "int") {
-      values.set(f.name, parseInt10(flag, raw, source));
+      values.set(f.name, parseInt10(where, raw));
     } else if (f.type === "duration") {
       const ms = parseDuration(raw);
       if (ms === undefined || ms <= 0) {
-        throw new FlagError(
-          `invalid value "${raw}" for ${source} ${flag}: not a positive duration such as 2s or 500ms`,
-        );
+        throw invalid(where, raw, "not a positive duration such as 2s or 500ms");
       }
       values.set(f.name, ms);
     } else {
@@ -342,38 +341,33 @@ export function parseFlags(
     }
   }
   const get = <T>(name: string): T => values.get(name) as T;
+  const where = (name: string): string => whereOf.get(name)!;
 
   const depth = get<number>("collector.dir.depth");
-  if (depth < 0) {
-    throw new FlagError(`invalid value "${depth}" for --collector.dir.depth: must be 0 or more`);
-  }
+  if (depth < 0) throw invalid(where("collector.dir.depth"), depth, "must be 0 or more");
   const maxRequests = get<number>("web.max-requests");
-  if (maxRequests < 0) {
-    throw new FlagError(`invalid value "${maxRequests}" for --web.max-requests: must be 0 or more`);
-  }
+  if (maxRequests < 0) throw invalid(where("web.max-requests"), maxRequests, "must be 0 or more");
   const telemetryPath = get<string>("web.telemetry-path");
   if (!telemetryPath.startsWith("/") || telemetryPath === "/" || telemetryPath.startsWith("/-/")) {
-    throw new FlagError(
-      `invalid value "${telemetryPath}" for --web.telemetry-path: must start with "/" and not be "/" or under "/-/"`,
+    throw invalid(
+      where("web.telemetry-path"),
+      telemetryPath,
+      'must start with "/" and not be "/" or under "/-/"',
     );
   }
   const listenAddress = get<string>("web.listen-address");
   try {
     parseListenAddress(listenAddress);
   } catch (error) {
-    throw new FlagError(
-      `invalid value "${listenAddress}" for --web.listen-address: ${(error as Error).message}`,
-    );
+    throw invalid(where("web.listen-address"), listenAddress, (error as Error).message);
   }
   const logLevel = get<string>("log.level");
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new FlagError(
-      `invalid value "${logLevel}" for --log.level: must be one of ${LOG_LEVELS.join(", ")}`,
-    );
+    throw invalid(where("log.level"), logLevel, `must be one of ${LOG_LEVELS.join(", ")}`);
   }
   const logFormat = get<string>("log.format");
   if (logFormat !== "logfmt" && logFormat !== "json") {
-    throw new FlagError(`invalid value "${logFormat}" for --log.format: must be logfmt or json`);
+    throw invalid(where("log.format"), logFormat, "must be logfmt or json");
   }
   const kvmdebugDir = normaliseDir(get<string>("collector.kvmdebug.dir"));
   const vmmapFromUser = parsed["collector.vmmap.path"] !== undefined ||
@@ -388,11 +382,11 @@ export function parseFlags(
       vmmapPathExplicit: vmmapFromUser,
       vmmapOnlyListed: get<boolean>("collector.vmmap.only-listed"),
       filesInclude: compileRegExp(
-        "collector.kvm_stat.files-include",
+        where("collector.kvm_stat.files-include"),
         get<string | undefined>("collector.kvm_stat.files-include"),
       ),
       filesExclude: compileRegExp(
-        "collector.kvm_stat.files-exclude",
+        where("collector.kvm_stat.files-exclude"),
         get<string | undefined>("collector.kvm_stat.files-exclude"),
       ),
       procfs: normaliseDir(get<string>("path.procfs")),

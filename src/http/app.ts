@@ -42,7 +42,7 @@ export function createApp(options: AppOptions): Hono {
   app.get("*", async (c, next) => {
     if (c.req.path !== telemetryPath) return await next();
     if (maxRequests > 0 && inFlight >= maxRequests) {
-      logger.warn("Too many scrapes in flight; answering 503", { limit: maxRequests });
+      logger.debug("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(
         `Too many concurrent scrapes: ${maxRequests} already in flight (--web.max-requests)\n`,
         503,

@@ -241,3 +241,40 @@ Deno.test("helpText() lists every flag once, with its type word and default", ()
     assert.ok(lines[0]!.includes(flag.help), `help of --${flag.name}`);
   }
 });
+
+Deno.test("parseFlags() names the environment variable or the flag that holds a bad value", async (t) => {
+  const cases: { env: Record<string, string>; args: string[]; expected: string }[] = [
+    {
+      env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "-1" },
+      args: [],
+      expected:
+        'invalid value "-1" for environment variable KVM_EXPORTER_COLLECTOR_DIR_DEPTH: must be 0 or more',
+    },
+    {
+      env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" },
+      args: ["--collector.dir.depth=-1"],
+      expected: 'invalid value "-1" for flag --collector.dir.depth: must be 0 or more',
+    },
+    {
+      env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "metrics" },
+      args: [],
+      expected:
+        'invalid value "metrics" for environment variable KVM_EXPORTER_WEB_TELEMETRY_PATH: must start with "/" and not be "/" or under "/-/"',
+    },
+    {
+      env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: "(" },
+      args: [],
+      expected:
+        'invalid value "(" for environment variable KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: Invalid regular expression: /(/: Unterminated group',
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.expected.split(":")[0]!, () => {
+      assert.throws(() => parseFlags(c.args, (name) => c.env[name]), (error: unknown) => {
+        assert.ok(error instanceof FlagError);
+        assert.equal(error.message, c.expected);
+        return true;
+      });
+    });
+  }
+});

@@ -6,7 +6,7 @@
  */
 
 import type { Hono } from "hono";
-import { parseFlags } from "../../src/cli/flags.ts";
+import { type Options, parseFlags } from "../../src/cli/flags.ts";
 import { ConfigStore } from "../../src/config/config_store.ts";
 import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
@@ -19,7 +19,9 @@ export interface BuiltApp {
   app: Hono;
   /** The scrape pipeline behind it. */
   exporter: Exporter;
-  /** Log lines written so far. */
+  /** The parsed flags. */
+  options: Options;
+  /** Log lines written so far (logfmt, debug level). */
   logs: string[];
 }
 
@@ -61,7 +63,20 @@ export async function buildApp(
     maxRequests: command.options.maxRequests,
     logger,
   });
-  return { app, exporter, logs };
+  return { app, exporter, options: command.options, logs };
+}
+
+/**
+ * Builds the app on tests/fixtures/sample.
+ *
+ * @param init Extra flags (later flags win), a file system seam, process metrics.
+ * @returns The app, its exporter, its flags and its log lines.
+ */
+export function buildSampleApp(
+  init: { args?: readonly string[]; fs?: FileSystem; processMetrics?: boolean } = {},
+): Promise<BuiltApp> {
+  const { args = [], ...options } = init;
+  return buildApp([...fixtureArgs("sample"), ...args], options);
 }
 
 /** Flags that point the exporter at tests/fixtures/NAME. */
@@ -99,4 +114,43 @@ export function seriesValue(text: string, series: string): string | undefined {
     if (line.startsWith(`${series} `)) return line.slice(series.length + 1);
   }
   return undefined;
+}
+
+/**
+ * A file system whose every operation waits until {@linkcode GatedFileSystem.open} is called,
+ * so that scrapes stay in flight for as long as a test needs.
+ */
+export class GatedFileSystem implements FileSystem {
+  #release!: () => void;
+  #gate: Promise<void> = new Promise((resolve) => this.#release = resolve);
+  #waiting = 0;
+
+  /** Operations that have started and are held at the gate. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /** Lets every held and future operation through. Idempotent. */
+  open(): void {
+    this.#release();
+  }
+
+  async *readDir(path: string): AsyncIterable<Deno.DirEntry> {
+    await this.#pass();
+    yield* Deno.readDir(path);
+  }
+
+  async readTextFile(path: string): Promise<string> {
+    await this.#pass();
+    return await Deno.readTextFile(path);
+  }
+
+  async #pass(): Promise<void> {
+    this.#waiting++;
+    try {
+      await this.#gate;
+    } finally {
+      this.#waiting--;
+    }
+  }
 }
