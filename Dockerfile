@@ -1,8 +1,13 @@
 # Build: docker build -t kvm_exporter .
 # Run:   see README.md, "In a container".
 FROM denoland/deno:2.9.6 AS build
+# deno compile downloads its runtime unless DENORT_BIN names a local copy. Offline: put denort
+# (same Deno version) in the build context and build with --build-arg DENORT_BIN=/src/denort.
+# A build argument is in the environment of RUN, and unset when not given.
+ARG DENORT_BIN
 WORKDIR /src
-COPY deno.json deno.lock main.ts ./
+# denort* matches nothing unless an offline build put denort there.
+COPY deno.json deno.lock main.ts denort* ./
 COPY src ./src
 COPY tools ./tools
 RUN deno task compile /kvm_exporter

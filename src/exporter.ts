@@ -74,8 +74,6 @@ export interface Exporter {
   readonly lockdown: LockdownMode;
   /** The vm.yaml in force. */
   readonly configStore: ConfigStore;
-  /** Names of the enabled collectors. */
-  readonly collectorNames: readonly string[];
 }
 
 /**
@@ -229,6 +227,5 @@ export function createExporter(init: ExporterOptions): Exporter {
     },
     lockdown: init.lockdown,
     configStore,
-    collectorNames: collectors.map((c) => c.name),
   };
 }

@@ -58,16 +58,24 @@ export type Command =
 
 /** A bad flag or flag value; the CLI exits 2 with this one-line message. */
 export class FlagError extends Error {
+  /** The error's name. */
   override name = "FlagError";
 }
 
-type FlagType = "string" | "int" | "bool" | "duration";
+/** How a flag's value is parsed. */
+export type FlagType = "string" | "int" | "bool" | "duration";
 
-interface FlagSpec {
+/** One flag: its name (without dashes), short form, type, default and help text. */
+export interface FlagSpec {
+  /** Name without dashes, e.g. `web.listen-address`. */
   name: string;
+  /** One-letter form, e.g. `d` for `-d`. */
   short?: string;
+  /** How the value is parsed. */
   type: FlagType;
+  /** Default value (a duration as text). */
   default: string | number | boolean | undefined;
+  /** Help text. */
   help: string;
 }
 
@@ -171,8 +179,9 @@ export const FLAGS: readonly FlagSpec[] = [
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { envVarName } from "./flags.ts";
- * console.assert(envVarName("web.listen-address") === "KVM_EXPORTER_WEB_LISTEN_ADDRESS");
+ * assert(envVarName("web.listen-address") === "KVM_EXPORTER_WEB_LISTEN_ADDRESS");
  * ```
  *
  * @param flag The flag name without dashes.
@@ -224,7 +233,7 @@ export function helpText(): string {
 const BOOL_WORDS: Record<string, boolean> = { true: true, "1": true, false: false, "0": false };
 
 function invalid(where: string, value: unknown, why: string): FlagError {
-  return new FlagError(`invalid value "${value}" for ${where}: ${why}`);
+  return new FlagError(`Invalid value "${value}" for ${where}: ${why}`);
 }
 
 function parseBool(where: string, text: string): boolean {
@@ -277,9 +286,10 @@ function compileRegExp(where: string, text: string | undefined): RegExp | undefi
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseFlags } from "./flags.ts";
  * const cmd = parseFlags(["--collector.dir.depth", "1"], () => undefined);
- * console.assert(cmd.kind === "run" && cmd.options.depth === 1);
+ * assert(cmd.kind === "run" && cmd.options.depth === 1);
  * ```
  *
  * @param args The arguments after the program name.
@@ -369,6 +379,9 @@ export function parseFlags(
   if (logFormat !== "logfmt" && logFormat !== "json") {
     throw invalid(where("log.format"), logFormat, "must be logfmt or json");
   }
+  // -d means --log.level=debug; of the two, the one from the command line wins over the env.
+  const debugWins = get<boolean>("debug") &&
+    (parsed["debug"] !== undefined || parsed["log.level"] === undefined);
   const kvmdebugDir = normaliseDir(get<string>("collector.kvmdebug.dir"));
   const vmmapFromUser = parsed["collector.vmmap.path"] !== undefined ||
     env(envVarName("collector.vmmap.path")) !== undefined;
@@ -397,7 +410,7 @@ export function parseFlags(
       listenAddress,
       maxRequests,
       telemetryPath,
-      logLevel: get<boolean>("debug") ? "debug" : logLevel as LogLevel,
+      logLevel: debugWins ? "debug" : logLevel as LogLevel,
       logFormat,
     },
   };

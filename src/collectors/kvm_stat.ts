@@ -9,7 +9,7 @@ import { parseStatValue, parseVcpuDirName } from "../debugfs/stat_value.ts";
 import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { FamilySet, Labels } from "../metrics/model.ts";
-import { sanitizeMetricName } from "../metrics/naming.ts";
+import { compatStatFamily } from "../metrics/naming.ts";
 import {
   classifyReadError,
   describeReadError,
@@ -145,13 +145,8 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
             );
             return;
           }
-          const stem = sanitizeMetricName(file.stem);
           out.add(
-            {
-              name: `kvm_stat_${stem}_count`,
-              help: `${stem} count from ${kvmdebugDir}`,
-              type: "gauge",
-            },
+            { ...compatStatFamily(file.stem, kvmdebugDir), type: "gauge" },
             file.labels,
             value,
           );

@@ -11,7 +11,7 @@ import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import { qmpSocketsFromArgv } from "../discovery/vmm_cmdline.ts";
 import type { Logger } from "../log/logger.ts";
 import type { FamilySet, Labels } from "../metrics/model.ts";
-import { sanitizeMetricName } from "../metrics/naming.ts";
+import { compatStatFamily } from "../metrics/naming.ts";
 import {
   QmpError,
   type QmpErrorReason,
@@ -66,36 +66,18 @@ export function parseTgid(text: string): number | undefined {
   return match === null ? undefined : Number(match[1]);
 }
 
-function statFamily(
-  stem: string,
-  schema: StatSchema | undefined,
-  fallback: "scalar" | "histogram",
-) {
-  const histogram = schema !== undefined
-    ? schema.type.endsWith("histogram")
-    : fallback === "histogram";
-  const name = `kvm_stat_${sanitizeMetricName(stem)}_count`;
-  return {
-    name,
-    help: `${sanitizeMetricName(stem)} count from qmp`,
-    type: histogram ? "histogram" as const : "gauge" as const,
-  };
-}
-
 function addStat(
   out: FamilySet,
   options: { stem: string; labels: Labels; value: StatValue; schema: StatSchema | undefined },
 ): void {
   const { stem, labels, value, schema } = options;
+  const family = compatStatFamily(stem, "qmp");
   const extra = schema === undefined ? {} : { stat: schema };
   if (value.kind === "scalar") {
-    out.add(statFamily(stem, schema, "scalar"), labels, value.value, extra);
+    out.add({ ...family, type: "gauge" }, labels, value.value, extra);
   } else {
     const sum = value.buckets.reduce((a, b) => a + b, 0n);
-    out.add(statFamily(stem, schema, "histogram"), labels, sum, {
-      ...extra,
-      buckets: value.buckets,
-    });
+    out.add({ ...family, type: "histogram" }, labels, sum, { ...extra, buckets: value.buckets });
   }
 }
 
@@ -158,6 +140,9 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
         });
       }
     }
+    // debugfs's VM dir holds each vCPU stat summed over the vCPUs (exits, halt_*, pf_*): do the
+    // same, so that under lockdown kvm_stat_exits_count{domain} comes from here.
+    const sums = new Map<string, bigint>();
     for (const result of vcpuStats) {
       const index = indexByPath.get(result.qomPath ?? "");
       if (index === undefined) continue; // A vCPU unplugged between the two queries.
@@ -168,7 +153,16 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
           value,
           schema: schemas.vcpu.get(name),
         });
+        if (value.kind === "scalar") sums.set(name, (sums.get(name) ?? 0n) + value.value);
       }
+    }
+    for (const [name, sum] of sums) {
+      addStat(out, {
+        stem: name,
+        labels: [["domain", vm.domain]],
+        value: { kind: "scalar", value: sum },
+        schema: schemas.vcpu.get(name),
+      });
     }
     return cpus.length;
   }

@@ -30,7 +30,11 @@ export class ReadErrorLog {
   #warned = new Set<string>();
   #logger: Logger;
 
-  /** @param logger Where the lines go. */
+  /**
+   * Creates an empty log.
+   *
+   * @param logger Where the lines go.
+   */
   constructor(logger: Logger) {
     this.#logger = logger;
   }
@@ -62,6 +66,8 @@ export class ReadErrorRecorder {
   #warned: Set<string>;
 
   /**
+   * Starts a scrape's counts.
+   *
    * @param logger Where the lines go.
    * @param warned Paths already logged at warn.
    */

@@ -28,7 +28,11 @@ export class ConfigStore {
   #lastSuccessMs: number | undefined;
   #loading: Promise<Error | undefined> | undefined;
 
-  /** @param options Where the file is. */
+  /**
+   * Creates a store holding an empty config until the first load.
+   *
+   * @param options Where the file is.
+   */
   constructor(options: ConfigStoreOptions) {
     this.#options = options;
   }
@@ -139,15 +143,21 @@ export class ConfigStore {
       });
     let timer: ReturnType<typeof setTimeout> | undefined;
     let pending = false;
+    let gone = false;
     while (!signal.aborted) {
       let watcher: Deno.FsWatcher;
       try {
         watcher = Deno.watchFs(watchDir ? dir : path, { recursive: false });
       } catch (error) {
         if (!watchDir && error instanceof Deno.errors.NotFound) {
-          await pause(200); // Replaced and not back yet, or not created yet.
+          // Replaced and not back yet, or not created yet: load it when it is.
+          if (!gone) logger.info("vm.yaml is gone; it will be loaded when it is back", { path });
+          gone = true;
+          pending = true;
+          await pause(200);
           continue;
         }
+        gone = false;
         logger.warn("Cannot watch vm.yaml; reload with SIGHUP or POST /-/reload", {
           path: watchDir ? dir : path,
           err: (error as Error).message,

@@ -161,6 +161,9 @@ function checkVm([key, node]: [YamlNode, YamlNode]): CheckedVm {
   }
   const name = String(key.value);
   if (name === "") throw new NodeProblem(key, "VM name must not be empty");
+  if (name === "global") {
+    throw new NodeProblem(key, 'VM name "global" is reserved for the sums over all VMs');
+  }
   const vm = `VM ${quote(name)}`;
   if (node.kind !== "mapping") {
     throw new NodeProblem(node, `${vm} must be a mapping with pid and/or kvm_debug_dir`);

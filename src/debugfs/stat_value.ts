@@ -12,9 +12,10 @@ const INTEGER = /^(-?\d+)\n?$/;
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseStatValue } from "./stat_value.ts";
- * console.assert(parseStatValue("18446744073709551615\n") === 18446744073709551615n);
- * console.assert(parseStatValue("") === undefined);
+ * assert(parseStatValue("18446744073709551615\n") === 18446744073709551615n);
+ * assert(parseStatValue("") === undefined);
  * ```
  *
  * @param text The file's content.

@@ -52,7 +52,11 @@ export class VmDiscovery {
   #warnedRenames = new Set<string>();
   #warnedProcfs = false;
 
-  /** @param options Where to look. */
+  /**
+   * Creates a discovery with empty caches.
+   *
+   * @param options Where to look.
+   */
   constructor(options: VmDiscoveryOptions) {
     this.#options = options;
   }

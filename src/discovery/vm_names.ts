@@ -44,12 +44,13 @@ const dirOrder = new Intl.Collator("en", { numeric: true });
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveVmNames } from "./vm_names.ts";
  * const vms = resolveVmNames(
  *   [{ dir: "1-10", pid: 1, cmdlineName: "web" }, { dir: "2-10", pid: 2, cmdlineName: "web" }],
  *   { config: { entries: [] }, onlyListed: false },
  * );
- * console.assert(vms[1]?.domain === "web@2-10");
+ * assert(vms[1]?.domain === "web@2-10");
  * ```
  *
  * @param candidates The VM dirs found.

@@ -24,9 +24,10 @@ export function splitCmdline(text: string): string[] {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseQemuOpts } from "./vmm_cmdline.ts";
  * const opts = parseQemuOpts("guest=a,,b,debug-threads=on", "guest");
- * console.assert(opts.get("guest") === "a,b");
+ * assert(opts.get("guest") === "a,b");
  * ```
  *
  * @param text The option string.
@@ -91,9 +92,10 @@ function optionValues(argv: readonly string[], names: readonly string[]): string
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { vmNameFromArgv } from "./vmm_cmdline.ts";
  * const argv = ["/usr/bin/qemu-system-x86_64", "-name", "guest=web,,1,debug-threads=on"];
- * console.assert(vmNameFromArgv(argv) === "web,1");
+ * assert(vmNameFromArgv(argv) === "web,1");
  * ```
  *
  * @param argv The VMM's arguments, argv[0] included.

@@ -73,9 +73,10 @@ function compareLabels(a: Sample, b: Sample): number {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderText } from "./text_format.ts";
  * const text = renderText([{ name: "up", help: "Up.", type: "gauge", samples: [{ labels: [], value: 1 }] }]);
- * console.assert(text === "# HELP up Up.\n# TYPE up gauge\nup 1\n");
+ * assert(text === "# HELP up Up.\n# TYPE up gauge\nup 1\n");
  * ```
  *
  * @param families The families to render.

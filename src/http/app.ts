@@ -6,8 +6,12 @@
  */
 
 import { Hono } from "hono";
+
+/** The app type: a Hono app, served by `Deno.serve(app.fetch)`. */
+export type App = Hono;
 import { compress } from "hono/compress";
 import type { Exporter } from "../exporter.ts";
+import type { MetricFamily } from "../metrics/model.ts";
 import { renderText, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
 import type { Logger } from "../log/logger.ts";
 import { VERSION } from "../version.ts";
@@ -31,34 +35,43 @@ export interface AppOptions {
  * @param options The exporter and the web flags.
  * @returns The Hono app; serve it with `Deno.serve(app.fetch)`.
  */
-export function createApp(options: AppOptions): Hono {
+export function createApp(options: AppOptions): App {
   const { exporter, telemetryPath, maxRequests, logger } = options;
   const app = new Hono();
   let inFlight = 0;
 
   app.use(compress({ encoding: "gzip" }));
 
+  /** Runs a scrape unless --web.max-requests are in flight already. */
+  async function scrapeWithinLimit(): Promise<MetricFamily[] | undefined> {
+    if (maxRequests > 0 && inFlight >= maxRequests) return undefined;
+    inFlight++;
+    try {
+      return await exporter.scrape();
+    } finally {
+      inFlight--;
+    }
+  }
+
   // Matched literally: as a route pattern, a path such as "/*" or "/m/:x" would shadow the others.
   app.get("*", async (c, next) => {
     if (c.req.path !== telemetryPath) return await next();
-    if (maxRequests > 0 && inFlight >= maxRequests) {
+    // Hono answers HEAD with the GET route's headers: no reason to read every stat for that.
+    if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": TEXT_CONTENT_TYPE });
+    const families = await scrapeWithinLimit();
+    if (families === undefined) {
       logger.debug("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(
         `Too many concurrent scrapes: ${maxRequests} already in flight (--web.max-requests)\n`,
         503,
       );
     }
-    inFlight++;
-    try {
-      const body = renderText(await exporter.scrape());
-      return c.body(body, 200, { "Content-Type": TEXT_CONTENT_TYPE });
-    } finally {
-      inFlight--;
-    }
+    return c.body(renderText(families), 200, { "Content-Type": TEXT_CONTENT_TYPE });
   });
 
   app.get("/", async (c) => {
-    if (exporter.lastScrape === undefined) await exporter.scrape();
+    // The first visit shows the VMs too; it counts against the scrape limit like any scrape.
+    if (exporter.lastScrape === undefined && c.req.method !== "HEAD") await scrapeWithinLimit();
     return c.html(renderStatusPage({
       version: VERSION,
       telemetryPath,

@@ -17,8 +17,9 @@ export interface ListenAddress {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseListenAddress } from "./listen_address.ts";
- * console.assert(parseListenAddress("[::1]:9900").hostname === "::1");
+ * assert(parseListenAddress("[::1]:9900").hostname === "::1");
  * ```
  *
  * @param text The address.

@@ -23,8 +23,6 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   /** Logs at error level. */
   error(msg: string, fields?: LogFields): void;
-  /** Whether lines at `level` are written. */
-  enabled(level: LogLevel): boolean;
 }
 
 /** Options of {@linkcode createLogger}. */
@@ -55,9 +53,10 @@ function logfmtValue(value: string): string {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatLogfmt } from "./logger.ts";
  * const line = formatLogfmt({ ts: "t", level: "info", msg: "Listening", address: ":9900" });
- * console.assert(line === 'ts=t level=info msg=Listening address=:9900\n');
+ * assert(line === 'ts=t level=info msg=Listening address=:9900\n');
  * ```
  *
  * @param fields Key/value pairs in order; undefined values are left out.
@@ -93,6 +92,5 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     info: (msg, fields) => log("info", msg, fields),
     warn: (msg, fields) => log("warn", msg, fields),
     error: (msg, fields) => log("error", msg, fields),
-    enabled: (level) => LOG_LEVELS.indexOf(level) >= min,
   };
 }

@@ -12,7 +12,7 @@ import type { StatSchema } from "../qmp/query_stats.ts";
  * with their schema; the compat naming has no names for them, so the text
  * exposition leaves them out.
  */
-export type MetricType = "gauge" | "counter" | "untyped" | "histogram";
+export type MetricType = "gauge" | "counter" | "histogram";
 
 /** Label pairs in the order they are printed. */
 export type Labels = ReadonlyArray<readonly [name: string, value: string]>;
@@ -50,10 +50,11 @@ export interface MetricFamily {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FamilySet } from "./model.ts";
  * const set = new FamilySet();
  * set.add({ name: "up", help: "Up.", type: "gauge" }, [], 1);
- * console.assert(set.families().length === 1);
+ * assert(set.families().length === 1);
  * ```
  */
 export class FamilySet {
@@ -81,7 +82,11 @@ export class FamilySet {
     family.samples.push({ labels, value, ...extra });
   }
 
-  /** @returns The families collected so far, in insertion order. */
+  /**
+   * The families collected so far.
+   *
+   * @returns The families, in insertion order.
+   */
   families(): MetricFamily[] {
     return [...this.#families.values()];
   }

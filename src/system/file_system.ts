@@ -91,9 +91,9 @@ export function describeReadError(path: string, error: unknown): string {
     return `Deno permission missing: add --allow-read=${path}`;
   }
   if (error instanceof Deno.errors.PermissionDenied) {
-    return `the kernel refuses "${path}" (kernel lockdown, or not running as root): ${
+    return `The kernel refuses "${path}" (kernel lockdown, or not running as root): ${
       (error as Error).message
     }`;
   }
-  return `cannot read "${path}": ${(error as Error).message}`;
+  return `Cannot read "${path}": ${(error as Error).message}`;
 }

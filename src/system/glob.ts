@@ -12,8 +12,9 @@ import { type FileSystem, listDir } from "./file_system.ts";
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { globToRegExp } from "./glob.ts";
- * console.assert(globToRegExp("*.qmp").test("101.qmp"));
+ * assert(globToRegExp("*.qmp").test("101.qmp"));
  * ```
  *
  * @param glob The last path component, with `*` and `?`.

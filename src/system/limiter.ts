@@ -17,7 +17,11 @@ export class Limiter {
   #waiting: (() => void)[] = [];
   #sliceStart = performance.now();
 
-  /** @param limit How many operations may run at once (at least 1). */
+  /**
+   * Creates a limiter.
+   *
+   * @param limit How many operations may run at once (at least 1).
+   */
   constructor(limit: number) {
     this.#free = Math.max(1, limit);
   }

@@ -14,8 +14,9 @@ export type LockdownMode = "none" | "integrity" | "confidentiality" | "unknown";
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLockdown } from "./lockdown.ts";
- * console.assert(parseLockdown("none [integrity] confidentiality\n") === "integrity");
+ * assert(parseLockdown("none [integrity] confidentiality\n") === "integrity");
  * ```
  *
  * @param text The file content.

@@ -26,9 +26,10 @@ export interface ProcStat {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseProcStat } from "./process_metrics.ts";
  * const line = "1 (a b) S 0 1 1 0 -1 0 0 0 0 0 250 50 0 0 20 0 1 0 100 4096 10 0";
- * console.assert(parseProcStat(line)?.cpuTicks === 300);
+ * assert(parseProcStat(line)?.cpuTicks === 300);
  * ```
  *
  * @param text The file content.

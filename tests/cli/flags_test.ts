@@ -248,24 +248,24 @@ Deno.test("parseFlags() names the environment variable or the flag that holds a 
       env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "-1" },
       args: [],
       expected:
-        'invalid value "-1" for environment variable KVM_EXPORTER_COLLECTOR_DIR_DEPTH: must be 0 or more',
+        'Invalid value "-1" for environment variable KVM_EXPORTER_COLLECTOR_DIR_DEPTH: must be 0 or more',
     },
     {
       env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" },
       args: ["--collector.dir.depth=-1"],
-      expected: 'invalid value "-1" for flag --collector.dir.depth: must be 0 or more',
+      expected: 'Invalid value "-1" for flag --collector.dir.depth: must be 0 or more',
     },
     {
       env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "metrics" },
       args: [],
       expected:
-        'invalid value "metrics" for environment variable KVM_EXPORTER_WEB_TELEMETRY_PATH: must start with "/" and not be "/" or under "/-/"',
+        'Invalid value "metrics" for environment variable KVM_EXPORTER_WEB_TELEMETRY_PATH: must start with "/" and not be "/" or under "/-/"',
     },
     {
       env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: "(" },
       args: [],
       expected:
-        'invalid value "(" for environment variable KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: Invalid regular expression: /(/: Unterminated group',
+        'Invalid value "(" for environment variable KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: Invalid regular expression: /(/: Unterminated group',
     },
   ];
   for (const c of cases) {
@@ -275,6 +275,26 @@ Deno.test("parseFlags() names the environment variable or the flag that holds a 
         assert.equal(error.message, c.expected);
         return true;
       });
+    });
+  }
+});
+
+Deno.test("parseFlags() lets the command line win over KVM_EXPORTER_DEBUG", async (t) => {
+  const cases: { args: string[]; env: Record<string, string>; level: string }[] = [
+    { args: ["--log.level=error"], env: { KVM_EXPORTER_DEBUG: "true" }, level: "error" },
+    { args: ["-d"], env: { KVM_EXPORTER_LOG_LEVEL: "error" }, level: "debug" },
+    {
+      args: [],
+      env: { KVM_EXPORTER_DEBUG: "true", KVM_EXPORTER_LOG_LEVEL: "warn" },
+      level: "debug",
+    },
+    { args: ["--no-debug"], env: { KVM_EXPORTER_DEBUG: "true" }, level: "info" },
+  ];
+  for (const c of cases) {
+    await t.step(`${c.args.join(" ")} ${JSON.stringify(c.env)}`, () => {
+      const command = parseFlags(c.args, (name) => c.env[name]);
+      assert.ok(command.kind === "run");
+      assert.equal(command.options.logLevel, c.level);
     });
   }
 });

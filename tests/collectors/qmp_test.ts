@@ -53,6 +53,9 @@ Deno.test("qmp collector exports VM and vCPU stats, debugfs first, histograms ke
       text.split("\n").filter((l) => l.startsWith('kvm_stat_pages_4k_count{domain="good"}')).length,
       1,
     );
+    // What debugfs's VM dir sums over vCPUs, QMP sums too: exits of vCPU 0 and 1.
+    strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="good"}'), "2001");
+    strictEqual(seriesValue(text, 'kvm_stat_halt_wait_ns_count{domain="good"}'), "10");
     // Per-vCPU stats, vcpu = cpu-index (device[2] is vCPU 1), booleans as 0/1.
     strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="0"}'), "1000");
     strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="1"}'), "1001");

@@ -146,6 +146,11 @@ for (const backend of [kvmBackend, tcgBackend]) {
           timeoutMs: 10_000,
           what: "the SIGHUP reload to rename the VM",
         });
+        // The file watch may have reloaded it too: the signal must have done so on its own.
+        await waitUntil(() => /msg="Loaded vm.yaml".* reason=SIGHUP/.test(exporter.stderrText()), {
+          timeoutMs: 10_000,
+          what: "a reload for SIGHUP in the log",
+        });
         text = await scrape();
         ok(!text.includes(`domain="${ODD_LABEL}"`));
         strictEqual(seriesValue(text, "kvm_exporter_config_last_reload_successful"), "1");

@@ -272,3 +272,22 @@ Deno.test("createApp() sets no limit with --web.max-requests=0", async () => {
     fs.open();
   }
 });
+
+Deno.test("createApp() answers HEAD /metrics without reading any stat", async () => {
+  const { app, exporter } = await buildSampleApp();
+  const response = await app.request("/metrics", { method: "HEAD" });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  assert.equal(exporter.lastScrape, undefined);
+});
+
+Deno.test("createApp() does not scrape for / when --web.max-requests are in flight", async () => {
+  const fs = new GatedFileSystem();
+  const { app, exporter } = await buildSampleApp({ args: ["--web.max-requests=1"], fs });
+  const held = app.request("/metrics");
+  const page = await app.request("/");
+  assert.equal(page.status, 200);
+  assert.equal(exporter.lastScrape, undefined, "the page did not start a second scrape");
+  fs.open();
+  assert.equal((await held).status, 200);
+});
