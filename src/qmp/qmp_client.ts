@@ -243,7 +243,7 @@ function connectError(path: string, error: unknown): QmpError {
       "other",
       `Deno lacks permission to connect to QMP socket "${path}": run with ${
         permissionFlags(path)
-      } (${detail})`,
+      }; the compiled kvm_exporter reaches sockets under /run and /var/run only (${detail})`,
       { cause: error },
     );
   }

@@ -1,0 +1,52 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { VmDiscovery } from "../../src/discovery/vm_discovery.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+
+async function tree(tmp: string, dirs: Record<string, string>): Promise<void> {
+  for (const [dir, name] of Object.entries(dirs)) {
+    await Deno.mkdir(`${tmp}/kvm/${dir}`, { recursive: true });
+    const pid = dir.split("-")[0];
+    await Deno.mkdir(`${tmp}/proc/${pid}`, { recursive: true });
+    await Deno.writeTextFile(`${tmp}/proc/${pid}/cmdline`, `qemu\0-name\0guest=${name}\0`);
+  }
+}
+
+Deno.test("VmDiscovery reads a command line once per dir, forgets it when the dir goes, warns once per rename", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    await tree(tmp, { "10-1": "web", "20-1": "web" });
+    const reads: string[] = [];
+    const fs: FileSystem = {
+      readDir: denoFileSystem.readDir,
+      readTextFile: (path, options) => {
+        reads.push(path.slice(tmp.length));
+        return denoFileSystem.readTextFile(path, options);
+      },
+    };
+    const logs: string[] = [];
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs,
+      logger: createLogger({ write: (line) => logs.push(line) }),
+    });
+    const config = { entries: [] };
+    const names = async (): Promise<string[]> =>
+      (await discovery.discover(config, false)).vms.map((vm) => vm.domain);
+
+    deepStrictEqual(await names(), ["web", "web@20-1"]);
+    deepStrictEqual(await names(), ["web", "web@20-1"]);
+    deepStrictEqual(reads.sort(), ["/proc/10/cmdline", "/proc/20/cmdline"], "once per dir");
+    strictEqual(logs.filter((l) => l.includes("Two VMs resolve to one name")).length, 1);
+
+    // VM 20-1 exits; a new VM reuses pid 20 with another name: its command line is read anew.
+    await Deno.remove(`${tmp}/kvm/20-1`);
+    deepStrictEqual(await names(), ["web"]);
+    await tree(tmp, { "20-1": "db" });
+    deepStrictEqual(await names(), ["web", "db"]);
+    strictEqual(reads.filter((r) => r === "/proc/20/cmdline").length, 2);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
