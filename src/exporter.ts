@@ -7,14 +7,14 @@
 
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
-import { createKvmStatCollector } from "./collectors/kvm_stat.ts";
+import { createKvmStatCollector, KVM_STAT } from "./collectors/kvm_stat.ts";
 import { createQmpCollector } from "./collectors/qmp.ts";
 import { READ_ERROR_REASONS, ReadErrorLog } from "./collectors/read_errors.ts";
 import type { ConfigStore } from "./config/config_store.ts";
 import type { NameSource } from "./discovery/vm_names.ts";
-import { VmDiscovery } from "./discovery/vm_discovery.ts";
+import { type DiscoveredVm, VmDiscovery } from "./discovery/vm_discovery.ts";
 import type { Logger } from "./log/logger.ts";
-import { FamilySet, type Labels, type MetricFamily } from "./metrics/model.ts";
+import { FamilySet, type MetricFamily } from "./metrics/model.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import type { LockdownMode } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
@@ -76,6 +76,75 @@ export interface Exporter {
   readonly configStore: ConfigStore;
 }
 
+function addVmInfo(out: FamilySet, vms: readonly DiscoveredVm[]): void {
+  for (const vm of vms) {
+    out.add(
+      {
+        name: "kvm_vm_info",
+        help: "Information about each VM found; join on domain with group_left.",
+        type: "gauge",
+      },
+      [
+        ["domain", vm.domain],
+        ["pid", String(vm.pid)],
+        ["kvm_debug_dir", vm.dir],
+        ["name_source", vm.nameSource],
+        ...Object.entries(vm.entry?.labels ?? {}),
+      ],
+      1,
+    );
+  }
+}
+
+function addReadErrors(out: FamilySet, counts: ReadonlyMap<string, number> | undefined): void {
+  for (const reason of READ_ERROR_REASONS) {
+    out.add(
+      {
+        name: "kvm_exporter_stat_read_errors",
+        help: "Stats that could not be read in the last scrape, by reason.",
+        type: "gauge",
+      },
+      [["collector", KVM_STAT], ["reason", reason]],
+      counts?.get(reason) ?? 0,
+    );
+  }
+}
+
+function addConfigState(out: FamilySet, configStore: ConfigStore): void {
+  out.add(
+    {
+      name: "kvm_exporter_config_last_reload_successful",
+      help: "Whether the last load of vm.yaml succeeded.",
+      type: "gauge",
+    },
+    [],
+    configStore.lastReloadSuccessful ? 1 : 0,
+  );
+  const loadedAt = configStore.lastSuccessTimestamp;
+  if (loadedAt === undefined) return;
+  out.add(
+    {
+      name: "kvm_exporter_config_last_reload_success_timestamp_seconds",
+      help: "When vm.yaml was last loaded successfully, in seconds since the epoch.",
+      type: "gauge",
+    },
+    [],
+    loadedAt,
+  );
+}
+
+function addBuildInfo(out: FamilySet): void {
+  out.add(
+    {
+      name: "kvm_exporter_build_info",
+      help: "A metric with a constant '1' value labeled by version, revision and deno_version.",
+      type: "gauge",
+    },
+    [["version", VERSION], ["revision", "unknown"], ["deno_version", Deno.version.deno]],
+    1,
+  );
+}
+
 /**
  * Builds the scrape pipeline from the flags.
  *
@@ -135,73 +204,10 @@ export function createExporter(init: ExporterOptions): Exporter {
     }
 
     const own = new FamilySet();
-    for (const vm of found.vms) {
-      const labels: [string, string][] = [
-        ["domain", vm.domain],
-        ["pid", String(vm.pid)],
-        ["kvm_debug_dir", vm.dir],
-        ["name_source", vm.nameSource],
-        ...Object.entries(vm.entry?.labels ?? {}),
-      ];
-      own.add(
-        {
-          name: "kvm_vm_info",
-          help: "Information about each VM found; join on domain with group_left.",
-          type: "gauge",
-        },
-        labels,
-        1,
-      );
-    }
-    for (const collector of collectors.filter((c) => c.name !== "qmp")) {
-      const reasons = readErrors.counts.byCollector.get(collector.name);
-      for (const reason of READ_ERROR_REASONS) {
-        own.add(
-          {
-            name: "kvm_exporter_stat_read_errors",
-            help: "Stats that could not be read in the last scrape, by reason.",
-            type: "gauge",
-          },
-          [["collector", collector.name], ["reason", reason]],
-          reasons?.get(reason) ?? 0,
-        );
-      }
-    }
-    own.add(
-      {
-        name: "kvm_exporter_config_last_reload_successful",
-        help: "Whether the last load of vm.yaml succeeded.",
-        type: "gauge",
-      },
-      [],
-      configStore.lastReloadSuccessful ? 1 : 0,
-    );
-    const loadedAt = configStore.lastSuccessTimestamp;
-    if (loadedAt !== undefined) {
-      own.add(
-        {
-          name: "kvm_exporter_config_last_reload_success_timestamp_seconds",
-          help: "When vm.yaml was last loaded successfully, in seconds since the epoch.",
-          type: "gauge",
-        },
-        [],
-        loadedAt,
-      );
-    }
-    const buildLabels: Labels = [
-      ["version", VERSION],
-      ["revision", "unknown"],
-      ["deno_version", Deno.version.deno],
-    ];
-    own.add(
-      {
-        name: "kvm_exporter_build_info",
-        help: "A metric with a constant '1' value labeled by version, revision and deno_version.",
-        type: "gauge",
-      },
-      buildLabels,
-      1,
-    );
+    addVmInfo(own, found.vms);
+    if (options.kvmStat) addReadErrors(own, readErrors.counts.byCollector.get(KVM_STAT));
+    addConfigState(own, configStore);
+    addBuildInfo(own);
     if (init.processMetrics ?? true) await collectProcessMetrics(own, options.procfs);
 
     lastScrape = {
