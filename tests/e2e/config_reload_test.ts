@@ -8,7 +8,7 @@
 
 import { ok } from "node:assert/strict";
 import { startExporter } from "../support/exporter_process.ts";
-import { waitUntil } from "../support/qemu.ts";
+import { waitFor } from "../support/exporter_process.ts";
 
 Deno.test("main.ts with read permission on vm.yaml alone still sees it replaced and rewritten", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_reload_" });
@@ -42,14 +42,14 @@ Deno.test("main.ts with read permission on vm.yaml alone still sees it replaced 
       `vm_infos:\n  second:\n    kvm_debug_dir: "10620-10"\n`,
     );
     await Deno.rename(`${config}.new`, config);
-    await waitUntil(() => named("second"), {
+    await waitFor(() => named("second"), {
       timeoutMs: 10_000,
       what: "the replaced file to be loaded",
     });
 
     // Then written in place.
     await write("third");
-    await waitUntil(() => named("third"), {
+    await waitFor(() => named("third"), {
       timeoutMs: 10_000,
       what: "the rewritten file to be loaded",
     });

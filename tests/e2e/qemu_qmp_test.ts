@@ -9,8 +9,8 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { startExporter } from "../support/exporter_process.ts";
-import { type QemuVm, waitUntil } from "../support/qemu.ts";
+import { startExporter, waitFor } from "../support/exporter_process.ts";
+import type { QemuVm } from "../support/qemu.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
 import { type Backend, kvmBackend, tcgBackend } from "../support/vm_backends.ts";
 
@@ -101,7 +101,7 @@ function scenario(backend: Backend): void {
         if (backend.name === "kvm") {
           checkKvmStats(first, "one", 1);
           checkKvmStats(first, "three", 3);
-          await waitUntil(
+          await waitFor(
             async () => exitsOf(await scrape(), "three")! > exitsOf(first, "three")!,
             {
               timeoutMs: 10_000,

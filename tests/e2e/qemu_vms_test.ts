@@ -11,8 +11,8 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { startExporter } from "../support/exporter_process.ts";
-import { type QemuVm, waitUntil } from "../support/qemu.ts";
+import { startExporter, waitFor } from "../support/exporter_process.ts";
+import type { QemuVm } from "../support/qemu.ts";
 import { kvmBackend, tcgBackend } from "../support/vm_backends.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
 
@@ -142,12 +142,12 @@ for (const backend of [kvmBackend, tcgBackend]) {
         // 4. vm.yaml renames a VM; SIGHUP reloads it.
         await Deno.writeTextFile(config, `vm_infos:\n  renamed:\n    pid: ${odd.vm.pid}\n`);
         Deno.kill(exporter.pid, "SIGHUP");
-        await waitUntil(async () => (await scrape()).includes('kvm_vm_info{domain="renamed"'), {
+        await waitFor(async () => (await scrape()).includes('kvm_vm_info{domain="renamed"'), {
           timeoutMs: 10_000,
           what: "the SIGHUP reload to rename the VM",
         });
         // The file watch may have reloaded it too: the signal must have done so on its own.
-        await waitUntil(() => /msg="Loaded vm.yaml".* reason=SIGHUP/.test(exporter.stderrText()), {
+        await waitFor(() => /msg="Loaded vm.yaml".* reason=SIGHUP/.test(exporter.stderrText()), {
           timeoutMs: 10_000,
           what: "a reload for SIGHUP in the log",
         });
@@ -161,14 +161,14 @@ for (const backend of [kvmBackend, tcgBackend]) {
           `vm_infos:\n  touched:\n    pid: ${odd.vm.pid}\n`,
         );
         await Deno.rename(`${config}.tmp`, config);
-        await waitUntil(async () => (await scrape()).includes('kvm_vm_info{domain="touched"'), {
+        await waitFor(async () => (await scrape()).includes('kvm_vm_info{domain="touched"'), {
           timeoutMs: 10_000,
           what: "the file watch to rename the VM",
         });
 
         // 6. A broken vm.yaml is rejected: the old name stays, the reload metric goes to 0.
         await Deno.writeTextFile(config, "vm_infos:\n  broken:\n    pid: [1\n");
-        await waitUntil(
+        await waitFor(
           async () =>
             seriesValue(await scrape(), "kvm_exporter_config_last_reload_successful") === "0",
           { timeoutMs: 10_000, what: "the broken vm.yaml to be rejected" },

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { waitFor } from "./exporter_process.ts";
+
 /** A running QEMU process. */
 export interface QemuVm {
   /** The QEMU pid. */
@@ -49,25 +51,6 @@ export function qemuUnavailable(): string | undefined {
     }
   }
   return "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)";
-}
-
-/**
- * Polls `condition` until it holds or the deadline passes.
- *
- * @param condition What to wait for.
- * @param options How long, and what to say on timeout.
- */
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  options: { timeoutMs: number; what: string },
-): Promise<void> {
-  const deadline = Date.now() + options.timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${options.timeoutMs} ms waiting for ${options.what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /**
@@ -117,7 +100,7 @@ export async function startQemu(options: QemuOptions): Promise<QemuVm> {
   try {
     let exited = false;
     status.then(() => exited = true);
-    await waitUntil(async () => {
+    await waitFor(async () => {
       if (exited) throw new Error(`QEMU exited at start: ${options.name}`);
       if (options.qmpSocket === undefined) return true;
       return await Deno.stat(options.qmpSocket).then(() => true, () => false);

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { kvmUnavailable, qemuUnavailable, type QemuVm, startQemu, waitUntil } from "./qemu.ts";
+import { waitFor } from "./exporter_process.ts";
+import { kvmUnavailable, qemuUnavailable, type QemuVm, startQemu } from "./qemu.ts";
 
 const DEBUGFS_KVM = "/sys/kernel/debug/kvm";
 
@@ -60,7 +61,7 @@ export const kvmBackend: Backend = {
   async start(kvm, name, smp, qmpSocket) {
     const vm = await startQemu({ name, smp, accel: "kvm", ...(qmpSocket ? { qmpSocket } : {}) });
     let dir = "";
-    await waitUntil(async () => {
+    await waitFor(async () => {
       for await (const e of Deno.readDir(kvm)) {
         if (e.name.startsWith(`${vm.pid}-`)) dir = `${kvm}/${e.name}`;
       }
@@ -70,7 +71,7 @@ export const kvmBackend: Backend = {
   },
   async stop(vm, dir) {
     await vm.stop();
-    await waitUntil(async () => !(await exists(dir)), { timeoutMs: 15_000, what: `${dir} to go` });
+    await waitFor(async () => !(await exists(dir)), { timeoutMs: 15_000, what: `${dir} to go` });
   },
 };
 
