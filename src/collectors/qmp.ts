@@ -10,7 +10,7 @@
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import { qmpSocketsFromArgv } from "../discovery/vmm_cmdline.ts";
 import type { Logger } from "../log/logger.ts";
-import type { FamilySet, Labels } from "../metrics/model.ts";
+import { FamilySet, type Labels } from "../metrics/model.ts";
 import { compatStatFamily } from "../metrics/naming.ts";
 import {
   QmpError,
@@ -203,7 +203,15 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
               if (target === undefined || socketOf.has(target)) return; // Not a VM we export.
               globOwner.set(socket, target.pid);
             }
-            const vcpus = await queryStats(s, target, out);
+            // Into a set of its own: a session that times out half-way adds nothing, even if its
+            // last replies arrive after the scrape is over.
+            const vmOut = new FamilySet();
+            const vcpus = await queryStats(s, target, vmOut);
+            for (const family of vmOut.families()) {
+              for (const { labels, value, ...extra } of family.samples) {
+                out.add(family, labels, value, extra);
+              }
+            }
             context.qmpOutcomes.set(target.dir, "ok");
             if (!context.vcpuCounts.has(target.dir)) context.vcpuCounts.set(target.dir, vcpus);
           });
