@@ -5,6 +5,8 @@ FROM denoland/deno:2.9.6 AS build
 # (same Deno version) in the build context and build with --build-arg DENORT_BIN=/src/denort.
 # A build argument is in the environment of RUN, and unset when not given.
 ARG DENORT_BIN
+# The git revision for kvm_exporter_build_info (.git is not sent to the build).
+ARG REVISION
 WORKDIR /src
 # denort* matches nothing unless an offline build put denort there.
 COPY deno.json deno.lock main.ts denort* ./

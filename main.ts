@@ -12,7 +12,7 @@ import { createApp } from "./src/http/app.ts";
 import { parseListenAddress } from "./src/http/listen_address.ts";
 import { createLogger } from "./src/log/logger.ts";
 import { readLockdown } from "./src/system/lockdown.ts";
-import { VERSION } from "./src/version.ts";
+import { REVISION, VERSION } from "./src/version.ts";
 
 /** Reads an env var only where the permission is granted, so a run without `--allow-env` never prompts. */
 function readEnv(name: string): string | undefined {
@@ -54,7 +54,9 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (command.kind === "version") {
-    console.log(`kvm_exporter version ${VERSION} (deno ${Deno.version.deno})`);
+    console.log(
+      `kvm_exporter version ${VERSION} (revision ${REVISION}, deno ${Deno.version.deno})`,
+    );
     return 0;
   }
   const { options } = command;

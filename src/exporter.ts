@@ -18,7 +18,7 @@ import { FamilySet, type MetricFamily } from "./metrics/model.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import type { LockdownMode } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
-import { VERSION } from "./version.ts";
+import { REVISION, VERSION } from "./version.ts";
 
 /** A VM as the status page shows it. */
 export interface VmStatus {
@@ -140,7 +140,7 @@ function addBuildInfo(out: FamilySet): void {
       help: "A metric with a constant '1' value labeled by version, revision and deno_version.",
       type: "gauge",
     },
-    [["version", VERSION], ["revision", "unknown"], ["deno_version", Deno.version.deno]],
+    [["version", VERSION], ["revision", REVISION], ["deno_version", Deno.version.deno]],
     1,
   );
 }

@@ -15,6 +15,23 @@ export const COMPILE_PERMISSIONS = [
   "--allow-write=/run,/var/run",
 ];
 
+/** The git revision of the checkout, or REVISION from the environment (a Docker build arg). */
+async function revision(): Promise<string> {
+  const fromEnv = Deno.env.get("REVISION");
+  if (fromEnv) return fromEnv;
+  try {
+    const { code, stdout } = await new Deno.Command("git", {
+      args: ["rev-parse", "--short=12", "HEAD"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (code === 0) return new TextDecoder().decode(stdout).trim();
+  } catch {
+    // No git here (a container build without .git).
+  }
+  return "unknown";
+}
+
 async function main(): Promise<number> {
   const output = Deno.args[0] ?? "kvm_exporter";
   const denort = Deno.env.get("DENORT_BIN");
@@ -26,11 +43,21 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", ...COMPILE_PERMISSIONS, "--output", output, "main.ts"],
-    stdout: "inherit",
-    stderr: "piped",
-  }).output();
+  // Stamp the revision into the build, and put the source back as it was whatever happens.
+  const buildInfo = new URL("../src/build_info.json", import.meta.url);
+  const original = await Deno.readTextFile(buildInfo);
+  await Deno.writeTextFile(buildInfo, JSON.stringify({ revision: await revision() }) + "\n");
+  let result: Deno.CommandOutput;
+  try {
+    result = await new Deno.Command(Deno.execPath(), {
+      args: ["compile", ...COMPILE_PERMISSIONS, "--output", output, "main.ts"],
+      stdout: "inherit",
+      stderr: "piped",
+    }).output();
+  } finally {
+    await Deno.writeTextFile(buildInfo, original);
+  }
+  const { code, stderr } = result;
   if (code === 0) {
     console.log(`compile: wrote ${output}`);
     return 0;
