@@ -46,7 +46,13 @@ async function main(): Promise<number> {
   // Stamp the revision into the build, and put the source back as it was whatever happens.
   const buildInfo = new URL("../src/build_info.json", import.meta.url);
   const original = await Deno.readTextFile(buildInfo);
-  await Deno.writeTextFile(buildInfo, JSON.stringify({ revision: await revision() }) + "\n");
+  // Replaced by rename, so that a process importing it meanwhile never reads half a file.
+  const replace = async (text: string): Promise<void> => {
+    const temp = new URL("../src/build_info.json.tmp", import.meta.url);
+    await Deno.writeTextFile(temp, text);
+    await Deno.rename(temp, buildInfo);
+  };
+  await replace(JSON.stringify({ revision: await revision() }) + "\n");
   let result: Deno.CommandOutput;
   try {
     result = await new Deno.Command(Deno.execPath(), {
@@ -55,7 +61,7 @@ async function main(): Promise<number> {
       stderr: "piped",
     }).output();
   } finally {
-    await Deno.writeTextFile(buildInfo, original);
+    await replace(original);
   }
   const { code, stderr } = result;
   if (code === 0) {
