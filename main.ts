@@ -103,7 +103,7 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   const watching = new AbortController();
-  configStore.watch(watching.signal);
+  void configStore.watch(watching.signal);
   const reload = (): void => void configStore.reload("SIGHUP");
   Deno.addSignalListener("SIGHUP", reload);
 
