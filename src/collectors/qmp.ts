@@ -8,7 +8,6 @@
  */
 
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
-import { qmpSocketsFromArgv } from "../discovery/vmm_cmdline.ts";
 import type { Logger } from "../log/logger.ts";
 import { FamilySet, type Labels } from "../metrics/model.ts";
 import { compatStatFamily } from "../metrics/naming.ts";
@@ -178,7 +177,7 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
       const byPid = new Map(vms.map((vm) => [vm.pid, vm]));
       const socketOf = new Map<DiscoveredVm, string>();
       for (const vm of vms) {
-        const socket = vm.entry?.qmpSocket ?? qmpSocketsFromArgv(vm.argv ?? [])[0];
+        const socket = vm.entry?.qmpSocket ?? vm.qmpSockets[0];
         if (socket !== undefined) socketOf.set(vm, socket);
       }
       const known = new Set(socketOf.values());
@@ -227,6 +226,10 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
           });
         }
       }
+
+      // Forget what was logged about sockets that are gone, so the set does not grow with churn.
+      const current = new Set([...socketOf.values(), ...unmatched]);
+      for (const key of logged) if (!current.has(key.split("\n")[0]!)) logged.delete(key);
 
       // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
       await Promise.all([

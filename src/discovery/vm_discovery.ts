@@ -10,14 +10,25 @@ import { parseVmDirName } from "../debugfs/stat_value.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeReadError, type FileSystem, listDir } from "../system/file_system.ts";
 import { type NamedVm, resolveVmNames } from "./vm_names.ts";
-import { splitCmdline, vmNameFromArgv } from "./vmm_cmdline.ts";
+import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv } from "./vmm_cmdline.ts";
 
 /** A VM found by discovery. */
 export interface DiscoveredVm extends NamedVm {
   /** The VM dir's full path. */
   path: string;
-  /** The VMM's argv, or undefined when procfs could not tell. */
-  argv: readonly string[] | undefined;
+  /** The QMP sockets on the VMM's command line, in order (none when procfs could not tell). */
+  qmpSockets: readonly string[];
+}
+
+/** What a VMM's command line says about its VM. */
+interface VmmCommandLine {
+  name: string | undefined;
+  qmpSockets: readonly string[];
+}
+
+function parseVmmCommandLine(argv: readonly string[] | undefined): VmmCommandLine {
+  if (argv === undefined) return { name: undefined, qmpSockets: [] };
+  return { name: vmNameFromArgv(argv), qmpSockets: qmpSocketsFromArgv(argv) };
 }
 
 /** What one discovery pass found. */
@@ -48,7 +59,8 @@ export interface VmDiscoveryOptions {
  */
 export class VmDiscovery {
   #options: VmDiscoveryOptions;
-  #argvByDir = new Map<string, readonly string[] | undefined>();
+  /** What the VMM's command line says, parsed once per dir. */
+  #processByDir = new Map<string, VmmCommandLine>();
   #warnedRenames = new Set<string>();
   #warnedProcfs = false;
 
@@ -84,21 +96,24 @@ export class VmDiscovery {
       else if (!entry.isDirectory) rootFiles.push(entry);
     }
     const present = new Set(dirs.map((d) => d.dir));
-    for (const dir of this.#argvByDir.keys()) {
-      if (!present.has(dir)) this.#argvByDir.delete(dir);
+    for (const dir of this.#processByDir.keys()) {
+      if (!present.has(dir)) this.#processByDir.delete(dir);
     }
     for (const dir of this.#warnedRenames) {
       if (!present.has(dir)) this.#warnedRenames.delete(dir);
     }
     const candidates = await Promise.all(dirs.map(async ({ dir, pid }) => {
-      if (!this.#argvByDir.has(dir)) this.#argvByDir.set(dir, await this.#readArgv(pid));
-      const argv = this.#argvByDir.get(dir);
-      return { dir, pid, cmdlineName: argv === undefined ? undefined : vmNameFromArgv(argv) };
+      let vmm = this.#processByDir.get(dir);
+      if (vmm === undefined) {
+        vmm = parseVmmCommandLine(await this.#readArgv(pid));
+        this.#processByDir.set(dir, vmm);
+      }
+      return { dir, pid, cmdlineName: vmm.name };
     }));
     const vms = resolveVmNames(candidates, { config, onlyListed }).map((vm) => ({
       ...vm,
       path: `${kvmdebugDir}/${vm.dir}`,
-      argv: this.#argvByDir.get(vm.dir),
+      qmpSockets: this.#processByDir.get(vm.dir)?.qmpSockets ?? [],
     }));
     for (const vm of vms) {
       if (vm.renamedFrom !== undefined && !this.#warnedRenames.has(vm.dir)) {
