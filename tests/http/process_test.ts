@@ -54,45 +54,51 @@ async function promtoolCheck(
   };
 }
 
-Deno.test("main.ts serves /metrics over TCP that promtool parses with known lint only", async () => {
-  let body: string;
-  {
-    await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
-    const response = await fetchText(`${exporter.baseUrl}/metrics`);
-    assert.equal(response.status, 200);
-    assert.equal(
-      response.headers.get("Content-Type"),
-      "text/plain; version=0.0.4; charset=utf-8",
-    );
-    body = response.body;
-  }
+/** Scrapes the real process on the sample tree over TCP. */
+async function scrapeOverTcp(): Promise<string> {
+  await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
+  const response = await fetchText(`${exporter.baseUrl}/metrics`);
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  return response.body;
+}
+
+Deno.test("main.ts serves /metrics over TCP", async () => {
+  const body = await scrapeOverTcp();
   assert.ok(body.endsWith("\n"));
   assert.match(body, /^kvm_stat_exits_count\{domain="global"\} \d+$/m);
   assert.match(body, /^process_cpu_seconds_total /m, "process metrics in the real process");
+});
 
-  const promtool = promtoolPath();
-  if (promtool === undefined) {
-    console.log("skipped promtool check: promtool is not on PATH");
-    return;
-  }
-  const result = await promtoolCheck(promtool, body);
-  // 0: clean; 3: lint problems only. A parse error is 1 with "error while linting".
-  assert.ok(
-    result.code === 0 || result.code === 3,
-    `promtool exited ${result.code}:\n${result.stderr}`,
-  );
-  assert.doesNotMatch(result.stderr, /error/i);
-  const countSuffixed = new Set<string>();
-  for (const line of result.stderr.split("\n").filter((l) => l !== "")) {
-    const known = KNOWN_PROMTOOL_LINT.map((re) => re.exec(line)).find((m) => m !== null);
-    assert.ok(known, `unexpected promtool output: ${line}`);
-    const name = known[1]!;
-    assert.match(body, new RegExp(`^# TYPE ${name} gauge$`, "m"), `${name} is a gauge`);
-    if (line.includes('"_count" suffix')) countSuffixed.add(name);
-  }
-  // Exactly the compat gauges ending in _count get the _count warning, no other family.
-  const countGauges = [...body.matchAll(/^# TYPE (\w+_count) gauge$/gm)].map((m) => m[1]!);
-  assert.deepEqual([...countSuffixed].sort(), countGauges.sort());
+const promtool = promtoolPath();
+if (promtool === undefined) {
+  console.log("process_test: promtool check skipped: promtool is not on PATH");
+}
+
+Deno.test({
+  name: "main.ts serves /metrics that promtool parses with known lint only",
+  ignore: promtool === undefined,
+  fn: async () => {
+    const body = await scrapeOverTcp();
+    const result = await promtoolCheck(promtool!, body);
+    // 0: clean; 3: lint problems only. A parse error is 1 with "error while linting".
+    assert.ok(
+      result.code === 0 || result.code === 3,
+      `promtool exited ${result.code}:\n${result.stderr}`,
+    );
+    assert.doesNotMatch(result.stderr, /error/i);
+    const countSuffixed = new Set<string>();
+    for (const line of result.stderr.split("\n").filter((l) => l !== "")) {
+      const known = KNOWN_PROMTOOL_LINT.map((re) => re.exec(line)).find((m) => m !== null);
+      assert.ok(known, `unexpected promtool output: ${line}`);
+      const name = known[1]!;
+      assert.match(body, new RegExp(`^# TYPE ${name} gauge$`, "m"), `${name} is a gauge`);
+      if (line.includes('"_count" suffix')) countSuffixed.add(name);
+    }
+    // Exactly the compat gauges ending in _count get the _count warning, no other family.
+    const countGauges = [...body.matchAll(/^# TYPE (\w+_count) gauge$/gm)].map((m) => m[1]!);
+    assert.deepEqual([...countSuffixed].sort(), countGauges.sort());
+  },
 });
 
 /** The permissions and arguments of a `deno task` command line in deno.json. */
