@@ -219,7 +219,8 @@ if (!SCHEME_AVAILABLE) {
 }
 
 Deno.test({
-  name: "the exporter with --metrics.naming=prometheus emits every name the dashboard and rules use",
+  name:
+    "the exporter with --metrics.naming=prometheus emits every name the dashboard and rules use",
   ignore: !SCHEME_AVAILABLE,
   async fn() {
     // The sample tree for debugfs; the fake QMP monitor for what only QMP has (per-vCPU counters,
