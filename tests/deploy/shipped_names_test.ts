@@ -8,7 +8,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import yaml from "js-yaml";
-import { startExporter } from "../support/exporter_process.ts";
+import { startExporter, waitFor } from "../support/exporter_process.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
 import { metricNames, variableMetricNames } from "../support/promql_names.ts";
 
@@ -248,6 +248,118 @@ Deno.test({
       const missing = (await shippedNames()).filter((n) => !emitted.has(n));
       deepStrictEqual(missing, [], `not emitted:\n${missing.join("\n")}`);
     } finally {
+      await qmp.close();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+function prometheusBinary(): string | undefined {
+  try {
+    Deno.statSync("/usr/bin/prometheus");
+    return "/usr/bin/prometheus";
+  } catch {
+    return undefined;
+  }
+}
+
+async function apiData(url: string): Promise<unknown> {
+  const body = await (await fetch(url)).json() as { status: string; data: unknown };
+  if (body.status !== "success") throw new Error(`${url}: ${JSON.stringify(body)}`);
+  return body.data;
+}
+
+Deno.test({
+  name: "a real Prometheus evaluates every shipped rule on the exporter's output without error",
+  ignore: !SCHEME_AVAILABLE || prometheusBinary() === undefined,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_rules_" });
+    const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
+    let prometheus: Deno.ChildProcess | undefined;
+    try {
+      await Deno.writeTextFile(
+        `${tmp}/vm.yaml`,
+        `vm_infos:\n  target_vm:\n    kvm_debug_dir: "10620-10"\n    qmp_socket: "${tmp}/target_vm.qmp"\n`,
+      );
+      await using exporter = await startExporter([
+        "--web.listen-address=127.0.0.1:0",
+        "--collector.kvmdebug.dir=tests/fixtures/sample/kvm",
+        `--collector.vmmap.path=${tmp}/vm.yaml`,
+        "--path.procfs=tests/fixtures/sample/proc",
+        "--path.sysfs=tests/fixtures/sample/sys",
+        "--collector.qmp",
+        "--metrics.naming=prometheus",
+      ]);
+      // The shipped rules file, unchanged, scraped and evaluated every second.
+      await Deno.writeTextFile(
+        `${tmp}/prometheus.yml`,
+        yaml.dump({
+          global: { scrape_interval: "1s", scrape_timeout: "1s", evaluation_interval: "1s" },
+          rule_files: [RULES],
+          scrape_configs: [{
+            job_name: "kvm_exporter",
+            static_configs: [{ targets: [`127.0.0.1:${exporter.port}`] }],
+          }],
+        }),
+      );
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (listener.addr as Deno.NetAddr).port;
+      listener.close();
+      prometheus = new Deno.Command(prometheusBinary()!, {
+        args: [
+          `--config.file=${tmp}/prometheus.yml`,
+          `--storage.tsdb.path=${tmp}/data`,
+          `--web.listen-address=127.0.0.1:${port}`,
+          "--log.level=warn",
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const api = `http://127.0.0.1:${port}/api/v1`;
+      type Rule = { name: string; type: string; health: string; lastError?: string };
+      const rules = async (): Promise<Rule[]> =>
+        ((await apiData(`${api}/rules`)) as { groups: { rules: Rule[] }[] }).groups
+          .flatMap((g) => g.rules);
+      const query = async (expr: string): Promise<unknown[]> =>
+        ((await apiData(`${api}/query?query=${encodeURIComponent(expr)}`)) as {
+          result: unknown[];
+        }).result;
+      // Every rule evaluated at least once after two scrapes (rates need two samples).
+      await waitFor(async () => {
+        const all = await rules();
+        return all.length > 0 && all.every((r) => r.health !== "unknown") &&
+          (await query("instance_domain:kvm_vm_exits:rate5m")).length > 0;
+      }, { timeoutMs: 30_000, what: "Prometheus to evaluate the rules on two scrapes" });
+      const all = await rules();
+      const bad = all.filter((r) => r.health !== "ok").map((r) => `${r.name}: ${r.lastError}`);
+      deepStrictEqual(bad, []);
+      const { recorded } = await loadRules();
+      strictEqual(all.filter((r) => r.type === "recording").length, recorded.size);
+      // The sample's counters stand still, so the poll ratio (which leaves out VMs that did not
+      // poll) is empty; every other recorded rule has a series per VM or host.
+      for (const name of recorded) {
+        if (name.includes("ratio")) continue;
+        ok((await query(name)).length > 0, `${name} recorded nothing`);
+      }
+      // One exit rate per VM; one halt-wait p90 per VM with QMP histograms (target_vm).
+      const vms = (await query("kvm_vm_info")).length;
+      strictEqual(vms, 3);
+      strictEqual((await query("instance_domain:kvm_vm_exits:rate5m")).length, vms);
+      const p90 = await query("instance_domain:kvm_vcpu_halt_wait_seconds:p90_rate5m");
+      deepStrictEqual(
+        p90.map((s) => (s as { metric: Record<string, string> }).metric.domain),
+        ["target_vm"],
+      );
+    } finally {
+      if (prometheus !== undefined) {
+        try {
+          prometheus.kill("SIGTERM");
+        } catch {
+          // Exited already.
+        }
+        await prometheus.status;
+      }
       await qmp.close();
       await Deno.remove(tmp, { recursive: true });
     }
