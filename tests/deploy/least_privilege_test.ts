@@ -1,0 +1,313 @@
+/**
+ * Least privilege: every documented way to run the exporter (deno.json's
+ * tasks, the README's `deno run`, the compiled binary's baked flags, the
+ * Dockerfile, the systemd unit, the Kubernetes manifests) grants exactly what
+ * the table {@linkcode DOCUMENTED} (and README "Documented grants") says.
+ *
+ * To change a grant, change its row here and in the README.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import yaml from "js-yaml";
+import { COMPILE_PERMISSIONS } from "../../tools/compile.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+const read = (path: string): Promise<string> => Deno.readTextFile(`${root}${path}`);
+
+/** One kind of Deno permission: not granted (null), granted for everything ("all"), or a list. */
+type Grant = null | "all" | string[];
+
+/** The Deno permissions of one way to run. */
+interface Permissions {
+  read: Grant;
+  write: Grant;
+  net: Grant;
+  env: Grant;
+  run: Grant;
+  ffi: Grant;
+  sys: Grant;
+}
+
+const NONE: Permissions = {
+  read: null,
+  write: null,
+  net: null,
+  env: null,
+  run: null,
+  ffi: null,
+  sys: null,
+};
+
+/**
+ * The documented grants, one row per way to run. `build: true` marks a build tool, which may run
+ * subprocesses; every other row is a run mode, held to the rules of `RUN_MODE_RULES`.
+ */
+const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
+  "deno.json task start": {
+    ...NONE,
+    read: ["/etc/vm.yaml", "/run/kvm_exporter"],
+    net: ["0.0.0.0:9900", "[::]:9900"],
+    env: ["KVM_EXPORTER_*"],
+  },
+  "deno.json task demo": {
+    ...NONE,
+    read: ["tests/fixtures/sample"],
+    net: ["0.0.0.0:9900", "[::]:9900"],
+    env: ["KVM_EXPORTER_*"],
+  },
+  "deno.json task compile": {
+    ...NONE,
+    build: true,
+    read: "all",
+    write: ["src/build_info.json", "src/build_info.json.tmp"],
+    env: ["DENORT_BIN", "REVISION"],
+    run: "all",
+  },
+  // Baked into the binary that the systemd unit, the image and the DaemonSet run.
+  "compiled binary (tools/compile.ts)": {
+    ...NONE,
+    read: "all",
+    // Deno wants write permission to connect to a unix socket: the QMP sockets VMMs keep in /run.
+    write: ["/run", "/var/run"],
+    net: "all",
+    env: ["KVM_EXPORTER_*"],
+  },
+  "README deno run with --collector.qmp (Proxmox)": {
+    ...NONE,
+    read: ["/etc/vm.yaml", "/run/kvm_exporter", "/run/qemu-server"],
+    write: ["/run/qemu-server"],
+    net: [
+      "0.0.0.0:9900",
+      "[::]:9900",
+      "unix:/run/qemu-server/101.qmp",
+      "unix:/run/qemu-server/102.qmp",
+    ],
+    env: ["KVM_EXPORTER_*"],
+  },
+};
+
+/** Tasks that run tests (and so may use -A), not the exporter. */
+const TEST_TASKS = ["golden", "test"];
+
+/** What no run mode may have, whatever its row says. */
+function checkRunMode(where: string, p: Permissions): void {
+  for (const kind of ["run", "ffi", "sys"] as const) {
+    strictEqual(p[kind], null, `${where}: ${kind}`);
+  }
+  ok(Array.isArray(p.env) && p.env.every((e) => e.startsWith("KVM_EXPORTER_")), `${where} env`);
+  ok(p.read !== null, `${where} reads something`);
+  ok(Array.isArray(p.write) || p.write === null, `${where}: write is never everything`);
+}
+
+/**
+ * Reads Deno permission flags out of a command's arguments.
+ *
+ * @param args Arguments (quotes already removed); only permission flags are looked at.
+ * @returns The permissions, or "everything" for -A / --allow-all.
+ */
+function parsePermissions(args: readonly string[]): Permissions | "everything" {
+  const result: Permissions = { ...NONE };
+  const short: Record<string, keyof Permissions> = {
+    R: "read",
+    W: "write",
+    N: "net",
+    E: "env",
+    S: "sys",
+  };
+  for (const arg of args) {
+    if (arg === "-A" || arg === "--allow-all") return "everything";
+    const long = /^--allow-(read|write|net|env|run|ffi|sys)(?:=(.*))?$/.exec(arg);
+    const shortMatch = /^-([RWNES])(?:=(.*))?$/.exec(arg);
+    const kind = (long?.[1] ?? (shortMatch ? short[shortMatch[1]!] : undefined)) as
+      | keyof Permissions
+      | undefined;
+    if (kind === undefined) continue;
+    const value = long?.[2] ?? shortMatch?.[2];
+    const before = result[kind];
+    if (value === undefined || before === "all") {
+      result[kind] = "all";
+    } else {
+      result[kind] = [...new Set([...(before ?? []), ...value.split(",")])].sort();
+    }
+  }
+  return result;
+}
+
+const PARSE_CASES: [string[], Permissions | "everything"][] = [
+  [["-A"], "everything"],
+  [["--allow-all", "--allow-read=/x"], "everything"],
+  [["--allow-read=/b,/a", "--allow-read=/c"], { ...NONE, read: ["/a", "/b", "/c"] }],
+  [["--allow-net", "--allow-net=127.0.0.1:1"], { ...NONE, net: "all" }],
+  [["-R", "-E=KVM_EXPORTER_*"], { ...NONE, read: "all", env: ["KVM_EXPORTER_*"] }],
+  [["--allow-run", "--allow-ffi", "--allow-sys=hostname"], {
+    ...NONE,
+    run: "all",
+    ffi: "all",
+    sys: ["hostname"],
+  }],
+  [["main.ts", "--collector.qmp", "--web.listen-address=:1"], NONE],
+];
+
+for (const [args, expected] of PARSE_CASES) {
+  Deno.test(`parsePermissions() reads ${args.join(" ")}`, () => {
+    deepStrictEqual(parsePermissions(args), expected);
+  });
+}
+
+/** Splits a command line as a POSIX shell would for our files: quotes, backslash-newlines. */
+function shellWords(command: string): string[] {
+  const words: string[] = [];
+  for (const match of command.replace(/\\\n/g, " ").matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)) {
+    words.push(match[1] ?? match[2] ?? match[3]!);
+  }
+  return words;
+}
+
+/** The Deno permission flags of a `deno run|test|compile ... SCRIPT` command: those before SCRIPT. */
+function denoFlags(command: string): string[] {
+  const words = shellWords(command);
+  const start = words.indexOf("deno");
+  ok(start >= 0, `not a deno command: ${command}`);
+  const script = words.findIndex((w, i) => i > start && /\.ts$/.test(w));
+  return words.slice(start + 2, script === -1 ? undefined : script);
+}
+
+function withoutBuild(row: Permissions & { build?: true }): Permissions {
+  const { build: _, ...permissions } = row;
+  return permissions;
+}
+
+Deno.test("every deno.json task grants exactly its documented permissions", async () => {
+  const tasks = (JSON.parse(await read("deno.json")) as {
+    tasks: Record<string, { command: string }>;
+  }).tasks;
+  for (const [name, task] of Object.entries(tasks)) {
+    if (TEST_TASKS.includes(name)) continue;
+    const row = DOCUMENTED[`deno.json task ${name}`];
+    ok(row !== undefined, `task ${name} has no row in DOCUMENTED`);
+    // A task may chain commands (fmt && lint && ...): every deno command in it counts.
+    for (const command of task.command.split("&&").filter((c) => /\bdeno\s+run\b/.test(c))) {
+      deepStrictEqual(parsePermissions(denoFlags(command)), withoutBuild(row), `task ${name}`);
+    }
+  }
+});
+
+Deno.test("the compiled binary's baked flags are its documented permissions", () => {
+  deepStrictEqual(
+    parsePermissions(COMPILE_PERMISSIONS),
+    withoutBuild(DOCUMENTED["compiled binary (tools/compile.ts)"]!),
+  );
+});
+
+Deno.test("the README's deno run example grants its documented permissions", async () => {
+  const readme = await read("README.md");
+  const block = /```shell\n(deno run --allow-read[^`]*?)```/.exec(readme)?.[1];
+  ok(block !== undefined, "README has a deno run example");
+  deepStrictEqual(
+    parsePermissions(denoFlags(block)),
+    withoutBuild(DOCUMENTED["README deno run with --collector.qmp (Proxmox)"]!),
+  );
+});
+
+Deno.test("every run mode in the table follows the rules: no run, ffi, sys; only KVM_EXPORTER_* env", () => {
+  for (const [where, row] of Object.entries(DOCUMENTED)) {
+    if (!row.build) checkRunMode(where, row);
+  }
+});
+
+Deno.test("the README states the start task's permissions as deno.json has them", async () => {
+  const readme = await read("README.md");
+  const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, { command: string }>;
+  for (const flag of denoFlags(tasks.start!.command)) ok(readme.includes(flag), flag);
+});
+
+Deno.test("the Dockerfile runs the baked binary as a non-root user", async () => {
+  const dockerfile = await read("Dockerfile");
+  const finalStage = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+  const user = /^USER (\d+):(\d+)$/m.exec(finalStage);
+  ok(user !== null, "a numeric USER in the final stage");
+  ok(Number(user[1]) !== 0 && Number(user[2]) !== 0, user[0]);
+  ok(finalStage.includes('ENTRYPOINT ["/kvm_exporter"]'), "runs the compiled binary");
+  ok(!/chmod\s+[^\n]*[ug]\+s|setcap/.test(dockerfile), "no setuid bit, no file capabilities");
+});
+
+Deno.test("the README's container example binds one address, adds nothing, mounts read-only", async () => {
+  const readme = await read("README.md");
+  const run = /```shell\n(docker run [^`]*?)```/.exec(readme)?.[1];
+  ok(run !== undefined, "README has a docker run example");
+  const words = shellWords(run);
+  const ports = words.flatMap((w, i) => (w === "-p" ? [words[i + 1]!] : []));
+  ok(
+    ports.length > 0 && ports.every((p) => /^(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]):\d+:\d+$/.test(p)),
+    `-p ${ports}`,
+  );
+  ok(!ports.some((p) => p.startsWith("0.0.0.0:")), "not every interface");
+  for (const word of ["--privileged", "--cap-add", "--pid=host", "--network=host", "--user"]) {
+    ok(!words.some((w) => w.startsWith(word)), word);
+  }
+  ok(words.includes("--cap-drop=ALL") && words.includes("--read-only"), "drops what it can");
+  const volumes = words.flatMap((w, i) => (w === "-v" ? [words[i + 1]!] : []));
+  ok(volumes.length >= 3 && volumes.every((v) => v.endsWith(":ro")), `-v ${volumes}`);
+});
+
+Deno.test("the systemd unit has no capability, no new privileges, read-only bind mounts only", async () => {
+  const unit = await read("deploy/kvm_exporter.service");
+  const values = (key: string): string[] =>
+    [...unit.matchAll(new RegExp(`^${key}=(.*)$`, "gm"))].map((m) => m[1]!);
+  // Root for the QMP sockets (README "Container user"), with nothing root can do beyond files.
+  deepStrictEqual(values("User"), ["root"]);
+  deepStrictEqual(values("CapabilityBoundingSet"), [""]);
+  deepStrictEqual(values("AmbientCapabilities"), [""]);
+  deepStrictEqual(values("NoNewPrivileges"), ["yes"]);
+  deepStrictEqual(values("ProtectSystem"), ["strict"]);
+  deepStrictEqual(values("BindPaths"), []);
+  deepStrictEqual(values("ReadWritePaths"), []);
+  ok(values("BindReadOnlyPaths").length === 3);
+  // It runs the compiled binary, whose permissions are its row above.
+  ok(/^ExecStart=\/usr\/local\/bin\/kvm_exporter /m.test(unit));
+});
+
+/** hostPath volumes the DaemonSet may mount (all read-only), by host path. */
+const K8S_HOST_PATHS = ["/proc", "/sys/kernel/debug/kvm", "/sys/kernel/security"];
+
+Deno.test("the Kubernetes manifests grant no privilege: non-root, drop ALL, read-only hostPaths", async () => {
+  const docs = yaml.loadAll(await read("deploy/kubernetes/daemonset.yaml")) as {
+    kind: string;
+    spec: { template: { spec: Record<string, unknown> } };
+  }[];
+  const pod = docs.find((d) => d.kind === "DaemonSet")!.spec.template.spec as {
+    hostPID?: boolean;
+    hostNetwork?: boolean;
+    hostIPC?: boolean;
+    automountServiceAccountToken?: boolean;
+    securityContext: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: unknown };
+    containers: {
+      securityContext: Record<string, unknown> & { capabilities?: Record<string, unknown> };
+      volumeMounts: { name: string; readOnly?: boolean }[];
+    }[];
+    initContainers?: unknown[];
+    volumes: { name: string; hostPath?: { path: string } }[];
+  };
+  strictEqual(pod.hostPID ?? false, false);
+  strictEqual(pod.hostNetwork ?? false, false);
+  strictEqual(pod.hostIPC ?? false, false);
+  strictEqual(pod.automountServiceAccountToken, false);
+  strictEqual(pod.initContainers, undefined);
+  strictEqual(pod.securityContext.runAsNonRoot, true);
+  ok((pod.securityContext.runAsUser ?? 0) > 0);
+  deepStrictEqual(pod.securityContext.seccompProfile, { type: "RuntimeDefault" });
+  for (const container of pod.containers) {
+    const sc = container.securityContext;
+    strictEqual(sc.privileged, false);
+    strictEqual(sc.allowPrivilegeEscalation, false);
+    strictEqual(sc.readOnlyRootFilesystem, true);
+    strictEqual(sc.runAsNonRoot, true);
+    deepStrictEqual(sc.capabilities, { drop: ["ALL"] });
+    for (const mount of container.volumeMounts) strictEqual(mount.readOnly, true, mount.name);
+  }
+  const hostPaths = pod.volumes.flatMap((v) => v.hostPath ? [v.hostPath.path] : []).sort();
+  deepStrictEqual(hostPaths, K8S_HOST_PATHS);
+  deepStrictEqual(pod.volumes.filter((v) => !v.hostPath), [], "only the documented hostPaths");
+});
