@@ -365,19 +365,3 @@ export function decodeRemoteError(reader: XdrReader): RemoteError {
   }
   return { code, domain, message };
 }
-
-/**
- * Encodes `remote_error` (for test servers).
- *
- * @param error Code, domain and message.
- * @returns The body.
- */
-export function encodeRemoteError(error: RemoteError): Uint8Array {
-  const writer = new XdrWriter().int(error.code).int(error.domain).optional(
-    error.message !== undefined,
-  );
-  if (error.message !== undefined) writer.string(error.message);
-  // level VIR_ERR_ERROR (2), no dom, no str1-3, int1-2 zero, no net.
-  return writer.int(2).optional(false).optional(false).optional(false).optional(false)
-    .int(0).int(0).optional(false).bytes();
-}
