@@ -287,7 +287,8 @@ export function decodeAuthListRet(reader: XdrReader): number[] {
  * @returns The body.
  */
 export function encodeGetAllDomainStatsArgs(stats: number, flags: number): Uint8Array {
-  return new XdrWriter().uint(0).uint(stats).uint(flags).bytes();
+  // `>>> 0`: JavaScript bit operations give a negative int once bit 31 (ENFORCE_STATS) is set.
+  return new XdrWriter().uint(0).uint(stats >>> 0).uint(flags >>> 0).bytes();
 }
 
 /** One domain's record in the reply of `REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS`. */

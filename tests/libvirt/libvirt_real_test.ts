@@ -152,6 +152,26 @@ Deno.test({
         );
       });
 
+      await t.step(
+        "a stats group the daemon lacks is dropped, not refused (libvirt < 8.9 and VM)",
+        async () => {
+          const unknownGroup = 1 << 15;
+          const records = await client.getAllDomainStats(
+            VIR_DOMAIN_STATS.state | unknownGroup,
+            FLAGS,
+          );
+          const record = records.find((r) => r.domain.uuid === UUID)!;
+          deepStrictEqual(record.params.map(([f]) => f), ["state.state", "state.reason"]);
+          // Only VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS (1 << 31) makes it an error.
+          const error = await client.getAllDomainStats(unknownGroup, FLAGS | 0x80000000).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          ok(error instanceof LibvirtError && error.reason === "remote", String(error));
+          ok(/Stats types bits 0x8000 are not supported/.test(error.message), error.message);
+        },
+      );
+
       await t.step("the domain XML carries the Nova metadata", async () => {
         const record = await ourRecord(client);
         deepStrictEqual(parseNovaMetadata(await client.getDomainXml(record.domain)), {

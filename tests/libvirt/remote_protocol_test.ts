@@ -105,6 +105,12 @@ Deno.test("encode*Args() lay out remote_protocol.x's structs", async (t) => {
       [0, 0, 0, 0, 0, 0, 4, 9, 0x20, 0, 0, 1],
     );
   });
+  await t.step("flags with bit 31 (ENFORCE_STATS) as JavaScript computes them", () => {
+    deepStrictEqual(
+      [...encodeGetAllDomainStatsArgs(1, 1 | (1 << 31))],
+      [0, 0, 0, 0, 0, 0, 0, 1, 0x80, 0, 0, 1],
+    );
+  });
   await t.step("remote_domain_get_xml_desc_args: domain, flags", () => {
     const reader = new XdrReader(encodeGetXmlDescArgs(DOMAIN, 0));
     strictEqual(reader.string(16), "vm");

@@ -45,12 +45,22 @@ export interface LibvirtDaemons {
   stop(): Promise<void>;
 }
 
+/** Whether a process exists and is not a zombie waiting to be reaped. */
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 /** The pid a daemon's pid file names, if that process is alive and is the daemon. */
 function runningPid(daemon: Daemon): number | undefined {
   try {
     const pid = Number(Deno.readTextFileSync(DAEMONS[daemon]).trim());
     const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-    return comm === daemon ? pid : undefined;
+    return comm === daemon && alive(pid) ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -94,14 +104,7 @@ async function stopPid(pid: number, signal: Deno.Signal): Promise<void> {
   } catch {
     return; // Already gone.
   }
-  const gone = () => {
-    try {
-      Deno.statSync(`/proc/${pid}`);
-      return false;
-    } catch {
-      return true;
-    }
-  };
+  const gone = () => !alive(pid);
   try {
     await waitFor(gone, { what: `pid ${pid} to exit`, timeoutMs: 15_000 });
   } catch {
