@@ -15,6 +15,7 @@ import {
   ensureLibvirtDaemons,
   LIBVIRT_SOCKET_RO,
   libvirtUnavailable,
+  probeLibvirt as probe,
   vcpuThreads,
   virshDomstats,
 } from "../support/libvirt.ts";
@@ -205,6 +206,21 @@ Deno.test({
               `vCPU ${i}: schedstat ${s.cpuNs} > libvirt's later ${a.timeNs} + 2 ticks`,
             );
           }
+        },
+      );
+
+      await t.step(
+        "the read-only socket needs exactly read, write and unix: net permission",
+        async () => {
+          const socket = LIBVIRT_SOCKET_RO;
+          deepStrictEqual(
+            await probe([
+              `--allow-read=${socket}`,
+              `--allow-write=${socket}`,
+              `--allow-net=unix:${socket}`,
+            ], socket),
+            { records: 1 },
+          );
         },
       );
 

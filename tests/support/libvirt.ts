@@ -268,3 +268,27 @@ export function vcpuThreads(pid: number): Map<number, number> {
   }
   return threads;
 }
+
+const PROBE = new URL("./libvirt_probe.ts", import.meta.url).pathname;
+
+/**
+ * Runs `libvirt_probe.ts` in a child Deno with exactly these permission flags.
+ *
+ * @param flags The `--allow-*` flags.
+ * @param socket The libvirt socket.
+ * @returns The probe's JSON line: `{records}` or `{reason, message}`.
+ */
+export async function probeLibvirt(
+  flags: string[],
+  socket: string,
+): Promise<Record<string, unknown>> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--no-lock", ...flags, PROBE, socket],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (output.code !== 0) {
+    throw new Error(`libvirt_probe.ts failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
