@@ -256,11 +256,19 @@ export class LibvirtClient {
       () => connection.close(),
     );
     if (!authTypes.includes(REMOTE_AUTH.none)) {
-      throw new LibvirtError(
-        "permission",
-        `libvirt socket "${this.#path}" requires authentication (types ${
-          authTypes.join(", ")
-        }; 1 is SASL, 2 polkit): use the read-only socket with auth_unix_ro = "none"`,
+      // A non-root client of a polkit-enabled build (Debian's): libvirtd asks polkit, whose
+      // default policy lets anyone monitor (org.libvirt.unix.monitor).
+      if (!authTypes.includes(REMOTE_AUTH.polkit)) {
+        throw new LibvirtError(
+          "permission",
+          `libvirt socket "${this.#path}" requires authentication the exporter lacks (types ${
+            authTypes.join(", ")
+          }; 1 is SASL): set auth_unix_ro = "none" or "polkit"`,
+        );
+      }
+      await deadline.race(
+        connection.call(REMOTE_PROC.authPolkit, new Uint8Array(0), (reader) => reader.int()),
+        () => connection.close(),
       );
     }
     await deadline.race(

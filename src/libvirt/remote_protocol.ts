@@ -24,6 +24,7 @@ export const REMOTE_PROC = {
   connectClose: 2,
   domainGetXmlDesc: 14,
   authList: 66,
+  authPolkit: 70,
   connectGetAllDomainStats: 344,
 } as const;
 
