@@ -188,3 +188,25 @@ Deno.test("decodeRemoteError() reads code, domain and message past the optional 
   deepStrictEqual(decodeRemoteError(reader), { code: 42, domain: 10, message: "Domain not found" });
   strictEqual(reader.remaining, 0);
 });
+
+Deno.test("decodeGetAllDomainStatsRet() throws only XdrError on every truncation and on noise", () => {
+  const valid = new XdrWriter().uint(1).string("vm").fixedOpaque(parseUuid(UUID)).int(1).uint(3)
+    .string("vcpu.0.time").int(4).fixedOpaque(new Uint8Array(8))
+    .string("vcpu.0.blocking.cur").int(6).int(0)
+    .string("vm.label").int(7).string("x").bytes();
+  strictEqual(decodeGetAllDomainStatsRet(new XdrReader(valid)).length, 1);
+  for (let end = 0; end < valid.length; end++) {
+    throws(() => decodeGetAllDomainStatsRet(new XdrReader(valid.subarray(0, end))), XdrError);
+  }
+  // Noise from a fixed-seed generator: whatever it decodes to, the only failure is XdrError.
+  let seed = 42;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) & 0xff;
+  for (let round = 0; round < 2000; round++) {
+    const noise = Uint8Array.from({ length: 1 + (round % 64) }, next);
+    try {
+      decodeGetAllDomainStatsRet(new XdrReader(noise));
+    } catch (error) {
+      if (!(error instanceof XdrError)) throw error;
+    }
+  }
+});
