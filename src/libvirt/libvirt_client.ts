@@ -220,27 +220,25 @@ export class LibvirtClient {
     decode: (reader: XdrReader) => T,
     deadline: Deadline,
   ): Promise<T> {
+    const attempt = async (): Promise<T> => {
+      try {
+        const connection = await this.#open(deadline);
+        return await deadline.race(
+          connection.call(REMOTE_PROC[procedure], body, decode),
+          () => connection.close(),
+        );
+      } catch (error) {
+        this.close();
+        throw error;
+      }
+    };
     const reused = this.#connection;
     try {
-      const connection = await this.#open(deadline);
-      return await deadline.race(
-        connection.call(REMOTE_PROC[procedure], body, decode),
-        () => connection.close(),
-      );
+      return await attempt();
     } catch (error) {
-      this.close();
       // A connection that idled across a libvirtd restart is dead before we speak: one retry.
       if (reused?.silent && error instanceof LibvirtError && error.reason === "closed") {
-        const connection = await this.#open(deadline);
-        try {
-          return await deadline.race(
-            connection.call(REMOTE_PROC[procedure], body, decode),
-            () => connection.close(),
-          );
-        } catch (retryError) {
-          this.close();
-          throw retryError;
-        }
+        return await attempt();
       }
       throw error;
     }
@@ -250,7 +248,18 @@ export class LibvirtClient {
     if (this.#connection !== undefined) return this.#connection;
     const conn = await deadline.race(connectSocket(this.#path), undefined, (late) => late.close());
     const connection = new Connection(conn, this.#path, this.#maxFrameBytes);
+    try {
+      await this.#handshake(connection, deadline);
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
     this.#connection = connection;
+    return connection;
+  }
+
+  /** Authenticates (none, or polkit) and opens the URI read-only. */
+  async #handshake(connection: Connection, deadline: Deadline): Promise<void> {
     const authTypes = await deadline.race(
       connection.call(REMOTE_PROC.authList, new Uint8Array(0), decodeAuthListRet),
       () => connection.close(),
@@ -279,7 +288,6 @@ export class LibvirtClient {
       ),
       () => connection.close(),
     );
-    return connection;
   }
 }
 

@@ -94,6 +94,11 @@ const BAD_PEERS: {
       /^libvirt error 55 \(domain 10\) in procedure 344: Requested operation is not valid: domain is not running$/,
   },
   { behaviour: "silent", reason: "timeout", message: /did not answer within 300 ms/ },
+  {
+    behaviour: "refuse-open",
+    reason: "remote",
+    message: /^libvirt error 60 \(domain 10\) in procedure 1: no connection driver available/,
+  },
 ];
 
 Deno.test("LibvirtClient fails with a clear one-line error on a bad peer, then recovers", async (t) => {

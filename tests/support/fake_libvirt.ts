@@ -34,7 +34,8 @@ export type FakeLibvirtBehaviour =
   | "mid-frame" // Half a frame, then the connection closes.
   | "unknown-type" // A typed param of type 99.
   | "error" // libvirt's error reply.
-  | "silent"; // Reads the call and never answers.
+  | "silent" // Reads the call and never answers.
+  | "refuse-open"; // Refuses REMOTE_PROC_CONNECT_OPEN, as for an unknown URI.
 
 /** A typed param the fake sends, with its wire type. */
 export type FakeParam = [string, keyof typeof VIR_TYPED_PARAM, TypedParamValue];
@@ -184,7 +185,10 @@ async function answer(
       await write(conn, reply(call, new XdrWriter().uint(1).int(0).bytes()));
       return true;
     case REMOTE_PROC.connectOpen:
-      await write(conn, reply(call, new Uint8Array(0)));
+      if (behaviour === "refuse-open") {
+        const message = "no connection driver available for qemu:///system";
+        await write(conn, reply(call, errorBody(60, message), MESSAGE_STATUS.error));
+      } else await write(conn, reply(call, new Uint8Array(0)));
       return true;
     case REMOTE_PROC.domainGetXmlDesc:
       await write(conn, reply(call, new XdrWriter().string(FAKE_XML).bytes()));
@@ -243,6 +247,7 @@ async function answerStats(
       );
       return true;
     case "silent":
+    case "refuse-open":
       return true;
   }
 }
