@@ -15,7 +15,9 @@ import {
   ensureLibvirtDaemons,
   LIBVIRT_SOCKET_RO,
   libvirtUnavailable,
+  monitorBacklog,
   probeLibvirt as probe,
+  ssUnavailable,
   vcpuThreads,
   virshDomstats,
 } from "../support/libvirt.ts";
@@ -223,6 +225,39 @@ Deno.test({
           );
         },
       );
+
+      await t.step({
+        name: "NOWAIT skips what needs the domain job while another call holds it",
+        ignore: ssUnavailable() !== undefined,
+        async fn() {
+          // A stopped QEMU never answers its monitor: a read-write call that queries it holds
+          // the domain's job until QEMU continues.
+          Deno.kill(qemuPid, "SIGSTOP");
+          const holder = new Deno.Command("/usr/bin/virsh", {
+            args: ["-c", "qemu:///system", "qemu-monitor-command", NAME, "--hmp", "info status"],
+            stdout: "null",
+            stderr: "null",
+          }).spawn();
+          try {
+            await waitFor(async () => await monitorBacklog(qemuPid) > 0, {
+              what: "virsh's command pending on the stopped QEMU's monitor",
+            });
+            const fields = (await ourRecord(client)).params.map(([f]) => f);
+            ok(fields.includes("state.state") && fields.includes("vcpu.1.time"), fields.join(" "));
+            deepStrictEqual(fields.filter((f) => /\.(sum|cur|max)$/.test(f)), []);
+            console.log(
+              `with the job busy, NOWAIT returned ${fields.length} fields: ${fields.join(" ")}`,
+            );
+          } finally {
+            Deno.kill(qemuPid, "SIGCONT");
+            await holder.status;
+          }
+          // The job is free again: the KVM stats are back.
+          await waitFor(async () => (await ourRecord(client)).params.length > 100, {
+            what: "every field once the job is free",
+          });
+        },
+      });
 
       await t.step({
         name: "a killed libvirtd fails the call cleanly; the client recovers when it is back",

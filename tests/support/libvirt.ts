@@ -292,3 +292,32 @@ export async function probeLibvirt(
   }
   return JSON.parse(new TextDecoder().decode(output.stdout));
 }
+
+/** Why {@linkcode monitorBacklog} cannot tell, or undefined when it can. */
+export function ssUnavailable(): string | undefined {
+  for (const path of ["/usr/bin/ss", "/bin/ss", "/usr/sbin/ss"]) {
+    try {
+      Deno.statSync(path);
+      return undefined;
+    } catch {
+      // Not there.
+    }
+  }
+  return "ss is not installed (apt-get install iproute2)";
+}
+
+/**
+ * Bytes waiting unread in QEMU's end of its libvirt monitor socket (`ss -x`
+ * Recv-Q): above 0 while a stopped QEMU has a command pending.
+ *
+ * @param pid The QEMU pid.
+ * @returns The Recv-Q of its `monitor.sock` connection, 0 when there is none.
+ */
+export async function monitorBacklog(pid: number): Promise<number> {
+  const text = await run("ss", ["-x", "-p"]);
+  for (const line of text.split("\n")) {
+    if (!line.includes("monitor.sock") || !line.includes(`pid=${pid},`)) continue;
+    return Number(line.trim().split(/\s+/)[2] ?? 0);
+  }
+  return 0;
+}
