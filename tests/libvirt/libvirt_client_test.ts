@@ -156,6 +156,24 @@ Deno.test("LibvirtClient retries once on a reused connection the daemon closed w
   });
 });
 
+Deno.test("LibvirtClient refuses a frame above its own limit before reading it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fake_libvirt_" });
+  const path = `${dir}/libvirt-sock-ro`;
+  const fake = startFakeLibvirt(path, "libvirt");
+  const client = new LibvirtClient({ path, timeoutMs: 5000, maxFrameBytes: 64 });
+  try {
+    await rejects(client.getAllDomainStats(STATS, FLAGS), (e: unknown) => {
+      ok(e instanceof LibvirtError && e.reason === "protocol", String(e));
+      ok(/frame of \d+ bytes exceeds the limit of 64/.test(e.message), e.message);
+      return true;
+    });
+  } finally {
+    client.close();
+    await fake.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("LibvirtClient reports a missing socket as refused", async () => {
   const client = new LibvirtClient({ path: "/nonexistent/libvirt-sock-ro", timeoutMs: 1000 });
   await rejects(client.getAllDomainStats(STATS, FLAGS), (e: unknown) => {
