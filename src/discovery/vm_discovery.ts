@@ -10,7 +10,7 @@ import { parseVmDirName } from "../debugfs/stat_value.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeReadError, type FileSystem, listDir } from "../system/file_system.ts";
 import { type NamedVm, resolveVmNames } from "./vm_names.ts";
-import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv } from "./vmm_cmdline.ts";
+import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv, vmUuidFromArgv } from "./vmm_cmdline.ts";
 
 /** A VM found by discovery. */
 export interface DiscoveredVm extends NamedVm {
@@ -18,17 +18,25 @@ export interface DiscoveredVm extends NamedVm {
   path: string;
   /** The QMP sockets on the VMM's command line, in order (none when procfs could not tell). */
   qmpSockets: readonly string[];
+  /** The VMM's `-uuid`, lower case, when it has one (libvirt's domain UUID). */
+  uuid?: string;
 }
 
 /** What a VMM's command line says about its VM. */
 interface VmmCommandLine {
   name: string | undefined;
   qmpSockets: readonly string[];
+  /** `-uuid`, lower case: the key to a libvirt domain. */
+  uuid: string | undefined;
 }
 
 function parseVmmCommandLine(argv: readonly string[] | undefined): VmmCommandLine {
-  if (argv === undefined) return { name: undefined, qmpSockets: [] };
-  return { name: vmNameFromArgv(argv), qmpSockets: qmpSocketsFromArgv(argv) };
+  if (argv === undefined) return { name: undefined, qmpSockets: [], uuid: undefined };
+  return {
+    name: vmNameFromArgv(argv),
+    qmpSockets: qmpSocketsFromArgv(argv),
+    uuid: vmUuidFromArgv(argv),
+  };
 }
 
 /** What one discovery pass found. */
@@ -110,11 +118,16 @@ export class VmDiscovery {
       }
       return { dir, pid, cmdlineName: vmm.name };
     }));
-    const vms = resolveVmNames(candidates, { config, onlyListed }).map((vm) => ({
-      ...vm,
-      path: `${kvmdebugDir}/${vm.dir}`,
-      qmpSockets: this.#processByDir.get(vm.dir)?.qmpSockets ?? [],
-    }));
+    const vms = resolveVmNames(candidates, { config, onlyListed }).map((vm): DiscoveredVm => {
+      const vmm = this.#processByDir.get(vm.dir);
+      const found: DiscoveredVm = {
+        ...vm,
+        path: `${kvmdebugDir}/${vm.dir}`,
+        qmpSockets: vmm?.qmpSockets ?? [],
+      };
+      if (vmm?.uuid !== undefined) found.uuid = vmm.uuid;
+      return found;
+    });
     for (const vm of vms) {
       if (vm.renamedFrom !== undefined && !this.#warnedRenames.has(vm.dir)) {
         this.#warnedRenames.add(vm.dir);

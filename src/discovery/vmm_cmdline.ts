@@ -152,3 +152,27 @@ export function qmpSocketsFromArgv(argv: readonly string[]): string[] {
   }
   return sockets;
 }
+
+/**
+ * The VM's UUID from QEMU's `-uuid UUID` (libvirt, OpenStack and Proxmox pass
+ * it; it is the domain's libvirt UUID and the guest's SMBIOS UUID), in lower
+ * case. A value that is not a UUID is ignored.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { vmUuidFromArgv } from "./vmm_cmdline.ts";
+ * const argv = ["qemu-system-x86_64", "-uuid", "6A1F3B2C-0D4E-4F5A-9B8C-7D6E5F4A3B21"];
+ * assert(vmUuidFromArgv(argv) === "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21");
+ * ```
+ *
+ * @param argv The VMM's arguments, argv[0] included.
+ * @returns The UUID, or undefined.
+ */
+export function vmUuidFromArgv(argv: readonly string[]): string | undefined {
+  const value = optionValues(argv, ["-uuid", "--uuid"]).at(-1);
+  if (value === undefined || !UUID.test(value)) return undefined;
+  return value.toLowerCase();
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -50,3 +50,27 @@ Deno.test("VmDiscovery reads a command line once per dir, forgets it when the di
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("VmDiscovery exposes the VMM's -uuid on each VM that has one", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    await tree(tmp, { "10-1": "web", "20-1": "db" });
+    await Deno.writeTextFile(
+      `${tmp}/proc/10/cmdline`,
+      "qemu\0-name\0guest=web\0-uuid\0" + "6A1F3B2C-0D4E-4F5A-9B8C-7D6E5F4A3B21\0",
+    );
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs: denoFileSystem,
+      logger: createLogger({ write: () => {} }),
+    });
+    const { vms } = await discovery.discover({ entries: [] }, false);
+    deepStrictEqual(vms.map((vm) => [vm.domain, vm.uuid]), [
+      ["web", "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21"],
+      ["db", undefined],
+    ]);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -4,6 +4,7 @@ import {
   qmpSocketsFromArgv,
   splitCmdline,
   vmNameFromArgv,
+  vmUuidFromArgv,
 } from "../../src/discovery/vmm_cmdline.ts";
 
 // Command lines as libvirt, Proxmox, OpenStack (via libvirt), plain QEMU,
@@ -158,5 +159,57 @@ Deno.test("qmpSocketsFromArgv() finds -qmp unix: and -chardev used by -mon mode=
   ];
   for (const c of cases) {
     await t.step(c.what, () => deepStrictEqual(qmpSocketsFromArgv(c.argv), c.sockets));
+  }
+});
+
+Deno.test("vmUuidFromArgv() reads -uuid as libvirt, Proxmox and plain QEMU pass it", async (t) => {
+  const cases: { what: string; argv: string[]; uuid: string | undefined }[] = [
+    {
+      what: "libvirt",
+      argv: [
+        "/usr/bin/qemu-system-x86_64",
+        "-name",
+        "guest=web,debug-threads=on",
+        "-smp",
+        "2,sockets=2,cores=1,threads=1",
+        "-uuid",
+        "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21",
+        "-display",
+        "none",
+      ],
+      uuid: "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21",
+    },
+    {
+      what: "upper case is lowered",
+      argv: ["qemu-system-x86_64", "-uuid", "6A1F3B2C-0D4E-4F5A-9B8C-7D6E5F4A3B21"],
+      uuid: "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21",
+    },
+    {
+      what: "--uuid spelling",
+      argv: ["qemu-system-x86_64", "--uuid", "00000000-0000-0000-0000-000000000001"],
+      uuid: "00000000-0000-0000-0000-000000000001",
+    },
+    {
+      what: "the last one wins, as in QEMU",
+      argv: [
+        "qemu-system-x86_64",
+        "-uuid",
+        "00000000-0000-0000-0000-000000000001",
+        "-uuid",
+        "00000000-0000-0000-0000-000000000002",
+      ],
+      uuid: "00000000-0000-0000-0000-000000000002",
+    },
+    { what: "none", argv: ["qemu-system-x86_64", "-name", "x"], uuid: undefined },
+    { what: "not a UUID", argv: ["qemu-system-x86_64", "-uuid", "nope"], uuid: undefined },
+    { what: "missing value", argv: ["qemu-system-x86_64", "-uuid"], uuid: undefined },
+    {
+      what: "a -uuid inside another option's value is not one",
+      argv: ["qemu-system-x86_64", "-append", "-uuid 00000000-0000-0000-0000-000000000001"],
+      uuid: undefined,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.what, () => strictEqual(vmUuidFromArgv(c.argv), c.uuid));
   }
 });
