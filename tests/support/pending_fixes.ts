@@ -33,10 +33,10 @@ export const PENDING = {
    */
   invalidUtf8Yaml: true,
   /**
-   * Issue 7, defect 6 ("config" branch): a VMM named `x@60030-1` and two named `x` give two
-   * `kvm_vm_info` series with one `domain`, and the third VM's stats are dropped (duplicate
-   * series). Repro: dirs 60030-1, 60031-1, 60032-1 whose cmdlines say `-name x@60030-1`,
-   * `-name x`, `-name x` (in dir order 60030-1 named "x", ...).
+   * Issue 7, defect 6 ("config" branch): VMMs named `x`, `x@60030-1` and `x` (debugfs dirs 1-1,
+   * 2-1 and 60030-1) give two `kvm_vm_info` series with domain `x@60030-1`, and the third VM's
+   * stats are dropped as a duplicate series. Repro: tests/hostile/cmdline_property_test.ts's
+   * first example, or three `qemu -name guest=...` processes with those names and pids.
    */
   duplicateDomains: true,
   /**
