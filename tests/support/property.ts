@@ -15,7 +15,7 @@ import type fc from "fast-check";
  */
 export function propertyParams<T>(numRuns: number): fc.Parameters<T> {
   const seed = Deno.env.get("FC_SEED");
-  const params: fc.Parameters<T> = { numRuns, verbose: 1 };
+  const params: fc.Parameters<T> = { numRuns };
   if (seed !== undefined) params.seed = Number(seed);
   return params;
 }
