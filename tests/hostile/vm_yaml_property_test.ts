@@ -94,8 +94,8 @@ const tokenText = fc.array(
 ).map((parts) => parts.join(""));
 
 /** What js-yaml refuses as non-printable, in any string it reads. */
-// deno-lint-ignore no-control-regex -- the control characters are the point.
 const NON_PRINTABLE =
+  // deno-lint-ignore no-control-regex -- the control characters are the point.
   /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x84\x86-\x9F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/;
 
 const printable = fc.string({ unit: "binary", maxLength: 12 }).filter((s) =>
