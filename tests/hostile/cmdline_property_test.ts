@@ -13,6 +13,7 @@ import fc from "fast-check";
 import { type ParsedFamily, parseExposition } from "../support/exposition_parser.ts";
 import { notePending, PENDING } from "../support/pending_fixes.ts";
 import { propertyParams } from "../support/property.ts";
+import { findPromtool, promtoolCheck } from "../support/promtool.ts";
 import { buildApp, scrapeText } from "../support/sample_exporter.ts";
 
 /** VM dirs in dir order (numeric), so that `x@60030-1` can be taken before dir 60030-1. */
@@ -170,7 +171,10 @@ function check(body: string, vmms: readonly Vmm[]): void {
   assert.equal(domains.size, vmms.length, `domains unique: ${JSON.stringify([...domains])}`);
 }
 
+const promtool = findPromtool();
+
 Deno.test("discovery of random VMM command lines: exact, unique domain labels, strict parse", async () => {
+  const bodies: string[] = [];
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_hostile_cmdline_" });
   const dupes: Vmm[] = ["x", "x@60030-1", "x"].map((name) => ({
     cmdline: argvBytes(["qemu-system-x86_64", "-name", `guest=${name}`], true),
@@ -187,10 +191,19 @@ Deno.test("discovery of random VMM command lines: exact, unique domain labels, s
           return;
         }
         check(body, vmms);
+        bodies.push(body);
       }),
       // Issue 7's case: dirs 1-1, 2-1, 60030-1 named x, x@60030-1, x.
       { ...propertyParams(60), examples: [[dupes]] },
     );
+    if (promtool !== undefined) {
+      // Label values with quotes, backslashes, newlines and any UTF-8: promtool agrees.
+      const sample = bodies.filter((_, i) => i % 12 === 0);
+      for (const body of sample) {
+        assert.deepEqual((await promtoolCheck(promtool, body)).problems, []);
+      }
+      console.log(`promtool check metrics: ${sample.length} of ${bodies.length} bodies, all clean`);
+    }
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }

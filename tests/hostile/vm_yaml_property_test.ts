@@ -10,7 +10,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ConfigError } from "../../src/config/config_error.ts";
+import { ConfigStore } from "../../src/config/config_store.ts";
 import { readVmConfig, type VmEntry } from "../../src/config/vm_config.ts";
+import { createLogger } from "../../src/log/logger.ts";
 import { notePending, PENDING } from "../support/pending_fixes.ts";
 import { propertyParams } from "../support/property.ts";
 
@@ -247,6 +249,44 @@ Deno.test("readVmConfig() of invalid UTF-8: rejected at its position", async () 
         assertLocated(outcome.error, path);
       }),
       propertyParams(50),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ConfigStore.reload() of random YAML text: the new config, or the old one kept", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_hostile_yaml_" });
+  const path = `${dir}/vm.yaml`;
+  const good = "vm_infos:\n  web: {pid: 10620}\n";
+  try {
+    await Deno.writeTextFile(path, good);
+    const logs: string[] = [];
+    const store = new ConfigStore({
+      path,
+      explicit: true,
+      logger: createLogger({ level: "debug", write: (line) => logs.push(line) }),
+    });
+    await store.loadInitial();
+    await fc.assert(
+      fc.asyncProperty(tokenText, async (text) => {
+        await Deno.writeTextFile(path, good);
+        assert.equal(await store.reload("test"), undefined);
+        const before = store.config;
+        await Deno.writeTextFile(path, text);
+        const error = await store.reload("test");
+        if (error === undefined) {
+          assert.equal(store.lastReloadSuccessful, true);
+          return;
+        }
+        assertLocated(error, path);
+        assert.equal(store.config, before, "the old config stays in force");
+        assert.equal(store.lastReloadSuccessful, false);
+        const logged = logs.at(-1)!;
+        assert.match(logged, /level=error/);
+        assert.ok(!/\n./.test(logged), `the error is logged in one line: ${logged}`);
+      }),
+      propertyParams(100),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
