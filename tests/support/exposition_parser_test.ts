@@ -163,7 +163,7 @@ Deno.test("parseExposition() round-trips any label value, HELP and integer the e
         assert.equal(family?.samples[0]?.value, Number(number));
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 150 },
   );
 });
 
