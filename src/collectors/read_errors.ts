@@ -101,17 +101,18 @@ export class ReadErrorLog {
         stats_per_vm_from_other_collectors: perVmElsewhere,
         host_stats: byDomain.get("") ?? 0,
       };
-      if (perVm > 0) {
+      const lost = perVm > 0 || (fields.host_stats > 0 && !context.qmpEnabled);
+      if (lost) {
         const todo = context.qmpEnabled
           ? 'give each VM a QMP socket (README, "qmp") so that --collector.qmp reads them from QEMU'
           : "enable --collector.qmp to read them from QEMU";
         this.#logger.warn(
-          `The kernel refuses ${perVm} debugfs stats per VM (kernel lockdown): ${todo}; each path is logged at debug`,
+          `The kernel refuses debugfs stats (kernel lockdown): ${perVm} per VM and ${fields.host_stats} host totals are not exported; ${todo}; each path is logged at debug`,
           fields,
         );
       } else {
         this.#logger.info(
-          'The kernel refuses some debugfs stats (kernel lockdown); every VM\'s come from another collector, the host totals (domain="global") are not exported; each path is logged at debug',
+          `The kernel refuses debugfs stats (kernel lockdown): ${perVmElsewhere} per VM come from another collector, ${fields.host_stats} host totals (domain="global") are not exported; each path is logged at debug`,
           fields,
         );
       }

@@ -164,7 +164,7 @@ Deno.test("kvm_stat under lockdown logs one warning for 2 VMs over 3 scrapes and
     // Before: one warning per refused path, 53 for the host totals and 53 per VM (159).
     const warns = logs.filter((l) => l.includes("level=warn"));
     strictEqual(warns.length, 1, warns.join(""));
-    ok(warns[0]!.includes("refuses 53 debugfs stats per VM"), warns[0]);
+    ok(warns[0]!.includes("53 per VM and 53 host totals are not exported"), warns[0]);
     ok(warns[0]!.includes("--collector.qmp"), warns[0]);
     ok(warns[0]!.includes("host_stats=53"), warns[0]);
     strictEqual(
@@ -326,4 +326,51 @@ Deno.test("kvm_stat answers by the deadline when a stat file is a FIFO, and read
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const REAL_DEBUGFS = "/sys/kernel/debug/kvm";
+
+/** Why the real-debugfs test cannot run here, or undefined. */
+function realDebugfsMissing(): string | undefined {
+  try {
+    Deno.statSync(`${REAL_DEBUGFS}/exits`);
+  } catch (error) {
+    return `${REAL_DEBUGFS}/exits cannot be seen (${(error as Error).name}): no KVM debugfs here`;
+  }
+  const status = Deno.readTextFileSync("/proc/self/status");
+  if (!/^Uid:\s+\d+\s+0\s/m.test(status)) return "not running as root: debugfs is root's only";
+  return undefined;
+}
+
+const realMissing = realDebugfsMissing();
+if (realMissing !== undefined) {
+  console.log(`skipping the real-debugfs lockdown test: ${realMissing}`);
+}
+
+Deno.test({
+  name: "kvm_stat infers lockdown from the real debugfs only when it refuses a 0644 file to root",
+  ignore: realMissing !== undefined,
+  fn: async () => {
+    let refused = false;
+    try {
+      await Deno.readTextFile(`${REAL_DEBUGFS}/exits`); // Mode 0644: refused under lockdown only.
+    } catch (error) {
+      refused = error instanceof Deno.errors.PermissionDenied;
+    }
+    const { app, logs } = await buildApp([
+      `--collector.kvmdebug.dir=${REAL_DEBUGFS}`,
+      "--path.procfs=/proc",
+      "--collector.dir.depth=0",
+    ], { lockdown: "unknown" });
+    const text = await scrapeText(app);
+    const series = refused
+      ? 'kvm_exporter_kernel_lockdown{mode="integrity",source="debugfs"}'
+      : 'kvm_exporter_kernel_lockdown{mode="unknown",source="unknown"}';
+    strictEqual(seriesValue(text, series), "1", text);
+    strictEqual(seriesValue(text, SUCCESS), "1");
+    if (refused) {
+      strictEqual(logs.filter((l) => l.includes("level=warn")).length, 1, logs.join(""));
+      ok(seriesValue(text, 'kvm_stat_pages_4k_count{domain="global"}') !== undefined, "0444 read");
+    }
+  },
 });
