@@ -166,6 +166,8 @@ export class VmDiscovery {
         this.#processByDir.set(dir, vmm);
       });
     }
+    // Blocked past an earlier deadline: no new wait (each would cost a quarter of a scrape).
+    if (reading.blocked) return undefined;
     try {
       return await reading.wait(signal);
     } catch {

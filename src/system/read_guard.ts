@@ -22,6 +22,8 @@ interface InFlight {
   promise: Promise<unknown>;
   /** A scrape gave up waiting for it: it counts as blocked until it returns. */
   abandoned: boolean;
+  /** It returned. */
+  settled: boolean;
 }
 
 /**
@@ -53,6 +55,8 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
 export interface GuardedRead<T> {
   /** Settles when the read returns, however late. */
   readonly done: Promise<T>;
+  /** Whether a wait for it was cut short by a deadline and it has not returned yet. */
+  readonly blocked: boolean;
   /**
    * Waits for the read until `signal` aborts; a read whose wait was cut short
    * counts as blocked until it returns.
@@ -127,6 +131,9 @@ export class ReadGuard {
     const current = entry;
     return {
       done: current.promise as Promise<T>,
+      get blocked() {
+        return current.abandoned && !current.settled;
+      },
       wait: (signal) =>
         untilAborted(current.promise as Promise<T>, signal).catch((error) => {
           if (error instanceof DeadlineError && !current.abandoned) {
@@ -139,8 +146,9 @@ export class ReadGuard {
   }
 
   #start(path: string, read: () => Promise<unknown>): InFlight {
-    const entry: InFlight = { promise: Promise.resolve(), abandoned: false };
+    const entry: InFlight = { promise: Promise.resolve(), abandoned: false, settled: false };
     entry.promise = read().finally(() => {
+      entry.settled = true;
       this.#inFlight.delete(path);
       if (entry.abandoned) this.#blocked--;
     });
