@@ -65,7 +65,7 @@ async function main(args: string[]): Promise<number> {
 
   const lockdown = await readLockdown(options.sysfs);
   if (lockdown === "integrity" || lockdown === "confidentiality") {
-    logger.warn(
+    logger.info(
       "Kernel lockdown is on: debugfs refuses cumulative, peak and histogram stats (exits, halt_wait_ns, pf_fixed, ...); instant stats (pages_*, mmu_unsync, blocking) and vCPU files still work. Enable --collector.qmp for the rest",
       { lockdown },
     );

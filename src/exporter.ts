@@ -8,16 +8,22 @@
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
 import { createKvmStatCollector, KVM_STAT } from "./collectors/kvm_stat.ts";
-import { createQmpCollector } from "./collectors/qmp.ts";
-import { READ_ERROR_REASONS, ReadErrorLog } from "./collectors/read_errors.ts";
+import { createQmpCollector, QMP } from "./collectors/qmp.ts";
+import {
+  READ_ERROR_REASONS,
+  type ReadErrorCounts,
+  ReadErrorLog,
+} from "./collectors/read_errors.ts";
 import type { ConfigStore } from "./config/config_store.ts";
 import type { NameSource } from "./discovery/vm_names.ts";
 import { type DiscoveredVm, VmDiscovery } from "./discovery/vm_discovery.ts";
+import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
 import { FamilySet, type MetricFamily } from "./metrics/model.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
-import type { LockdownMode } from "./system/lockdown.ts";
+import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
+import { ReadGuard } from "./system/read_guard.ts";
 import { REVISION, VERSION } from "./version.ts";
 
 /** A VM as the status page shows it. */
@@ -64,14 +70,28 @@ export interface ExporterOptions {
   processMetrics?: boolean;
 }
 
+/** Options of {@linkcode Exporter.scrape}. */
+export interface ScrapeOptions {
+  /** The deadline in ms from now; `--web.scrape-timeout` when longer or absent. */
+  timeoutMs?: number;
+}
+
 /** The scrape pipeline. */
 export interface Exporter {
-  /** Runs one scrape. Never throws: failures show in the metrics. */
-  scrape(): Promise<MetricFamily[]>;
+  /**
+   * Runs one scrape. Never throws: failures show in the metrics. Answers by
+   * its deadline with what was collected; a collector still running then
+   * reports success 0.
+   */
+  scrape(options?: ScrapeOptions): Promise<MetricFamily[]>;
+  /** `--web.scrape-timeout` in ms. */
+  readonly scrapeTimeoutMs: number;
   /** The last scrape's outcome, if any. */
   readonly lastScrape: ScrapeSnapshot | undefined;
-  /** Kernel lockdown mode. */
+  /** Kernel lockdown mode: from securityfs at start, or inferred from debugfs later. */
   readonly lockdown: LockdownMode;
+  /** Where the lockdown mode came from. */
+  readonly lockdownSource: LockdownSource;
   /** The vm.yaml in force. */
   readonly configStore: ConfigStore;
 }
@@ -108,6 +128,40 @@ function addReadErrors(out: FamilySet, counts: ReadonlyMap<string, number> | und
       counts?.get(reason) ?? 0,
     );
   }
+}
+
+/** The exporter's health across scrapes: deadlines missed, reads blocked, lockdown. */
+function addSafetyState(
+  out: FamilySet,
+  state: { timeouts: number; blocked: number; lockdown: LockdownMode; source: LockdownSource },
+): void {
+  out.add(
+    {
+      name: "kvm_exporter_scrape_timeouts_total",
+      help: "Scrapes answered at their deadline with a collector still running.",
+      type: "counter",
+    },
+    [],
+    state.timeouts,
+  );
+  out.add(
+    {
+      name: "kvm_exporter_blocked_reads",
+      help: "Reads still blocked after their scrape's deadline; their paths are not read again.",
+      type: "gauge",
+    },
+    [],
+    state.blocked,
+  );
+  out.add(
+    {
+      name: "kvm_exporter_kernel_lockdown",
+      help: "Kernel lockdown mode, and where it was read (securityfs) or inferred from (debugfs).",
+      type: "gauge",
+    },
+    [["mode", state.lockdown], ["source", state.source]],
+    1,
+  );
 }
 
 function addConfigState(out: FamilySet, configStore: ConfigStore): void {
@@ -154,11 +208,14 @@ function addBuildInfo(out: FamilySet): void {
 export function createExporter(init: ExporterOptions): Exporter {
   const { options, configStore, logger } = init;
   const fs = init.fs ?? denoFileSystem;
+  // One table of reads in flight for discovery and collectors: a blocked path is read by nobody.
+  const reads = new ReadGuard();
   const discovery = new VmDiscovery({
     kvmdebugDir: options.kvmdebugDir,
     procfs: options.procfs,
     fs,
     logger,
+    reads,
   });
   const collectors: Collector[] = [];
   if (options.kvmStat) {
@@ -180,17 +237,61 @@ export function createExporter(init: ExporterOptions): Exporter {
     }));
   }
   const readErrorLog = new ReadErrorLog(logger);
+  const conditions = new ConditionLog(logger);
   let lastScrape: ScrapeSnapshot | undefined;
+  let timeouts = 0;
+  let lockdown = init.lockdown;
+  let lockdownSource: LockdownSource = lockdown === "unknown" ? "unknown" : "securityfs";
 
-  async function scrape(): Promise<MetricFamily[]> {
-    const found = await discovery.discover(configStore.config, options.vmmapOnlyListed);
+  /** Under lockdown with securityfs silent, learns the mode from what debugfs refused. */
+  async function learnLockdown(counts: ReadErrorCounts): Promise<void> {
+    if (lockdown !== "unknown" || counts.refusedPath === undefined) return;
+    const inferred = await inferLockdown({
+      refusedPath: counts.refusedPath,
+      procfs: options.procfs,
+    });
+    if (inferred === undefined) return;
+    lockdown = inferred;
+    lockdownSource = "debugfs";
+    logger.info("Kernel lockdown inferred: debugfs refuses a 0644 file to root", {
+      lockdown,
+      path: counts.refusedPath,
+    });
+  }
+
+  /** Runs a scrape whose deadline is `signal`. */
+  async function scrapeUntil(signal: AbortSignal, timeoutMs: number): Promise<MetricFamily[]> {
+    // Discovery gets a quarter of the time: a VMM's command line that blocks must leave the
+    // collectors theirs.
+    const discoveryDeadline = new AbortController();
+    const discoveryTimer = setTimeout(() => discoveryDeadline.abort(), timeoutMs / 4);
+    let found;
+    try {
+      found = await discovery.discover(
+        configStore.config,
+        options.vmmapOnlyListed,
+        AbortSignal.any([signal, discoveryDeadline.signal]),
+      );
+    } finally {
+      clearTimeout(discoveryTimer);
+    }
     const readErrors = readErrorLog.begin();
     const vcpuCounts = new Map<string, number>();
     const qmpOutcomes = new Map<string, string>();
     const { families, outcomes } = await runCollectors(collectors, {
-      context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes },
+      context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes, signal, reads },
       logger,
+      conditions,
     });
+    if (outcomes.some((o) => o.timedOut)) timeouts++;
+    const qmpOk = new Set(
+      found.vms.filter((vm) => qmpOutcomes.get(vm.dir) === "ok").map((vm) => vm.domain),
+    );
+    readErrorLog.summarize(readErrors.counts, {
+      suppliedElsewhere: (domain) => qmpOk.has(domain),
+      qmpEnabled: collectors.some((c) => c.name === QMP),
+    });
+    await learnLockdown(readErrors.counts);
     if (found.error === undefined) {
       // Forget logged paths of VMs that are gone; root files and other sources stay.
       const present = new Set(found.vms.map((vm) => vm.dir));
@@ -206,6 +307,7 @@ export function createExporter(init: ExporterOptions): Exporter {
     const own = new FamilySet();
     addVmInfo(own, found.vms);
     if (options.kvmStat) addReadErrors(own, readErrors.counts.byCollector.get(KVM_STAT));
+    addSafetyState(own, { timeouts, blocked: reads.blocked, lockdown, source: lockdownSource });
     addConfigState(own, configStore);
     addBuildInfo(own);
     if (init.processMetrics ?? true) await collectProcessMetrics(own, options.procfs);
@@ -226,12 +328,29 @@ export function createExporter(init: ExporterOptions): Exporter {
     return [...families, ...own.families()];
   }
 
+  async function scrape(scrapeOptions: ScrapeOptions = {}): Promise<MetricFamily[]> {
+    const timeoutMs = Math.min(options.scrapeTimeoutMs, scrapeOptions.timeoutMs ?? Infinity);
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    try {
+      return await scrapeUntil(deadline.signal, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   return {
     scrape,
+    scrapeTimeoutMs: options.scrapeTimeoutMs,
     get lastScrape() {
       return lastScrape;
     },
-    lockdown: init.lockdown,
+    get lockdown() {
+      return lockdown;
+    },
+    get lockdownSource() {
+      return lockdownSource;
+    },
     configStore,
   };
 }

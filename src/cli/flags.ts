@@ -42,6 +42,8 @@ export interface Options {
   listenAddress: string;
   /** Scrapes in flight before 503; 0 means no limit. */
   maxRequests: number;
+  /** A scrape's deadline in milliseconds (lowered by Prometheus's scrape timeout header). */
+  scrapeTimeoutMs: number;
   /** Path serving metrics. */
   telemetryPath: string;
   /** Log level. */
@@ -164,6 +166,13 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "int",
     default: 40,
     help: "Maximum number of parallel scrape requests. Use 0 to disable.",
+  },
+  {
+    name: "web.scrape-timeout",
+    type: "duration",
+    default: "10s",
+    help:
+      "Deadline of a scrape; at most Prometheus's X-Prometheus-Scrape-Timeout-Seconds minus 0.5s",
   },
   {
     name: "web.telemetry-path",
@@ -409,6 +418,7 @@ export function parseFlags(
       qmpSocketGlob: get<string | undefined>("collector.qmp.socket-glob") || undefined,
       listenAddress,
       maxRequests,
+      scrapeTimeoutMs: get<number>("web.scrape-timeout"),
       telemetryPath,
       logLevel: debugWins ? "debug" : logLevel as LogLevel,
       logFormat,

@@ -16,7 +16,9 @@ import {
   type FileSystem,
   listDir,
 } from "../system/file_system.ts";
+import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import { Limiter } from "../system/limiter.ts";
+import { DeadlineError } from "../system/read_guard.ts";
 import type { Collector, ScrapeContext } from "./collector.ts";
 
 /** Options of {@linkcode createKvmStatCollector}. */
@@ -128,12 +130,22 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
 
       await Promise.all(files.map((file) =>
         limiter.run(async () => {
+          if (context.signal.aborted) return;
           const where = { collector: KVM_STAT, domain: file.domain, path: file.path };
+          const maxBytes = STAT_FILE_MAX_BYTES;
           let text: string;
           try {
-            text = await fs.readTextFile(file.path, { regular: file.regular });
+            // Anything but a listed regular file may block: wait for it only until the deadline.
+            text = file.regular
+              ? await fs.readTextFile(file.path, { regular: true, maxBytes })
+              : await context.reads.read(
+                file.path,
+                () => fs.readTextFile(file.path, { maxBytes }),
+                context.signal,
+              );
           } catch (error) {
-            readErrors.record(where, classifyReadError(error), (error as Error).message);
+            if (error instanceof DeadlineError) return;
+            readErrors.record(where, classifyReadError(error), (error as Error).message, error);
             return;
           }
           const value = parseStatValue(text);

@@ -1,7 +1,9 @@
 /**
- * Counts the stats a scrape could not read, by reason and by VM, and logs
- * each unreadable path once at warn (later ones at debug): under lockdown a
- * host with 100 VMs would otherwise log thousands of lines a minute.
+ * Counts the stats a scrape could not read, by reason and by VM. Stats the
+ * kernel refuses (lockdown) are summed up in one warning per collector, and
+ * each path is logged at debug: under lockdown a host with 100 VMs would
+ * otherwise log thousands of lines. Other unreadable paths (malformed, too
+ * large, not a regular file, blocked) are logged once each at warn.
  *
  * @module
  */
@@ -14,6 +16,9 @@ export const READ_ERROR_REASONS: readonly ReadErrorReason[] = [
   "permission",
   "vanished",
   "malformed",
+  "too_large",
+  "not_regular",
+  "blocked",
   "other",
 ];
 
@@ -23,11 +28,25 @@ export interface ReadErrorCounts {
   byCollector: Map<string, Map<ReadErrorReason, number>>;
   /** Errors by VM domain. */
   byDomain: Map<string, number>;
+  /** Stats the kernel refused, by collector, then by VM domain ("" for the host totals). */
+  refused: Map<string, Map<string, number>>;
+  /** A path the kernel refused, if any (to infer lockdown from). */
+  refusedPath: string | undefined;
+}
+
+/** What {@linkcode ReadErrorLog.summarize} needs to know about one scrape. */
+export interface RefusalContext {
+  /** Whether another enabled collector supplied a VM's stats in this scrape. */
+  suppliedElsewhere: (domain: string) => boolean;
+  /** Whether the QMP collector is enabled (to say what to do). */
+  qmpEnabled: boolean;
 }
 
 /** Remembers which paths were already logged at warn, across scrapes. */
 export class ReadErrorLog {
   #warned = new Set<string>();
+  /** Collectors whose refused stats were summed up in a log line already. */
+  #summarized = new Set<string>();
   #logger: Logger;
 
   /**
@@ -56,12 +75,60 @@ export class ReadErrorLog {
   prune(keep: (path: string) => boolean): void {
     for (const path of this.#warned) if (!keep(path)) this.#warned.delete(path);
   }
+
+  /**
+   * Logs, once per collector, how many stats per VM and host totals the kernel
+   * refuses: at warn for stats no other enabled collector supplies, at info
+   * when every VM's come from elsewhere (QMP).
+   *
+   * @param counts The scrape's read errors.
+   * @param context What else supplied the stats.
+   */
+  summarize(counts: ReadErrorCounts, context: RefusalContext): void {
+    for (const [collector, byDomain] of counts.refused) {
+      if (this.#summarized.has(collector)) continue;
+      this.#summarized.add(collector);
+      let perVm = 0;
+      let perVmElsewhere = 0;
+      for (const [domain, n] of byDomain) {
+        if (domain === "") continue;
+        if (context.suppliedElsewhere(domain)) perVmElsewhere = Math.max(perVmElsewhere, n);
+        else perVm = Math.max(perVm, n);
+      }
+      const fields = {
+        collector,
+        stats_per_vm: perVm,
+        stats_per_vm_from_other_collectors: perVmElsewhere,
+        host_stats: byDomain.get("") ?? 0,
+      };
+      const lost = perVm > 0 || (fields.host_stats > 0 && !context.qmpEnabled);
+      if (lost) {
+        const todo = context.qmpEnabled
+          ? 'give each VM a QMP socket (README, "qmp") so that --collector.qmp reads them from QEMU'
+          : "enable --collector.qmp to read them from QEMU";
+        this.#logger.warn(
+          `The kernel refuses debugfs stats (kernel lockdown): ${perVm} per VM and ${fields.host_stats} host totals are not exported; ${todo}; each path is logged at debug`,
+          fields,
+        );
+      } else {
+        this.#logger.info(
+          `The kernel refuses debugfs stats (kernel lockdown): ${perVmElsewhere} per VM come from another collector, ${fields.host_stats} host totals (domain="global") are not exported; each path is logged at debug`,
+          fields,
+        );
+      }
+    }
+  }
 }
 
 /** Records the read errors of one scrape. */
 export class ReadErrorRecorder {
   /** The counts so far. */
-  readonly counts: ReadErrorCounts = { byCollector: new Map(), byDomain: new Map() };
+  readonly counts: ReadErrorCounts = {
+    byCollector: new Map(),
+    byDomain: new Map(),
+    refused: new Map(),
+    refusedPath: undefined,
+  };
   #logger: Logger;
   #warned: Set<string>;
 
@@ -82,11 +149,14 @@ export class ReadErrorRecorder {
    * @param where The collector, the VM's domain (if any) and the path or source.
    * @param reason Why.
    * @param detail The error text.
+   * @param error What the read threw: a refusal by the kernel (EPERM) is summed up, not logged
+   *   per path; one by Deno (a missing `--allow-read`) is logged per path.
    */
   record(
     where: { collector: string; domain: string | undefined; path: string },
     reason: ReadErrorReason,
     detail: string,
+    error?: unknown,
   ): void {
     let reasons = this.counts.byCollector.get(where.collector);
     if (reasons === undefined) {
@@ -97,11 +167,26 @@ export class ReadErrorRecorder {
     if (where.domain !== undefined) {
       this.counts.byDomain.set(where.domain, (this.counts.byDomain.get(where.domain) ?? 0) + 1);
     }
-    // A VM that exits mid-scrape is normal on a hypervisor: never worth a warning.
-    const first = reason !== "vanished" && !this.#warned.has(where.path);
+    const refused = error instanceof Deno.errors.PermissionDenied;
+    if (refused) this.#countRefused(where);
+    // A VM that exits mid-scrape is normal on a hypervisor: never worth a warning. Refusals are
+    // summed up by ReadErrorLog.summarize.
+    const quiet = reason === "vanished" || refused;
+    const first = !quiet && !this.#warned.has(where.path);
     if (first) this.#warned.add(where.path);
     const fields = { collector: where.collector, path: where.path, reason, err: detail };
     if (first) this.#logger.warn("Cannot read stat; skipping it (logged once per path)", fields);
     else this.#logger.debug("Cannot read stat; skipping it", fields);
+  }
+
+  #countRefused(where: { collector: string; domain: string | undefined; path: string }): void {
+    let byDomain = this.counts.refused.get(where.collector);
+    if (byDomain === undefined) {
+      byDomain = new Map();
+      this.counts.refused.set(where.collector, byDomain);
+    }
+    const domain = where.domain ?? "";
+    byDomain.set(domain, (byDomain.get(domain) ?? 0) + 1);
+    this.counts.refusedPath ??= where.path;
   }
 }

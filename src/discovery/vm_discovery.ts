@@ -8,7 +8,9 @@
 import type { VmConfig } from "../config/vm_config.ts";
 import { parseVmDirName } from "../debugfs/stat_value.ts";
 import type { Logger } from "../log/logger.ts";
+import { CMDLINE_MAX_BYTES } from "../system/bounded_read.ts";
 import { describeReadError, type FileSystem, listDir } from "../system/file_system.ts";
+import { type GuardedRead, ReadGuard } from "../system/read_guard.ts";
 import { type NamedVm, resolveVmNames } from "./vm_names.ts";
 import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv, vmUuidFromArgv } from "./vmm_cmdline.ts";
 
@@ -59,16 +61,24 @@ export interface VmDiscoveryOptions {
   fs: FileSystem;
   /** Logger. */
   logger: Logger;
+  /** Where command-line reads are tracked; one of its own by default. */
+  reads?: ReadGuard;
 }
 
 /**
  * Lists VM dirs and names them. A VMM's command line is read once per
- * `PID-FD` dir and forgotten when the dir disappears.
+ * `PID-FD` dir and forgotten when the dir disappears. A read that blocks (a
+ * VMM in D state) is waited for only until the deadline: the VM is named by
+ * its dir meanwhile, and by its command line from the scrape after the read
+ * returns.
  */
 export class VmDiscovery {
   #options: VmDiscoveryOptions;
   /** What the VMM's command line says, parsed once per dir. */
   #processByDir = new Map<string, VmmCommandLine>();
+  /** Command-line reads in flight, by dir. */
+  #reading = new Map<string, GuardedRead<VmmCommandLine>>();
+  #reads: ReadGuard;
   #warnedRenames = new Set<string>();
   #warnedProcfs = false;
 
@@ -79,6 +89,7 @@ export class VmDiscovery {
    */
   constructor(options: VmDiscoveryOptions) {
     this.#options = options;
+    this.#reads = options.reads ?? new ReadGuard();
   }
 
   /**
@@ -86,9 +97,14 @@ export class VmDiscovery {
    *
    * @param config The current vm.yaml.
    * @param onlyListed Whether VMs missing from vm.yaml are dropped.
+   * @param signal When to stop waiting for command lines; never by default.
    * @returns What was found; never throws.
    */
-  async discover(config: VmConfig, onlyListed: boolean): Promise<Discovery> {
+  async discover(
+    config: VmConfig,
+    onlyListed: boolean,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<Discovery> {
     const { kvmdebugDir, fs } = this.#options;
     let entries: Deno.DirEntry[];
     try {
@@ -111,12 +127,8 @@ export class VmDiscovery {
       if (!present.has(dir)) this.#warnedRenames.delete(dir);
     }
     const candidates = await Promise.all(dirs.map(async ({ dir, pid }) => {
-      let vmm = this.#processByDir.get(dir);
-      if (vmm === undefined) {
-        vmm = parseVmmCommandLine(await this.#readArgv(pid));
-        this.#processByDir.set(dir, vmm);
-      }
-      return { dir, pid, cmdlineName: vmm.name };
+      const vmm = await this.#commandLine(dir, pid, signal);
+      return { dir, pid, cmdlineName: vmm?.name };
     }));
     const vms = resolveVmNames(candidates, { config, onlyListed }).map((vm): DiscoveredVm => {
       const vmm = this.#processByDir.get(vm.dir);
@@ -141,10 +153,45 @@ export class VmDiscovery {
     return { rootFiles, vms, error: undefined };
   }
 
-  async #readArgv(pid: number): Promise<readonly string[] | undefined> {
-    const path = `${this.#options.procfs}/${pid}/cmdline`;
+  /** The VMM's command line, or undefined while its read is blocked past `signal`. */
+  async #commandLine(
+    dir: string,
+    pid: number,
+    signal: AbortSignal,
+  ): Promise<VmmCommandLine | undefined> {
+    const known = this.#processByDir.get(dir);
+    if (known !== undefined) return known;
+    let reading = this.#reading.get(dir);
+    if (reading === undefined) {
+      const path = `${this.#options.procfs}/${pid}/cmdline`;
+      try {
+        reading = this.#reads.begin(
+          path,
+          async () => parseVmmCommandLine(await this.#readArgv(path)),
+        );
+      } catch {
+        return undefined; // Too many reads blocked: name it by its dir this time.
+      }
+      const started = reading;
+      this.#reading.set(dir, started);
+      void started.done.then((vmm) => {
+        this.#reading.delete(dir);
+        this.#processByDir.set(dir, vmm);
+      });
+    }
+    // Blocked past an earlier deadline: no new wait (each would cost a quarter of a scrape).
+    if (reading.blocked) return undefined;
     try {
-      return splitCmdline(await this.#options.fs.readTextFile(path));
+      return await reading.wait(signal);
+    } catch {
+      return undefined; // Still blocked: named by its dir until the read returns.
+    }
+  }
+
+  async #readArgv(path: string): Promise<readonly string[] | undefined> {
+    try {
+      const text = await this.#options.fs.readTextFile(path, { maxBytes: CMDLINE_MAX_BYTES });
+      return splitCmdline(text);
     } catch (error) {
       // A process that just exited is normal; a procfs we may not read at all is worth one warning.
       const fields = { path, err: describeReadError(path, error) };

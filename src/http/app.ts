@@ -13,6 +13,7 @@ import { compress } from "hono/compress";
 import type { Exporter } from "../exporter.ts";
 import type { MetricFamily } from "../metrics/model.ts";
 import { renderText, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
+import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "../system/scrape_deadline.ts";
 import type { Logger } from "../log/logger.ts";
 import { VERSION } from "../version.ts";
 import { renderStatusPage } from "./status_page.ts";
@@ -42,12 +43,16 @@ export function createApp(options: AppOptions): App {
 
   app.use(compress({ encoding: "gzip" }));
 
-  /** Runs a scrape unless --web.max-requests are in flight already. */
-  async function scrapeWithinLimit(): Promise<MetricFamily[] | undefined> {
+  /** Runs a scrape unless --web.max-requests are in flight already; it ends by its deadline. */
+  async function scrapeWithinLimit(
+    prometheusTimeout?: string,
+  ): Promise<MetricFamily[] | undefined> {
     if (maxRequests > 0 && inFlight >= maxRequests) return undefined;
     inFlight++;
     try {
-      return await exporter.scrape();
+      return await exporter.scrape({
+        timeoutMs: scrapeDeadlineMs(exporter.scrapeTimeoutMs, prometheusTimeout),
+      });
     } finally {
       inFlight--;
     }
@@ -58,7 +63,7 @@ export function createApp(options: AppOptions): App {
     if (c.req.path !== telemetryPath) return await next();
     // Hono answers HEAD with the GET route's headers: no reason to read every stat for that.
     if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": TEXT_CONTENT_TYPE });
-    const families = await scrapeWithinLimit();
+    const families = await scrapeWithinLimit(c.req.header(SCRAPE_TIMEOUT_HEADER));
     if (families === undefined) {
       logger.debug("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(
@@ -76,6 +81,7 @@ export function createApp(options: AppOptions): App {
       version: VERSION,
       telemetryPath,
       lockdown: exporter.lockdown,
+      lockdownSource: exporter.lockdownSource,
       configOk: exporter.configStore.lastReloadSuccessful,
       scrape: exporter.lastScrape,
     }));

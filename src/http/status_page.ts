@@ -6,7 +6,7 @@
  */
 
 import type { ScrapeSnapshot } from "../exporter.ts";
-import type { LockdownMode } from "../system/lockdown.ts";
+import type { LockdownMode, LockdownSource } from "../system/lockdown.ts";
 
 /** What the status page shows. */
 export interface StatusPageData {
@@ -16,6 +16,8 @@ export interface StatusPageData {
   telemetryPath: string;
   /** Kernel lockdown mode. */
   lockdown: LockdownMode;
+  /** Where the mode came from; "securityfs" when absent. */
+  lockdownSource?: LockdownSource;
   /** Whether the last vm.yaml load succeeded. */
   configOk: boolean;
   /** The last scrape, if any. */
@@ -40,6 +42,13 @@ const LOCKDOWN_NOTES: Record<LockdownMode, string> = {
     "confidentiality: debugfs hides cumulative, peak and histogram stats; instant stats and vCPU files still work (enable the qmp collector for the rest)",
   unknown: "unknown (/sys/kernel/security/lockdown not readable)",
 };
+
+function lockdownNote(mode: LockdownMode, source: LockdownSource | undefined): string {
+  if (source !== "debugfs") return LOCKDOWN_NOTES[mode];
+  // securityfs was silent: the mode was inferred, and "integrity" may be confidentiality.
+  const [name, rest] = LOCKDOWN_NOTES[mode].split(/:(.*)/s);
+  return `${name} (inferred from EPERM on debugfs):${rest ?? ""}`;
+}
 
 /**
  * Renders the status page.
@@ -75,7 +84,7 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
 <h1>KVM Exporter</h1>
 <p>Version ${e(data.version)}. <a href="${e(data.telemetryPath)}">Metrics</a></p>
 <h2>Host</h2>
-<p id="lockdown">Kernel lockdown: ${e(LOCKDOWN_NOTES[data.lockdown])}</p>
+<p id="lockdown">Kernel lockdown: ${e(lockdownNote(data.lockdown, data.lockdownSource))}</p>
 <p id="config">vm.yaml: ${data.configOk ? "loaded" : "<strong>last reload failed</strong>"}</p>
 <h2>Collectors</h2>
 <p>Last scrape: ${when}</p>

@@ -6,6 +6,14 @@
  * @module
  */
 
+import {
+  NotRegularError,
+  PROC_FILE_MAX_BYTES,
+  readBoundedText,
+  readBoundedTextSync,
+  TooLargeError,
+} from "./bounded_read.ts";
+
 /** Options of {@linkcode FileSystem.readTextFile}. */
 export interface ReadOptions {
   /**
@@ -14,13 +22,15 @@ export interface ReadOptions {
    * synchronously.
    */
   regular?: boolean;
+  /** The size cap; default {@linkcode PROC_FILE_MAX_BYTES}. */
+  maxBytes?: number;
 }
 
 /** The subset of Deno's file API the exporter reads through. */
 export interface FileSystem {
   /** Lists a directory. */
   readDir(path: string): AsyncIterable<Deno.DirEntry>;
-  /** Reads a whole file; opened and closed within the call. */
+  /** Reads a whole regular file up to a cap; opened and closed within the call. */
   readTextFile(path: string, options?: ReadOptions): Promise<string>;
 }
 
@@ -31,14 +41,15 @@ export interface FileSystem {
  * event loop between batches (see Limiter). Anything else (a FIFO, a symlink,
  * a procfs file whose read takes the process's memory lock) goes through the
  * async op, so that a read that blocks holds one worker thread, not the
- * exporter.
+ * exporter. Either way only a regular file is read, and never past its cap.
  */
 export const denoFileSystem: FileSystem = {
   readDir: (path) => Deno.readDir(path),
   readTextFile: (path, options) => {
-    if (!options?.regular) return Deno.readTextFile(path);
+    const maxBytes = options?.maxBytes ?? PROC_FILE_MAX_BYTES;
+    if (!options?.regular) return readBoundedText(path, maxBytes);
     try {
-      return Promise.resolve(Deno.readTextFileSync(path));
+      return Promise.resolve(readBoundedTextSync(path, maxBytes));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -46,11 +57,29 @@ export const denoFileSystem: FileSystem = {
 };
 
 /** Why a stat could not be read, as `kvm_exporter_stat_read_errors` reports it. */
-export type ReadErrorReason = "permission" | "vanished" | "malformed" | "other";
+export type ReadErrorReason =
+  | "permission"
+  | "vanished"
+  | "malformed"
+  | "too_large"
+  | "not_regular"
+  | "blocked"
+  | "other";
+
+/**
+ * A read not started because an earlier read of the same path has not
+ * returned, or because too many reads are blocked already.
+ */
+export class BlockedReadError extends Error {
+  /** The error's name. */
+  override name = "BlockedReadError";
+}
 
 /**
  * Classifies a read error: EPERM/EACCES (kernel lockdown) and a Deno
- * permission refusal are "permission", ENOENT (the VM exited) is "vanished".
+ * permission refusal are "permission", ENOENT (the VM exited) is "vanished";
+ * a file over its cap, a non-regular file and a read skipped because the
+ * path's earlier read is still blocked have reasons of their own.
  *
  * @param error What the read threw.
  * @returns The reason.
@@ -60,6 +89,9 @@ export function classifyReadError(error: unknown): ReadErrorReason {
     return "permission";
   }
   if (error instanceof Deno.errors.NotFound) return "vanished";
+  if (error instanceof TooLargeError) return "too_large";
+  if (error instanceof NotRegularError) return "not_regular";
+  if (error instanceof BlockedReadError) return "blocked";
   return "other";
 }
 

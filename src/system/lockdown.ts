@@ -6,8 +6,16 @@
  * @module
  */
 
+import { PROC_FILE_MAX_BYTES, readBoundedText } from "./bounded_read.ts";
+
 /** The lockdown mode, or "unknown" when the kernel does not say. */
 export type LockdownMode = "none" | "integrity" | "confidentiality" | "unknown";
+
+/**
+ * Where the mode came from: securityfs (`/sys/kernel/security/lockdown`),
+ * inferred from debugfs refusing a 0644 file to root, or nowhere.
+ */
+export type LockdownSource = "securityfs" | "debugfs" | "unknown";
 
 /**
  * Parses `/sys/kernel/security/lockdown`: the mode in brackets.
@@ -35,8 +43,50 @@ export function parseLockdown(text: string): LockdownMode {
  */
 export async function readLockdown(sysfs: string): Promise<LockdownMode> {
   try {
-    return parseLockdown(await Deno.readTextFile(`${sysfs}/kernel/security/lockdown`));
+    const path = `${sysfs}/kernel/security/lockdown`;
+    return parseLockdown(await readBoundedText(path, PROC_FILE_MAX_BYTES));
   } catch {
     return "unknown";
+  }
+}
+
+/**
+ * Parses the effective uid from `/proc/PID/status` (the second field of `Uid:`).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseEffectiveUid } from "./lockdown.ts";
+ * assert(parseEffectiveUid("Name:\tx\nUid:\t1000\t0\t0\t0\n") === 0);
+ * ```
+ *
+ * @param text The file content.
+ * @returns The uid, or undefined.
+ */
+export function parseEffectiveUid(text: string): number | undefined {
+  const match = /^Uid:\s+\d+\s+(\d+)/m.exec(text);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/**
+ * Infers lockdown when securityfs does not say: debugfs refusing (EPERM) a
+ * file of mode 0644 to root is what lockdown does, and nothing else does. It
+ * cannot tell integrity from confidentiality (both refuse), so it says
+ * "integrity", the lesser.
+ *
+ * @param options A path the kernel refused with EPERM, and the procfs mount point (to learn
+ *   whether this process is root without `--allow-sys`).
+ * @returns "integrity", or undefined when nothing can be inferred.
+ */
+export async function inferLockdown(
+  options: { refusedPath: string; procfs: string },
+): Promise<LockdownMode | undefined> {
+  try {
+    const status = await readBoundedText(`${options.procfs}/self/status`, PROC_FILE_MAX_BYTES);
+    if (parseEffectiveUid(status) !== 0) return undefined;
+    const info = await Deno.stat(options.refusedPath);
+    return info.mode !== null && (info.mode & 0o777) === 0o644 ? "integrity" : undefined;
+  } catch {
+    return undefined;
   }
 }

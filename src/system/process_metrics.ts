@@ -9,6 +9,7 @@
 
 import process from "node:process";
 import type { FamilySet } from "../metrics/model.ts";
+import { PROC_FILE_MAX_BYTES, readBoundedText } from "./bounded_read.ts";
 
 /** Fields of `/proc/PID/stat` the process metrics use. */
 export interface ProcStat {
@@ -76,8 +77,8 @@ export async function collectProcessMetrics(out: FamilySet, procfs: string): Pro
     out.add({ name, help, type: "gauge" }, [], value);
   const self = `${procfs}/self`;
   const [stat, limits, fds] = await Promise.allSettled([
-    Deno.readTextFile(`${self}/stat`),
-    Deno.readTextFile(`${self}/limits`),
+    readBoundedText(`${self}/stat`, PROC_FILE_MAX_BYTES),
+    readBoundedText(`${self}/limits`, PROC_FILE_MAX_BYTES),
     countEntries(`${self}/fd`),
   ]);
   const parsed = stat.status === "fulfilled" ? parseProcStat(stat.value) : undefined;

@@ -51,6 +51,7 @@ Deno.test("parseFlags() gives the original exporter's defaults without flags or 
     qmpSocketGlob: undefined,
     listenAddress: ":9900",
     maxRequests: 40,
+    scrapeTimeoutMs: 10_000,
     telemetryPath: "/metrics",
     logLevel: "info",
     logFormat: "logfmt",
@@ -61,6 +62,8 @@ Deno.test("parseFlags() gives the original exporter's defaults without flags or 
 const ARG_CASES: { args: string[]; want: Partial<Record<keyof Options, unknown>> }[] = [
   { args: ["--collector.dir.depth", "1"], want: { depth: 1 } },
   { args: ["--collector.dir.depth=0"], want: { depth: 0 } },
+  { args: ["--web.scrape-timeout=500ms"], want: { scrapeTimeoutMs: 500 } },
+  { args: ["--web.scrape-timeout", "1m"], want: { scrapeTimeoutMs: 60_000 } },
   { args: ["--collector.kvm_stat=false"], want: { kvmStat: false } },
   { args: ["--collector.kvm_stat=0"], want: { kvmStat: false } },
   { args: ["--no-collector.kvm_stat"], want: { kvmStat: false } },
@@ -147,6 +150,7 @@ const ENV_CASES: { env: Record<string, string>; want: Partial<Record<keyof Optio
       want: { listenAddress: "127.0.0.1:1" },
     },
     { env: { KVM_EXPORTER_WEB_MAX_REQUESTS: "0" }, want: { maxRequests: 0 } },
+    { env: { KVM_EXPORTER_WEB_SCRAPE_TIMEOUT: "2.5s" }, want: { scrapeTimeoutMs: 2500 } },
     { env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/m" }, want: { telemetryPath: "/m" } },
     {
       env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_EXCLUDE: "^x$" },

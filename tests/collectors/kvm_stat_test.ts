@@ -9,6 +9,9 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+import { waitFor } from "../support/exporter_process.ts";
+import { startFakeQmp } from "../support/fake_qmp.ts";
+import { copyTree, mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 // Cumulative and peak stats: mode 0644 in debugfs, refused under lockdown.
@@ -22,12 +25,13 @@ const INSTANT = new Set([
   "pages_1g",
 ]);
 
-function lockedDown(): FileSystem {
+/** Refuses, as lockdown does, every file under `kvm` but the instant stats and vCPU files. */
+function lockedDown(kvm = "/sample/kvm/"): FileSystem {
   return {
     readDir: denoFileSystem.readDir,
     readTextFile: (path) => {
       const name = path.split("/").at(-1)!;
-      const inDebugfs = path.includes("/sample/kvm/");
+      const inDebugfs = path.includes(kvm);
       const inVcpuDir = /\/vcpu\d+\//.test(path);
       if (inDebugfs && !inVcpuDir && !INSTANT.has(name)) {
         return Promise.reject(
@@ -54,13 +58,12 @@ Deno.test("kvm_stat under lockdown exports instant and vCPU stats, counts the re
     seriesValue(text, 'kvm_exporter_stat_read_errors{collector="kvm_stat",reason="permission"}'),
     String(refused),
   );
-  const warnsAfterFirst = logs.filter((l) => l.includes("level=warn")).length;
-  strictEqual(warnsAfterFirst, refused, "each refused path is logged once at warn");
-  await scrapeText(app);
+  const warns = logs.filter((l) => l.includes("level=warn"));
+  strictEqual(warns.length, 1, "one warning for the collector");
+  ok(warns[0]!.includes("stats_per_vm=53 "), warns[0]);
   strictEqual(
-    logs.filter((l) => l.includes("level=warn")).length,
-    warnsAfterFirst,
-    "a second scrape logs no new warnings",
+    logs.filter((l) => l.includes("level=debug") && l.includes("reason=permission")).length,
+    refused,
   );
 });
 
@@ -124,4 +127,250 @@ Deno.test("kvm_stat holds no debugfs file open after a scrape", async () => {
     }
     ok(!target.startsWith(fixture), `fd ${fd.name} still open on ${target}`);
   }
+});
+
+/** A copy of tests/fixtures/sample in a temp dir, with flags pointing at it. */
+async function sampleCopy(): Promise<{ dir: string; args: string[] }> {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_kvm_stat_" });
+  await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
+  return {
+    dir,
+    args: [
+      `--collector.kvmdebug.dir=${dir}/kvm`,
+      `--collector.vmmap.path=${dir}/vm.yaml`,
+      `--path.procfs=${dir}/proc`,
+      `--path.sysfs=${dir}/sys`,
+    ],
+  };
+}
+
+const SUCCESS = 'kvm_scrape_collector_success{collector="kvm_stat"}';
+const readErrors = (reason: string): string =>
+  `kvm_exporter_stat_read_errors{collector="kvm_stat",reason="${reason}"}`;
+
+Deno.test("kvm_stat under lockdown logs one warning for 2 VMs over 3 scrapes and infers the mode", async () => {
+  const { dir, args } = await sampleCopy();
+  try {
+    await Deno.remove(`${dir}/kvm/31007-9`, { recursive: true });
+    // securityfs says nothing; procfs says this process is root.
+    await Deno.mkdir(`${dir}/proc/self`);
+    await Deno.writeTextFile(`${dir}/proc/self/status`, "Name:\tkvm_exporter\nUid:\t0\t0\t0\t0\n");
+    const { app, logs } = await buildApp(args, {
+      fs: lockedDown(`${dir}/kvm/`),
+      lockdown: "unknown",
+    });
+    let text = "";
+    for (let i = 0; i < 3; i++) text = await scrapeText(app);
+    // Before: one warning per refused path, 53 for the host totals and 53 per VM (159).
+    const warns = logs.filter((l) => l.includes("level=warn"));
+    strictEqual(warns.length, 1, warns.join(""));
+    ok(warns[0]!.includes("53 per VM and 53 host totals are not exported"), warns[0]);
+    ok(warns[0]!.includes("--collector.qmp"), warns[0]);
+    ok(warns[0]!.includes("host_stats=53"), warns[0]);
+    strictEqual(
+      logs.filter((l) => l.includes("level=debug") && l.includes(dir)).length,
+      53 * 3 * 3,
+    );
+    strictEqual(
+      seriesValue(text, 'kvm_exporter_kernel_lockdown{mode="integrity",source="debugfs"}'),
+      "1",
+    );
+    const page = await (await app.request("/")).text();
+    ok(page.includes("Kernel lockdown: integrity (inferred from EPERM on debugfs)"), page);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kvm_stat under lockdown logs nothing at warn for stats the qmp collector supplies", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_kvm_stat_" });
+  const qmp = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
+  try {
+    for (const dir of [`${tmp}/kvm`, `${tmp}/kvm/1001-1`]) {
+      await Deno.mkdir(dir, { recursive: true });
+      await Deno.writeTextFile(`${dir}/exits`, "5\n");
+      await Deno.writeTextFile(`${dir}/pages_4k`, "100\n");
+    }
+    await Deno.writeTextFile(
+      `${tmp}/vm.yaml`,
+      `vm_infos:\n  good: {kvm_debug_dir: "1001-1", qmp_socket: "${tmp}/good.sock"}\n`,
+    );
+    const { app, logs } = await buildApp([
+      `--collector.kvmdebug.dir=${tmp}/kvm`,
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      `--path.procfs=${tmp}/proc`,
+      "--collector.qmp",
+    ], { fs: lockedDown(`${tmp}/kvm/`) });
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="good"}'), "2001", "from QMP");
+    strictEqual(seriesValue(text, readErrors("permission")), "2");
+    strictEqual(logs.filter((l) => l.includes("level=warn")).length, 0, logs.join(""));
+    ok(
+      logs.some((l) =>
+        l.includes("level=info") && l.includes("stats_per_vm_from_other_collectors=1")
+      ),
+    );
+  } finally {
+    await qmp.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("kvm_stat logs a missing debugfs dir once, and its return once", async () => {
+  const { dir, args } = await sampleCopy();
+  try {
+    await Deno.rename(`${dir}/kvm`, `${dir}/kvm.away`);
+    const { app, logs } = await buildApp(args);
+    for (let i = 0; i < 3; i++) {
+      strictEqual(seriesValue(await scrapeText(app), SUCCESS), "0");
+    }
+    // Before: one error per scrape.
+    strictEqual(logs.filter((l) => l.includes("level=error")).length, 1);
+    await Deno.rename(`${dir}/kvm.away`, `${dir}/kvm`);
+    for (let i = 0; i < 2; i++) {
+      strictEqual(seriesValue(await scrapeText(app), SUCCESS), "1");
+    }
+    strictEqual(logs.filter((l) => l.includes('msg="Collector recovered"')).length, 1);
+    strictEqual(logs.filter((l) => l.includes("level=error")).length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Hostile stat files in place of target_vm's `exits`, and what each must give. */
+const HOSTILE_STATS: { name: string; make: (path: string) => Promise<void>; reason: string }[] = [
+  {
+    name: "a symlink to /dev/zero",
+    make: (path) => Deno.symlink("/dev/zero", path),
+    reason: "not_regular",
+  },
+  {
+    name: "a 10 MB file of digits",
+    make: (path) => Deno.writeTextFile(path, "7".repeat(10 * 1024 * 1024)),
+    reason: "too_large",
+  },
+  {
+    name: "a 400-digit integer",
+    make: (path) => Deno.writeTextFile(path, `${"9".repeat(400)}\n`),
+    reason: "malformed",
+  },
+  { name: "a directory symlink", make: (path) => Deno.symlink("..", path), reason: "not_regular" },
+];
+
+for (const { name, make, reason } of HOSTILE_STATS) {
+  Deno.test(`kvm_stat skips ${name} as ${reason}, exports the rest`, async () => {
+    const { dir, args } = await sampleCopy();
+    try {
+      await Deno.remove(`${dir}/kvm/10620-10/exits`);
+      await make(`${dir}/kvm/10620-10/exits`);
+      const { app } = await buildApp(args);
+      const text = await scrapeText(app);
+      strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="target_vm"}'), undefined);
+      ok(seriesValue(text, 'kvm_stat_exits_count{domain="web-01"}') !== undefined);
+      strictEqual(seriesValue(text, SUCCESS), "1");
+      strictEqual(seriesValue(text, readErrors(reason)), "1");
+      ok(!/ \d{21,}$/m.test(text), "no value past u64");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("kvm_stat answers by the deadline when a stat file is a FIFO, and reads it only once", async () => {
+  const { dir, args } = await sampleCopy();
+  const fifo = `${dir}/kvm/10620-10/exits`;
+  try {
+    await Deno.remove(fifo);
+    await mkfifo(fifo);
+    const opened: string[] = [];
+    const fs: FileSystem = {
+      readDir: denoFileSystem.readDir,
+      readTextFile: (path, options) => {
+        if (path === fifo) opened.push(path);
+        return denoFileSystem.readTextFile(path, options);
+      },
+    };
+    const { app } = await buildApp(args, { fs });
+    // Prometheus's timeout of 2.5s minus the 0.5s offset: a 2s deadline.
+    const headers = { "X-Prometheus-Scrape-Timeout-Seconds": "2.5" };
+    const response = await app.request("/metrics", { headers });
+    strictEqual(response.status, 200);
+    const text = await response.text();
+    strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="target_vm"}'), undefined);
+    ok(seriesValue(text, 'kvm_stat_exits_count{domain="web-01"}') !== undefined, "the rest");
+    ok(seriesValue(text, 'kvm_stat_pages_4k_count{domain="target_vm"}') !== undefined);
+    strictEqual(seriesValue(text, SUCCESS), "0");
+    strictEqual(seriesValue(text, "kvm_exporter_scrape_timeouts_total"), "1");
+    strictEqual(seriesValue(text, "kvm_exporter_blocked_reads"), "1");
+
+    // The blocked path is not read again while its read is blocked: skipped, counted, no wait.
+    const again = await scrapeText(app);
+    strictEqual(opened.length, 1);
+    strictEqual(seriesValue(again, SUCCESS), "1");
+    strictEqual(seriesValue(again, readErrors("blocked")), "1");
+    strictEqual(seriesValue(again, "kvm_exporter_scrape_timeouts_total"), "1");
+    strictEqual(seriesValue(again, "kvm_exporter_blocked_reads"), "1");
+
+    // Once the read returns (a writer came), the gauge drops; the FIFO is then a regular file.
+    await releaseFifo(fifo);
+    await Deno.remove(fifo);
+    await Deno.writeTextFile(fifo, "42\n");
+    await waitFor(
+      async () => seriesValue(await scrapeText(app), "kvm_exporter_blocked_reads") === "0",
+      { what: "the blocked read to return" },
+    );
+    strictEqual(
+      seriesValue(await scrapeText(app), 'kvm_stat_exits_count{domain="target_vm"}'),
+      "42",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const REAL_DEBUGFS = "/sys/kernel/debug/kvm";
+
+/** Why the real-debugfs test cannot run here, or undefined. */
+function realDebugfsMissing(): string | undefined {
+  try {
+    Deno.statSync(`${REAL_DEBUGFS}/exits`);
+  } catch (error) {
+    return `${REAL_DEBUGFS}/exits cannot be seen (${(error as Error).name}): no KVM debugfs here`;
+  }
+  const status = Deno.readTextFileSync("/proc/self/status");
+  if (!/^Uid:\s+\d+\s+0\s/m.test(status)) return "not running as root: debugfs is root's only";
+  return undefined;
+}
+
+const realMissing = realDebugfsMissing();
+if (realMissing !== undefined) {
+  console.log(`skipping the real-debugfs lockdown test: ${realMissing}`);
+}
+
+Deno.test({
+  name: "kvm_stat infers lockdown from the real debugfs only when it refuses a 0644 file to root",
+  ignore: realMissing !== undefined,
+  fn: async () => {
+    let refused = false;
+    try {
+      await Deno.readTextFile(`${REAL_DEBUGFS}/exits`); // Mode 0644: refused under lockdown only.
+    } catch (error) {
+      refused = error instanceof Deno.errors.PermissionDenied;
+    }
+    const { app, logs } = await buildApp([
+      `--collector.kvmdebug.dir=${REAL_DEBUGFS}`,
+      "--path.procfs=/proc",
+      "--collector.dir.depth=0",
+    ], { lockdown: "unknown" });
+    const text = await scrapeText(app);
+    const series = refused
+      ? 'kvm_exporter_kernel_lockdown{mode="integrity",source="debugfs"}'
+      : 'kvm_exporter_kernel_lockdown{mode="unknown",source="unknown"}';
+    strictEqual(seriesValue(text, series), "1", text);
+    strictEqual(seriesValue(text, SUCCESS), "1");
+    if (refused) {
+      strictEqual(logs.filter((l) => l.includes("level=warn")).length, 1, logs.join(""));
+      ok(seriesValue(text, 'kvm_stat_pages_4k_count{domain="global"}') !== undefined, "0444 read");
+    }
+  },
 });

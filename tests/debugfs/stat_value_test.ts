@@ -14,6 +14,11 @@ Deno.test("parseStatValue() accepts exactly one integer", async (t) => {
     ["1.5\n", undefined],
     [" 1\n", undefined],
     ["rmap_count\t0\t1\n4K\t0\t5\n", undefined],
+    // The exposition carries u64 and s64 at most: promtool rejects a whole scrape otherwise.
+    ["-9223372036854775808\n", -9223372036854775808n],
+    ["18446744073709551616\n", undefined],
+    ["-9223372036854775809\n", undefined],
+    [`${"9".repeat(400)}\n`, undefined],
   ];
   for (const [text, expected] of cases) {
     await t.step(JSON.stringify(text), () => strictEqual(parseStatValue(text), expected));

@@ -2,6 +2,9 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { VmDiscovery } from "../../src/discovery/vm_discovery.ts";
 import { createLogger } from "../../src/log/logger.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+import { ReadGuard } from "../../src/system/read_guard.ts";
+import { waitFor } from "../support/exporter_process.ts";
+import { mkfifo, releaseFifo } from "../support/fifo.ts";
 
 async function tree(tmp: string, dirs: Record<string, string>): Promise<void> {
   for (const [dir, name] of Object.entries(dirs)) {
@@ -46,6 +49,78 @@ Deno.test("VmDiscovery reads a command line once per dir, forgets it when the di
     await tree(tmp, { "20-1": "db" });
     deepStrictEqual(await names(), ["web", "db"]);
     strictEqual(reads.filter((r) => r === "/proc/20/cmdline").length, 2);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("VmDiscovery names a VM by its dir while its command line is a FIFO, past the deadline", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    await tree(tmp, { "10-1": "web", "20-1": "db" });
+    await Deno.remove(`${tmp}/proc/20/cmdline`);
+    await mkfifo(`${tmp}/proc/20/cmdline`);
+    const reads = new ReadGuard();
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs: denoFileSystem,
+      logger: createLogger({ write: () => {} }),
+      reads,
+    });
+    const names = async (signal = AbortSignal.timeout(300)): Promise<string[]> =>
+      (await discovery.discover({ entries: [] }, false, signal)).vms.map((vm) => vm.domain);
+    // Before: the read blocked discovery, and the scrape, for good.
+    deepStrictEqual(await names(), ["web", "20-1"]);
+    strictEqual(reads.blocked, 1);
+    // A read blocked past one deadline is not waited for again, even without a deadline.
+    const never = new AbortController().signal;
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const again = await Promise.race([
+      names(never),
+      new Promise<string>((resolve) => guard = setTimeout(() => resolve("waited"), 10_000)),
+    ]);
+    clearTimeout(guard);
+    deepStrictEqual(again, ["web", "20-1"]);
+    strictEqual(reads.blocked, 1, "not read again while blocked");
+    await releaseFifo(`${tmp}/proc/20/cmdline`);
+    await waitFor(() => reads.blocked === 0, { what: "the blocked read to return" });
+    deepStrictEqual(await names(), ["web", "20-1"], "a FIFO is no command line");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("VmDiscovery gives a VM its command-line name once a blocked read returns", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    await tree(tmp, { "10-1": "web" });
+    // A VMM in D state: its cmdline read returns only when the test says (a real host does this
+    // only by chance).
+    let release = (): void => {};
+    const released = new Promise<void>((resolve) => release = resolve);
+    const fs: FileSystem = {
+      readDir: denoFileSystem.readDir,
+      readTextFile: async (path, options) => {
+        await released;
+        return await denoFileSystem.readTextFile(path, options);
+      },
+    };
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs,
+      logger: createLogger({ write: () => {} }),
+    });
+    const discover = (): Promise<string[]> =>
+      discovery.discover({ entries: [] }, false, AbortSignal.timeout(100)).then((d) =>
+        d.vms.map((vm) => `${vm.domain}:${vm.nameSource}`)
+      );
+    deepStrictEqual(await discover(), ["10-1:dir"]);
+    release();
+    await waitFor(async () => (await discover())[0] === "web:cmdline", {
+      what: "the name from the command line",
+    });
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -12,6 +12,7 @@ import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
 import type { FileSystem } from "../../src/system/file_system.ts";
+import type { LockdownMode } from "../../src/system/lockdown.ts";
 
 /** What {@linkcode buildApp} returns. */
 export interface BuiltApp {
@@ -29,12 +30,13 @@ export interface BuiltApp {
  * Builds the app from flags. Process metrics are off so output is stable.
  *
  * @param args Command-line flags.
- * @param options A file system seam, and whether to keep process metrics.
+ * @param options A file system seam, whether to keep process metrics, and the lockdown mode
+ *   securityfs would give (default "none").
  * @returns The app, its exporter and its log lines.
  */
 export async function buildApp(
   args: string[],
-  options: { fs?: FileSystem; processMetrics?: boolean } = {},
+  options: { fs?: FileSystem; processMetrics?: boolean; lockdown?: LockdownMode } = {},
 ): Promise<BuiltApp> {
   const command = parseFlags(args, () => undefined);
   if (command.kind !== "run") throw new Error(`not a run command: ${args.join(" ")}`);
@@ -53,7 +55,7 @@ export async function buildApp(
     options: command.options,
     configStore,
     logger,
-    lockdown: "none",
+    lockdown: options.lockdown ?? "none",
     processMetrics: options.processMetrics ?? false,
     ...(options.fs ? { fs: options.fs } : {}),
   });

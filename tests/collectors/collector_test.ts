@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import {
+  type Collector,
+  runCollectors,
+  type ScrapeContext,
+} from "../../src/collectors/collector.ts";
+import { ReadErrorLog } from "../../src/collectors/read_errors.ts";
+import { ConditionLog } from "../../src/log/condition_log.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import type { FamilySet } from "../../src/metrics/model.ts";
+import { ReadGuard } from "../../src/system/read_guard.ts";
+
+const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
+
+function context(signal: AbortSignal): ScrapeContext {
+  const logger = createLogger({ write: () => {} });
+  return {
+    discovery: { rootFiles: [], vms: [], error: undefined },
+    readErrors: new ReadErrorLog(logger).begin(),
+    vcpuCounts: new Map(),
+    qmpOutcomes: new Map(),
+    signal,
+    reads: new ReadGuard(),
+  };
+}
+
+/** Adds one sample, then waits for the test to let it finish. */
+function stuck(name: string, until: Promise<void>): Collector {
+  return {
+    name,
+    async collect(_context: ScrapeContext, out: FamilySet): Promise<void> {
+      out.add(GAUGE, [["from", name]], 1);
+      await until;
+    },
+  };
+}
+
+Deno.test("runCollectors() reports a collector still running at the deadline and keeps its samples", async () => {
+  let finish = (): void => {};
+  const until = new Promise<void>((resolve) => finish = resolve);
+  const deadline = new AbortController();
+  const lines: string[] = [];
+  const logger = createLogger({ write: (line) => lines.push(line) });
+  const conditions = new ConditionLog(logger);
+  const run = (signal: AbortSignal) =>
+    runCollectors([stuck("late", until), { name: "quick", collect: async () => {} }], {
+      context: context(signal),
+      logger,
+      conditions,
+    });
+  const pending = run(deadline.signal);
+  await new Promise((resolve) => setTimeout(resolve, 0)); // "quick" is done by then.
+  deadline.abort();
+  const { families, outcomes } = await pending;
+  assert.deepEqual(outcomes.map((o) => [o.name, o.success, o.timedOut]), [
+    ["late", false, true],
+    ["quick", true, false],
+  ]);
+  assert.equal(families.find((f) => f.name === "x")?.samples.length, 1, "partial samples kept");
+  finish();
+  // The next scrape finishes: the condition's end is logged once.
+  await run(new AbortController().signal);
+  await run(new AbortController().signal);
+  assert.equal(lines.filter((l) => l.includes("did not finish by the scrape deadline")).length, 1);
+  assert.equal(lines.filter((l) => l.includes("Collector recovered")).length, 1);
+});
+
+Deno.test("runCollectors() logs a collector failing every scrape once, and its recovery once", async () => {
+  let fail = true;
+  const flaky: Collector = {
+    name: "flaky",
+    collect: () => fail ? Promise.reject(new Error("Cannot list /kvm")) : Promise.resolve(),
+  };
+  const lines: string[] = [];
+  const logger = createLogger({ write: (line) => lines.push(line) });
+  const conditions = new ConditionLog(logger);
+  const once = () =>
+    runCollectors([flaky], { context: context(new AbortController().signal), logger, conditions });
+  for (let i = 0; i < 3; i++) await once();
+  fail = false;
+  for (let i = 0; i < 3; i++) await once();
+  assert.deepEqual(lines.map((l) => /level=(\w+) msg=("[^"]*")/.exec(l)?.slice(1)), [
+    ["error", '"Collector failed"'],
+    ["info", '"Collector recovered"'],
+  ]);
+});

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import {
+  NotRegularError,
+  readBoundedText,
+  readBoundedTextSync,
+  TooLargeError,
+} from "../../src/system/bounded_read.ts";
+import { classifyReadError } from "../../src/system/file_system.ts";
+
+type Want = string | (new (message: string) => Error);
+
+/** Files to read with a 16-byte cap, and what each read must give: async, then sync. */
+const CASES: { name: string; make: (path: string) => Promise<void>; want: [Want, Want] }[] = [
+  { name: "a stat file", make: (p) => Deno.writeTextFile(p, "42\n"), want: ["42\n", "42\n"] },
+  { name: "an empty file", make: (p) => Deno.writeTextFile(p, ""), want: ["", ""] },
+  {
+    name: "exactly the cap",
+    make: (p) => Deno.writeTextFile(p, "x".repeat(16)),
+    want: ["x".repeat(16), "x".repeat(16)],
+  },
+  {
+    name: "one byte past the cap",
+    make: (p) => Deno.writeTextFile(p, "x".repeat(17)),
+    want: [TooLargeError, TooLargeError],
+  },
+  {
+    name: "a 10 MB file",
+    make: (p) => Deno.writeTextFile(p, "7".repeat(10 * 1024 * 1024)),
+    want: [TooLargeError, TooLargeError],
+  },
+  // The sync read trusts the listing's type; its cap still bounds what a device gives.
+  {
+    name: "a symlink to /dev/zero",
+    make: (p) => Deno.symlink("/dev/zero", p),
+    want: [NotRegularError, TooLargeError],
+  },
+  { name: "a directory", make: (p) => Deno.mkdir(p), want: [NotRegularError, Error] },
+  {
+    name: "a symlink to a regular file",
+    make: (p) => Deno.writeTextFile(`${p}.t`, "7\n").then(() => Deno.symlink(`${p}.t`, p)),
+    want: ["7\n", "7\n"],
+  },
+];
+
+for (const [index, read] of [readBoundedText, readBoundedTextSync].entries()) {
+  for (const { name, make, want: wants } of CASES) {
+    Deno.test(`${read.name}() reads ${name}`, async () => {
+      const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_bounded_" });
+      try {
+        await make(`${dir}/f`);
+        const want = wants[index]!;
+        if (typeof want === "string") {
+          assert.equal(await read(`${dir}/f`, 16), want);
+        } else {
+          await assert.rejects(async () => await read(`${dir}/f`, 16), want);
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  }
+}
+
+Deno.test("readBoundedText() reads a procfs file that reports size 0 up to its cap", async () => {
+  const text = await readBoundedText("/proc/self/status", 64 * 1024);
+  assert.match(text, /^Name:/);
+  await assert.rejects(readBoundedText("/proc/self/status", 8), TooLargeError);
+});
+
+Deno.test("classifyReadError() names the new reasons", () => {
+  assert.equal(classifyReadError(new TooLargeError("x")), "too_large");
+  assert.equal(classifyReadError(new NotRegularError("x")), "not_regular");
+});
