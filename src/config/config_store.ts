@@ -26,7 +26,8 @@ export class ConfigStore {
   #config: VmConfig = { entries: [] };
   #lastReloadSuccessful = false;
   #lastSuccessMs: number | undefined;
-  #loading: Promise<Error | undefined> | undefined;
+  #running: Promise<Error | undefined> | undefined;
+  #pending: Promise<Error | undefined> | undefined;
 
   /**
    * Creates a store holding an empty config until the first load.
@@ -58,29 +59,46 @@ export class ConfigStore {
   }
 
   /**
-   * Loads the file; on failure keeps the config in force.
+   * Loads the file; on failure keeps the config in force. Requests are coalesced, whatever
+   * asks (SIGHUP, a file change, `POST /-/reload`): at most one load runs and one waits. A
+   * request made while a load runs is covered by the next load (the file may have changed since
+   * the running one read it), which all such requests share, so 100 requests in a row cost at
+   * most 2 loads.
    *
    * @param reason What asked for the load, for the log.
-   * @returns undefined when the new config is in force, else why it was rejected.
+   * @returns undefined when the load that covered this request put a config in force, else why
+   *   that load rejected the file (the same error for every request it covered).
    */
   reload(reason: string): Promise<Error | undefined> {
-    const run = async (): Promise<Error | undefined> => {
-      try {
-        await this.#load(reason);
-        return undefined;
-      } catch (error) {
-        this.#lastReloadSuccessful = false;
-        this.#options.logger.error("Cannot load vm.yaml; keeping the config in force", {
-          reason,
-          err: (error as Error).message,
-        });
-        return error as Error;
-      }
-    };
-    // Reloads asked for while one runs wait for it, then run once more.
-    const next = (this.#loading ?? Promise.resolve(undefined)).then(run, run);
-    this.#loading = next;
-    return next;
+    if (this.#pending !== undefined) return this.#pending;
+    if (this.#running === undefined) return this.#start(reason);
+    this.#pending = this.#running.then(() => {
+      this.#pending = undefined;
+      return this.#start(reason);
+    });
+    return this.#pending;
+  }
+
+  #start(reason: string): Promise<Error | undefined> {
+    const run = this.#reloadNow(reason).finally(() => {
+      if (this.#running === run) this.#running = undefined;
+    });
+    this.#running = run;
+    return run;
+  }
+
+  async #reloadNow(reason: string): Promise<Error | undefined> {
+    try {
+      await this.#load(reason);
+      return undefined;
+    } catch (error) {
+      this.#lastReloadSuccessful = false;
+      this.#options.logger.error("Cannot load vm.yaml; keeping the config in force", {
+        reason,
+        err: (error as Error).message,
+      });
+      return error as Error;
+    }
   }
 
   /**
