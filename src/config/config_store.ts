@@ -133,10 +133,13 @@ export class ConfigStore {
   }
 
   /**
-   * Reloads when the file changes. Watches its directory where it may, because
-   * editors and config managers replace the file rather than write it in place;
-   * where only the file itself may be read (least privilege), watches the file
-   * and re-arms the watch on the new file after every change.
+   * Reloads when the file changes. Watches the file itself, never its directory: Deno's watcher
+   * opens the path of every event it gets to compare it with the watched one, and opening a FIFO
+   * (or a device) that appears in the directory would block the watcher thread for good, and
+   * with it every later event and the exit. Editors and config managers replace the file rather
+   * than write it in place, which ends the watch on the old file: so the watch is re-armed on
+   * the path after every event, and the file loaded again. Only a regular file is watched;
+   * while the path is missing or something else, it is looked at every 200 ms.
    *
    * @param signal Stops watching.
    */
@@ -144,72 +147,75 @@ export class ConfigStore {
     const { path, explicit, logger } = this.#options;
     const readable = await Deno.permissions.query({ name: "read", path });
     if (!explicit && readable.state !== "granted") return; // Running without vm.yaml by design.
-    const slash = path.lastIndexOf("/");
-    const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-    const base = path.slice(slash + 1);
-    const permission = await Deno.permissions.query({ name: "read", path: dir });
-    const watchDir = permission.state === "granted";
-    const pause = (ms: number): Promise<void> =>
-      new Promise((resolve) => {
-        const done = (): void => {
-          clearTimeout(wait);
-          signal.removeEventListener("abort", done);
-          resolve();
-        };
-        const wait = setTimeout(done, ms);
-        signal.addEventListener("abort", done, { once: true });
-      });
-    let timer: ReturnType<typeof setTimeout> | undefined;
     let pending = false;
-    let gone = false;
+    let absent: string | undefined;
     while (!signal.aborted) {
+      const kind = await fileKind(path);
+      if (kind !== "a regular file") {
+        if (absent !== kind) {
+          logger.info("vm.yaml is missing or not a regular file; it will be loaded when it is one", {
+            path,
+            is: kind,
+          });
+        }
+        absent = kind;
+        pending = true;
+        await pause(200, signal);
+        continue;
+      }
+      absent = undefined;
       let watcher: Deno.FsWatcher;
       try {
-        watcher = Deno.watchFs(watchDir ? dir : path, { recursive: false });
+        watcher = Deno.watchFs(path, { recursive: false });
       } catch (error) {
-        if (!watchDir && error instanceof Deno.errors.NotFound) {
-          // Replaced and not back yet, or not created yet: load it when it is.
-          if (!gone) logger.info("vm.yaml is gone; it will be loaded when it is back", { path });
-          gone = true;
-          pending = true;
-          await pause(200);
-          continue;
-        }
-        gone = false;
+        if (error instanceof Deno.errors.NotFound) continue; // Replaced right now: look again.
         logger.warn("Cannot watch vm.yaml; reload with SIGHUP or POST /-/reload", {
-          path: watchDir ? dir : path,
+          path,
           err: (error as Error).message,
         });
         return;
       }
-      const close = (): void => {
-        clearTimeout(timer);
-        watcher.close();
-      };
+      const close = (): void => watcher.close();
       signal.addEventListener("abort", close, { once: true });
       if (pending) {
         pending = false; // Re-armed first, so no change after this reload goes unseen.
         await this.reload("file changed");
       }
-      for await (const event of watcher) {
-        if (!watchDir) {
-          pending = true; // The file may have been replaced: re-arm on the new one.
-          break;
-        }
-        if (!event.paths.some((p) => p === path || p.endsWith(`/${base}`))) continue;
-        // One save is several events (create, modify, rename): reload once they settle.
-        clearTimeout(timer);
-        timer = setTimeout(() => this.reload("file changed"), 100);
+      for await (const _ of watcher) {
+        pending = true; // The file may have been replaced: re-arm on the new one.
+        break;
       }
       signal.removeEventListener("abort", close);
-      if (pending) {
-        try {
-          watcher.close();
-        } catch {
-          // Closed already.
-        }
-        await pause(100);
+      try {
+        watcher.close();
+      } catch {
+        // Closed already.
       }
+      // One save is several events (create, modify, rename): reload once they settle.
+      if (pending) await pause(100, signal);
     }
   }
+}
+
+/** What is at a path, in words: "a regular file", "missing", "a directory", "something else". */
+async function fileKind(path: string): Promise<string> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile ? "a regular file" : info.isDirectory ? "a directory" : "something else";
+  } catch {
+    return "missing";
+  }
+}
+
+/** Waits `ms`, or less if `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(wait);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const wait = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

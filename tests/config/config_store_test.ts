@@ -60,3 +60,47 @@ Deno.test("ConfigStore.reload() gives every coalesced caller the outcome of the 
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+async function mkfifo(path: string): Promise<void> {
+  const { success } = await new Deno.Command("mkfifo", { args: [path] }).output();
+  ok(success, `mkfifo ${path}`);
+}
+
+Deno.test("ConfigStore.watch() is not blocked by a FIFO in vm.yaml's directory", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_watch_" });
+  const path = `${tmp}/vm.yaml`;
+  const controller = new AbortController();
+  let watching: Promise<void> | undefined;
+  try {
+    await mkfifo(`${tmp}/before.fifo`);
+    await Deno.writeTextFile(path, "vm_infos:\n  first: {pid: 1}\n");
+    const { store: s, logs } = store(path);
+    await s.loadInitial();
+    watching = s.watch(controller.signal);
+    const named = (name: string) => () => s.config.entries[0]?.name === name;
+    // Deno's watcher opens the path of every event it gets: a FIFO made (and written to) in a
+    // watched directory would block its thread in open(2).
+    await mkfifo(`${tmp}/after.fifo`);
+    await Deno.writeTextFile(`${tmp}/other.yaml`, "x");
+    await Deno.writeTextFile(path, "vm_infos:\n  second: {pid: 1}\n");
+    await waitFor(named("second"), { timeoutMs: 10_000, what: "the rewritten file to load" });
+    await Deno.writeTextFile(`${path}.new`, "vm_infos:\n  third: {pid: 1}\n");
+    await Deno.rename(`${path}.new`, path);
+    await waitFor(named("third"), { timeoutMs: 10_000, what: "the replaced file to load" });
+    // vm.yaml itself replaced by a FIFO: not opened, not loaded; loaded again once it is a file.
+    await Deno.remove(path);
+    await mkfifo(path);
+    await Deno.writeTextFile(`${path}.new`, "vm_infos:\n  fourth: {pid: 1}\n");
+    await waitFor(() => logs.some((l) => l.includes('is="something else"')), {
+      timeoutMs: 10_000,
+      what: "the FIFO to be seen",
+    });
+    strictEqual(s.config.entries[0]?.name, "third");
+    await Deno.rename(`${path}.new`, path);
+    await waitFor(named("fourth"), { timeoutMs: 10_000, what: "the file to load again" });
+  } finally {
+    controller.abort();
+    await watching;
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
