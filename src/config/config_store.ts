@@ -153,10 +153,13 @@ export class ConfigStore {
       const kind = await fileKind(path);
       if (kind !== "a regular file") {
         if (absent !== kind) {
-          logger.info("vm.yaml is missing or not a regular file; it will be loaded when it is one", {
-            path,
-            is: kind,
-          });
+          logger.info(
+            "vm.yaml is missing or not a regular file; it will be loaded when it is one",
+            {
+              path,
+              is: kind,
+            },
+          );
         }
         absent = kind;
         pending = true;
