@@ -81,10 +81,9 @@ export class SocketOwners {
       if (problem !== undefined) result.set(path, { skipped: "not_socket", detail: problem });
       return problem === undefined;
     });
-    for (const path of this.#found.keys()) if (!candidates.includes(path)) this.#found.delete(path);
-    for (const path of this.#notFound.keys()) {
-      if (!candidates.includes(path)) this.#notFound.delete(path);
-    }
+    const current = new Set(candidates);
+    for (const path of this.#found.keys()) if (!current.has(path)) this.#found.delete(path);
+    for (const path of this.#notFound.keys()) if (!current.has(path)) this.#notFound.delete(path);
     if (candidates.length === 0) return result;
     const wanted = await this.#listeners(candidates, result);
     await this.#confirmKnown(wanted, pids, result);
