@@ -190,11 +190,13 @@ Deno.test({
       });
       // First in path order, claiming QEMU's main thread as its vCPU: the old matching took it.
       impostor = startFakeQmp(`${tmp}/run/000.qmp`, { behaviour: "qemu", threadIds: [vm.pid] });
-      await Deno.writeTextFile(`${tmp}/vm.yaml`, "# names come from -name\n");
+      // Only this VM: the kernel's debugfs holds every test's VMs, whose monitors serve one client.
+      await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n  globbed: {pid: ${vm.pid}}\n`);
       await using exporter = await startExporter([
         "--web.listen-address=127.0.0.1:0",
         "--collector.kvmdebug.dir=/sys/kernel/debug/kvm",
         `--collector.vmmap.path=${tmp}/vm.yaml`,
+        "--collector.vmmap.only-listed",
         "--path.procfs=/proc",
         "--collector.qmp",
         `--collector.qmp.socket-glob=${tmp}/run/*.qmp`,
