@@ -490,8 +490,10 @@ function closeNode(open: OpenNode, state: State): YamlNode {
   if (state.input[open.offset] === "*") throw new NodeProblem(node, "aliases are not supported");
   // In block context js-yaml first tries to read a block mapping, whose first key is then the
   // whole node: keep the inner node.
-  const [first, ...rest] = open.children;
-  if (first && rest.length === 0 && first.kind === kind && first.value === state.result) {
+  const first = open.children[0];
+  if (
+    open.children.length === 1 && first && first.kind === kind && first.value === state.result
+  ) {
     return first;
   }
   if (kind !== "mapping") return node;
