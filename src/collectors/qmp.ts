@@ -238,9 +238,7 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
       for (const key of logged) if (!current.has(key.split("\n")[0]!)) logged.delete(key);
 
       // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
-      await Promise.all([
-        ...[...socketOf].map(([vm, socket]) => session(socket, vm)),
-      ]);
+      await Promise.all([...socketOf].map(([vm, socket]) => session(socket, vm)));
       if (options.socketGlob !== undefined) addSkipped(out, skipped);
 
       for (const vm of vms) {
