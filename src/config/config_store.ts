@@ -28,6 +28,8 @@ export class ConfigStore {
   #lastSuccessMs: number | undefined;
   #running: Promise<Error | undefined> | undefined;
   #pending: Promise<Error | undefined> | undefined;
+  /** The version of the file the last load read, to tell whether it changed since. */
+  #loadedVersion: string | undefined;
 
   /**
    * Creates a store holding an empty config until the first load.
@@ -120,6 +122,8 @@ export class ConfigStore {
       // Least privilege: whoever runs without a vm.yaml need not grant read access to one.
       logger.info("No read permission for the default vm.yaml; naming VMs without it", { path });
     } else {
+      // Taken before the read: a change in between makes the next look see a newer version.
+      this.#loadedVersion = await fileVersion(path);
       config = await readVmConfig(path, { explicit });
       if (config === undefined) {
         logger.info("No vm.yaml; naming VMs from their command lines", { path });
@@ -138,8 +142,9 @@ export class ConfigStore {
    * (or a device) that appears in the directory would block the watcher thread for good, and
    * with it every later event and the exit. Editors and config managers replace the file rather
    * than write it in place, which ends the watch on the old file: so the watch is re-armed on
-   * the path after every event, and the file loaded again. Only a regular file is watched;
-   * while the path is missing or something else, it is looked at every 200 ms.
+   * the path after every event, and the file loaded again if it is not the version (inode, size,
+   * change times) the last load read. Only a regular file is watched; while the path is missing or
+   * something else, it is looked at every 200 ms.
    *
    * @param signal Stops watching.
    */
@@ -147,7 +152,6 @@ export class ConfigStore {
     const { path, explicit, logger } = this.#options;
     const readable = await Deno.permissions.query({ name: "read", path });
     if (!explicit && readable.state !== "granted") return; // Running without vm.yaml by design.
-    let pending = false;
     let absent: string | undefined;
     while (!signal.aborted) {
       const kind = await fileKind(path);
@@ -155,14 +159,10 @@ export class ConfigStore {
         if (absent !== kind) {
           logger.info(
             "vm.yaml is missing or not a regular file; it will be loaded when it is one",
-            {
-              path,
-              is: kind,
-            },
+            { path, is: kind },
           );
         }
         absent = kind;
-        pending = true;
         await pause(200, signal);
         continue;
       }
@@ -180,23 +180,29 @@ export class ConfigStore {
       }
       const close = (): void => watcher.close();
       signal.addEventListener("abort", close, { once: true });
-      if (pending) {
-        pending = false; // Re-armed first, so no change after this reload goes unseen.
-        await this.reload("file changed");
-      }
-      for await (const _ of watcher) {
-        pending = true; // The file may have been replaced: re-arm on the new one.
-        break;
-      }
+      // Armed first, then compared with what was loaded: no change goes unseen, including one
+      // made before the first watch or while the watch was re-armed.
+      if (await fileVersion(path) !== this.#loadedVersion) await this.reload("file changed");
+      for await (const _ of watcher) break; // The file may have been replaced: re-arm.
       signal.removeEventListener("abort", close);
       try {
         watcher.close();
       } catch {
         // Closed already.
       }
-      // One save is several events (create, modify, rename): reload once they settle.
-      if (pending) await pause(100, signal);
+      // One save is several events (create, modify, rename): look once they settle.
+      await pause(100, signal);
     }
+  }
+}
+
+/** Which version of a file is at a path: inode, size, change times; "missing" if none. */
+async function fileVersion(path: string): Promise<string> {
+  try {
+    const info = await Deno.stat(path);
+    return [info.ino, info.size, info.mtime?.getTime(), info.ctime?.getTime()].join("/");
+  } catch {
+    return "missing";
   }
 }
 

@@ -104,3 +104,27 @@ Deno.test("ConfigStore.watch() is not blocked by a FIFO in vm.yaml's directory",
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("ConfigStore.watch() loads a change made before the watch was armed", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_watch_" });
+  const path = `${tmp}/vm.yaml`;
+  const controller = new AbortController();
+  let watching: Promise<void> | undefined;
+  try {
+    await Deno.writeTextFile(path, "vm_infos:\n  first: {pid: 1}\n");
+    const { store: s, logs } = store(path);
+    await s.loadInitial();
+    // Between the first load and the first watch (a busy machine makes this window long).
+    await Deno.writeTextFile(path, "vm_infos:\n  second: {pid: 1}\n");
+    watching = s.watch(controller.signal);
+    await waitFor(() => s.config.entries[0]?.name === "second", {
+      timeoutMs: 10_000,
+      what: "the early change to load",
+    });
+    strictEqual(loads(logs), 2);
+  } finally {
+    controller.abort();
+    await watching;
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
