@@ -584,8 +584,8 @@ Deno.test("readVmConfig() rejects a FIFO without opening it", async () => {
 
 Deno.test("parseVmConfig() takes time linear in the number of VMs", () => {
   // Before: 10k VMs 7.0 s, 40k 174 s (a quadratic duplicate check). The ratio of two sizes
-  // measured in one run says it: 8x the VMs costs about 8x (quadratic: 64x). The bound sits far
-  // from both, as the machine may be busy.
+  // measured in one run says it: 8x the VMs costs 8x to 16x here (the garbage collector's share
+  // grows with the heap; quadratic: 64x). The bound sits between, as the machine may be busy.
   const best = (count: number): number => {
     const text = syntheticVmYaml(count);
     let ms = Infinity;
@@ -600,5 +600,5 @@ Deno.test("parseVmConfig() takes time linear in the number of VMs", () => {
   const small = best(2_000);
   const large = best(16_000);
   console.log(`parseVmConfig(): 2k VMs ${small.toFixed(0)} ms, 16k VMs ${large.toFixed(0)} ms`);
-  assert.ok(large / small < 32, `16k VMs took ${(large / small).toFixed(1)}x as long as 2k`);
+  assert.ok(large / small < 40, `16k VMs took ${(large / small).toFixed(1)}x as long as 2k`);
 });
