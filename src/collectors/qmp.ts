@@ -25,6 +25,7 @@ import {
   type StatsSchemas,
   type StatValue,
 } from "../qmp/query_stats.ts";
+import { SKIP_REASONS, type SkipReason, SocketOwners } from "../qmp/socket_owner.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../system/glob.ts";
 import type { Collector, ScrapeContext } from "./collector.ts";
@@ -44,25 +45,14 @@ export const QMP_ERROR_REASONS: readonly QmpErrorReason[] = [
 export interface QmpCollectorOptions {
   /** Deadline of one VM's whole QMP session, in ms. */
   timeoutMs: number;
-  /** Glob of extra sockets, matched to VMs through their vCPU threads. */
+  /** Glob of extra sockets, matched to VMs by which VMM holds their listening socket. */
   socketGlob: string | undefined;
-  /** procfs mount point (to find which process owns a vCPU thread). */
+  /** procfs mount point (`net/unix` and the VMMs' `fd` dirs). */
   procfs: string;
   /** File access. */
   fs: FileSystem;
   /** Logger. */
   logger: Logger;
-}
-
-/**
- * Parses the `Tgid:` line of `/proc/TID/status`: the process a thread belongs to.
- *
- * @param text The file content.
- * @returns The pid, or undefined.
- */
-export function parseTgid(text: string): number | undefined {
-  const match = /^Tgid:\s+(\d+)$/m.exec(text);
-  return match === null ? undefined : Number(match[1]);
 }
 
 function addStat(
@@ -80,6 +70,21 @@ function addStat(
   }
 }
 
+/** Counts the glob-found sockets skipped in this scrape, by reason. */
+function addSkipped(out: FamilySet, skipped: ReadonlyMap<string, SkipReason>): void {
+  for (const reason of SKIP_REASONS) {
+    out.add(
+      {
+        name: "kvm_exporter_qmp_skipped_sockets",
+        help: "QMP sockets found by glob and not queried in the last scrape, by reason.",
+        type: "gauge",
+      },
+      [["reason", reason]],
+      [...skipped.values()].filter((r) => r === reason).length,
+    );
+  }
+}
+
 /**
  * Creates the QMP collector. Every scrape connects, queries and closes: QEMU
  * serves one client per monitor and other tools on the host need it too.
@@ -90,7 +95,7 @@ function addStat(
 export function createQmpCollector(options: QmpCollectorOptions): Collector {
   const { timeoutMs, logger, fs } = options;
   const schemasByPid = new Map<number, StatsSchemas>();
-  const globOwner = new Map<string, number>();
+  const owners = new SocketOwners(options.procfs);
   const logged = new Set<string>();
 
   function logOnce(key: string, msg: string, fields: Record<string, string>): void {
@@ -100,19 +105,6 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
       logged.add(key);
       logger.warn(`${msg} (logged once)`, fields);
     }
-  }
-
-  async function ownerOf(session: QmpSession): Promise<number | undefined> {
-    const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
-    for (const cpu of cpus) {
-      try {
-        const tgid = parseTgid(await fs.readTextFile(`${options.procfs}/${cpu.threadId}/status`));
-        if (tgid !== undefined) return tgid;
-      } catch {
-        // The thread is gone or procfs is not ours to read: try the next vCPU.
-      }
-    }
-    return undefined;
   }
 
   async function queryStats(
@@ -166,76 +158,88 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
     return cpus.length;
   }
 
+  /**
+   * Gives each VM without a socket the glob-found socket its VMM holds the listener of; never
+   * one whose owner cannot be established. Returns the sockets skipped, and why.
+   */
+  async function matchGlobSockets(
+    vms: readonly DiscoveredVm[],
+    socketOf: Map<DiscoveredVm, string>,
+  ): Promise<Map<string, SkipReason>> {
+    const skipped = new Map<string, SkipReason>();
+    if (options.socketGlob === undefined) return skipped;
+    const known = new Set(socketOf.values());
+    const found = (await expandGlob(options.socketGlob, fs)).filter((s) => !known.has(s));
+    const free = new Map<number, DiscoveredVm>();
+    for (const vm of vms) if (!socketOf.has(vm) && !free.has(vm.pid)) free.set(vm.pid, vm);
+    const ownership = await owners.resolve(found, [...free.keys()]);
+    for (const socket of found) {
+      const owner = ownership.get(socket);
+      if (owner === undefined) continue;
+      if ("pid" in owner) {
+        const vm = free.get(owner.pid);
+        // A VMM with two monitors found by glob: the first, in path order, is queried.
+        if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
+        continue;
+      }
+      skipped.set(socket, owner.skipped);
+      logOnce(
+        `${socket}\n${owner.skipped}`,
+        "Cannot establish which VM a QMP socket found by glob belongs to; not querying it",
+        { socket, reason: owner.skipped, err: owner.detail },
+      );
+    }
+    return skipped;
+  }
+
   return {
     name: QMP,
     async collect(context: ScrapeContext, out: FamilySet): Promise<void> {
       const { vms } = context.discovery;
       const pids = new Set(vms.map((vm) => vm.pid));
       for (const pid of schemasByPid.keys()) if (!pids.has(pid)) schemasByPid.delete(pid);
-      for (const [socket, pid] of globOwner) if (!pids.has(pid)) globOwner.delete(socket);
 
-      const byPid = new Map(vms.map((vm) => [vm.pid, vm]));
       const socketOf = new Map<DiscoveredVm, string>();
       for (const vm of vms) {
         const socket = vm.entry?.qmpSocket ?? vm.qmpSockets[0];
         if (socket !== undefined) socketOf.set(vm, socket);
       }
-      const known = new Set(socketOf.values());
-      const unmatched: string[] = [];
-      if (options.socketGlob !== undefined) {
-        for (const socket of await expandGlob(options.socketGlob, fs)) {
-          if (known.has(socket)) continue;
-          const vm = byPid.get(globOwner.get(socket) ?? -1);
-          if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
-          else unmatched.push(socket);
-        }
-      }
+      const skipped = await matchGlobSockets(vms, socketOf);
 
-      async function session(socket: string, vm: DiscoveredVm | undefined): Promise<void> {
-        const domain = vm?.domain;
+      async function session(socket: string, vm: DiscoveredVm): Promise<void> {
         try {
           await withQmpSession({ path: socket, timeoutMs }, async (s) => {
-            let target = vm;
-            if (target === undefined) {
-              const owner = await ownerOf(s);
-              target = byPid.get(owner ?? -1);
-              if (target === undefined || socketOf.has(target)) return; // Not a VM we export.
-              globOwner.set(socket, target.pid);
-            }
             // Into a set of its own: a session that times out half-way adds nothing, even if its
             // last replies arrive after the scrape is over.
             const vmOut = new FamilySet();
-            const vcpus = await queryStats(s, target, vmOut);
+            const vcpus = await queryStats(s, vm, vmOut);
             for (const family of vmOut.families()) {
               for (const { labels, value, ...extra } of family.samples) {
                 out.add(family, labels, value, extra);
               }
             }
-            context.qmpOutcomes.set(target.dir, "ok");
-            if (!context.vcpuCounts.has(target.dir)) context.vcpuCounts.set(target.dir, vcpus);
+            context.qmpOutcomes.set(vm.dir, "ok");
+            if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
           });
         } catch (error) {
           const reason = error instanceof QmpError ? error.reason : "other";
-          const message = (error as Error).message;
-          if (vm !== undefined) context.qmpOutcomes.set(vm.dir, reason);
+          context.qmpOutcomes.set(vm.dir, reason);
           logOnce(`${socket}\n${reason}`, "Cannot query QMP; skipping this VM's QMP stats", {
             socket,
-            domain: domain ?? "",
+            domain: vm.domain,
             reason,
-            err: message,
+            err: (error as Error).message,
           });
         }
       }
 
       // Forget what was logged about sockets that are gone, so the set does not grow with churn.
-      const current = new Set([...socketOf.values(), ...unmatched]);
+      const current = new Set([...socketOf.values(), ...skipped.keys()]);
       for (const key of logged) if (!current.has(key.split("\n")[0]!)) logged.delete(key);
 
       // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
-      await Promise.all([
-        ...[...socketOf].map(([vm, socket]) => session(socket, vm)),
-        ...unmatched.map((socket) => session(socket, undefined)),
-      ]);
+      await Promise.all([...socketOf].map(([vm, socket]) => session(socket, vm)));
+      if (options.socketGlob !== undefined) addSkipped(out, skipped);
 
       for (const vm of vms) {
         const outcome = context.qmpOutcomes.get(vm.dir);

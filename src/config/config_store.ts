@@ -26,7 +26,10 @@ export class ConfigStore {
   #config: VmConfig = { entries: [] };
   #lastReloadSuccessful = false;
   #lastSuccessMs: number | undefined;
-  #loading: Promise<Error | undefined> | undefined;
+  #running: Promise<Error | undefined> | undefined;
+  #pending: Promise<Error | undefined> | undefined;
+  /** The version of the file the last load read, to tell whether it changed since. */
+  #loadedVersion: string | undefined;
 
   /**
    * Creates a store holding an empty config until the first load.
@@ -58,29 +61,46 @@ export class ConfigStore {
   }
 
   /**
-   * Loads the file; on failure keeps the config in force.
+   * Loads the file; on failure keeps the config in force. Requests are coalesced, whatever
+   * asks (SIGHUP, a file change, `POST /-/reload`): at most one load runs and one waits. A
+   * request made while a load runs is covered by the next load (the file may have changed since
+   * the running one read it), which all such requests share, so 100 requests in a row cost at
+   * most 2 loads.
    *
    * @param reason What asked for the load, for the log.
-   * @returns undefined when the new config is in force, else why it was rejected.
+   * @returns undefined when the load that covered this request put a config in force, else why
+   *   that load rejected the file (the same error for every request it covered).
    */
   reload(reason: string): Promise<Error | undefined> {
-    const run = async (): Promise<Error | undefined> => {
-      try {
-        await this.#load(reason);
-        return undefined;
-      } catch (error) {
-        this.#lastReloadSuccessful = false;
-        this.#options.logger.error("Cannot load vm.yaml; keeping the config in force", {
-          reason,
-          err: (error as Error).message,
-        });
-        return error as Error;
-      }
-    };
-    // Reloads asked for while one runs wait for it, then run once more.
-    const next = (this.#loading ?? Promise.resolve(undefined)).then(run, run);
-    this.#loading = next;
-    return next;
+    if (this.#pending !== undefined) return this.#pending;
+    if (this.#running === undefined) return this.#start(reason);
+    this.#pending = this.#running.then(() => {
+      this.#pending = undefined;
+      return this.#start(reason);
+    });
+    return this.#pending;
+  }
+
+  #start(reason: string): Promise<Error | undefined> {
+    const run = this.#reloadNow(reason).finally(() => {
+      if (this.#running === run) this.#running = undefined;
+    });
+    this.#running = run;
+    return run;
+  }
+
+  async #reloadNow(reason: string): Promise<Error | undefined> {
+    try {
+      await this.#load(reason);
+      return undefined;
+    } catch (error) {
+      this.#lastReloadSuccessful = false;
+      this.#options.logger.error("Cannot load vm.yaml; keeping the config in force", {
+        reason,
+        err: (error as Error).message,
+      });
+      return error as Error;
+    }
   }
 
   /**
@@ -102,6 +122,8 @@ export class ConfigStore {
       // Least privilege: whoever runs without a vm.yaml need not grant read access to one.
       logger.info("No read permission for the default vm.yaml; naming VMs without it", { path });
     } else {
+      // Taken before the read: a change in between makes the next look see a newer version.
+      this.#loadedVersion = await fileVersion(path);
       config = await readVmConfig(path, { explicit });
       if (config === undefined) {
         logger.info("No vm.yaml; naming VMs from their command lines", { path });
@@ -115,10 +137,14 @@ export class ConfigStore {
   }
 
   /**
-   * Reloads when the file changes. Watches its directory where it may, because
-   * editors and config managers replace the file rather than write it in place;
-   * where only the file itself may be read (least privilege), watches the file
-   * and re-arms the watch on the new file after every change.
+   * Reloads when the file changes. Watches the file itself, never its directory: Deno's watcher
+   * opens the path of every event it gets to compare it with the watched one, and opening a FIFO
+   * (or a device) that appears in the directory would block the watcher thread for good, and
+   * with it every later event and the exit. Editors and config managers replace the file rather
+   * than write it in place, which ends the watch on the old file: so the watch is re-armed on
+   * the path after every event, and the file loaded again if it is not the version (inode, size,
+   * change times) the last load read. Only a regular file is watched; while the path is missing or
+   * something else, it is looked at every 200 ms.
    *
    * @param signal Stops watching.
    */
@@ -126,72 +152,79 @@ export class ConfigStore {
     const { path, explicit, logger } = this.#options;
     const readable = await Deno.permissions.query({ name: "read", path });
     if (!explicit && readable.state !== "granted") return; // Running without vm.yaml by design.
-    const slash = path.lastIndexOf("/");
-    const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-    const base = path.slice(slash + 1);
-    const permission = await Deno.permissions.query({ name: "read", path: dir });
-    const watchDir = permission.state === "granted";
-    const pause = (ms: number): Promise<void> =>
-      new Promise((resolve) => {
-        const done = (): void => {
-          clearTimeout(wait);
-          signal.removeEventListener("abort", done);
-          resolve();
-        };
-        const wait = setTimeout(done, ms);
-        signal.addEventListener("abort", done, { once: true });
-      });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let pending = false;
-    let gone = false;
+    let absent: string | undefined;
     while (!signal.aborted) {
+      const kind = await fileKind(path);
+      if (kind !== "a regular file") {
+        if (absent !== kind) {
+          logger.info(
+            "vm.yaml is missing or not a regular file; it will be loaded when it is one",
+            { path, is: kind },
+          );
+        }
+        absent = kind;
+        await pause(200, signal);
+        continue;
+      }
+      absent = undefined;
       let watcher: Deno.FsWatcher;
       try {
-        watcher = Deno.watchFs(watchDir ? dir : path, { recursive: false });
+        watcher = Deno.watchFs(path, { recursive: false });
       } catch (error) {
-        if (!watchDir && error instanceof Deno.errors.NotFound) {
-          // Replaced and not back yet, or not created yet: load it when it is.
-          if (!gone) logger.info("vm.yaml is gone; it will be loaded when it is back", { path });
-          gone = true;
-          pending = true;
-          await pause(200);
-          continue;
-        }
-        gone = false;
+        if (error instanceof Deno.errors.NotFound) continue; // Replaced right now: look again.
         logger.warn("Cannot watch vm.yaml; reload with SIGHUP or POST /-/reload", {
-          path: watchDir ? dir : path,
+          path,
           err: (error as Error).message,
         });
         return;
       }
-      const close = (): void => {
-        clearTimeout(timer);
-        watcher.close();
-      };
+      const close = (): void => watcher.close();
       signal.addEventListener("abort", close, { once: true });
-      if (pending) {
-        pending = false; // Re-armed first, so no change after this reload goes unseen.
-        await this.reload("file changed");
-      }
-      for await (const event of watcher) {
-        if (!watchDir) {
-          pending = true; // The file may have been replaced: re-arm on the new one.
-          break;
-        }
-        if (!event.paths.some((p) => p === path || p.endsWith(`/${base}`))) continue;
-        // One save is several events (create, modify, rename): reload once they settle.
-        clearTimeout(timer);
-        timer = setTimeout(() => this.reload("file changed"), 100);
-      }
+      // Armed first, then compared with what was loaded: no change goes unseen, including one
+      // made before the first watch or while the watch was re-armed.
+      if (await fileVersion(path) !== this.#loadedVersion) await this.reload("file changed");
+      for await (const _ of watcher) break; // The file may have been replaced: re-arm.
       signal.removeEventListener("abort", close);
-      if (pending) {
-        try {
-          watcher.close();
-        } catch {
-          // Closed already.
-        }
-        await pause(100);
+      try {
+        watcher.close();
+      } catch {
+        // Closed already.
       }
+      // One save is several events (create, modify, rename): look once they settle.
+      await pause(100, signal);
     }
   }
+}
+
+/** Which version of a file is at a path: inode, size, change times; "missing" if none. */
+async function fileVersion(path: string): Promise<string> {
+  try {
+    const info = await Deno.stat(path);
+    return [info.ino, info.size, info.mtime?.getTime(), info.ctime?.getTime()].join("/");
+  } catch {
+    return "missing";
+  }
+}
+
+/** What is at a path, in words: "a regular file", "missing", "a directory", "something else". */
+async function fileKind(path: string): Promise<string> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile ? "a regular file" : info.isDirectory ? "a directory" : "something else";
+  } catch {
+    return "missing";
+  }
+}
+
+/** Waits `ms`, or less if `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(wait);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const wait = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

@@ -143,11 +143,14 @@ export class VmDiscovery {
     for (const vm of vms) {
       if (vm.renamedFrom !== undefined && !this.#warnedRenames.has(vm.dir)) {
         this.#warnedRenames.add(vm.dir);
-        this.#options.logger.warn("Two VMs resolve to one name; the later one gets @PID-FD", {
-          name: vm.renamedFrom,
-          domain: vm.domain,
-          kvm_debug_dir: vm.dir,
-        });
+        this.#options.logger.warn(
+          "Two VMs resolve to one name; the later one gets @PID-FD (and ~N if that is taken)",
+          {
+            name: vm.renamedFrom,
+            domain: vm.domain,
+            kvm_debug_dir: vm.dir,
+          },
+        );
       }
     }
     return { rootFiles, vms, error: undefined };

@@ -28,7 +28,7 @@ export interface NamedVm extends VmCandidate {
   nameSource: NameSource;
   /** The vm.yaml entry that matched, if any. */
   entry: VmEntry | undefined;
-  /** Set when the name was taken and `@PID-FD` was appended. */
+  /** Set when the name was taken and `@PID-FD` (and maybe `~N`) was appended. */
   renamedFrom: string | undefined;
 }
 
@@ -37,10 +37,21 @@ export const GLOBAL_DOMAIN = "global";
 
 const dirOrder = new Intl.Collator("en", { numeric: true });
 
+/** Dir order: numeric (`999-1` before `1000-1`), then plain, so that it is total. */
+function compareDirs(a: VmCandidate, b: VmCandidate): number {
+  return dirOrder.compare(a.dir, b.dir) || (a.dir < b.dir ? -1 : a.dir > b.dir ? 1 : 0);
+}
+
 /**
  * Resolves names: the vm.yaml entry for the dir, else the entry for the pid,
- * else the command-line name, else the dir name. VMs are taken in dir order;
- * one whose name is already taken (or is "global") becomes `NAME@PID-FD`.
+ * else the command-line name, else the dir name. Every `domain` is unique, never
+ * "global", and depends only on the set of VMs (not on the order they were found):
+ *
+ * 1. a name held by one VM only (and not "global") is that VM's domain;
+ * 2. of several VMs with one name, the first in dir order keeps it;
+ * 3. the others, in dir order, become `NAME@PID-FD`, or `NAME@PID-FD~2`, `~3`... when that is
+ *    taken too (another VM may be called `NAME@PID-FD`; steps 1 and 2 are served first, so a
+ *    renamed VM never takes the name of one that keeps its own).
  *
  * @example Usage
  * ```ts
@@ -61,31 +72,53 @@ export function resolveVmNames(
   candidates: readonly VmCandidate[],
   options: { config: VmConfig; onlyListed: boolean },
 ): NamedVm[] {
+  const wanted = wantedNames(candidates, options);
+  const taken = new Set([GLOBAL_DOMAIN]);
+  const keeps = new Set<VmCandidate>();
+  for (const vm of wanted) {
+    if (!taken.has(vm.name)) {
+      taken.add(vm.name);
+      keeps.add(vm.candidate);
+    }
+  }
+  return wanted.map(({ candidate, name, nameSource, entry }) => {
+    let domain = name;
+    if (!keeps.has(candidate)) {
+      domain = `${name}@${candidate.dir}`;
+      for (let n = 2; taken.has(domain); n++) domain = `${name}@${candidate.dir}~${n}`;
+      taken.add(domain);
+    }
+    return {
+      ...candidate,
+      domain,
+      nameSource,
+      entry,
+      renamedFrom: domain === name ? undefined : name,
+    };
+  });
+}
+
+/** The name each VM would have without collisions, in dir order. */
+function wantedNames(
+  candidates: readonly VmCandidate[],
+  options: { config: VmConfig; onlyListed: boolean },
+): { candidate: VmCandidate; name: string; nameSource: NameSource; entry: VmEntry | undefined }[] {
   const byDir = new Map<string, VmEntry>();
   const byPid = new Map<number, VmEntry>();
   for (const entry of options.config.entries) {
     if (entry.kvmDebugDir !== undefined) byDir.set(entry.kvmDebugDir, entry);
     if (entry.pid !== undefined && !byPid.has(entry.pid)) byPid.set(entry.pid, entry);
   }
-  const taken = new Set([GLOBAL_DOMAIN]);
-  const named: NamedVm[] = [];
-  for (const vm of [...candidates].sort((a, b) => dirOrder.compare(a.dir, b.dir))) {
-    const entry = byDir.get(vm.dir) ?? byPid.get(vm.pid);
+  const wanted = [];
+  for (const candidate of [...candidates].sort(compareDirs)) {
+    const entry = byDir.get(candidate.dir) ?? byPid.get(candidate.pid);
     if (entry === undefined && options.onlyListed) continue;
     const [name, nameSource]: [string, NameSource] = entry !== undefined
       ? [entry.name, "config"]
-      : vm.cmdlineName !== undefined
-      ? [vm.cmdlineName, "cmdline"]
-      : [vm.dir, "dir"];
-    const unique = taken.has(name) ? `${name}@${vm.dir}` : name;
-    taken.add(unique);
-    named.push({
-      ...vm,
-      domain: unique,
-      nameSource,
-      entry,
-      renamedFrom: unique === name ? undefined : name,
-    });
+      : candidate.cmdlineName !== undefined
+      ? [candidate.cmdlineName, "cmdline"]
+      : [candidate.dir, "dir"];
+    wanted.push({ candidate, name, nameSource, entry });
   }
-  return named;
+  return wanted;
 }

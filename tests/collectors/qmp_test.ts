@@ -6,7 +6,7 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { type FakeQmpBehaviour, startFakeQmp } from "../support/fake_qmp.ts";
+import { type FakeQmp, type FakeQmpBehaviour, startFakeQmp } from "../support/fake_qmp.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 /** A debugfs tree as under lockdown (instant stats only) with VMs "good" and "bad", and a vm.yaml. */
@@ -164,36 +164,83 @@ Deno.test("qmp collector: a failing monitor costs only its own VM", async (t) =>
   }
 });
 
-Deno.test("qmp collector matches a socket found by glob to its VM through its vCPU threads", async () => {
+/** A debugfs tree with one VM dir for `pid`, named `pve101` by vm.yaml, and the exporter's flags. */
+async function layOutGlob(tmp: string, pid: number): Promise<string[]> {
+  await Deno.mkdir(`${tmp}/kvm/${pid}-7`, { recursive: true });
+  await Deno.writeTextFile(`${tmp}/kvm/${pid}-7/pages_4k`, "1\n");
+  await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n  pve101: {pid: ${pid}}\n`);
+  await Deno.mkdir(`${tmp}/run`);
+  return [
+    `--collector.kvmdebug.dir=${tmp}/kvm`,
+    `--collector.vmmap.path=${tmp}/vm.yaml`,
+    "--path.procfs=/proc",
+    "--collector.qmp",
+    `--collector.qmp.socket-glob=${tmp}/run/*.qmp`,
+  ];
+}
+
+Deno.test("qmp collector never takes a glob socket for a VM whose VMM does not hold it", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_glob_" });
-  // A real process stands in for QEMU: its pid owns the "vCPU thread" the monitor reports.
+  // A real process is the VM; the fake monitor (in this test process) claims the VM's pid as
+  // its vCPU thread, as the old thread-id matching trusted.
   const vmm = new Deno.Command("sleep", { args: ["60"], stdout: "null", stderr: "null" }).spawn();
-  const qmp = startFakeQmp(`${tmp}/101.qmp`, { behaviour: "qemu", threadIds: [vmm.pid, vmm.pid] });
-  const stranger = startFakeQmp(`${tmp}/102.qmp`, { behaviour: "qemu", threadIds: [999_999_999] });
+  let fake: FakeQmp | undefined;
   try {
-    await Deno.mkdir(`${tmp}/kvm/${vmm.pid}-7`, { recursive: true });
-    await Deno.writeTextFile(`${tmp}/kvm/${vmm.pid}-7/pages_4k`, "1\n");
-    await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n  pve101: {pid: ${vmm.pid}}\n`);
-    const { app } = await buildApp([
-      `--collector.kvmdebug.dir=${tmp}/kvm`,
-      `--collector.vmmap.path=${tmp}/vm.yaml`,
-      "--path.procfs=/proc",
-      "--collector.qmp",
-      `--collector.qmp.socket-glob=${tmp}/*.qmp`,
-    ]);
-    const text = await scrapeText(app);
-    strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="pve101",vcpu="1"}'), "1001");
-    strictEqual(seriesValue(text, 'kvm_exporter_qmp_errors{domain="pve101",reason="other"}'), "0");
-    ok(!text.includes('domain="102'), "a socket of no discovered VM exports nothing");
-    // The match is remembered: the next scrape queries 101.qmp once, directly.
-    const before = qmp.connections;
-    await scrapeText(app);
-    strictEqual(qmp.connections, before + 1);
+    const args = await layOutGlob(tmp, vmm.pid);
+    fake = startFakeQmp(`${tmp}/run/101.qmp`, { behaviour: "qemu", threadIds: [vmm.pid] });
+    const { app, logs } = await buildApp(args);
+    for (let scrape = 0; scrape < 2; scrape++) {
+      const text = await scrapeText(app);
+      strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="pve101"}'), "1");
+      ok(!text.includes("kvm_stat_vcpu_exits_count"), "the impostor's stats are not exported");
+      strictEqual(
+        seriesValue(text, 'kvm_exporter_qmp_errors{domain="pve101",reason="other"}'),
+        undefined,
+      );
+      strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="no_owner"}'), "1");
+    }
+    strictEqual(fake.connections, 0, "a socket of unknown owner is never even connected to");
+    const warns = logs.filter((l) => l.includes("level=warn") && l.includes("101.qmp"));
+    strictEqual(warns.length, 1, warns.join(""));
+    ok(warns[0]!.includes("reason=no_owner"), warns[0]);
   } finally {
     vmm.kill("SIGKILL");
     await vmm.status;
-    await qmp.close();
-    await stranger.close();
+    await fake?.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("qmp collector matches a glob socket to the VMM that holds its listener", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_glob_" });
+  let fake: FakeQmp | undefined;
+  let moved: Deno.UnixListener | undefined;
+  try {
+    // This test process is the "VMM": it holds the fake monitor's listening socket. Its vCPU
+    // thread ids are made up: they play no part.
+    const args = await layOutGlob(tmp, Deno.pid);
+    fake = startFakeQmp(`${tmp}/run/101.qmp`, { behaviour: "qemu", threadIds: [1, 2] });
+    await Deno.symlink(`${tmp}/run/101.qmp`, `${tmp}/run/102.qmp`);
+    await Deno.writeTextFile(`${tmp}/run/103.qmp`, "");
+    // A socket moved here: the kernel lists it under the path it was bound to, not this one.
+    moved = Deno.listen({ transport: "unix", path: `${tmp}/bound.sock` });
+    await Deno.rename(`${tmp}/bound.sock`, `${tmp}/run/104.qmp`);
+    const { app, logs } = await buildApp(args);
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="pve101",vcpu="1"}'), "1001");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_errors{domain="pve101",reason="other"}'), "0");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="not_socket"}'), "2");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="not_listening"}'), "1");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="no_owner"}'), "0");
+    ok(logs.some((l) => l.includes("102.qmp") && l.includes("symbolic link")), logs.join(""));
+    // The owner is remembered and confirmed with one readlink: one connection per scrape.
+    const before = fake.connections;
+    const again = await scrapeText(app);
+    strictEqual(seriesValue(again, 'kvm_stat_vcpu_exits_count{domain="pve101",vcpu="1"}'), "2001");
+    strictEqual(fake.connections, before + 1);
+  } finally {
+    moved?.close();
+    await fake?.close();
     await Deno.remove(tmp, { recursive: true });
   }
 });

@@ -58,3 +58,38 @@ Deno.test("main.ts with read permission on vm.yaml alone still sees it replaced 
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("main.ts with a FIFO in vm.yaml's directory still sees edits and stops on SIGTERM", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_fifo_" });
+  try {
+    const kvm = new URL("../fixtures/sample/kvm", import.meta.url).pathname;
+    const config = `${tmp}/vm.yaml`;
+    const write = (name: string): Promise<void> =>
+      Deno.writeTextFile(config, `vm_infos:\n  ${name}:\n    kvm_debug_dir: "10620-10"\n`);
+    await write("first");
+    const exporter = await startExporter([
+      "--web.listen-address=127.0.0.1:0",
+      `--collector.kvmdebug.dir=${kvm}`,
+      `--collector.vmmap.path=${config}`,
+      `--path.procfs=${tmp}/no-proc`,
+    ]);
+    try {
+      const named = async (name: string): Promise<boolean> =>
+        (await (await fetch(`${exporter.baseUrl}/metrics`)).text()).includes(
+          `kvm_vm_info{domain="${name}"`,
+        );
+      // With read permission on the directory (-A), the old watch watched it, and Deno's
+      // watcher blocked opening the FIFO: later edits were missed and SIGTERM froze.
+      const mkfifo = await new Deno.Command("mkfifo", { args: [`${tmp}/pipe`] }).output();
+      ok(mkfifo.success);
+      await write("second");
+      await waitFor(() => named("second"), { timeoutMs: 10_000, what: "the edit to be loaded" });
+      const status = await exporter.stop("SIGTERM", 10_000);
+      ok(status.success, exporter.stderrText());
+    } finally {
+      await exporter.stop("SIGKILL").catch(() => {});
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -10,7 +10,8 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { startExporter, waitFor } from "../support/exporter_process.ts";
-import type { QemuVm } from "../support/qemu.ts";
+import { type FakeQmp, startFakeQmp } from "../support/fake_qmp.ts";
+import { type QemuVm, startQemu } from "../support/qemu.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
 import { type Backend, kvmBackend, tcgBackend } from "../support/vm_backends.ts";
 
@@ -154,3 +155,68 @@ function scenario(backend: Backend): void {
 
 scenario(kvmBackend);
 scenario(tcgBackend);
+
+if (kvmBackend.skip !== undefined) {
+  console.log(`qemu_qmp_test [glob]: skipped: ${kvmBackend.skip}`);
+}
+
+Deno.test({
+  name:
+    "main.ts --collector.qmp.socket-glob takes a real QEMU's socket by its fds, not an impostor's",
+  ignore: kvmBackend.skip !== undefined,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_glob_e2e_" });
+    let vm: QemuVm | undefined;
+    let impostor: FakeQmp | undefined;
+    try {
+      await Deno.mkdir(`${tmp}/run`);
+      // The monitor comes from a config file, so it is not on QEMU's command line: only the
+      // kernel's evidence (its listening socket held in QEMU's fds) ties it to the VM.
+      await Deno.writeTextFile(
+        `${tmp}/monitor.cfg`,
+        `[chardev "stats"]\n  backend = "socket"\n  path = "${tmp}/run/vm.qmp"\n` +
+          `  server = "on"\n  wait = "off"\n[mon "stats"]\n  chardev = "stats"\n` +
+          `  mode = "control"\n`,
+      );
+      vm = await startQemu({
+        name: "globbed",
+        smp: 2,
+        accel: "kvm",
+        readConfig: `${tmp}/monitor.cfg`,
+      });
+      await waitFor(() => Deno.stat(`${tmp}/run/vm.qmp`).then(() => true, () => false), {
+        timeoutMs: 15_000,
+        what: "QEMU's monitor socket",
+      });
+      // First in path order, claiming QEMU's main thread as its vCPU: the old matching took it.
+      impostor = startFakeQmp(`${tmp}/run/000.qmp`, { behaviour: "qemu", threadIds: [vm.pid] });
+      // Only this VM: the kernel's debugfs holds every test's VMs, whose monitors serve one client.
+      await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n  globbed: {pid: ${vm.pid}}\n`);
+      await using exporter = await startExporter([
+        "--web.listen-address=127.0.0.1:0",
+        "--collector.kvmdebug.dir=/sys/kernel/debug/kvm",
+        `--collector.vmmap.path=${tmp}/vm.yaml`,
+        "--collector.vmmap.only-listed",
+        "--path.procfs=/proc",
+        "--collector.qmp",
+        `--collector.qmp.socket-glob=${tmp}/run/*.qmp`,
+      ]);
+      const scrape = async (): Promise<string> =>
+        await (await fetch(`${exporter.baseUrl}/metrics`)).text();
+      let text = "";
+      await waitFor(async () => (text = await scrape()).includes('kvm_vm_info{domain="globbed"'), {
+        timeoutMs: 15_000,
+        what: "the VM to be found",
+      });
+      checkKvmStats(text, "globbed", 2);
+      strictEqual(errorsOf(text, "globbed").protocol, "0");
+      strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="no_owner"}'), "1");
+      strictEqual(impostor.connections, 0, "the impostor is never queried");
+      ok(exporter.stderrText().includes("000.qmp"), exporter.stderrText());
+    } finally {
+      await vm?.stop();
+      await impostor?.close();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});

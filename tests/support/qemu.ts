@@ -28,6 +28,8 @@ export interface QemuOptions {
   accel: "kvm" | "tcg";
   /** Where to put a QMP socket (`-qmp unix:PATH,server=on,wait=off`). */
   qmpSocket?: string;
+  /** A config file for `-readconfig` (devices and monitors that do not show on the command line). */
+  readConfig?: string;
 }
 
 /** Why real QEMU/KVM tests cannot run here, or undefined when they can. */
@@ -75,6 +77,7 @@ export async function startQemu(options: QemuOptions): Promise<QemuVm> {
     "none",
     "-no-reboot",
   ];
+  if (options.readConfig !== undefined) args.push("-readconfig", options.readConfig);
   if (options.qmpSocket !== undefined) {
     args.push("-qmp", `unix:${options.qmpSocket.replaceAll(",", ",,")},server=on,wait=off`);
   }
