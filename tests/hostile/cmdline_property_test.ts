@@ -170,7 +170,9 @@ function check(body: string, vmms: readonly Vmm[]): void {
     if (vmm.name !== null) {
       const given = vmm.name ?? dir;
       const sources = new Set<string>();
-      if (domain === given || domain === `${given}@${dir}`) {
+      if (
+        domain === given || new RegExp(`^${RegExp.escape(`${given}@${dir}`)}(~\\d+)?$`).test(domain)
+      ) {
         sources.add(vmm.name === undefined ? "dir" : "cmdline");
       }
       if (vmm.oversized === true && (domain === dir || domain === `${dir}@${dir}`)) {
