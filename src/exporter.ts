@@ -15,6 +15,7 @@ import type { NameSource } from "./discovery/vm_names.ts";
 import { type DiscoveredVm, VmDiscovery } from "./discovery/vm_discovery.ts";
 import type { Logger } from "./log/logger.ts";
 import { FamilySet, type MetricFamily } from "./metrics/model.ts";
+import { nameStats } from "./naming/naming_scheme.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import type { LockdownMode } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
@@ -187,7 +188,7 @@ export function createExporter(init: ExporterOptions): Exporter {
     const readErrors = readErrorLog.begin();
     const vcpuCounts = new Map<string, number>();
     const qmpOutcomes = new Map<string, string>();
-    const { families, outcomes } = await runCollectors(collectors, {
+    const { stats, families, outcomes } = await runCollectors(collectors, {
       context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes },
       logger,
     });
@@ -223,7 +224,11 @@ export function createExporter(init: ExporterOptions): Exporter {
         qmp: qmpOutcomes.get(vm.dir),
       })),
     };
-    return [...families, ...own.families()];
+    return nameStats(stats.stats(), [...families, ...own.families()], {
+      naming: options.naming,
+      kvmdebugDir: options.kvmdebugDir,
+      histogramMaxBuckets: options.histogramMaxBuckets,
+    });
   }
 
   return {

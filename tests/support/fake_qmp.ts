@@ -19,7 +19,10 @@ export type FakeQmpBehaviour =
 const GREETING =
   '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}\r\n';
 
-/** The stats the "qemu" behaviour serves; `exits` grows by 1000 per connection. */
+/**
+ * The stats the "qemu" behaviour serves; `exits` grows by 1000 per connection,
+ * the halt-wait histogram and its sum grow with the connection count.
+ */
 export function fakeReplies(
   connection: number,
   threadIds: readonly number[],
@@ -69,9 +72,9 @@ export function fakeReplies(
           "qom-path": qom(i),
           stats: [
             { name: "exits", value: 1000 * connection + i },
-            { name: "halt_wait_ns", value: 5 },
+            { name: "halt_wait_ns", value: 5 * connection },
             { name: "guest_mode", value: i === 1 },
-            { name: "halt_wait_hist", value: [1, 2, 3] },
+            { name: "halt_wait_hist", value: [connection, 2 * connection, 3 * connection] },
           ],
         })),
     "query-cpus-fast": () =>
