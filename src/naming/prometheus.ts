@@ -57,7 +57,7 @@ function isHistogram(kind: StatKind): boolean {
  * @returns The family name.
  */
 export function prometheusName(level: StatLevel, name: string, type: StatType): string {
-  let base = sanitizeMetricName(name);
+  let base = catalogEntry(name)?.prometheusStem ?? sanitizeMetricName(name);
   if (isHistogram(type.kind)) base = base.replace(/_hist$/, "");
   if (type.unit === "seconds") {
     base = base.replace(/_(ns|us|ms)$/, "");

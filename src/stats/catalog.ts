@@ -30,6 +30,8 @@ export interface CatalogEntry {
   group: CatalogGroup;
   /** One plain sentence. */
   help: string;
+  /** The name in the prometheus scheme, where KVM's would break its conventions. */
+  prometheusStem?: string;
 }
 
 const NS = { unit: "seconds", exponent: -9 } as const;
@@ -241,6 +243,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     kind: "instant",
     group: "debugfs",
     help: "Fraction bits of the TSC scaling ratio.",
+    // "_bits" reads as a unit to promtool, which wants bytes.
+    prometheusStem: "tsc_scaling_ratio_frac_width",
   },
 ];
 
