@@ -1,6 +1,7 @@
 /**
  * One scrape, end to end: discover VMs, run the enabled collectors, add the
- * exporter's own metrics. Keeps the last scrape's outcome for the status page.
+ * exporter's own metrics, and name the KVM stats in the chosen scheme. Keeps
+ * the last scrape's outcome for the status page.
  *
  * @module
  */

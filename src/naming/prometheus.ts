@@ -142,6 +142,8 @@ export function prometheusFamilies(
       );
       continue;
     }
+    // A debugfs *_hist file holds bucket 0 only: a number that reads like a count but is not one.
+    if (stat.source === "debugfs" && stat.name.endsWith("_hist")) continue;
     const name = prometheusName(stat.level, stat.name, type);
     if (options.reserved.has(name)) continue;
     const meta = {

@@ -75,6 +75,7 @@ Deno.test("prometheusFamilies() turns the vCPU pid file into kvm_vcpu_info", () 
 Deno.test("prometheusFamilies() leaves out debugfs *_hist files and reserved names", () => {
   const families = prometheusFamilies([
     stat({ name: "halt_wait_hist", value: 3n }),
+    stat({ name: "new_hist", value: 3n, type: typeFromMode("new_hist", 0o100444) }),
     stat({ name: "info", value: 1n }),
     stat({ name: "exits", value: 1n }),
   ], { histogramMaxBuckets: 0, reserved: new Set(["kvm_vm_info"]) });
