@@ -98,6 +98,12 @@ Deno.test("qmp collector histograms become Prometheus histograms in the promethe
       seriesValue(text, 'kvm_vm_halt_wait_seconds_total{domain="good"}'),
       "0.00000001",
     );
+    // One value per stat identity, debugfs first: pages_4k and vCPU 0's guest_mode from debugfs.
+    strictEqual(seriesValue(text, 'kvm_vm_pages_4k{domain="good"}'), "100");
+    strictEqual(seriesValue(text, 'kvm_vcpu_guest_mode{domain="good",vcpu="0"}'), "0");
+    strictEqual(seriesValue(text, 'kvm_vcpu_guest_mode{domain="good",vcpu="1"}'), "1");
+    strictEqual(seriesValue(text, "kvm_host_pages_4k"), "200");
+    strictEqual(seriesValue(text, 'kvm_vm_exits_total{domain="good"}'), "2001");
     // The schema makes remote_tlb_flush a counter, max_mmu_rmap_size a peak gauge.
     ok(text.includes("# TYPE kvm_vm_remote_tlb_flush_total counter\n"));
     ok(text.includes("# TYPE kvm_vm_max_mmu_rmap_size gauge\n"));
