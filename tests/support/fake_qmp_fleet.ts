@@ -1,6 +1,7 @@
 /**
- * The sample debugfs tree with a fake QMP monitor per VM: histograms and
- * every other QMP stat on a machine without /dev/kvm.
+ * The sample debugfs tree with a fake QMP monitor per VM serving every stat
+ * of the catalog: histograms and every other QMP stat on a machine without
+ * /dev/kvm.
  *
  * @module
  */
@@ -37,7 +38,7 @@ export async function startFakeQmpFleet(): Promise<FakeQmpFleet> {
   let yaml = "vm_infos:\n";
   for (const [vmDir, domain] of FLEET_VMS) {
     const socket = `${dir}/${domain}.sock`;
-    monitors.push(startFakeQmp(socket, { behaviour: "qemu" }));
+    monitors.push(startFakeQmp(socket, { behaviour: "qemu-catalog" }));
     yaml += `  ${domain}: {kvm_debug_dir: "${vmDir}", qmp_socket: "${socket}"}\n`;
   }
   await Deno.writeTextFile(`${dir}/vm.yaml`, yaml);
