@@ -8,7 +8,7 @@
 import { parseStatValue, parseVcpuDirName } from "../debugfs/stat_value.ts";
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import { catalogType } from "../stats/catalog.ts";
-import type { StatLevel, StatType, StatVm } from "../stats/stat.ts";
+import { type StatLevel, type StatType, type StatVm, untypedStat } from "../stats/stat.ts";
 import { typeFromMode } from "../stats/stat_type.ts";
 import {
   classifyReadError,
@@ -37,6 +37,8 @@ export interface KvmStatOptions {
 
 /** The name of this collector. */
 export const KVM_STAT = "kvm_stat";
+
+const MODE_CACHE_SIZE = 1024;
 
 interface StatFile {
   path: string;
@@ -113,9 +115,19 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
       .map((e) => statFile(e, { dir: path, level: "vcpu", vm, vcpu }));
   }
 
-  // Only stats the catalog does not know cost a stat() call.
-  async function typeOfFile(file: StatFile): Promise<StatType> {
-    return typeFromMode(file.name, await fs.mode?.(file.path));
+  // Only stats the catalog does not know cost a stat() call, once per name: KVM gives a stat the
+  // same mode at every level. Names come from the kernel, so the cache stays small; it is capped
+  // all the same.
+  const modeTypes = new Map<string, StatType>();
+  function knownType(name: string): StatType | undefined {
+    return catalogType(name) ?? modeTypes.get(name) ??
+      (fs.mode === undefined ? untypedStat() : undefined);
+  }
+  async function typeFromFile(file: StatFile): Promise<StatType> {
+    const mode = await fs.mode?.(file.path);
+    const type = typeFromMode(file.name, mode);
+    if (mode !== undefined && modeTypes.size < MODE_CACHE_SIZE) modeTypes.set(file.name, type);
+    return type;
   }
 
   return {
@@ -157,7 +169,8 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
             vm: file.vm,
             vcpu: file.vcpu,
             name: file.name,
-            type: catalogType(file.name) ?? await typeOfFile(file),
+            // No await on the common path: it would send every read through the event loop.
+            type: knownType(file.name) ?? await typeFromFile(file),
             value,
             source: "debugfs",
           });

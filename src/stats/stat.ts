@@ -162,7 +162,11 @@ export class StatSet {
    * @param other The other set.
    */
   addAll(other: StatSet): void {
-    for (const stat of other.stats()) this.add(stat);
+    if (this.#stats.size === 0) {
+      this.#stats = new Map(other.#stats); // The first collector's stats: nothing to compare.
+      return;
+    }
+    for (const [key, stat] of other.#stats) if (!this.#stats.has(key)) this.#stats.set(key, stat);
   }
 
   /** How many stats the set holds. */
