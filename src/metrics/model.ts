@@ -102,16 +102,6 @@ export class FamilySet {
   }
 
   /**
-   * Whether a family of this name exists.
-   *
-   * @param name The family name.
-   * @returns True if it has been added to.
-   */
-  has(name: string): boolean {
-    return this.#families.has(name);
-  }
-
-  /**
    * The families collected so far.
    *
    * @returns The families, in insertion order.
