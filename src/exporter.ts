@@ -1,6 +1,7 @@
 /**
  * One scrape, end to end: discover VMs, run the enabled collectors, add the
- * exporter's own metrics. Keeps the last scrape's outcome for the status page.
+ * exporter's own metrics, and name the KVM stats in the chosen scheme. Keeps
+ * the last scrape's outcome for the status page.
  *
  * @module
  */
@@ -20,6 +21,7 @@ import { type DiscoveredVm, VmDiscovery } from "./discovery/vm_discovery.ts";
 import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
 import { FamilySet, type MetricFamily } from "./metrics/model.ts";
+import { nameStats } from "./naming/naming_scheme.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
@@ -278,7 +280,7 @@ export function createExporter(init: ExporterOptions): Exporter {
     const readErrors = readErrorLog.begin();
     const vcpuCounts = new Map<string, number>();
     const qmpOutcomes = new Map<string, string>();
-    const { families, outcomes } = await runCollectors(collectors, {
+    const { stats, families, outcomes } = await runCollectors(collectors, {
       context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes, signal, reads },
       logger,
       conditions,
@@ -325,7 +327,11 @@ export function createExporter(init: ExporterOptions): Exporter {
         qmp: qmpOutcomes.get(vm.dir),
       })),
     };
-    return [...families, ...own.families()];
+    return nameStats(stats.stats(), [...families, ...own.families()], {
+      naming: options.naming,
+      kvmdebugDir: options.kvmdebugDir,
+      histogramMaxBuckets: options.histogramMaxBuckets,
+    });
   }
 
   async function scrape(scrapeOptions: ScrapeOptions = {}): Promise<MetricFamily[]> {

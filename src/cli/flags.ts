@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../log/logger.ts";
 import { parseListenAddress } from "../http/listen_address.ts";
+import { NAMING_SCHEMES, type NamingScheme } from "../naming/naming_scheme.ts";
 
 /** The parsed, validated configuration of one exporter process. */
 export interface Options {
@@ -50,6 +51,10 @@ export interface Options {
   logLevel: LogLevel;
   /** Log format. */
   logFormat: LogFormat;
+  /** How KVM stats are named: the original's names, or Prometheus's conventions. */
+  naming: NamingScheme;
+  /** Buckets exported per histogram at most (prometheus naming); 0 for all. */
+  histogramMaxBuckets: number;
 }
 
 /** What the command line asks for. */
@@ -151,6 +156,18 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "string",
     default: "info",
     help: "Log level: debug, info, warn or error",
+  },
+  {
+    name: "metrics.histogram.max-buckets",
+    type: "int",
+    default: 0,
+    help: "Buckets per histogram at most, the rest merged into +Inf (0: all)",
+  },
+  {
+    name: "metrics.naming",
+    type: "string",
+    default: "compat",
+    help: "Metric names: compat (the original's) or prometheus",
   },
   { name: "path.procfs", type: "string", default: "/proc", help: "procfs mountpoint" },
   { name: "path.sysfs", type: "string", default: "/sys", help: "sysfs mountpoint" },
@@ -388,6 +405,14 @@ export function parseFlags(
   if (logFormat !== "logfmt" && logFormat !== "json") {
     throw invalid(where("log.format"), logFormat, "must be logfmt or json");
   }
+  const naming = get<string>("metrics.naming");
+  if (!(NAMING_SCHEMES as readonly string[]).includes(naming)) {
+    throw invalid(where("metrics.naming"), naming, `must be one of ${NAMING_SCHEMES.join(", ")}`);
+  }
+  const histogramMaxBuckets = get<number>("metrics.histogram.max-buckets");
+  if (histogramMaxBuckets < 0) {
+    throw invalid(where("metrics.histogram.max-buckets"), histogramMaxBuckets, "must be 0 or more");
+  }
   // -d means --log.level=debug; of the two, the one from the command line wins over the env.
   const debugWins = get<boolean>("debug") &&
     (parsed["debug"] !== undefined || parsed["log.level"] === undefined);
@@ -422,6 +447,8 @@ export function parseFlags(
       telemetryPath,
       logLevel: debugWins ? "debug" : logLevel as LogLevel,
       logFormat,
+      naming: naming as NamingScheme,
+      histogramMaxBuckets,
     },
   };
 }

@@ -11,6 +11,7 @@ import { ConditionLog } from "../log/condition_log.ts";
 import type { Logger } from "../log/logger.ts";
 import { FamilySet, type MetricFamily } from "../metrics/model.ts";
 import type { ReadGuard } from "../system/read_guard.ts";
+import { StatSet } from "../stats/stat.ts";
 import type { ReadErrorRecorder } from "./read_errors.ts";
 
 /** What every collector gets for one scrape. */
@@ -29,15 +30,23 @@ export interface ScrapeContext {
   reads: ReadGuard;
 }
 
-/** A source of metrics. */
+/** What a collector emits: KVM stats, and the exporter's own metrics about its work. */
+export interface CollectorOutput {
+  /** KVM stats, typed; naming schemes turn them into families. */
+  stats: StatSet;
+  /** The exporter's own metrics (e.g. `kvm_exporter_qmp_errors`), already named. */
+  families: FamilySet;
+}
+
+/** A source of KVM stats. */
 export interface Collector {
   /** Name, as in `--collector.<name>` and the `collector` label. */
   readonly name: string;
   /**
-   * Adds samples to `out`. Throws only when the collector as a whole failed
+   * Adds stats to `out`. Throws only when the collector as a whole failed
    * (its success goes to 0); a single unreadable stat is recorded instead.
    */
-  collect(context: ScrapeContext, out: FamilySet): Promise<void>;
+  collect(context: ScrapeContext, out: CollectorOutput): Promise<void>;
 }
 
 /** How one collector did in a scrape. */
@@ -54,14 +63,12 @@ export interface CollectorOutcome {
 
 /** Result of {@linkcode runCollectors}. */
 export interface CollectorsResult {
-  /** All families, with the two self-metric families. */
+  /** The stats of all collectors, one per identity. */
+  stats: StatSet;
+  /** The collectors' own metrics, with the two self-metric families. */
   families: MetricFamily[];
   /** One outcome per collector, in registry order. */
   outcomes: CollectorOutcome[];
-}
-
-function sampleKey(name: string, labels: MetricFamily["samples"][number]["labels"]): string {
-  return JSON.stringify([name, labels]);
 }
 
 /** Options of {@linkcode runCollectors}. */
@@ -87,9 +94,9 @@ function whenAborted(signal: AbortSignal): Promise<"deadline"> {
 async function runOne(
   collector: Collector,
   options: RunCollectorsOptions & { conditions: ConditionLog; deadline: Promise<"deadline"> },
-): Promise<{ out: FamilySet; outcome: CollectorOutcome }> {
+): Promise<{ out: CollectorOutput; outcome: CollectorOutcome }> {
   const now = options.now ?? (() => performance.now());
-  const out = new FamilySet();
+  const out: CollectorOutput = { stats: new StatSet(), families: new FamilySet() };
   const start = now();
   const collecting = collector.collect(options.context, out).then(() => "done" as const);
   let result: "done" | "deadline" | Error;
@@ -126,15 +133,15 @@ async function runOne(
 }
 
 /**
- * Runs collectors in parallel and merges their families. When two collectors
- * produce the same series, the earlier collector in `collectors` wins, so that
- * no series is ever exported twice (debugfs before QMP). At the deadline
+ * Runs collectors in parallel and merges their stats. When two collectors
+ * produce the same stat (level, VM, vCPU, name), the earlier collector in
+ * `collectors` wins (debugfs before QMP). At the deadline
  * (`context.signal`) a collector still running is reported with success 0 and
- * what it had collected is kept: each sample is a whole reading of one stat.
+ * what it had collected is kept: each stat is a whole reading.
  *
  * @param collectors The enabled collectors, in priority order.
  * @param options The scrape context, a logger, a condition log, and a clock for tests.
- * @returns The merged families and each collector's outcome.
+ * @returns The merged stats and own metrics, and each collector's outcome.
  */
 export async function runCollectors(
   collectors: readonly Collector[],
@@ -146,21 +153,12 @@ export async function runCollectors(
     collectors.map((collector) => runOne(collector, { ...options, conditions, deadline })),
   );
 
-  const merged = new Map<string, MetricFamily>();
-  const seen = new Set<string>();
+  const stats = new StatSet();
+  const merged = new FamilySet();
   for (const { out } of runs) {
-    for (const family of out.families()) {
-      let target = merged.get(family.name);
-      if (target === undefined) {
-        target = { ...family, samples: [] };
-        merged.set(family.name, target);
-      }
-      for (const sample of family.samples) {
-        const key = sampleKey(family.name, sample.labels);
-        if (seen.has(key)) continue;
-        seen.add(key);
-        target.samples.push(sample);
-      }
+    stats.addAll(out.stats);
+    for (const family of out.families.families()) {
+      for (const sample of family.samples) merged.add(family, sample.labels, sample.value);
     }
   }
   const outcomes = runs.map((r) => r.outcome);
@@ -185,5 +183,5 @@ export async function runCollectors(
       o.success ? 1 : 0,
     );
   }
-  return { families: [...merged.values(), ...self.families()], outcomes };
+  return { stats, families: [...merged.families(), ...self.families()], outcomes };
 }

@@ -1,15 +1,15 @@
 /**
- * The `kvm_stat` collector: KVM's debugfs stats, one gauge family per stat
- * file, with the original exporter's names and labels.
+ * The `kvm_stat` collector: KVM's debugfs stats, one stat per file, typed by
+ * the catalog or, for stats it does not know, by the file's mode.
  *
  * @module
  */
 
 import { parseStatValue, parseVcpuDirName } from "../debugfs/stat_value.ts";
-import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
-import type { FamilySet, Labels } from "../metrics/model.ts";
-import { compatStatFamily } from "../metrics/naming.ts";
+import { catalogType } from "../stats/catalog.ts";
+import { type StatLevel, type StatType, type StatVm, untypedStat } from "../stats/stat.ts";
+import { typeFromMode } from "../stats/stat_type.ts";
 import {
   classifyReadError,
   describeReadError,
@@ -19,7 +19,7 @@ import {
 import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import { Limiter } from "../system/limiter.ts";
 import { DeadlineError } from "../system/read_guard.ts";
-import type { Collector, ScrapeContext } from "./collector.ts";
+import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 
 /** Options of {@linkcode createKvmStatCollector}. */
 export interface KvmStatOptions {
@@ -40,26 +40,33 @@ export interface KvmStatOptions {
 /** The name of this collector. */
 export const KVM_STAT = "kvm_stat";
 
+const MODE_CACHE_SIZE = 1024;
+
 interface StatFile {
   path: string;
   /** Listed as a regular file (not a symlink, FIFO, ...). */
   regular: boolean;
-  /** `exits` or `vcpu_tsc-offset`: the part between `kvm_stat_` and `_count`. */
-  stem: string;
-  labels: Labels;
+  /** The file name: the stat's KVM name. */
+  name: string;
+  level: StatLevel;
+  vm: StatVm | undefined;
+  vcpu: string | undefined;
   domain: string | undefined;
 }
 
 function statFile(
   entry: Deno.DirEntry,
-  where: { dir: string; prefix: string; labels: Labels; domain: string | undefined },
+  where: { dir: string; level: StatLevel; vm: DiscoveredVm | undefined; vcpu?: string },
 ): StatFile {
+  const { vm } = where;
   return {
     path: `${where.dir}/${entry.name}`,
     regular: entry.isFile,
-    stem: `${where.prefix}${entry.name}`,
-    labels: where.labels,
-    domain: where.domain,
+    name: entry.name,
+    level: where.level,
+    vm: vm === undefined ? undefined : { dir: vm.dir, domain: vm.domain },
+    vcpu: where.vcpu,
+    domain: vm?.domain,
   };
 }
 
@@ -83,7 +90,6 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
     } catch {
       return []; // The VM exited after discovery listed it: it is simply gone.
     }
-    const labels: Labels = [["domain", vm.domain]];
     const files: StatFile[] = [];
     const vcpus: Promise<StatFile[]>[] = [];
     let vcpuCount = 0;
@@ -92,7 +98,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
       if (vcpu !== undefined) vcpuCount++;
       if (vcpu !== undefined && depth >= 2) vcpus.push(listVcpu(vm, entry.name, vcpu));
       if (!entry.isDirectory && wanted(entry.name)) {
-        files.push(statFile(entry, { dir: vm.path, prefix: "", labels, domain: vm.domain }));
+        files.push(statFile(entry, { dir: vm.path, level: "vm", vm }));
       }
     }
     vcpuCounts.set(vm.dir, vcpuCount);
@@ -107,21 +113,34 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
     } catch {
       return [];
     }
-    const labels: Labels = [["domain", vm.domain], ["vcpu", vcpu]];
     return entries.filter((e) => !e.isDirectory && wanted(e.name))
-      .map((e) => statFile(e, { dir: path, prefix: "vcpu_", labels, domain: vm.domain }));
+      .map((e) => statFile(e, { dir: path, level: "vcpu", vm, vcpu }));
+  }
+
+  // Only stats the catalog does not know cost a stat() call, once per name: KVM gives a stat the
+  // same mode at every level. Names come from the kernel, so the cache stays small; it is capped
+  // all the same.
+  const modeTypes = new Map<string, StatType>();
+  function knownType(name: string): StatType | undefined {
+    return catalogType(name) ?? modeTypes.get(name) ??
+      (fs.mode === undefined ? untypedStat() : undefined);
+  }
+  async function typeFromFile(file: StatFile): Promise<StatType> {
+    const mode = await fs.mode?.(file.path);
+    const type = typeFromMode(file.name, mode);
+    if (mode !== undefined && modeTypes.size < MODE_CACHE_SIZE) modeTypes.set(file.name, type);
+    return type;
   }
 
   return {
     name: KVM_STAT,
-    async collect(context: ScrapeContext, out: FamilySet): Promise<void> {
+    async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
       const { discovery, readErrors } = context;
       if (discovery.error !== undefined) {
         throw new Error(describeReadError(kvmdebugDir, discovery.error));
       }
-      const labels: Labels = [["domain", GLOBAL_DOMAIN]];
       const files = discovery.rootFiles.filter((e) => wanted(e.name))
-        .map((e) => statFile(e, { dir: kvmdebugDir, prefix: "", labels, domain: undefined }));
+        .map((e) => statFile(e, { dir: kvmdebugDir, level: "host", vm: undefined }));
       if (depth >= 1) {
         files.push(
           ...(await Promise.all(discovery.vms.map((vm) => listVm(vm, context.vcpuCounts)))).flat(),
@@ -157,11 +176,16 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
             );
             return;
           }
-          out.add(
-            { ...compatStatFamily(file.stem, kvmdebugDir), type: "gauge" },
-            file.labels,
+          out.stats.add({
+            level: file.level,
+            vm: file.vm,
+            vcpu: file.vcpu,
+            name: file.name,
+            // No await on the common path: it would send every read through the event loop.
+            type: knownType(file.name) ?? await typeFromFile(file),
             value,
-          );
+            source: "debugfs",
+          });
         })
       ));
     },

@@ -9,8 +9,9 @@
 
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
-import { FamilySet, type Labels } from "../metrics/model.ts";
-import { compatStatFamily } from "../metrics/naming.ts";
+import type { FamilySet } from "../metrics/model.ts";
+import { type StatLevel, type StatSchema, StatSet, type StatVm } from "../stats/stat.ts";
+import { qmpStatType } from "../stats/stat_type.ts";
 import {
   QmpError,
   type QmpErrorReason,
@@ -21,14 +22,14 @@ import {
   parseCpusFast,
   parseQueryStats,
   parseStatsSchemas,
-  type StatSchema,
+  type StatsResult,
   type StatsSchemas,
   type StatValue,
 } from "../qmp/query_stats.ts";
 import { SKIP_REASONS, type SkipReason, SocketOwners } from "../qmp/socket_owner.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../system/glob.ts";
-import type { Collector, ScrapeContext } from "./collector.ts";
+import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 
 /** The name of this collector. */
 export const QMP = "qmp";
@@ -55,18 +56,32 @@ export interface QmpCollectorOptions {
   logger: Logger;
 }
 
-function addStat(
-  out: FamilySet,
-  options: { stem: string; labels: Labels; value: StatValue; schema: StatSchema | undefined },
+interface StatPlace {
+  level: StatLevel;
+  vm: StatVm;
+  vcpu: string | undefined;
+}
+
+/** The `*_ns` stat whose value is the sum of a `*_hist` stat's observations. */
+function sumOf(name: string, stats: StatsResult["stats"]): bigint | undefined {
+  if (!name.endsWith("_hist")) return undefined;
+  const sum = stats.get(`${name.slice(0, -"_hist".length)}_ns`);
+  return sum?.kind === "scalar" ? sum.value : undefined;
+}
+
+function addStats(
+  out: StatSet,
+  place: StatPlace,
+  result: { stats: StatsResult["stats"]; schemas: Map<string, StatSchema> },
 ): void {
-  const { stem, labels, value, schema } = options;
-  const family = compatStatFamily(stem, "qmp");
-  const extra = schema === undefined ? {} : { stat: schema };
-  if (value.kind === "scalar") {
-    out.add({ ...family, type: "gauge" }, labels, value.value, extra);
-  } else {
-    const sum = value.buckets.reduce((a, b) => a + b, 0n);
-    out.add({ ...family, type: "histogram" }, labels, sum, { ...extra, buckets: value.buckets });
+  for (const [name, value] of result.stats) {
+    out.add({
+      ...place,
+      name,
+      type: qmpStatType(name, result.schemas.get(name)),
+      value: histogramOrScalar(name, value, result.stats),
+      source: "qmp",
+    });
   }
 }
 
@@ -83,6 +98,15 @@ function addSkipped(out: FamilySet, skipped: ReadonlyMap<string, SkipReason>): v
       [...skipped.values()].filter((r) => r === reason).length,
     );
   }
+}
+
+function histogramOrScalar(
+  name: string,
+  value: StatValue,
+  stats: StatsResult["stats"],
+): bigint | { buckets: bigint[]; sum: bigint | undefined } {
+  if (value.kind === "scalar") return value.value;
+  return { buckets: value.buckets, sum: sumOf(name, stats) };
 }
 
 /**
@@ -110,7 +134,7 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
   async function queryStats(
     session: QmpSession,
     vm: DiscoveredVm,
-    out: FamilySet,
+    out: StatSet,
   ): Promise<number> {
     let schemas = schemasByPid.get(vm.pid);
     if (schemas === undefined) {
@@ -121,40 +145,36 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
     const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
     const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
     const indexByPath = new Map(cpus.map((cpu) => [cpu.qomPath, cpu.cpuIndex]));
+    const place: StatVm = { dir: vm.dir, domain: vm.domain };
     for (const result of vmStats) {
-      for (const [name, value] of result.stats) {
-        addStat(out, {
-          stem: name,
-          labels: [["domain", vm.domain]],
-          value,
-          schema: schemas.vm.get(name),
-        });
-      }
+      addStats(out, { level: "vm", vm: place, vcpu: undefined }, {
+        stats: result.stats,
+        schemas: schemas.vm,
+      });
     }
     // debugfs's VM dir holds each vCPU stat summed over the vCPUs (exits, halt_*, pf_*): do the
-    // same, so that under lockdown kvm_stat_exits_count{domain} comes from here.
-    const sums = new Map<string, bigint>();
+    // same, so that under lockdown the VM-level exits come from here.
+    const sums = new Map<string, StatValue>();
     for (const result of vcpuStats) {
       const index = indexByPath.get(result.qomPath ?? "");
       if (index === undefined) continue; // A vCPU unplugged between the two queries.
+      addStats(out, { level: "vcpu", vm: place, vcpu: String(index) }, {
+        stats: result.stats,
+        schemas: schemas.vcpu,
+      });
       for (const [name, value] of result.stats) {
-        addStat(out, {
-          stem: `vcpu_${name}`,
-          labels: [["domain", vm.domain], ["vcpu", String(index)]],
-          value,
-          schema: schemas.vcpu.get(name),
+        if (value.kind !== "scalar") continue;
+        const sum = sums.get(name);
+        sums.set(name, {
+          kind: "scalar",
+          value: value.value + (sum?.kind === "scalar" ? sum.value : 0n),
         });
-        if (value.kind === "scalar") sums.set(name, (sums.get(name) ?? 0n) + value.value);
       }
     }
-    for (const [name, sum] of sums) {
-      addStat(out, {
-        stem: name,
-        labels: [["domain", vm.domain]],
-        value: { kind: "scalar", value: sum },
-        schema: schemas.vcpu.get(name),
-      });
-    }
+    addStats(out, { level: "vm", vm: place, vcpu: undefined }, {
+      stats: sums,
+      schemas: schemas.vcpu,
+    });
     return cpus.length;
   }
 
@@ -194,7 +214,7 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
 
   return {
     name: QMP,
-    async collect(context: ScrapeContext, out: FamilySet): Promise<void> {
+    async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
       const { vms } = context.discovery;
       const pids = new Set(vms.map((vm) => vm.pid));
       for (const pid of schemasByPid.keys()) if (!pids.has(pid)) schemasByPid.delete(pid);
@@ -211,13 +231,9 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
           await withQmpSession({ path: socket, timeoutMs }, async (s) => {
             // Into a set of its own: a session that times out half-way adds nothing, even if its
             // last replies arrive after the scrape is over.
-            const vmOut = new FamilySet();
+            const vmOut = new StatSet();
             const vcpus = await queryStats(s, vm, vmOut);
-            for (const family of vmOut.families()) {
-              for (const { labels, value, ...extra } of family.samples) {
-                out.add(family, labels, value, extra);
-              }
-            }
+            out.stats.addAll(vmOut);
             context.qmpOutcomes.set(vm.dir, "ok");
             if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
           });
@@ -239,13 +255,13 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
 
       // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
       await Promise.all([...socketOf].map(([vm, socket]) => session(socket, vm)));
-      if (options.socketGlob !== undefined) addSkipped(out, skipped);
+      if (options.socketGlob !== undefined) addSkipped(out.families, skipped);
 
       for (const vm of vms) {
         const outcome = context.qmpOutcomes.get(vm.dir);
         if (outcome === undefined) continue;
         for (const reason of QMP_ERROR_REASONS) {
-          out.add(
+          out.families.add(
             {
               name: "kvm_exporter_qmp_errors",
               help: "Whether the VM's QMP query failed in the last scrape, by reason.",

@@ -4,7 +4,14 @@
  * @module
  */
 
-import type { Labels, MetricFamily, Sample } from "../metrics/model.ts";
+import type {
+  Decimal,
+  HistogramValue,
+  Labels,
+  MetricFamily,
+  Sample,
+  SampleValue,
+} from "../metrics/model.ts";
 
 /** The Content-Type of the text exposition format. */
 export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -29,15 +36,34 @@ export function escapeHelp(help: string): string {
   return help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }
 
+function formatDecimal({ units, exponent }: Decimal): string {
+  if (exponent >= 0) return (units * 10n ** BigInt(exponent)).toString();
+  const sign = units < 0n ? "-" : "";
+  const digits = (units < 0n ? -units : units).toString().padStart(1 - exponent, "0");
+  const point = digits.length + exponent;
+  const fraction = digits.slice(point).replace(/0+$/, "");
+  return `${sign}${digits.slice(0, point)}${fraction === "" ? "" : `.${fraction}`}`;
+}
+
 /**
  * Formats a sample value. Integers keep every digit (a float64 would round
- * u64 stats); non-finite numbers use the format's spellings.
+ * u64 stats), and so do decimals (nanoseconds printed as seconds); non-finite
+ * numbers use the format's spellings.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatValue } from "./text_format.ts";
+ * assert(formatValue({ units: 1234567891n, exponent: -9 }) === "1.234567891");
+ * assert(formatValue(18446744073709551615n) === "18446744073709551615");
+ * ```
  *
  * @param value The value.
  * @returns Its text form.
  */
-export function formatValue(value: bigint | number): string {
+export function formatValue(value: SampleValue): string {
   if (typeof value === "bigint") return value.toString();
+  if (typeof value === "object") return formatDecimal(value);
   if (Number.isNaN(value)) return "NaN";
   if (value === Infinity) return "+Inf";
   if (value === -Infinity) return "-Inf";
@@ -66,10 +92,27 @@ function compareLabels(a: Sample, b: Sample): number {
   return a.labels.length - b.labels.length;
 }
 
+function isHistogramValue(value: Sample["value"]): value is HistogramValue {
+  return typeof value === "object" && "buckets" in value;
+}
+
+function renderSample(name: string, sample: Sample): string {
+  const { labels, value } = sample;
+  if (!isHistogramValue(value)) return `${name}${formatLabels(labels)} ${formatValue(value)}\n`;
+  let text = "";
+  for (const [le, count] of value.buckets) {
+    text += `${name}_bucket${formatLabels([...labels, ["le", le]])} ${count}\n`;
+  }
+  if (value.sum !== undefined) {
+    text += `${name}_sum${formatLabels(labels)} ${formatValue(value.sum)}\n`;
+  }
+  return `${text}${name}_count${formatLabels(labels)} ${value.count}\n`;
+}
+
 /**
  * Renders families sorted by name, samples sorted by labels, ending with a
- * newline. Families without samples, and histograms (which the compat names
- * have no place for), are left out.
+ * newline. Families without samples are left out; a histogram sample becomes
+ * its `_bucket`, `_sum` and `_count` lines.
  *
  * @example Usage
  * ```ts
@@ -86,12 +129,12 @@ export function renderText(families: readonly MetricFamily[]): string {
   const parts: string[] = [];
   const sorted = [...families].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const family of sorted) {
-    if (family.samples.length === 0 || family.type === "histogram") continue;
+    if (family.samples.length === 0) continue;
     parts.push(
       `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`,
     );
     for (const sample of [...family.samples].sort(compareLabels)) {
-      parts.push(`${family.name}${formatLabels(sample.labels)} ${formatValue(sample.value)}\n`);
+      parts.push(renderSample(family.name, sample));
     }
   }
   return parts.join("");

@@ -1,35 +1,47 @@
 /**
- * The in-memory metric model that collectors fill and the exposition renders:
- * families of samples, independent of any naming scheme or text format.
+ * The metric model that naming schemes build and the exposition renders:
+ * families of samples, independent of the text format.
  *
  * @module
  */
 
-import type { StatSchema } from "../qmp/query_stats.ts";
-
-/**
- * The metric types of the model. "histogram" families hold KVM's histograms
- * with their schema; the compat naming has no names for them, so the text
- * exposition leaves them out.
- */
-export type MetricType = "gauge" | "counter" | "histogram";
+/** The metric types of the model. */
+export type MetricType = "gauge" | "counter" | "histogram" | "untyped";
 
 /** Label pairs in the order they are printed. */
 export type Labels = ReadonlyArray<readonly [name: string, value: string]>;
 
+/** An exact decimal: `units` × 10^`exponent` (nanoseconds as seconds stay exact). */
+export interface Decimal {
+  /** The integer part before scaling. */
+  units: bigint;
+  /** The power of ten, e.g. -9. */
+  exponent: number;
+}
+
 /**
- * One sample. Integer stats stay `bigint` so that u64 and negative s64 values
- * are printed exactly; computed values (durations, timestamps) are `number`.
+ * A value. Integer stats stay `bigint` so that u64 and negative s64 values
+ * are printed exactly; scaled stats are a {@linkcode Decimal}; computed values
+ * (durations, timestamps) are `number`.
  */
+export type SampleValue = bigint | number | Decimal;
+
+/** A histogram sample's cumulative buckets, sum and count. */
+export interface HistogramValue {
+  /** Cumulative counts by upper bound (`le`, already formatted), ending with `+Inf`. */
+  buckets: ReadonlyArray<readonly [le: string, count: bigint]>;
+  /** Sum of the observations, if known. */
+  sum: SampleValue | undefined;
+  /** Number of observations. */
+  count: bigint;
+}
+
+/** One sample. */
 export interface Sample {
   /** Label pairs; names must be valid label names. */
   labels: Labels;
-  /** The value; for a histogram, the sum of its buckets. */
-  value: bigint | number;
-  /** KVM's own description of the stat (type, unit, scale), where the source gives one. */
-  stat?: StatSchema;
-  /** A histogram's buckets, as KVM counts them. */
-  buckets?: readonly bigint[];
+  /** The value; a histogram's value for histogram families. */
+  value: SampleValue | HistogramValue;
 }
 
 /** A metric family: one name, one HELP, one TYPE, many samples. */
@@ -45,8 +57,9 @@ export interface MetricFamily {
 }
 
 /**
- * Collects samples into families by name, so that several sources (the root
- * dir, each VM dir, each vCPU dir) can add to one family.
+ * Collects samples into families by name, so that several sources can add to
+ * one family. A second sample with the same labels is dropped: the first one
+ * added wins, and no series is ever exported twice.
  *
  * @example Usage
  * ```ts
@@ -54,11 +67,13 @@ export interface MetricFamily {
  * import { FamilySet } from "./model.ts";
  * const set = new FamilySet();
  * set.add({ name: "up", help: "Up.", type: "gauge" }, [], 1);
- * assert(set.families().length === 1);
+ * set.add({ name: "up", help: "Up.", type: "gauge" }, [], 2);
+ * assert(set.families().length === 1 && set.families()[0]!.samples.length === 1);
  * ```
  */
 export class FamilySet {
   #families = new Map<string, MetricFamily>();
+  #series = new Set<string>();
 
   /**
    * Adds one sample to the family `meta.name`, creating the family on first use.
@@ -66,20 +81,24 @@ export class FamilySet {
    * @param meta The family's name, HELP and TYPE (used on first use only).
    * @param labels The sample's labels.
    * @param value The sample's value.
-   * @param extra KVM's stat schema and histogram buckets, where known.
+   * @returns Whether the sample was added (false for a duplicate series).
    */
   add(
     meta: Omit<MetricFamily, "samples">,
     labels: Labels,
-    value: bigint | number,
-    extra: Pick<Sample, "stat" | "buckets"> = {},
-  ): void {
+    value: SampleValue | HistogramValue,
+  ): boolean {
+    let key = meta.name;
+    for (const [name, v] of labels) key += `\0${name}\0${v}`;
+    if (this.#series.has(key)) return false;
+    this.#series.add(key);
     let family = this.#families.get(meta.name);
     if (family === undefined) {
       family = { ...meta, samples: [] };
       this.#families.set(meta.name, family);
     }
-    family.samples.push({ labels, value, ...extra });
+    family.samples.push({ labels, value });
+    return true;
   }
 
   /**

@@ -9,30 +9,7 @@
  * @module
  */
 
-/** Kind of a statistic, QEMU's `StatsType` enumeration. */
-export type StatType = "cumulative" | "instant" | "peak" | "linear-histogram" | "log2-histogram";
-
-/** Unit of a statistic, QEMU's `StatsUnit` enumeration; absent for plain counts. */
-export type StatUnit = "bytes" | "seconds" | "cycles" | "boolean";
-
-/** Schema of one statistic, QEMU's `StatsSchemaValue`. */
-export interface StatSchema {
-  /** Name of the statistic, unique within its provider and target, e.g. `"exits"`. */
-  name: string;
-  /** Kind of statistic. */
-  type: StatType;
-  /** Basic unit; absent when the statistic is a plain number or counter. */
-  unit?: StatUnit;
-  /**
-   * Base of the multiplier of `unit` (10 or 2). QEMU omits it when `exponent` is 0; it is
-   * then reported as 10, which changes nothing since `base ** 0` is 1.
-   */
-  base: number;
-  /** Exponent of the multiplier of `unit`, e.g. -9 with base 10 for nanoseconds. */
-  exponent: number;
-  /** Width of each bucket of a `linear-histogram`, in `unit` times the multiplier. */
-  bucketSize?: number;
-}
+import type { SchemaStatType, StatSchema, StatUnit } from "../stats/stat.ts";
 
 /** Schemas of the `kvm` provider, keyed by statistic name, one map per target. */
 export interface StatsSchemas {
@@ -69,7 +46,7 @@ export interface CpuInfo {
   threadId: number;
 }
 
-const STAT_TYPES: ReadonlySet<string> = new Set<StatType>([
+const STAT_TYPES: ReadonlySet<string> = new Set<SchemaStatType>([
   "cumulative",
   "instant",
   "peak",
@@ -221,7 +198,7 @@ function parseSchemaValue(value: unknown, where: string): StatSchema | undefined
     ? undefined
     : expectNonNegativeInteger(item["bucket-size"], `${where}.bucket-size`);
   if (!STAT_TYPES.has(type) || (unit !== undefined && !STAT_UNITS.has(unit))) return undefined;
-  const schema: StatSchema = { name, type: type as StatType, base, exponent };
+  const schema: StatSchema = { name, type: type as SchemaStatType, base, exponent };
   if (unit !== undefined) schema.unit = unit as StatUnit;
   if (bucketSize !== undefined) schema.bucketSize = bucketSize;
   return schema;

@@ -32,6 +32,8 @@ export interface FileSystem {
   readDir(path: string): AsyncIterable<Deno.DirEntry>;
   /** Reads a whole regular file up to a cap; opened and closed within the call. */
   readTextFile(path: string, options?: ReadOptions): Promise<string>;
+  /** The permission bits of a file (not following symlinks); undefined if unknown. */
+  mode?(path: string): Promise<number | undefined>;
 }
 
 /**
@@ -54,6 +56,7 @@ export const denoFileSystem: FileSystem = {
       return Promise.reject(error);
     }
   },
+  mode: (path) => Deno.lstat(path).then((info) => info.mode ?? undefined, () => undefined),
 };
 
 /** Why a stat could not be read, as `kvm_exporter_stat_read_errors` reports it. */

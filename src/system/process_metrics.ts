@@ -73,8 +73,9 @@ async function countEntries(path: string): Promise<number> {
  * @param procfs The procfs mount point.
  */
 export async function collectProcessMetrics(out: FamilySet, procfs: string): Promise<void> {
-  const gauge = (name: string, help: string, value: number): void =>
+  const gauge = (name: string, help: string, value: number): void => {
     out.add({ name, help, type: "gauge" }, [], value);
+  };
   const self = `${procfs}/self`;
   const [stat, limits, fds] = await Promise.allSettled([
     readBoundedText(`${self}/stat`, PROC_FILE_MAX_BYTES),

@@ -55,6 +55,8 @@ Deno.test("parseFlags() gives the original exporter's defaults without flags or 
     telemetryPath: "/metrics",
     logLevel: "info",
     logFormat: "logfmt",
+    naming: "compat",
+    histogramMaxBuckets: 0,
   });
 });
 
@@ -102,6 +104,9 @@ const ARG_CASES: { args: string[]; want: Partial<Record<keyof Options, unknown>>
   { args: ["--collector.kvm_stat.files-include=^halt_"], want: { filesInclude: "^halt_" } },
   { args: ["--path.procfs=/host/proc/"], want: { procfs: "/host/proc" } },
   { args: ["--path.sysfs", "/host/sys"], want: { sysfs: "/host/sys" } },
+  { args: ["--metrics.naming=prometheus"], want: { naming: "prometheus" } },
+  { args: ["--metrics.naming", "compat"], want: { naming: "compat" } },
+  { args: ["--metrics.histogram.max-buckets=8"], want: { histogramMaxBuckets: 8 } },
 ];
 
 for (const { args, want } of ARG_CASES) {
@@ -159,6 +164,11 @@ const ENV_CASES: { env: Record<string, string>; want: Partial<Record<keyof Optio
     { env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: "^y" }, want: { filesInclude: "^y" } },
     { env: { KVM_EXPORTER_PATH_PROCFS: "/p" }, want: { procfs: "/p" } },
     { env: { KVM_EXPORTER_PATH_SYSFS: "/s" }, want: { sysfs: "/s" } },
+    { env: { KVM_EXPORTER_METRICS_NAMING: "prometheus" }, want: { naming: "prometheus" } },
+    {
+      env: { KVM_EXPORTER_METRICS_HISTOGRAM_MAX_BUCKETS: "4" },
+      want: { histogramMaxBuckets: 4 },
+    },
   ];
 
 for (const { env, want } of ENV_CASES) {
@@ -258,6 +268,18 @@ Deno.test("parseFlags() names the environment variable or the flag that holds a 
       env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" },
       args: ["--collector.dir.depth=-1"],
       expected: 'Invalid value "-1" for flag --collector.dir.depth: must be 0 or more',
+    },
+    {
+      env: {},
+      args: ["--metrics.naming=openmetrics"],
+      expected:
+        'Invalid value "openmetrics" for flag --metrics.naming: must be one of compat, prometheus',
+    },
+    {
+      env: { KVM_EXPORTER_METRICS_HISTOGRAM_MAX_BUCKETS: "-2" },
+      args: [],
+      expected:
+        'Invalid value "-2" for environment variable KVM_EXPORTER_METRICS_HISTOGRAM_MAX_BUCKETS: must be 0 or more',
     },
     {
       env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "metrics" },

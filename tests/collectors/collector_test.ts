@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import {
   type Collector,
+  type CollectorOutput,
   runCollectors,
   type ScrapeContext,
 } from "../../src/collectors/collector.ts";
 import { ReadErrorLog } from "../../src/collectors/read_errors.ts";
 import { ConditionLog } from "../../src/log/condition_log.ts";
 import { createLogger } from "../../src/log/logger.ts";
-import type { FamilySet } from "../../src/metrics/model.ts";
 import { ReadGuard } from "../../src/system/read_guard.ts";
 
 const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
@@ -28,8 +28,8 @@ function context(signal: AbortSignal): ScrapeContext {
 function stuck(name: string, until: Promise<void>): Collector {
   return {
     name,
-    async collect(_context: ScrapeContext, out: FamilySet): Promise<void> {
-      out.add(GAUGE, [["from", name]], 1);
+    async collect(_context: ScrapeContext, out: CollectorOutput): Promise<void> {
+      out.families.add(GAUGE, [["from", name]], 1);
       await until;
     },
   };

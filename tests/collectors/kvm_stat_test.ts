@@ -374,3 +374,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test("kvm_stat types stats the catalog lacks by their file mode, stat()ing each such name once", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_mode_" });
+  try {
+    const kvm = `${tmp}/kvm`;
+    await Deno.mkdir(`${kvm}/100-1`, { recursive: true });
+    const files: [name: string, mode: number][] = [
+      ["exits", 0o444], // In the catalog: a counter, whatever the mode says.
+      ["new_counter", 0o644],
+      ["new_gauge", 0o444],
+      ["max_new_peak", 0o644],
+    ];
+    for (const [name, mode] of files) {
+      await Deno.writeTextFile(`${kvm}/100-1/${name}`, "3\n", { mode });
+      await Deno.chmod(`${kvm}/100-1/${name}`, mode);
+    }
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos:\n  a: {kvm_debug_dir: 100-1}\n");
+    const statted: string[] = [];
+    const fs: FileSystem = {
+      ...denoFileSystem,
+      mode: (path) => {
+        statted.push(path.split("/").at(-1)!);
+        return denoFileSystem.mode!(path);
+      },
+    };
+    const { app } = await buildApp([
+      `--collector.kvmdebug.dir=${kvm}`,
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      `--path.procfs=${tmp}/proc`,
+      "--metrics.naming=prometheus",
+    ], { fs });
+    await scrapeText(app);
+    const text = await scrapeText(app);
+    for (
+      const line of [
+        "# TYPE kvm_vm_exits_total counter",
+        "# TYPE kvm_vm_new_counter_total counter",
+        "# TYPE kvm_vm_new_gauge gauge",
+        "# TYPE kvm_vm_max_new_peak gauge",
+      ]
+    ) ok(text.includes(`${line}\n`), line);
+    strictEqual(JSON.stringify(statted.sort()), '["max_new_peak","new_counter","new_gauge"]');
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -75,23 +75,39 @@ Deno.test("qmp collector exports VM and vCPU stats, debugfs first, histograms ke
   }
 });
 
-Deno.test("qmp collector keeps the histogram schema and buckets in the model", async () => {
+Deno.test("qmp collector histograms become Prometheus histograms in the prometheus scheme", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_" });
   const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
   const bad = startFakeQmp(`${tmp}/bad.sock`, { behaviour: "qemu" });
   try {
-    const { exporter } = await buildApp(await layOut(tmp));
-    const families = await exporter.scrape();
-    const hist = families.find((f) => f.name === "kvm_stat_vcpu_halt_wait_hist_count");
-    strictEqual(hist?.type, "histogram");
-    const sample = hist?.samples.find((s) =>
-      s.labels[0]?.[1] === "good" && s.labels[1]?.[1] === "0"
+    const { app } = await buildApp([...await layOut(tmp), "--metrics.naming=prometheus"]);
+    const text = await scrapeText(app);
+    ok(text.includes("# TYPE kvm_vcpu_halt_wait_seconds histogram\n"));
+    // Buckets [1, 2, 3]: bucket 0 holds 0, bucket 1 holds 1 ns, the last one the rest.
+    const series = 'kvm_vcpu_halt_wait_seconds_bucket{domain="good",vcpu="0"';
+    strictEqual(seriesValue(text, `${series},le="0"}`), "1");
+    strictEqual(seriesValue(text, `${series},le="0.000000001"}`), "3");
+    strictEqual(seriesValue(text, `${series},le="+Inf"}`), "6");
+    strictEqual(seriesValue(text, 'kvm_vcpu_halt_wait_seconds_count{domain="good",vcpu="0"}'), "6");
+    // The sum is halt_wait_ns of the same query, in seconds, exact.
+    strictEqual(
+      seriesValue(text, 'kvm_vcpu_halt_wait_seconds_sum{domain="good",vcpu="0"}'),
+      "0.000000005",
     );
-    strictEqual(JSON.stringify(sample?.buckets?.map(String)), '["1","2","3"]');
-    strictEqual(sample?.stat?.type, "log2-histogram");
-    strictEqual(sample?.stat?.exponent, -9);
-    const waitNs = families.find((f) => f.name === "kvm_stat_vcpu_halt_wait_ns_count")?.samples[0];
-    strictEqual(waitNs?.stat?.unit, "seconds");
+    strictEqual(
+      seriesValue(text, 'kvm_vm_halt_wait_seconds_total{domain="good"}'),
+      "0.00000001",
+    );
+    // One value per stat identity, debugfs first: pages_4k and vCPU 0's guest_mode from debugfs.
+    strictEqual(seriesValue(text, 'kvm_vm_pages_4k{domain="good"}'), "100");
+    strictEqual(seriesValue(text, 'kvm_vcpu_guest_mode{domain="good",vcpu="0"}'), "0");
+    strictEqual(seriesValue(text, 'kvm_vcpu_guest_mode{domain="good",vcpu="1"}'), "1");
+    strictEqual(seriesValue(text, "kvm_host_pages_4k"), "200");
+    strictEqual(seriesValue(text, 'kvm_vm_exits_total{domain="good"}'), "2001");
+    // The schema makes remote_tlb_flush a counter, max_mmu_rmap_size a peak gauge.
+    ok(text.includes("# TYPE kvm_vm_remote_tlb_flush_total counter\n"));
+    ok(text.includes("# TYPE kvm_vm_max_mmu_rmap_size gauge\n"));
+    ok(!text.includes("kvm_stat_"), "no compat names");
   } finally {
     await good.close();
     await bad.close();

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { startFakeQmpFleet } from "../support/fake_qmp_fleet.ts";
 import { buildApp, fixtureArgs, scrapeText } from "../support/sample_exporter.ts";
 
 const CASES: { name: string; fixture: string; args: string[] }[] = [
@@ -22,6 +23,8 @@ const CASES: { name: string; fixture: string; args: string[] }[] = [
     ],
   },
   { name: "edge", fixture: "edge", args: [] },
+  { name: "sample_prometheus", fixture: "sample", args: ["--metrics.naming=prometheus"] },
+  { name: "edge_prometheus", fixture: "edge", args: ["--metrics.naming=prometheus"] },
 ];
 
 const VOLATILE = [
@@ -49,5 +52,29 @@ for (const c of CASES) {
     const actual = mask(await scrapeText(app));
     if (update) await Deno.writeTextFile(golden, actual);
     assert.equal(actual, await Deno.readTextFile(golden));
+  });
+}
+
+const QMP_CASES: { name: string; args: string[] }[] = [
+  { name: "qmp_prometheus", args: ["--metrics.naming=prometheus"] },
+  {
+    name: "qmp_prometheus_max_buckets",
+    args: ["--metrics.naming=prometheus", "--metrics.histogram.max-buckets=2"],
+  },
+  { name: "qmp_compat", args: [] },
+];
+
+for (const c of QMP_CASES) {
+  const golden = new URL(`./golden/${c.name}.metrics`, import.meta.url);
+  Deno.test(`/metrics on tests/fixtures/sample with fake QMP monitors ${c.args.join(" ")} matches golden/${c.name}.metrics`, async () => {
+    const fleet = await startFakeQmpFleet();
+    try {
+      const { app } = await buildApp([...fleet.args, ...c.args]);
+      const actual = mask(await scrapeText(app));
+      if (update) await Deno.writeTextFile(golden, actual);
+      assert.equal(actual, await Deno.readTextFile(golden));
+    } finally {
+      await fleet.close();
+    }
   });
 }

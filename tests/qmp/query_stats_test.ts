@@ -4,10 +4,10 @@ import {
   parseCpusFast,
   parseQueryStats,
   parseStatsSchemas,
-  type StatSchema,
   type StatsResult,
   type StatValue,
 } from "../../src/qmp/query_stats.ts";
+import type { StatSchema } from "../../src/stats/stat.ts";
 
 const U64_MAX = 18446744073709551615n;
 

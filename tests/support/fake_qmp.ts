@@ -6,9 +6,12 @@
  * @module
  */
 
+import { catalogReplies } from "./fake_qmp_catalog.ts";
+
 /** How the fake monitor treats each client. */
 export type FakeQmpBehaviour =
   | "qemu" // A QEMU 7.2 under KVM with two vCPUs.
+  | "qemu-catalog" // The same, serving every stat of src/stats/catalog.ts.
   | "silent" // Accepts and never greets, like a monitor another client holds.
   | "garbage"
   | "half-line"
@@ -16,15 +19,23 @@ export type FakeQmpBehaviour =
   | "not-qemu"
   | "old-qemu"; // No query-stats: QEMU before 7.1.
 
+/** The QOM path of vCPU i, as QEMU names it (`device[1]` is not a vCPU). */
+function qomPath(i: number): string {
+  return `/machine/unattached/device[${i === 0 ? 0 : i + 1}]`;
+}
+
 const GREETING =
   '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}\r\n';
 
-/** The stats the "qemu" behaviour serves; `exits` grows by 1000 per connection. */
+/**
+ * The stats the "qemu" behaviour serves; `exits` grows by 1000 per connection,
+ * the halt-wait histogram and its sum grow with the connection count.
+ */
 export function fakeReplies(
   connection: number,
   threadIds: readonly number[],
 ): Record<string, (args: Record<string, unknown> | undefined) => unknown> {
-  const qom = (i: number): string => `/machine/unattached/device[${i === 0 ? 0 : i + 1}]`;
+  const qom = qomPath;
   return {
     "qmp_capabilities": () => ({}),
     "query-stats-schemas": () => [
@@ -69,9 +80,9 @@ export function fakeReplies(
           "qom-path": qom(i),
           stats: [
             { name: "exits", value: 1000 * connection + i },
-            { name: "halt_wait_ns", value: 5 },
+            { name: "halt_wait_ns", value: 5 * connection },
             { name: "guest_mode", value: i === 1 },
-            { name: "halt_wait_hist", value: [1, 2, 3] },
+            { name: "halt_wait_hist", value: [connection, 2 * connection, 3 * connection] },
           ],
         })),
     "query-cpus-fast": () =>
@@ -125,7 +136,11 @@ export function startFakeQmp(
       case "not-qemu":
         return await write(conn, '{"hello": "I am not QEMU"}\r\n');
     }
-    const replies = fakeReplies(n, options.threadIds ?? [1, 2]);
+    const threadIds = options.threadIds ?? [1, 2];
+    const replies = fakeReplies(n, threadIds);
+    if (options.behaviour === "qemu-catalog") {
+      Object.assign(replies, catalogReplies(n, threadIds.map((_, i) => qomPath(i))));
+    }
     await write(conn, GREETING);
     let buffer = "";
     for await (const chunk of conn.readable.pipeThrough(new TextDecoderStream())) {

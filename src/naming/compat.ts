@@ -1,0 +1,78 @@
+/**
+ * The `compat` naming scheme: the original exporter's names, byte for byte.
+ * Every scalar stat is a gauge `kvm_stat_<stat>_count` (`kvm_stat_vcpu_<stat>_count`
+ * for vCPU stats) with HELP `<stat> count from <source>`; host stats carry
+ * `domain="global"`. Histograms have no compat name and are left out.
+ *
+ * @module
+ */
+
+import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
+import { FamilySet, type Labels, type MetricFamily } from "../metrics/model.ts";
+import { sanitizeMetricName } from "../metrics/naming.ts";
+import type { KvmStat } from "../stats/stat.ts";
+
+/** Options of {@linkcode compatFamilies}. */
+export interface CompatOptions {
+  /** The debugfs KVM dir, which the HELP of debugfs stats names. */
+  kvmdebugDir: string;
+}
+
+/**
+ * The family of a KVM stat in the original exporter's names: a gauge
+ * `kvm_stat_<stat>_count` with HELP `<stat> count from <source>`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compatStatFamily } from "./compat.ts";
+ * assert(compatStatFamily("vcpu_tsc-offset", "/sys/kernel/debug/kvm").name === "kvm_stat_vcpu_tsc_offset_count");
+ * ```
+ *
+ * @param stem The stat's name, `vcpu_`-prefixed for vCPU stats.
+ * @param source Where it was read: the debugfs dir, or "qmp".
+ * @returns The family's name and HELP.
+ */
+export function compatStatFamily(stem: string, source: string): { name: string; help: string } {
+  const clean = sanitizeMetricName(stem);
+  return { name: `kvm_stat_${clean}_count`, help: `${clean} count from ${source}` };
+}
+
+function compatLabels(stat: KvmStat): Labels {
+  if (stat.level === "host") return [["domain", GLOBAL_DOMAIN]];
+  const domain = stat.vm?.domain ?? GLOBAL_DOMAIN;
+  if (stat.level === "vm") return [["domain", domain]];
+  return [["domain", domain], ["vcpu", stat.vcpu ?? ""]];
+}
+
+/**
+ * Names stats the original exporter's way. The stats come debugfs first, so
+ * a family that has debugfs stats takes its HELP from debugfs; when two stats
+ * end up with one series (`tsc-offset` and `tsc_offset`), the first one wins.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compatFamilies } from "./compat.ts";
+ * import { untypedStat } from "../stats/stat.ts";
+ * const families = compatFamilies([{ level: "host", vm: undefined, vcpu: undefined, name: "exits", type: untypedStat(), value: 7n, source: "debugfs" }], { kvmdebugDir: "/d" });
+ * assert(families[0]!.name === "kvm_stat_exits_count" && families[0]!.help === "exits count from /d");
+ * ```
+ *
+ * @param stats The scrape's stats, debugfs ones first.
+ * @param options The debugfs dir.
+ * @returns The families.
+ */
+export function compatFamilies(
+  stats: Iterable<KvmStat>,
+  options: CompatOptions,
+): MetricFamily[] {
+  const out = new FamilySet();
+  for (const stat of stats) {
+    if (typeof stat.value !== "bigint") continue;
+    const stem = stat.level === "vcpu" ? `vcpu_${stat.name}` : stat.name;
+    const source = stat.source === "debugfs" ? options.kvmdebugDir : "qmp";
+    out.add({ ...compatStatFamily(stem, source), type: "gauge" }, compatLabels(stat), stat.value);
+  }
+  return out.families();
+}

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { compatFamilies } from "../../src/naming/compat.ts";
+import { CATALOG, catalogEntry } from "../../src/stats/catalog.ts";
+import { type KvmStat, statKey, StatSet, untypedStat } from "../../src/stats/stat.ts";
+import { typeFromMode, typeFromSchema } from "../../src/stats/stat_type.ts";
+
+const BASE: KvmStat = {
+  level: "vm",
+  vm: { dir: "100-1", domain: "a" },
+  vcpu: undefined,
+  name: "exits",
+  type: untypedStat(),
+  value: 1n,
+  source: "debugfs",
+};
+
+Deno.test("statKey() tells stats apart by level, VM dir, vCPU and name only", async (t) => {
+  const cases: { name: string; other: Partial<KvmStat>; same: boolean }[] = [
+    { name: "another source", other: { source: "qmp", value: 2n }, same: true },
+    {
+      name: "another domain label, same dir",
+      other: { vm: { dir: "100-1", domain: "b" } },
+      same: true,
+    },
+    { name: "another dir", other: { vm: { dir: "100-2", domain: "a" } }, same: false },
+    { name: "another level", other: { level: "host", vm: undefined }, same: false },
+    { name: "a vCPU", other: { level: "vcpu", vcpu: "0" }, same: false },
+    { name: "another name", other: { name: "exits2" }, same: false },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      assert.equal(statKey(BASE) === statKey({ ...BASE, ...c.other }), c.same);
+    });
+  }
+});
+
+Deno.test("StatSet keeps the first stat of an identity (debugfs before QMP)", () => {
+  const set = new StatSet();
+  assert.equal(set.add(BASE), true);
+  assert.equal(set.add({ ...BASE, source: "qmp", value: 9n }), false);
+  const other = new StatSet();
+  other.add({ ...BASE, name: "pages_4k", source: "qmp" });
+  other.add({ ...BASE, source: "qmp", value: 9n });
+  set.addAll(other);
+  assert.deepEqual(set.stats().map((s) => [s.name, s.value, s.source]), [
+    ["exits", 1n, "debugfs"],
+    ["pages_4k", 1n, "qmp"],
+  ]);
+});
+
+Deno.test("typeFromSchema() maps QEMU's types, booleans included", async (t) => {
+  const cases: {
+    type: "cumulative" | "instant" | "peak" | "log2-histogram" | "linear-histogram";
+    unit?: "boolean";
+    want: string;
+  }[] = [
+    { type: "cumulative", want: "cumulative" },
+    { type: "instant", want: "instant" },
+    { type: "instant", unit: "boolean", want: "boolean" },
+    { type: "peak", want: "peak" },
+    { type: "log2-histogram", want: "log2_hist" },
+    { type: "linear-histogram", want: "linear_hist" },
+  ];
+  for (const c of cases) {
+    await t.step(`${c.type} ${c.unit ?? ""}`, () => {
+      const schema = {
+        name: "x",
+        type: c.type,
+        base: 10,
+        exponent: 0,
+        ...(c.unit ? { unit: c.unit } : {}),
+      };
+      assert.equal(typeFromSchema(schema).kind, c.want);
+    });
+  }
+});
+
+Deno.test("typeFromMode() reads KVM's debugfs modes", async (t) => {
+  const cases: [name: string, mode: number | undefined, want: string][] = [
+    ["exits", 0o100644, "cumulative"],
+    ["pages_4k", 0o100444, "instant"],
+    ["max_mmu_rmap_size", 0o100444, "peak"],
+    ["max_x", 0o100644, "peak"],
+    ["x", undefined, "untyped"],
+  ];
+  for (const [name, mode, want] of cases) {
+    await t.step(`${name} ${mode?.toString(8)}`, () => {
+      assert.equal(typeFromMode(name, mode).kind, want);
+    });
+  }
+});
+
+Deno.test("CATALOG names each stat once, with a one-sentence HELP", () => {
+  assert.equal(new Set(CATALOG.map((e) => e.name)).size, CATALOG.length);
+  for (const entry of CATALOG) {
+    assert.match(entry.help, /^[A-Z][^.]*\.$/, entry.name);
+    assert.equal(catalogEntry(entry.name), entry);
+  }
+});
+
+Deno.test("compatFamilies() skips histograms and keeps the first of two equal series", () => {
+  const families = compatFamilies([
+    { ...BASE, level: "vcpu", vcpu: "0", name: "tsc-offset", value: -1n },
+    { ...BASE, level: "vcpu", vcpu: "0", name: "tsc_offset", value: 5n },
+    { ...BASE, name: "halt_wait_hist", value: { buckets: [1n], sum: undefined }, source: "qmp" },
+  ], { kvmdebugDir: "/d" });
+  assert.deepEqual(families.map((f) => [f.name, f.samples.length, f.samples[0]!.value]), [
+    ["kvm_stat_vcpu_tsc_offset_count", 1, -1n],
+  ]);
+});
