@@ -12,12 +12,6 @@ import { startExporter, waitFor } from "../support/exporter_process.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
 import { metricNames, variableMetricNames } from "../support/promql_names.ts";
 
-/**
- * Whether this branch has `--metrics.naming=prometheus`. The lead sets it to true when the
- * naming scheme is merged; until then the test against the real exporter is pending.
- */
-const SCHEME_AVAILABLE = false;
-
 const root = new URL("../../", import.meta.url).pathname;
 const DASHBOARD = `${root}deploy/grafana/kvm_exporter.json`;
 const RULES = `${root}deploy/prometheus/kvm_exporter.rules.yml`;
@@ -212,16 +206,9 @@ Deno.test({
   },
 });
 
-if (!SCHEME_AVAILABLE) {
-  console.log(
-    "shipped_names_test: pending: --metrics.naming=prometheus is not on this branch; set SCHEME_AVAILABLE = true in tests/deploy/shipped_names_test.ts once it is",
-  );
-}
-
 Deno.test({
   name:
     "the exporter with --metrics.naming=prometheus emits every name the dashboard and rules use",
-  ignore: !SCHEME_AVAILABLE,
   async fn() {
     // The sample tree for debugfs; the fake QMP monitor for what only QMP has (per-vCPU counters,
     // histograms), attached to the sample's target_vm through vm.yaml.
@@ -271,7 +258,7 @@ async function apiData(url: string): Promise<unknown> {
 
 Deno.test({
   name: "a real Prometheus evaluates every shipped rule on the exporter's output without error",
-  ignore: !SCHEME_AVAILABLE || prometheusBinary() === undefined,
+  ignore: prometheusBinary() === undefined,
   async fn() {
     const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_rules_" });
     const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
