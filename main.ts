@@ -9,7 +9,11 @@ import { FlagError, helpText, parseFlags } from "./src/cli/flags.ts";
 import { ConfigStore } from "./src/config/config_store.ts";
 import { createExporter } from "./src/exporter.ts";
 import { createApp } from "./src/http/app.ts";
+import { DEFAULT_LIMITS, HttpServer } from "./src/http/http_server.ts";
 import { parseListenAddress } from "./src/http/listen_address.ts";
+import { openListener } from "./src/http/listener.ts";
+import type { TlsSettings } from "./src/http/web_config.ts";
+import { WebConfigStore } from "./src/http/web_config_store.ts";
 import { createLogger } from "./src/log/logger.ts";
 import { readLockdown } from "./src/system/lockdown.ts";
 import { REVISION, VERSION } from "./src/version.ts";
@@ -22,23 +26,8 @@ function readEnv(name: string): string | undefined {
   return Deno.env.get(name);
 }
 
-function listen(
-  hostname: string | undefined,
-  port: number,
-  handler: Deno.ServeHandler,
-): Deno.HttpServer<Deno.NetAddr> {
-  const serve = (host: string): Deno.HttpServer<Deno.NetAddr> =>
-    Deno.serve({ hostname: host, port, handler, onListen: () => {} });
-  if (hostname !== undefined) return serve(hostname);
-  try {
-    return serve("::"); // Dual-stack: IPv4 and IPv6 where the host has IPv6.
-  } catch (error) {
-    if (error instanceof Deno.errors.AddrInUse || error instanceof Deno.errors.NotCapable) {
-      throw error;
-    }
-    return serve("0.0.0.0");
-  }
-}
+/** How long requests in flight may take after SIGTERM or SIGINT before the process exits. */
+const SHUTDOWN_DEADLINE_MS = 5_000;
 
 async function main(args: string[]): Promise<number> {
   let command;
@@ -83,18 +72,46 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
 
+  let server: HttpServer | undefined;
+  const webConfig = new WebConfigStore({
+    path: options.webConfigFile,
+    logger,
+    onTlsChange: (config, previous) => relisten(server!, config.tls, previous.tls),
+  });
+  try {
+    await webConfig.loadInitial();
+  } catch (error) {
+    logger.error("Cannot load the web config", { err: (error as Error).message });
+    return 1;
+  }
+
   const exporter = createExporter({ options, configStore, logger, lockdown });
   const app = createApp({
     exporter,
     telemetryPath: options.telemetryPath,
     maxRequests: options.maxRequests,
     logger,
+    webConfig,
+    enableLifecycle: options.enableLifecycle,
+  });
+  server = new HttpServer({
+    handler: app.fetch,
+    limits: {
+      ...DEFAULT_LIMITS,
+      headerTimeoutMs: options.readHeaderTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxConnections: options.maxConnections,
+    },
+    logger,
   });
 
   const address = parseListenAddress(options.listenAddress);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  const tls = webConfig.config.tls;
   try {
-    server = listen(address.hostname, address.port, app.fetch);
+    server.serve(
+      openListener({ hostname: address.hostname, port: address.port, tls }),
+      tls === undefined ? "http" : "https",
+    );
   } catch (error) {
     const reason = error instanceof Deno.errors.AddrInUse
       ? "address already in use"
@@ -104,16 +121,23 @@ async function main(args: string[]): Promise<number> {
   }
   const watching = new AbortController();
   void configStore.watch(watching.signal);
-  const reload = (): void => void configStore.reload("SIGHUP");
+  void webConfig.watch(watching.signal);
+  const reload = (): void => {
+    void configStore.reload("SIGHUP");
+    void webConfig.reload("SIGHUP");
+  };
   Deno.addSignalListener("SIGHUP", reload);
 
+  const { promise: stopped, resolve: finish } = Promise.withResolvers<void>();
   const stop = (): void => {
-    logger.info("Shutting down; waiting for scrapes in flight");
+    logger.info("Shutting down; waiting for requests in flight", {
+      deadline_ms: SHUTDOWN_DEADLINE_MS,
+    });
     Deno.removeSignalListener("SIGHUP", reload);
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
     watching.abort();
-    void server.shutdown();
+    void server.shutdown(SHUTDOWN_DEADLINE_MS).then(finish);
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
@@ -122,10 +146,27 @@ async function main(args: string[]): Promise<number> {
   logger.info("Listening", {
     address: hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`,
     telemetry_path: options.telemetryPath,
+    tls: tls !== undefined,
+    basic_auth: webConfig.auth.enabled,
   });
-  await server.finished;
+  await stopped;
   logger.info("Stopped");
   return 0;
+}
+
+/**
+ * Moves the server to a new listener with new TLS settings on the same address; connections
+ * already open keep their old settings until they close. Back on the old settings on failure.
+ */
+function relisten(server: HttpServer, tls: TlsSettings | undefined, old?: TlsSettings): void {
+  const { hostname, port } = server.addr;
+  server.closeListener();
+  try {
+    server.serve(openListener({ hostname, port, tls }), tls === undefined ? "http" : "https");
+  } catch (error) {
+    server.serve(openListener({ hostname, port, tls: old }), old === undefined ? "http" : "https");
+    throw error;
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
