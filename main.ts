@@ -72,11 +72,11 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
 
-  let server: HttpServer | undefined;
   const webConfig = new WebConfigStore({
     path: options.webConfigFile,
     logger,
-    onTlsChange: (config, previous) => relisten(server!, config.tls, previous.tls),
+    // Called on reloads only, once `server` exists.
+    onTlsChange: (config, previous) => relisten(server, config.tls, previous.tls),
   });
   try {
     await webConfig.loadInitial();
@@ -94,7 +94,7 @@ async function main(args: string[]): Promise<number> {
     webConfig,
     enableLifecycle: options.enableLifecycle,
   });
-  server = new HttpServer({
+  const server = new HttpServer({
     handler: app.fetch,
     limits: {
       ...DEFAULT_LIMITS,
@@ -130,7 +130,7 @@ async function main(args: string[]): Promise<number> {
 
   const { promise: stopped, resolve: finish } = Promise.withResolvers<void>();
   const stop = (): void => {
-    logger.info("Shutting down; waiting for requests in flight", {
+    logger.info("Shutting down; waiting for scrapes in flight", {
       deadline_ms: SHUTDOWN_DEADLINE_MS,
     });
     Deno.removeSignalListener("SIGHUP", reload);
@@ -146,8 +146,6 @@ async function main(args: string[]): Promise<number> {
   logger.info("Listening", {
     address: hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`,
     telemetry_path: options.telemetryPath,
-    tls: tls !== undefined,
-    basic_auth: webConfig.auth.enabled,
   });
   await stopped;
   logger.info("Stopped");

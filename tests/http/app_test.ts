@@ -148,7 +148,9 @@ Deno.test("createApp() escapes VM names on the landing page", async () => {
   try {
     const path = `${dir}/vm.yaml`;
     await Deno.writeTextFile(path, 'vm_infos:\n  "<b>a&b</b>":\n    kvm_debug_dir: "10620-10"\n');
-    const { app } = await buildSampleApp({ args: [`--collector.vmmap.path=${path}`] });
+    const { app } = await buildSampleApp({
+      args: [`--collector.vmmap.path=${path}`, "--web.enable-lifecycle"],
+    });
     const html = await (await app.request("/")).text();
     assert.ok(html.includes("<td>&#60;b&#62;a&#38;b&#60;/b&#62;</td>"), "escaped name");
     assert.ok(!html.includes("<b>a&b</b>"), "no raw name");
