@@ -247,7 +247,8 @@ function checkHttp(node: YamlNode): [string, string][] {
       throw new NodeProblem(key, `unknown key ${JSON.stringify(key.value)} in http_server_config`);
     }
     for (const [name, text] of mappingPairs(value, "headers")) {
-      headers.push(checkHeader(name, text));
+      const header = checkHeader(name, text);
+      if (header[1] !== "") headers.push(header); // Blank means unset, as in exporter-toolkit.
     }
   }
   return headers;
@@ -264,7 +265,8 @@ function checkHeader(nameNode: YamlNode, valueNode: YamlNode): [string, string] 
       } can`,
     );
   }
-  const value = stringValue(valueNode, `header ${name}`);
+  const value = valueNode.kind === null ? "" : stringValue(valueNode, `header ${name}`);
+  if (value === "") return [name, value];
   const allowed = ALLOWED_HEADERS[lower];
   if (allowed !== undefined && !allowed.includes(value.toLowerCase())) {
     throw new NodeProblem(valueNode, `header ${name} must be one of ${allowed.join(", ")}`);
