@@ -166,7 +166,9 @@ export class HttpServer {
       });
       clearTimeout(timer);
     }
+    // Past the deadline: a handler still blocked (a read on a FIFO) is abandoned with its socket.
     for (const connection of this.#connections) closeQuietly(connection.conn);
+    this.#connections.clear();
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
@@ -331,6 +333,9 @@ class HeadReader {
     if (this.#buffer.length > 0) options.onFirstByte();
     for (;;) {
       const end = findHeadEnd(this.#buffer);
+      if (end > options.maxHeadBytes) {
+        throw new BadRequestError(431, `request head over ${options.maxHeadBytes} bytes`);
+      }
       if (end >= 0) {
         const text = latin1.decode(this.#buffer.subarray(0, end));
         this.#buffer = this.#buffer.slice(end + 4);
