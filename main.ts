@@ -156,14 +156,37 @@ async function main(args: string[]): Promise<number> {
  * Moves the server to a new listener with new TLS settings on the same address; connections
  * already open keep their old settings until they close. Back on the old settings on failure.
  */
-function relisten(server: HttpServer, tls: TlsSettings | undefined, old?: TlsSettings): void {
+async function relisten(
+  server: HttpServer,
+  tls: TlsSettings | undefined,
+  old: TlsSettings | undefined,
+): Promise<void> {
   const { hostname, port } = server.addr;
-  server.closeListener();
+  await server.closeListener();
+  const reopen = (settings: TlsSettings | undefined): Promise<void> =>
+    retry(() =>
+      server.serve(
+        openListener({ hostname, port, tls: settings }),
+        settings === undefined ? "http" : "https",
+      )
+    );
   try {
-    server.serve(openListener({ hostname, port, tls }), tls === undefined ? "http" : "https");
+    await reopen(tls);
   } catch (error) {
-    server.serve(openListener({ hostname, port, tls: old }), old === undefined ? "http" : "https");
+    await reopen(old);
     throw error;
+  }
+}
+
+/** Runs `fn` until it does not throw AddrInUse, for a second at most: a closed port frees late. */
+async function retry(fn: () => void): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return fn();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse) || attempt >= 20) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 }
 

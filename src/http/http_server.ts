@@ -97,6 +97,7 @@ function closeQuietly(closable: { close(): void }): void {
 export class HttpServer {
   #options: HttpServerOptions;
   #listener: Deno.Listener | undefined;
+  #accepting: Promise<void> = Promise.resolve();
   #scheme = "http";
   #connections = new Set<Connection>();
   #refusing = 0;
@@ -135,14 +136,19 @@ export class HttpServer {
     this.#listener = listener;
     this.#scheme = scheme;
     if (previous !== undefined) closeQuietly(previous);
-    void this.#acceptLoop(listener);
+    this.#accepting = this.#acceptLoop(listener);
   }
 
-  /** Stops accepting (until the next {@linkcode HttpServer.serve}); open connections stay. */
-  closeListener(): void {
+  /**
+   * Stops accepting (until the next {@linkcode HttpServer.serve}); open connections stay.
+   *
+   * @returns When the accept loop has let go of the listener, so its port can be bound again.
+   */
+  async closeListener(): Promise<void> {
     const listener = this.#listener;
     this.#listener = undefined;
     if (listener !== undefined) closeQuietly(listener);
+    await this.#accepting;
   }
 
   /**

@@ -161,12 +161,15 @@ async function checkTls(
   options: { path: string; readFile: ReadFile },
 ): Promise<TlsSettings | undefined> {
   const pem: Record<string, { text: string; file?: string; node: YamlNode }> = {};
+  // Keys that cannot be honoured are named first, before any file is read.
+  for (const [key] of mappingPairs(node, "tls_server_config")) {
+    const reason = UNSUPPORTED_TLS[String(key.value)];
+    if (reason !== undefined) {
+      throw new NodeProblem(key, `key ${JSON.stringify(key.value)} is not supported: ${reason}`);
+    }
+  }
   for (const [key, value] of mappingPairs(node, "tls_server_config")) {
     const name = String(key.value);
-    const reason = UNSUPPORTED_TLS[name];
-    if (reason !== undefined) {
-      throw new NodeProblem(key, `key ${JSON.stringify(name)} is not supported: ${reason}`);
-    }
     if (name === "client_auth_type") {
       const type = stringValue(value, name);
       if (type === "NoClientCert") continue;

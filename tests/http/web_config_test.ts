@@ -112,7 +112,7 @@ const BAD: { text: string; error: string }[] = [
     "prefer_server_cipher_suites: true",
     "client_allowed_sans: [a]",
   ].map((line) => ({
-    text: `tls_server_config:\n  cert_file: server.crt\n  ${line}\n`,
+    text: `tls_server_config:\n  cert_file: missing.crt\n  ${line}\n`,
     error: `/etc/kvm/web.yml:3:3: key "${line.split(":")[0]}" is not supported: Deno's TLS server`,
   })),
   { text: "tls_server_config:\n  bogus: 1\n", error: '/etc/kvm/web.yml:2:3: unknown key "bogus"' },
