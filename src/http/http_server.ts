@@ -54,6 +54,8 @@ export interface HttpServerOptions {
 /** Connections answered 503 at once beyond the cap; past this many they are closed unanswered. */
 const MAX_REFUSING = 64;
 const MAX_ACCEPT_BACKOFF_MS = 1_000;
+/** Accepts that work this long after a failure end an accept failure episode. */
+const ACCEPT_QUIET_MS = 5_000;
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 
@@ -102,6 +104,8 @@ export class HttpServer {
   #connections = new Set<Connection>();
   #refusing = 0;
   #atCap = false;
+  #acceptFailing = false;
+  #recovery: ReturnType<typeof setTimeout> | undefined;
   #closing = false;
   #drained: (() => void) | undefined;
 
@@ -160,6 +164,7 @@ export class HttpServer {
    */
   async shutdown(deadlineMs: number): Promise<void> {
     this.#closing = true;
+    clearTimeout(this.#recovery);
     if (this.#listener !== undefined) closeQuietly(this.#listener);
     for (const connection of this.#connections) {
       if (!connection.busy) closeQuietly(connection.conn);
@@ -178,8 +183,6 @@ export class HttpServer {
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
-    const { logger } = this.#options;
-    let failing = false;
     let backoffMs = 10;
     for (;;) {
       let conn: Deno.Conn;
@@ -189,18 +192,12 @@ export class HttpServer {
         if (this.#closing || this.#listener !== listener) return;
         if (error instanceof Deno.errors.BadResource) return;
         // EMFILE, ENFILE, ENOBUFS: transient; connections closing free what accept needs.
-        if (!failing) {
-          logger.error("Cannot accept connections; retrying until it works again", {
-            err: (error as Error).message,
-          });
-        }
-        failing = true;
+        this.#acceptFailed(error as Error);
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
         backoffMs = Math.min(backoffMs * 2, MAX_ACCEPT_BACKOFF_MS);
         continue;
       }
-      if (failing) logger.info("Accepting connections again");
-      failing = false;
+      this.#acceptWorked();
       backoffMs = 10;
       if (this.#closing) {
         closeQuietly(conn);
@@ -210,10 +207,33 @@ export class HttpServer {
         this.#refuse(conn);
         continue;
       }
-      if (this.#atCap) logger.info("Below --web.max-connections again");
+      if (this.#atCap) this.#options.logger.info("Below --web.max-connections again");
       this.#atCap = false;
       void this.#serveConnection(conn, this.#scheme);
     }
+  }
+
+  /**
+   * Logs the first failure of an episode; a flood fails and recovers many times over as
+   * connections come and go, so the episode ends only after a quiet spell.
+   */
+  #acceptFailed(error: Error): void {
+    clearTimeout(this.#recovery);
+    this.#recovery = undefined;
+    if (this.#acceptFailing) return;
+    this.#acceptFailing = true;
+    this.#options.logger.error("Cannot accept connections; retrying until it works again", {
+      err: error.message,
+    });
+  }
+
+  #acceptWorked(): void {
+    if (!this.#acceptFailing || this.#recovery !== undefined) return;
+    this.#recovery = setTimeout(() => {
+      this.#acceptFailing = false;
+      this.#recovery = undefined;
+      this.#options.logger.info("Accepting connections again");
+    }, ACCEPT_QUIET_MS);
   }
 
   /** Answers 503 and closes, without waiting on the client for more than a second. */
