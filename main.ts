@@ -116,7 +116,13 @@ async function main(args: string[]): Promise<number> {
     const reason = error instanceof Deno.errors.AddrInUse
       ? "address already in use"
       : (error as Error).message;
-    logger.error("Cannot listen", { address: options.listenAddress, err: reason });
+    logger.error("Cannot listen", {
+      address: options.listenAddress,
+      err: reason,
+      ...(error instanceof Deno.errors.NotCapable
+        ? { fix: "grant --allow-net for this address (README: Another address or port)" }
+        : {}),
+    });
     return 1;
   }
   const watching = new AbortController();

@@ -48,17 +48,19 @@ function webYaml(users: Record<string, string>, tls = true): string {
 }
 
 Deno.test({
-  name: "main.ts --web.config.file serves TLS and basic auth to curl on every endpoint",
+  name:
+    "main.ts --web.config.file serves TLS and basic auth to curl on every endpoint, least privilege",
   ignore: !tools,
   async fn() {
     await withDir(async (dir) => {
       const { certFile } = await makeCert(dir);
       await Deno.writeTextFile(`${dir}/web.yml`, webYaml({ prom: await bcryptHash("s3cret") }));
+      // Least privilege: read access to the sample tree and the web config's dir, nothing more.
       await using exporter = await startExporter([
         ...SAMPLE_ARGS,
         LOOPBACK_ANY_PORT,
         `--web.config.file=${dir}/web.yml`,
-      ]);
+      ], { permissions: [`--allow-read=tests/fixtures/sample,${dir}`, "--allow-net=127.0.0.1"] });
       const base = `https://localhost:${exporter.port}`;
       const tls = ["--cacert", certFile];
       const ok = await curl(`${base}/metrics`, [...tls, "-u", "prom:s3cret"]);
