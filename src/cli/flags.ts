@@ -45,6 +45,16 @@ export interface Options {
   maxRequests: number;
   /** A scrape's deadline in milliseconds (lowered by Prometheus's scrape timeout header). */
   scrapeTimeoutMs: number;
+  /** Connections served at once; more are answered 503. */
+  maxConnections: number;
+  /** Time to read a request head, in milliseconds. */
+  readHeaderTimeoutMs: number;
+  /** Time a kept-alive connection may sit idle, in milliseconds. */
+  idleTimeoutMs: number;
+  /** Path of the web configuration file (TLS, basic auth, headers), or undefined. */
+  webConfigFile: string | undefined;
+  /** Whether `POST /-/reload` is served. */
+  enableLifecycle: boolean;
   /** Path serving metrics. */
   telemetryPath: string;
   /** Log level. */
@@ -173,10 +183,34 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "path.sysfs", type: "string", default: "/sys", help: "sysfs mountpoint" },
   { name: "version", type: "bool", default: false, help: "Print the version and exit" },
   {
+    name: "web.config.file",
+    type: "string",
+    default: undefined,
+    help: "Path of the web configuration file: TLS, basic auth, response headers (see README)",
+  },
+  {
+    name: "web.enable-lifecycle",
+    type: "bool",
+    default: false,
+    help: "Serve POST /-/reload (default: disabled).",
+  },
+  {
+    name: "web.idle-timeout",
+    type: "duration",
+    default: "60s",
+    help: "How long a kept-alive connection may wait for its next request",
+  },
+  {
     name: "web.listen-address",
     type: "string",
     default: ":9900",
     help: "Address on which to expose metrics and web interface.",
+  },
+  {
+    name: "web.max-connections",
+    type: "int",
+    default: 512,
+    help: "Maximum number of open HTTP connections; more are answered 503.",
   },
   {
     name: "web.max-requests",
@@ -190,6 +224,12 @@ export const FLAGS: readonly FlagSpec[] = [
     default: "10s",
     help:
       "Deadline of a scrape; at most Prometheus's X-Prometheus-Scrape-Timeout-Seconds minus 0.5s",
+  },
+  {
+    name: "web.read-header-timeout",
+    type: "duration",
+    default: "10s",
+    help: "How long a client may take to send a request's headers",
   },
   {
     name: "web.telemetry-path",
@@ -383,6 +423,10 @@ export function parseFlags(
   if (depth < 0) throw invalid(where("collector.dir.depth"), depth, "must be 0 or more");
   const maxRequests = get<number>("web.max-requests");
   if (maxRequests < 0) throw invalid(where("web.max-requests"), maxRequests, "must be 0 or more");
+  const maxConnections = get<number>("web.max-connections");
+  if (maxConnections < 1) {
+    throw invalid(where("web.max-connections"), maxConnections, "must be 1 or more");
+  }
   const telemetryPath = get<string>("web.telemetry-path");
   if (!telemetryPath.startsWith("/") || telemetryPath === "/" || telemetryPath.startsWith("/-/")) {
     throw invalid(
@@ -444,6 +488,11 @@ export function parseFlags(
       listenAddress,
       maxRequests,
       scrapeTimeoutMs: get<number>("web.scrape-timeout"),
+      maxConnections,
+      readHeaderTimeoutMs: get<number>("web.read-header-timeout"),
+      idleTimeoutMs: get<number>("web.idle-timeout"),
+      webConfigFile: get<string | undefined>("web.config.file") || undefined,
+      enableLifecycle: get<boolean>("web.enable-lifecycle"),
       telemetryPath,
       logLevel: debugWins ? "debug" : logLevel as LogLevel,
       logFormat,

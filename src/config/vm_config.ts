@@ -202,7 +202,7 @@ const KVM_DEBUG_DIR = /^\d+-[^\s/]+$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** A YAML node with the 1-based position of its first character. */
-interface YamlNode {
+export interface YamlNode {
   kind: "scalar" | "sequence" | "mapping" | null;
   value: unknown;
   line: number;
@@ -212,7 +212,7 @@ interface YamlNode {
 }
 
 /** A problem at a node; {@linkcode parseVmConfig} adds the path. */
-class NodeProblem extends Error {
+export class NodeProblem extends Error {
   readonly line: number;
   readonly column: number;
 
@@ -421,7 +421,7 @@ interface OpenNode {
  * js-yaml fires `open` when it starts composing a node and `close` when the node is done, nested
  * like the nodes; a mapping's children are its keys and values in turn.
  */
-function parseYamlTree(text: string): YamlNode | undefined {
+export function parseYamlTree(text: string): YamlNode | undefined {
   const stack: OpenNode[] = [];
   let root: YamlNode | undefined;
   function listener(event: EventType, state: State): void {

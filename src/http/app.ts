@@ -17,6 +17,7 @@ import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "../system/scrape_deadli
 import type { Logger } from "../log/logger.ts";
 import { VERSION } from "../version.ts";
 import { renderStatusPage } from "./status_page.ts";
+import type { WebConfigStore } from "./web_config_store.ts";
 
 /** Options of {@linkcode createApp}. */
 export interface AppOptions {
@@ -28,6 +29,45 @@ export interface AppOptions {
   maxRequests: number;
   /** Logger. */
   logger: Logger;
+  /** The web config in force (basic auth, headers); none means no auth, default headers. */
+  webConfig?: WebConfigStore;
+  /** Whether `POST /-/reload` is served (`--web.enable-lifecycle`). Default false. */
+  enableLifecycle?: boolean;
+}
+
+/** The basic auth realm named in `WWW-Authenticate`. */
+export const AUTH_REALM = "kvm_exporter";
+
+/**
+ * Headers on every response unless the web config sets them: the status page runs no script,
+ * loads nothing and may not be framed.
+ */
+export const DEFAULT_HEADERS: readonly [string, string][] = [
+  [
+    "Content-Security-Policy",
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  ],
+  ["X-Content-Type-Options", "nosniff"],
+  ["X-Frame-Options", "DENY"],
+];
+
+/**
+ * Whether a request comes from another site's page: browsers send `Sec-Fetch-Site` and, on a
+ * cross-origin POST, `Origin`. Clients that are not browsers (curl, systemd) send neither.
+ *
+ * @param headers The request's headers.
+ * @returns true when the request must not change state.
+ */
+export function isCrossOrigin(headers: Headers): boolean {
+  const site = headers.get("sec-fetch-site");
+  if (site !== null && site !== "same-origin" && site !== "none") return true;
+  const origin = headers.get("origin");
+  if (origin === null) return false;
+  try {
+    return new URL(origin).host !== headers.get("host");
+  } catch {
+    return true; // "null" (a sandboxed page, a file:// page) or garbage.
+  }
 }
 
 /**
@@ -37,10 +77,30 @@ export interface AppOptions {
  * @returns The Hono app; serve it with `Deno.serve(app.fetch)`.
  */
 export function createApp(options: AppOptions): App {
-  const { exporter, telemetryPath, maxRequests, logger } = options;
+  const { exporter, telemetryPath, maxRequests, logger, webConfig } = options;
   const app = new Hono();
   let inFlight = 0;
 
+  app.use(async (c, next) => {
+    await next();
+    const configured = webConfig?.config.headers ?? [];
+    const names = new Set(configured.map(([name]) => name.toLowerCase()));
+    for (const [name, value] of DEFAULT_HEADERS) {
+      if (!names.has(name.toLowerCase())) c.res.headers.set(name, value);
+    }
+    for (const [name, value] of configured) c.res.headers.set(name, value);
+  });
+  // Every path, the 404s too: an unauthenticated client learns nothing, not even what exists.
+  app.use(async (c, next) => {
+    if (
+      webConfig === undefined || await webConfig.auth.verify(c.req.header("authorization") ?? null)
+    ) {
+      return await next();
+    }
+    return c.text("Unauthorized\n", 401, {
+      "WWW-Authenticate": `Basic realm="${AUTH_REALM}", charset="UTF-8"`,
+    });
+  });
   app.use(compress({ encoding: "gzip" }));
 
   /** Runs a scrape unless --web.max-requests are in flight already; it ends by its deadline. */
@@ -95,7 +155,16 @@ export function createApp(options: AppOptions): App {
   app.get("/-/ready", (c) => ready(c));
 
   app.post("/-/reload", async (c) => {
+    if (options.enableLifecycle !== true) {
+      return c.text("Lifecycle API is not enabled: start with --web.enable-lifecycle\n", 404);
+    }
+    // A page on another site may POST here (a "simple" text/plain request needs no preflight).
+    if (isCrossOrigin(c.req.raw.headers)) return c.text("Cross-origin reload refused\n", 403);
+    const webError = await webConfig?.reload("POST /-/reload");
     const error = await exporter.configStore.reload("POST /-/reload");
+    if (webError !== undefined) {
+      return c.text(`Failed to reload the web config: ${webError.message}\n`, 500);
+    }
     if (error === undefined) return c.text("OK\n", 200);
     return c.text(`Failed to reload vm.yaml: ${error.message}\n`, 500);
   });

@@ -95,6 +95,7 @@ for (const backend of [kvmBackend, tcgBackend]) {
           `--collector.kvmdebug.dir=${kvm}`,
           `--collector.vmmap.path=${config}`,
           "--path.procfs=/proc",
+          "--web.enable-lifecycle",
         ]);
         const scrape = async (): Promise<string> =>
           await (await fetch(`${exporter.baseUrl}/metrics`)).text();

@@ -2,6 +2,7 @@
  * The HTTP app through `app.request()`, on the sample debugfs tree.
  */
 
+import { isCrossOrigin } from "../../src/http/app.ts";
 import assert from "node:assert/strict";
 import { REPO_ROOT, waitFor } from "../support/exporter_process.ts";
 import { buildSampleApp, GatedFileSystem } from "../support/sample_exporter.ts";
@@ -171,7 +172,9 @@ Deno.test("createApp() POST /-/reload loads a good vm.yaml and keeps it over a b
   try {
     const path = `${dir}/vm.yaml`;
     await Deno.copyFile(`${REPO_ROOT}/tests/fixtures/sample/vm.yaml`, path);
-    const { app } = await buildSampleApp({ args: [`--collector.vmmap.path=${path}`] });
+    const { app } = await buildSampleApp({
+      args: [`--collector.vmmap.path=${path}`, "--web.enable-lifecycle"],
+    });
     const scrape = async (): Promise<string> => await (await app.request("/metrics")).text();
     assert.deepEqual(domains(await scrape()), ["31007-9", "target_vm", "web-01"]);
 
@@ -290,4 +293,22 @@ Deno.test("createApp() does not scrape for / when --web.max-requests are in flig
   assert.equal(exporter.lastScrape, undefined, "the page did not start a second scrape");
   fs.open();
   assert.equal((await held).status, 200);
+});
+
+Deno.test("isCrossOrigin() refuses other sites' pages and lets same-origin and non-browsers in", () => {
+  const cases: [Record<string, string>, boolean][] = [
+    [{ Host: "h:9900" }, false],
+    [{ Host: "h:9900", Origin: "http://h:9900" }, false],
+    [{ Host: "h:9900", Origin: "https://h:9900", "Sec-Fetch-Site": "same-origin" }, false],
+    [{ Host: "h:9900", "Sec-Fetch-Site": "none" }, false],
+    [{ Host: "h:9900", Origin: "http://evil.example" }, true],
+    [{ Host: "h:9900", Origin: "http://h:9901" }, true],
+    [{ Host: "h:9900", Origin: "null" }, true],
+    [{ Host: "h:9900", "Sec-Fetch-Site": "cross-site" }, true],
+    [{ Host: "h:9900", "Sec-Fetch-Site": "same-site" }, true],
+    [{ Host: "h:9900", Origin: "http://h:9900", "Sec-Fetch-Site": "cross-site" }, true],
+  ];
+  for (const [headers, want] of cases) {
+    assert.equal(isCrossOrigin(new Headers(headers)), want, JSON.stringify(headers));
+  }
 });

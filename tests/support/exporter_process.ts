@@ -39,6 +39,8 @@ export interface ChildOptions {
   env?: Record<string, string>;
   /** Deno permission flags, e.g. `["--allow-read=tests/fixtures/sample"]`. Default `["-A"]`. */
   permissions?: string[];
+  /** A command that runs deno, e.g. `["prlimit", "--nofile=256"]`; the pid is then its own. */
+  prefix?: string[];
 }
 
 /** Options of {@linkcode startExporter}. */
@@ -152,8 +154,10 @@ function childEnv(extra: Record<string, string> | undefined): Record<string, str
 }
 
 function command(args: readonly string[], options: ChildOptions): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(options.permissions ?? ["-A"]), MAIN_PATH, ...args],
+  const deno = ["run", ...(options.permissions ?? ["-A"]), MAIN_PATH, ...args];
+  const [program, ...prefix] = [...(options.prefix ?? []), Deno.execPath()];
+  return new Deno.Command(program!, {
+    args: [...prefix, ...deno],
     cwd: REPO_ROOT,
     clearEnv: true,
     env: childEnv(options.env),

@@ -64,6 +64,7 @@ export async function buildApp(
     telemetryPath: command.options.telemetryPath,
     maxRequests: command.options.maxRequests,
     logger,
+    enableLifecycle: command.options.enableLifecycle,
   });
   return { app, exporter, options: command.options, logs };
 }

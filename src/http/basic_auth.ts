@@ -1,0 +1,140 @@
+/**
+ * HTTP basic auth against bcrypt hashes, with a short cache of successful verifications so that
+ * a scrape storm costs one bcrypt per user and minute, not one per request.
+ *
+ * @module
+ */
+
+import bcrypt from "bcryptjs";
+import { createHash, timingSafeEqual } from "node:crypto";
+
+/** Options of {@linkcode BasicAuth}. */
+export interface BasicAuthOptions {
+  /** How long a successful verification is remembered. Default 60 000 ms. */
+  ttlMs?: number;
+  /** Most verifications remembered. Default 1 024. */
+  maxEntries?: number;
+  /** Clock in ms, for tests. */
+  now?: () => number;
+}
+
+// A hash to spend the same time on when the user is unknown, so timing does not tell names.
+const DUMMY_HASH = "$2y$10$Q1/j1OWD8KI1ZRnVQx4bc.8FqAhkftSWlOM9Me4FN9qs3GYmtLSRq";
+
+/** Verifies `Authorization: Basic` headers against one set of users. */
+export class BasicAuth {
+  #users: Map<string, string>;
+  #ttlMs: number;
+  #maxEntries: number;
+  #now: () => number;
+  /** SHA-256 of user, password and hash → expiry time. */
+  #verified = new Map<string, number>();
+
+  /**
+   * Creates a verifier; make a new one when the users change, which empties the cache.
+   *
+   * @param users User names and their bcrypt hashes.
+   * @param options Cache bounds and clock.
+   */
+  constructor(users: Map<string, string>, options: BasicAuthOptions = {}) {
+    this.#users = users;
+    this.#ttlMs = options.ttlMs ?? 60_000;
+    this.#maxEntries = options.maxEntries ?? 1_024;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether any user is configured (else every request passes). */
+  get enabled(): boolean {
+    return this.#users.size > 0;
+  }
+
+  /**
+   * Checks an `Authorization` header.
+   *
+   * @example Usage
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BasicAuth } from "./basic_auth.ts";
+   * const auth = new BasicAuth(new Map());
+   * assert.equal(await auth.verify(null), true); // no users: no auth
+   * ```
+   *
+   * @param header The header's value, or null.
+   * @returns Whether the request may pass.
+   */
+  async verify(header: string | null): Promise<boolean> {
+    if (!this.enabled) return true;
+    const credentials = parseBasic(header);
+    if (credentials === undefined) return false;
+    const hash = this.#hashOf(credentials.user);
+    const key = cacheKey(credentials.user, credentials.password, hash ?? DUMMY_HASH);
+    const now = this.#now();
+    const expiry = this.#verified.get(key);
+    if (hash !== undefined && expiry !== undefined && expiry > now) return true;
+    const ok = await bcrypt.compare(credentials.password, hash ?? DUMMY_HASH);
+    if (!ok || hash === undefined) return false;
+    this.#remember(key, now);
+    return true;
+  }
+
+  /** The user's hash, comparing names in constant time over every user. */
+  #hashOf(user: string): string | undefined {
+    const wanted = digest(user);
+    let found: string | undefined;
+    for (const [name, hash] of this.#users) {
+      if (timingSafeEqual(digest(name), wanted)) found = hash;
+    }
+    return found;
+  }
+
+  #remember(key: string, now: number): void {
+    if (this.#verified.size >= this.#maxEntries) {
+      for (const [k, expiry] of this.#verified) {
+        if (expiry <= now) this.#verified.delete(k);
+      }
+      // Still full: forget the oldest (Map keeps insertion order).
+      if (this.#verified.size >= this.#maxEntries) {
+        this.#verified.delete(this.#verified.keys().next().value!);
+      }
+    }
+    this.#verified.delete(key);
+    this.#verified.set(key, now + this.#ttlMs);
+  }
+}
+
+/**
+ * Splits an `Authorization: Basic` header into user and password.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseBasic } from "./basic_auth.ts";
+ * assert.deepEqual(parseBasic(`Basic ${btoa("alice:s:ecret")}`), { user: "alice", password: "s:ecret" });
+ * ```
+ *
+ * @param header The header's value, or null.
+ * @returns The credentials, or undefined when the header is missing or malformed.
+ */
+export function parseBasic(header: string | null): { user: string; password: string } | undefined {
+  const match = header === null ? null : /^Basic +([A-Za-z0-9+/]+=*)*$/i.exec(header);
+  if (match === null || match[1] === undefined) return undefined;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(
+      Uint8Array.from(atob(match[1]), (c) => c.charCodeAt(0)),
+    );
+  } catch {
+    return undefined;
+  }
+  const colon = text.indexOf(":");
+  if (colon < 0) return undefined;
+  return { user: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+function digest(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
+}
+
+function cacheKey(user: string, password: string, hash: string): string {
+  return createHash("sha256").update(`${user}\0${password}\0${hash}`).digest("hex");
+}

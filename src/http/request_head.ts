@@ -1,0 +1,142 @@
+/**
+ * Parses the head of an HTTP/1.x request (request line and header fields) and decides what the
+ * server does with its body. Pure: the connection handling is in `http_server.ts`.
+ *
+ * @module
+ */
+
+/** A parsed request head. */
+export interface RequestHead {
+  /** The method, e.g. `GET`. */
+  method: string;
+  /** The request target in origin form, e.g. `/metrics?x=1`. */
+  target: string;
+  /** `HTTP/1.1` or `HTTP/1.0`. */
+  version: "HTTP/1.1" | "HTTP/1.0";
+  /** Header fields in order, names as sent. */
+  headers: [string, string][];
+  /** Body length from `Content-Length` (0 without one). */
+  contentLength: number;
+  /** Whether the connection stays open after the response. */
+  keepAlive: boolean;
+}
+
+/** A request the server refuses, with the status to answer and a one-line reason. */
+export class BadRequestError extends Error {
+  /** The error's name. */
+  override name = "BadRequestError";
+  /** The HTTP status to answer: 400, 413, 431, 501 or 505. */
+  readonly status: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param status The HTTP status to answer.
+   * @param message What is wrong.
+   */
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII, obs-text, spaces and tabs; no control characters (CR, LF, NUL).
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const TARGET = /^\/[\x21-\x7e]*$/;
+
+/**
+ * Finds the blank line that ends a request head.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findHeadEnd } from "./request_head.ts";
+ * assert.equal(findHeadEnd(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n")), 14);
+ * ```
+ *
+ * @param bytes The bytes received so far.
+ * @returns The offset of the `\r\n\r\n`, or -1 when the head is not complete yet.
+ */
+export function findHeadEnd(bytes: Uint8Array): number {
+  for (let i = 0; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Parses a request head (without its final blank line), strictly: CRLF line ends, token
+ * methods and field names, origin-form targets, no obsolete line folding, a `Host` on
+ * HTTP/1.1, one `Content-Length` at most `maxBodyBytes`, and no `Transfer-Encoding` (no request
+ * to this exporter has a body worth streaming).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRequestHead } from "./request_head.ts";
+ * const head = parseRequestHead("GET /metrics HTTP/1.1\r\nHost: a", { maxBodyBytes: 0 });
+ * assert.equal(head.target, "/metrics");
+ * assert.equal(head.keepAlive, true);
+ * ```
+ *
+ * @param text The head as latin1 text (one character per byte).
+ * @param options `maxBodyBytes`: the largest `Content-Length` accepted.
+ * @returns The parsed head.
+ * @throws {BadRequestError} With the status to answer.
+ */
+export function parseRequestHead(text: string, options: { maxBodyBytes: number }): RequestHead {
+  const lines = text.split("\r\n");
+  const requestLine = lines[0] ?? "";
+  const parts = requestLine.split(" ");
+  if (parts.length !== 3) throw new BadRequestError(400, "malformed request line");
+  const [method, target, version] = parts as [string, string, string];
+  if (!TOKEN.test(method)) throw new BadRequestError(400, "malformed method");
+  if (!/^HTTP\/\d\.\d$/.test(version)) throw new BadRequestError(400, "malformed HTTP version");
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
+    throw new BadRequestError(505, `HTTP version ${version} not supported`);
+  }
+  if (!TARGET.test(target)) throw new BadRequestError(400, "request target must be a path");
+  const headers = lines.slice(1).map(parseField);
+  const values = (name: string): string[] =>
+    headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
+  if (values("transfer-encoding").length > 0) {
+    throw new BadRequestError(501, "Transfer-Encoding is not supported: send Content-Length");
+  }
+  if (version === "HTTP/1.1" && values("host").length !== 1) {
+    throw new BadRequestError(400, "HTTP/1.1 needs exactly one Host header");
+  }
+  const contentLength = parseContentLength(values("content-length"), options.maxBodyBytes);
+  const connection = values("connection").join(",").toLowerCase().split(",").map((t) => t.trim());
+  const keepAlive = version === "HTTP/1.1"
+    ? !connection.includes("close")
+    : connection.includes("keep-alive");
+  return { method, target, version, headers, contentLength, keepAlive };
+}
+
+function parseField(line: string): [string, string] {
+  const colon = line.indexOf(":");
+  if (colon <= 0) throw new BadRequestError(400, "malformed header field");
+  const name = line.slice(0, colon);
+  // A space before the colon or at the start (obsolete folding) is how requests get smuggled.
+  if (!TOKEN.test(name)) throw new BadRequestError(400, "malformed header field name");
+  const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+  if (!FIELD_VALUE.test(value)) throw new BadRequestError(400, "malformed header field value");
+  return [name, value];
+}
+
+function parseContentLength(values: string[], maxBodyBytes: number): number {
+  if (values.length === 0) return 0;
+  const distinct = new Set(values.flatMap((v) => v.split(",").map((p) => p.trim())));
+  const [only] = distinct;
+  if (distinct.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) {
+    throw new BadRequestError(400, "malformed Content-Length");
+  }
+  const length = Number(only);
+  if (length > maxBodyBytes) {
+    throw new BadRequestError(413, `request body over ${maxBodyBytes} bytes`);
+  }
+  return length;
+}

@@ -1,0 +1,235 @@
+/**
+ * The HTTP server over real loopback sockets, with short bounds: slowloris and idle clients are
+ * dropped, the connection cap holds, bad requests get their status, keep-alive, pipelining and
+ * HEAD work, and shutdown never hangs. Deadlines are generous; no timing is asserted.
+ */
+
+import assert from "node:assert/strict";
+import { DEFAULT_LIMITS, HttpServer, type ServerLimits } from "../../src/http/http_server.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import { waitFor } from "../support/exporter_process.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Running extends AsyncDisposable {
+  server: HttpServer;
+  port: number;
+  logs: string[];
+}
+
+function start(
+  limits: Partial<ServerLimits>,
+  handler?: (r: Request) => Promise<Response>,
+): Running {
+  const logs: string[] = [];
+  const server = new HttpServer({
+    handler: handler ??
+      ((request) =>
+        Promise.resolve(new Response(`${request.method} ${new URL(request.url).pathname}\n`))),
+    limits: { ...DEFAULT_LIMITS, ...limits },
+    logger: createLogger({ level: "debug", write: (line) => logs.push(line) }),
+  });
+  server.serve(Deno.listen({ hostname: "127.0.0.1", port: 0 }), "http");
+  return {
+    server,
+    port: server.addr.port,
+    logs,
+    [Symbol.asyncDispose]: () => server.shutdown(100),
+  };
+}
+
+async function connect(port: number): Promise<Deno.TcpConn> {
+  return await Deno.connect({ hostname: "127.0.0.1", port });
+}
+
+/** Reads until the peer closes, or `bytes` arrive; returns the text. */
+async function readSome(conn: Deno.Conn, until: (text: string) => boolean): Promise<string> {
+  let text = "";
+  const buffer = new Uint8Array(65536);
+  while (!until(text)) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      break; // Reset by the server.
+    }
+    if (n === null) break;
+    text += decoder.decode(buffer.subarray(0, n));
+  }
+  return text;
+}
+
+/** Whether `text` holds `count` complete responses (heads plus Content-Length bodies). */
+function responses(count: number, head = false): (text: string) => boolean {
+  return (text) => {
+    let rest = text;
+    for (let i = 0; i < count; i++) {
+      const end = rest.indexOf("\r\n\r\n");
+      if (end < 0) return false;
+      const length = head ? 0 : Number(/content-length: (\d+)/i.exec(rest.slice(0, end))?.[1] ?? 0);
+      if (rest.length < end + 4 + length) return false;
+      rest = rest.slice(end + 4 + length);
+    }
+    return true;
+  };
+}
+
+async function closedByPeer(conn: Deno.Conn): Promise<boolean> {
+  const text = await readSome(conn, () => false);
+  return text === "" || text.startsWith("HTTP/1.1");
+}
+
+Deno.test("HttpServer answers, keeps the connection alive, pipelines and honours Connection: close", async () => {
+  await using running = start({});
+  const conn = await connect(running.port);
+  try {
+    await conn.write(encoder.encode("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const first = await readSome(conn, responses(1));
+    assert.match(first, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(first, /content-length: 7\r\n/);
+    assert.ok(first.endsWith("\r\n\r\nGET /a\n"), first);
+    // Two pipelined requests in one write, the second one closing.
+    await conn.write(
+      encoder.encode(
+        "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      ),
+    );
+    const rest = await readSome(conn, () => false);
+    const [headResponse, getResponse] = rest.split(/(?=HTTP\/1\.1 )/);
+    assert.match(headResponse!, /content-length: 8\r\n\r\n$/, "HEAD: the GET's length, no body");
+    assert.match(getResponse!, /connection: close\r\n\r\nGET \/c\n$/);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("HttpServer refuses bad requests with their status and closes", async () => {
+  await using running = start({ maxHeadBytes: 1024, maxBodyBytes: 16 });
+  const cases: [string, number][] = [
+    [`GET / HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(2000)}\r\n\r\n`, 431],
+    ["POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n", 413],
+    ["POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501],
+    ["GET / HTTP/1.1\r\n\r\n", 400],
+    ["GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400],
+    ["garbage\r\n\r\n", 400],
+  ];
+  for (const [request, status] of cases) {
+    const conn = await connect(running.port);
+    try {
+      await conn.write(encoder.encode(request));
+      const text = await readSome(conn, () => false); // Until the server closes.
+      assert.match(
+        text,
+        new RegExp(`^HTTP/1\\.1 ${status} `),
+        JSON.stringify(request.slice(0, 40)),
+      );
+      assert.match(text, /Connection: close/);
+    } finally {
+      conn.close();
+    }
+  }
+});
+
+Deno.test("HttpServer drops a slowloris client (1 byte per 100 ms) at the header timeout", async () => {
+  await using running = start({ headerTimeoutMs: 500 });
+  const conn = await connect(running.port);
+  let sent = 0;
+  let closed = false;
+  const drip = (async () => {
+    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+    // Bounded: 600 bytes at most, a minute at 100 ms each; the server must close long before.
+    for (; sent < 600 && !closed; sent++) {
+      try {
+        await conn.write(encoder.encode("a"));
+      } catch {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  try {
+    assert.ok(await closedByPeer(conn), "closed without a response");
+    closed = true;
+    await drip;
+    assert.ok(sent < 600, `the server waited for all ${sent} bytes`);
+    // The server still serves others.
+    const other = await connect(running.port);
+    await other.write(encoder.encode("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    assert.match(await readSome(other, () => false), /^HTTP\/1\.1 200 /);
+    other.close();
+  } finally {
+    closed = true;
+    conn.close();
+  }
+});
+
+Deno.test("HttpServer closes a kept-alive connection after the idle timeout", async () => {
+  await using running = start({ idleTimeoutMs: 300 });
+  const conn = await connect(running.port);
+  try {
+    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert.match(await readSome(conn, responses(1)), /^HTTP\/1\.1 200 /);
+    await waitFor(() => running.server.connectionCount === 1, { what: "the connection open" });
+    // Silent from now on: the server closes it (read returns EOF), within a generous deadline.
+    const eof = await readSome(conn, () => false);
+    assert.equal(eof, "");
+    await waitFor(() => running.server.connectionCount === 0, { what: "no connection left" });
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("HttpServer holds --web.max-connections: 503 beyond it, served again once they go", async () => {
+  await using running = start({ maxConnections: 4, headerTimeoutMs: 1_500 });
+  const idle: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 4; i++) idle.push(await connect(running.port));
+    await waitFor(() => running.server.connectionCount === 4, { what: "4 connections served" });
+    for (let i = 0; i < 3; i++) {
+      const over = await connect(running.port);
+      try {
+        const text = await readSome(over, () => false);
+        assert.match(text, /^HTTP\/1\.1 503 .*\r\n[\s\S]*--web\.max-connections/);
+      } finally {
+        over.close();
+      }
+    }
+    assert.equal(running.server.connectionCount, 4);
+    assert.equal(running.logs.filter((l) => l.includes("Too many connections")).length, 1);
+    // The idle ones time out (header timeout): a new client is served again.
+    await waitFor(async () => {
+      const conn = await connect(running.port);
+      try {
+        await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        return /^HTTP\/1\.1 200 /.test(await readSome(conn, () => false));
+      } finally {
+        conn.close();
+      }
+    }, { timeoutMs: 20_000, what: "a 200 after the idle connections timed out" });
+  } finally {
+    for (const conn of idle) conn.close();
+  }
+});
+
+Deno.test("HttpServer.shutdown() closes idle connections, waits for a request up to the deadline", async () => {
+  const never = Promise.withResolvers<Response>();
+  const running = start({}, () => never.promise);
+  const idle = await connect(running.port);
+  const busy = await connect(running.port);
+  try {
+    await busy.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await waitFor(() => running.server.connectionCount === 2, { what: "2 connections" });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // Let the request reach the handler.
+    const done = running.server.shutdown(300);
+    assert.equal(await readSome(idle, () => false), "", "the idle connection closes at once");
+    await done; // The blocked request does not hold shutdown past the deadline.
+    assert.equal(await readSome(busy, () => false), "", "the blocked request's socket is closed");
+    assert.equal(running.server.connectionCount, 0);
+    await assert.rejects(connect(running.port), "no longer listening");
+  } finally {
+    never.resolve(new Response("late"));
+    idle.close();
+    busy.close();
+  }
+});

@@ -1,0 +1,48 @@
+/**
+ * SIGTERM while a scrape is blocked on a read that never returns (a FIFO in the debugfs tree):
+ * the server's shutdown deadline ends the wait and the process exits 0.
+ */
+
+import assert from "node:assert/strict";
+import { LOOPBACK_ANY_PORT, startExporter } from "../support/exporter_process.ts";
+import { onPath } from "../support/tls.ts";
+
+const hasMkfifo = onPath("mkfifo");
+if (!hasMkfifo) console.log("shutdown_test: skipped: mkfifo is not on PATH");
+
+Deno.test({
+  name:
+    "main.ts exits 0 on SIGTERM within the shutdown deadline while a scrape is blocked on a FIFO",
+  ignore: !hasMkfifo,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_fifo_" });
+    try {
+      await Deno.mkdir(`${dir}/kvm/4242-1`, { recursive: true });
+      await Deno.writeTextFile(`${dir}/kvm/4242-1/pages_4k`, "1\n");
+      const made = await new Deno.Command("mkfifo", { args: [`${dir}/kvm/4242-1/exits`] }).output();
+      assert.ok(made.success);
+      await using exporter = await startExporter([
+        LOOPBACK_ANY_PORT,
+        `--collector.kvmdebug.dir=${dir}/kvm`,
+        `--path.procfs=${dir}/proc`,
+      ]);
+      const controller = new AbortController();
+      let answered = false;
+      const scrape = fetch(`${exporter.baseUrl}/metrics`, { signal: controller.signal })
+        .then((r) => r.text(), () => "")
+        .finally(() => answered = true);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        assert.equal(answered, false, "the scrape is blocked on the FIFO");
+        const status = await exporter.stop("SIGTERM", 20_000);
+        assert.equal(status.code, 0, exporter.stderrText());
+        assert.match(exporter.stderrText(), /msg=Stopped/);
+      } finally {
+        controller.abort();
+        await scrape;
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
