@@ -47,7 +47,7 @@ const NONE: Permissions = {
 const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
   "deno.json task start": {
     ...NONE,
-    read: ["/etc/vm.yaml", "/run/kvm_exporter"],
+    read: ["/etc/kvm_exporter", "/etc/vm.yaml", "/run/kvm_exporter"],
     net: ["0.0.0.0:9900", "[::]:9900"],
     env: ["KVM_EXPORTER_*"],
   },
