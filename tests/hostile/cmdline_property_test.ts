@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type ParsedFamily, parseExposition } from "../support/exposition_parser.ts";
-import { notePending, PENDING } from "../support/pending_fixes.ts";
 import { propertyParams } from "../support/property.ts";
 import { findPromtool, promtoolCheck } from "../support/promtool.ts";
 import { buildApp, scrapeText } from "../support/sample_exporter.ts";
@@ -150,16 +149,7 @@ function infoByDir(families: ParsedFamily[]): Map<string, Map<string, string>> {
 }
 
 function check(body: string, vmms: readonly Vmm[]): void {
-  let families: ParsedFamily[];
-  try {
-    families = parseExposition(body);
-  } catch (error) {
-    if (PENDING.duplicateDomains && /duplicate series/.test((error as Error).message)) {
-      notePending("duplicateDomains", `${(error as Error).message.slice(0, 120)}`);
-      return;
-    }
-    throw error;
-  }
+  const families = parseExposition(body);
   const info = infoByDir(families);
   assert.equal(info.size, vmms.length, "one kvm_vm_info per VM dir");
   const domains = new Set<string>();
@@ -208,11 +198,6 @@ Deno.test("discovery of random VMM command lines: exact, unique domain labels, s
       fc.asyncProperty(fc.array(vmm, { minLength: 1, maxLength: DIRS.length }), async (vmms) => {
         const { app } = await buildApp(await layOut(tmp, vmms));
         const body = await scrapeText(app);
-        const domains = [...body.matchAll(/^kvm_vm_info\{domain="((?:[^"\\]|\\.)*)"/gm)];
-        if (new Set(domains.map((m) => m[1])).size < vmms.length && PENDING.duplicateDomains) {
-          notePending("duplicateDomains", `domains ${domains.map((m) => m[1]).join(" ")}`);
-          return;
-        }
         check(body, vmms);
         bodies.push(body);
       }),

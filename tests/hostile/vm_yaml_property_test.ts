@@ -13,7 +13,6 @@ import { ConfigError } from "../../src/config/config_error.ts";
 import { ConfigStore } from "../../src/config/config_store.ts";
 import { readVmConfig, type VmEntry } from "../../src/config/vm_config.ts";
 import { createLogger } from "../../src/log/logger.ts";
-import { notePending, PENDING } from "../support/pending_fixes.ts";
 import { propertyParams } from "../support/property.ts";
 import { runMain } from "../support/exporter_process.ts";
 
@@ -217,13 +216,9 @@ Deno.test("readVmConfig() of deep nesting: a located error, never a stack overfl
   const path = `${dir}/vm.yaml`;
   try {
     await fc.assert(
-      fc.asyncProperty(deep, async ({ depth, text }) => {
+      fc.asyncProperty(deep, async ({ text }) => {
         const outcome = await load(path, encoder.encode(text));
         assert.ok("error" in outcome, "nothing this deep is a valid vm.yaml");
-        if (outcome.error instanceof RangeError && PENDING.deepYamlNesting) {
-          notePending("deepYamlNesting", `depth ${depth}: ${outcome.error.message}`);
-          return;
-        }
         assertLocated(outcome.error, path);
       }),
       {
@@ -249,10 +244,6 @@ Deno.test("readVmConfig() of invalid UTF-8: rejected at its position", async () 
         const cut = at % (text.length + 1);
         const bytes = new Uint8Array([...text.subarray(0, cut), ...bad, ...text.subarray(cut)]);
         const outcome = await load(path, bytes);
-        if ("loaded" in outcome && PENDING.invalidUtf8Yaml) {
-          notePending("invalidUtf8Yaml", `bytes ${JSON.stringify(bad)} at offset ${cut} loaded`);
-          return;
-        }
         assert.ok("error" in outcome, "invalid UTF-8 is rejected");
         assertLocated(outcome.error, path);
       }),
@@ -314,10 +305,6 @@ Deno.test("main.ts with a 100,000-deep vm.yaml exits 1 with a located error", as
     assert.equal(code, 1, stderr);
     const error = stderr.split("\n").find((line) => line.includes("level=error")) ?? "";
     const located = error.includes(`err="${path}:1:`);
-    if (!located && PENDING.deepYamlNesting) {
-      notePending("deepYamlNesting", `main.ts logs: ${error}`, "main.ts");
-      return;
-    }
     assert.ok(located, error);
   } finally {
     await Deno.remove(dir, { recursive: true });
