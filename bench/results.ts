@@ -169,6 +169,9 @@ export function renderResults(run: BenchRun): string {
     `- Commit: ${run.commit}`,
     `- HTTP scrapes timed per tree: ${run.scrapes} (medians and p95 after warm-up)`,
     `- Note: ${run.note}`,
+    "- Trees: `bench/debugfs_tree.ts` files on the temp dir's file system (not debugfs, where files",
+    "  can't be created); the floor and both exporters read the same files. The Go original also",
+    "  reads `mmu_rmaps_stat` (empty, one file per VM more), having no exclude flag.",
     "",
     "## Measurements",
     "",
@@ -190,7 +193,7 @@ export function renderResults(run: BenchRun): string {
 export function parseRatios(markdown: string): Ratios {
   const ratios: Ratios = new Map();
   for (const line of markdown.split("\n")) {
-    const match = /^\| (\d+x\d+) \| ([a-z0-9_]+) \| (\d+(?:\.\d+)?) \|$/.exec(line);
+    const match = /^\|\s*(\d+x\d+)\s*\|\s*([a-z0-9_]+)\s*\|\s*(\d+(?:\.\d+)?)\s*\|$/.exec(line);
     if (match) ratios.set(`${match[1]} ${match[2]}`, Number(match[3]));
   }
   return ratios;

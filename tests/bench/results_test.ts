@@ -63,6 +63,15 @@ Deno.test("parseRatios() reads back what renderResults() wrote", () => {
   strictEqual(markdown.includes("| 100x16 | 15963 | 80.0 | 95.0 |"), true);
 });
 
+Deno.test("parseRatios() reads tables that deno fmt padded", () => {
+  const markdown = "| tree   | ratio         | value |\n| ------ | ------------- | ----- |\n" +
+    "| 100x16 | http_vs_floor |  6.43 |\n| 10x4   | cpu_vs_go     |  1.15 |\n";
+  deepStrictEqual(
+    parseRatios(markdown),
+    new Map([["100x16 http_vs_floor", 6.43], ["10x4 cpu_vs_go", 1.15]]),
+  );
+});
+
 const CHECK_CASES: {
   what: string;
   committed: [string, number][];
