@@ -38,7 +38,7 @@ export interface FileSystem {
 
 /**
  * The real file system. A regular debugfs file is read synchronously: that
- * costs well under half the CPU of Deno's async file op (tools/bench_scrape.ts:
+ * costs well under half the CPU of Deno's async file op (deno task bench:
  * 214 ms against 513 ms per scrape of 7,660 files), and callers yield to the
  * event loop between batches (see Limiter). Anything else (a FIFO, a symlink,
  * a procfs file whose read takes the process's memory lock) goes through the
