@@ -6,6 +6,7 @@ import {
   parseQueryStats,
   parseStatsSchemas,
 } from "../../src/qmp/query_stats.ts";
+import { acceptsConnections } from "../support/qemu.ts";
 
 const QEMU = "qemu-system-x86_64";
 const STARTUP_DEADLINE_MS = 15_000;
@@ -74,7 +75,7 @@ async function waitForSocket(path: string, hasExited: () => boolean): Promise<vo
   const deadline = performance.now() + STARTUP_DEADLINE_MS;
   while (true) {
     try {
-      if ((await Deno.lstat(path)).isSocket) return;
+      if ((await Deno.lstat(path)).isSocket && await acceptsConnections(path)) return;
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }

@@ -106,11 +106,27 @@ export async function startQemu(options: QemuOptions): Promise<QemuVm> {
     await waitFor(async () => {
       if (exited) throw new Error(`QEMU exited at start: ${options.name}`);
       if (options.qmpSocket === undefined) return true;
-      return await Deno.stat(options.qmpSocket).then(() => true, () => false);
+      return await acceptsConnections(options.qmpSocket);
     }, { timeoutMs: 15_000, what: `QEMU ${options.name} to start` });
   } catch (error) {
     await stop();
     throw error;
   }
   return { pid: child.pid, qmpSocket: options.qmpSocket, stop, [Symbol.asyncDispose]: stop };
+}
+
+/**
+ * Whether a unix socket accepts a connection: QEMU creates the socket file at bind(), a moment
+ * before listen(), so the file alone does not say a client may connect yet.
+ *
+ * @param path The socket.
+ * @returns True once a connection was accepted (and closed again).
+ */
+export async function acceptsConnections(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
