@@ -180,12 +180,18 @@ export function createLibvirtCollector(
   return {
     name: LIBVIRT,
     async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
+      // At the scrape's deadline the registry answers at once: say "timeout" before it does (the
+      // listener runs while the abort is dispatched, before the answer is assembled).
+      const onDeadline = (): void => addErrors(out.families, "timeout");
+      context.signal.addEventListener("abort", onDeadline, { once: true });
       try {
         await collectStats(context, out);
       } catch (error) {
         const reason = error instanceof LibvirtError ? error.reason : "other";
         addErrors(out.families, reason);
         throw error;
+      } finally {
+        context.signal.removeEventListener("abort", onDeadline);
       }
       addErrors(out.families, undefined);
     },

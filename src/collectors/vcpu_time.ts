@@ -77,7 +77,10 @@ export function addVcpuTime(
 /**
  * Creates the vcpu_time collector. A thread that is gone (the VM exited or
  * unplugged the vCPU) is skipped; any other read failure of one vCPU is
- * skipped too, never failing the rest.
+ * skipped too, never failing the rest. Neither file was listed as a regular
+ * file, so both reads go through the scrape's read guard: one that blocks
+ * (a FIFO) is waited for only until the deadline, and not read again while
+ * it stays blocked.
  *
  * @param options procfs, file access and QMP's thread ids.
  * @returns The collector.
@@ -86,39 +89,52 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
   const { fs, procfs, qmpThreads } = options;
   const limiter = new Limiter(options.concurrency ?? 32);
 
-  async function debugfsThreads(vm: DiscoveredVm): Promise<VcpuThread[]> {
+  /** Reads a small file that was not listed: it may be anything, so the guard bounds the wait. */
+  function readGuarded(context: ScrapeContext, path: string, maxBytes: number): Promise<string> {
+    return limiter.run(() =>
+      context.reads.read(path, () => fs.readTextFile(path, { maxBytes }), context.signal)
+    );
+  }
+
+  /** The vCPU dirs of a VM: `vcpuN` → N. */
+  async function vcpuDirs(vm: DiscoveredVm): Promise<[dir: string, vcpu: string][]> {
     let entries: Deno.DirEntry[];
     try {
       entries = await limiter.run(() => listDir(fs, vm.path));
     } catch {
       return []; // The VM exited after discovery.
     }
-    const threads = await Promise.all(entries.map(async (entry) => {
+    return entries.flatMap((entry) => {
       const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
-      if (vcpu === undefined) return undefined;
-      try {
-        const text = await limiter.run(() =>
-          fs.readTextFile(`${vm.path}/${entry.name}/pid`, {
-            regular: true,
-            maxBytes: STAT_FILE_MAX_BYTES,
-          })
-        );
-        const tid = Number(text.trim());
-        return Number.isSafeInteger(tid) && tid > 0 ? { vcpu, tid } : undefined;
-      } catch {
-        return undefined; // No pid file (kernels before 5.x), or the VM exited.
-      }
-    }));
-    return threads.filter((t) => t !== undefined);
+      return vcpu === undefined ? [] : [[entry.name, vcpu] as [string, string]];
+    });
   }
 
-  async function readVcpu(vm: DiscoveredVm, thread: VcpuThread, out: FamilySet): Promise<void> {
+  /** A vCPU's thread id from debugfs's `vcpuN/pid`, if it has a readable one. */
+  async function debugfsThread(
+    vm: DiscoveredVm,
+    dir: string,
+    context: ScrapeContext,
+  ): Promise<number | undefined> {
+    try {
+      const text = await readGuarded(context, `${vm.path}/${dir}/pid`, STAT_FILE_MAX_BYTES);
+      const tid = Number(text.trim());
+      return Number.isSafeInteger(tid) && tid > 0 ? tid : undefined;
+    } catch {
+      return undefined; // No pid file (older kernels), a VM that exited, or a blocked read.
+    }
+  }
+
+  async function readVcpu(
+    vm: DiscoveredVm,
+    thread: VcpuThread,
+    context: ScrapeContext,
+    out: FamilySet,
+  ): Promise<void> {
     const path = `${procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
     let stat: Schedstat;
     try {
-      stat = parseSchedstat(
-        await limiter.run(() => fs.readTextFile(path, { maxBytes: MAX_SCHEDSTAT_BYTES })),
-      );
+      stat = parseSchedstat(await readGuarded(context, path, MAX_SCHEDSTAT_BYTES));
     } catch {
       return; // The thread is gone (or is not this VMM's): nothing to report for it.
     }
@@ -132,12 +148,19 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
       const dirs = new Set(vms.map((vm) => vm.dir));
       for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
       await Promise.all(vms.map(async (vm) => {
-        let threads = await debugfsThreads(vm);
-        if (threads.length === 0) {
-          threads = [...qmpThreads.get(vm.dir) ?? []].map(([vcpu, tid]) => ({ vcpu, tid }));
-        }
-        if (context.signal.aborted) return;
-        await Promise.all(threads.map((thread) => readVcpu(vm, thread, out.families)));
+        // Each vCPU on its own: one whose pid file blocks does not hold the others.
+        let found = 0;
+        await Promise.all((await vcpuDirs(vm)).map(async ([dir, vcpu]) => {
+          const tid = await debugfsThread(vm, dir, context);
+          if (tid === undefined) return;
+          found++;
+          await readVcpu(vm, { vcpu, tid }, context, out.families);
+        }));
+        if (found > 0 || context.signal.aborted) return;
+        const fromQmp = [...qmpThreads.get(vm.dir) ?? []];
+        await Promise.all(
+          fromQmp.map(([vcpu, tid]) => readVcpu(vm, { vcpu, tid }, context, out.families)),
+        );
       }));
     },
   };

@@ -182,6 +182,9 @@ Deno.test("libvirt collector: a silent libvirtd costs at most the scrape deadlin
     strictEqual(libvirt?.value, 0);
     const kvmStat = success.samples.find((s) => s.labels[0]![1] === "kvm_stat");
     strictEqual(kvmStat?.value, 1);
+    const errors = families.find((f) => f.name === "kvm_exporter_libvirt_errors")!;
+    const timeout = errors.samples.find((s) => s.labels[0]![1] === "timeout");
+    strictEqual(timeout?.value, 1);
   });
 });
 

@@ -9,6 +9,7 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { startFakeQmp } from "../support/fake_qmp.ts";
+import { mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 /**
@@ -114,6 +115,37 @@ Deno.test("--collector.vcpu_time=false turns the collector off", async () => {
     ok(!text.includes('collector="vcpu_time"'), "no self-metrics");
     ok(!text.includes("kvm_vcpu_cpu_seconds_total"), "no values");
   } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("vcpu_time collector: a pid file that blocks (a FIFO) costs one deadline, then is skipped", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vcpu_time_" });
+  const args = await layOut(tmp);
+  const fifo = `${tmp}/kvm/4001-1/vcpu1/pid`;
+  await Deno.remove(fifo);
+  await mkfifo(fifo);
+  try {
+    const { app } = await buildApp([
+      ...args,
+      "--collector.kvm_stat=false",
+      "--web.scrape-timeout=300ms",
+    ]);
+    const first = await scrapeText(app);
+    strictEqual(seriesValue(first, 'kvm_scrape_collector_success{collector="vcpu_time"}'), "0");
+    // What was read before the deadline is kept.
+    strictEqual(
+      seriesValue(first, 'kvm_vcpu_cpu_seconds_total{domain="a",vcpu="0"}'),
+      "52.341200117",
+    );
+    const second = await scrapeText(app);
+    strictEqual(seriesValue(second, 'kvm_scrape_collector_success{collector="vcpu_time"}'), "1");
+    strictEqual(
+      seriesValue(second, 'kvm_vcpu_cpu_seconds_total{domain="a",vcpu="0"}'),
+      "52.341200117",
+    );
+  } finally {
+    await releaseFifo(fifo).catch(() => {});
     await Deno.remove(tmp, { recursive: true });
   }
 });
