@@ -15,7 +15,7 @@ import type { FamilySet } from "../metrics/model.ts";
 import { type DomainInfoCache } from "../libvirt/domain_info.ts";
 import { type DomainStats, type KvmStat, parseDomainStats } from "../libvirt/domain_stats.ts";
 import { LibvirtClient, LibvirtError, type LibvirtErrorReason } from "../libvirt/libvirt_client.ts";
-import { parseNovaMetadata } from "../libvirt/nova_metadata.ts";
+import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
 import {
   type RemoteDomain,
   VIR_CONNECT_GET_ALL_DOMAINS_STATS,
@@ -43,6 +43,8 @@ export const LIBVIRT_ERROR_REASONS: readonly LibvirtErrorReason[] = [
 // VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS would make it refuse, and it is not set.
 const STATS = VIR_DOMAIN_STATS.state | VIR_DOMAIN_STATS.vcpu | VIR_DOMAIN_STATS.vm;
 const FLAGS = VIR_CONNECT_GET_ALL_DOMAINS_STATS.active | VIR_CONNECT_GET_ALL_DOMAINS_STATS.nowait;
+
+const MAX_LOGGED = 1024;
 
 /** Options of {@linkcode createLibvirtCollector}. */
 export interface LibvirtCollectorOptions {
@@ -104,11 +106,9 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
  * across scrapes and re-opens it after any error.
  *
  * @param options Socket, timeout, the domain name cache and a logger.
- * @returns The collector, and a function that closes its connection.
+ * @returns The collector.
  */
-export function createLibvirtCollector(
-  options: LibvirtCollectorOptions,
-): Collector & { close(): void } {
+export function createLibvirtCollector(options: LibvirtCollectorOptions): Collector {
   const { logger, domainInfo } = options;
   const client = new LibvirtClient({ path: options.socket, timeoutMs: options.timeoutMs });
   const logged = new Set<string>();
@@ -117,6 +117,8 @@ export function createLibvirtCollector(
     if (logged.has(key)) {
       logger.debug(msg, fields);
     } else {
+      // Keys name domains, which come and go: a cap keeps the set from growing with churn.
+      if (logged.size >= MAX_LOGGED) logged.clear();
       logged.add(key);
       logger.warn(`${msg} (logged once)`, fields);
     }
@@ -125,7 +127,7 @@ export function createLibvirtCollector(
   /** Reads the names of a VM's domain once per VM lifetime; a failure is retried next scrape. */
   async function readInfo(vm: DiscoveredVm, domain: RemoteDomain, signal: AbortSignal) {
     if (domainInfo.get(vm) !== undefined) return;
-    let nova;
+    let nova: NovaMetadata | undefined;
     try {
       nova = parseNovaMetadata(await client.getDomainXml(domain, { signal }));
     } catch (error) {
@@ -195,6 +197,5 @@ export function createLibvirtCollector(
       }
       addErrors(out.families, undefined);
     },
-    close: () => client.close(),
   };
 }
