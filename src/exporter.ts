@@ -257,7 +257,8 @@ export function createExporter(init: ExporterOptions): Exporter {
       procfs: options.procfs,
       fs,
       logger,
-      vcpuThreads: qmpThreads,
+      // Only vcpu_time reads them, and it forgets the VMs that went.
+      ...(options.vcpuTime ? { vcpuThreads: qmpThreads } : {}),
     }));
   }
   if (options.libvirt) {
