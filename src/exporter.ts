@@ -9,7 +9,9 @@
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
 import { createKvmStatCollector, KVM_STAT } from "./collectors/kvm_stat.ts";
+import { createLibvirtCollector } from "./collectors/libvirt.ts";
 import { createQmpCollector, QMP } from "./collectors/qmp.ts";
+import { createVcpuTimeCollector, type VcpuThreadIds } from "./collectors/vcpu_time.ts";
 import {
   READ_ERROR_REASONS,
   type ReadErrorCounts,
@@ -18,9 +20,10 @@ import {
 import type { ConfigStore } from "./config/config_store.ts";
 import type { NameSource } from "./discovery/vm_names.ts";
 import { type DiscoveredVm, VmDiscovery } from "./discovery/vm_discovery.ts";
+import { DomainInfoCache, domainInfoLabels } from "./libvirt/domain_info.ts";
 import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
-import { FamilySet, type MetricFamily } from "./metrics/model.ts";
+import { FamilySet, type Labels, type MetricFamily } from "./metrics/model.ts";
 import { nameStats } from "./naming/naming_scheme.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
@@ -98,7 +101,21 @@ export interface Exporter {
   readonly configStore: ConfigStore;
 }
 
-function addVmInfo(out: FamilySet, vms: readonly DiscoveredVm[]): void {
+/** The `uuid` label and libvirt's names, except where vm.yaml set a label of that name. */
+function discoveredLabels(vm: DiscoveredVm, domainInfo: DomainInfoCache): Labels {
+  const labels: (readonly [string, string])[] = [];
+  if (vm.uuid !== undefined) labels.push(["uuid", vm.uuid]);
+  const info = domainInfo.get(vm);
+  if (info !== undefined) labels.push(...domainInfoLabels(info));
+  const own = vm.entry?.labels ?? {};
+  return labels.filter(([name]) => !Object.hasOwn(own, name));
+}
+
+function addVmInfo(
+  out: FamilySet,
+  vms: readonly DiscoveredVm[],
+  domainInfo: DomainInfoCache,
+): void {
   for (const vm of vms) {
     out.add(
       {
@@ -111,6 +128,7 @@ function addVmInfo(out: FamilySet, vms: readonly DiscoveredVm[]): void {
         ["pid", String(vm.pid)],
         ["kvm_debug_dir", vm.dir],
         ["name_source", vm.nameSource],
+        ...discoveredLabels(vm, domainInfo),
         ...Object.entries(vm.entry?.labels ?? {}),
       ],
       1,
@@ -220,6 +238,9 @@ export function createExporter(init: ExporterOptions): Exporter {
     reads,
   });
   const collectors: Collector[] = [];
+  const domainInfo = new DomainInfoCache();
+  const qmpThreads: VcpuThreadIds = new Map();
+  // Registry order is precedence order for a stat two collectors read: debugfs, QMP, libvirt.
   if (options.kvmStat) {
     collectors.push(createKvmStatCollector({
       kvmdebugDir: options.kvmdebugDir,
@@ -236,7 +257,20 @@ export function createExporter(init: ExporterOptions): Exporter {
       procfs: options.procfs,
       fs,
       logger,
+      // Only vcpu_time reads them, and it forgets the VMs that went.
+      ...(options.vcpuTime ? { vcpuThreads: qmpThreads } : {}),
     }));
+  }
+  if (options.libvirt) {
+    collectors.push(createLibvirtCollector({
+      socket: options.libvirtSocket,
+      timeoutMs: options.libvirtTimeoutMs,
+      domainInfo,
+      logger,
+    }));
+  }
+  if (options.vcpuTime) {
+    collectors.push(createVcpuTimeCollector({ procfs: options.procfs, fs, qmpThreads }));
   }
   const readErrorLog = new ReadErrorLog(logger);
   const conditions = new ConditionLog(logger);
@@ -307,7 +341,7 @@ export function createExporter(init: ExporterOptions): Exporter {
     }
 
     const own = new FamilySet();
-    addVmInfo(own, found.vms);
+    addVmInfo(own, found.vms, domainInfo);
     if (options.kvmStat) addReadErrors(own, readErrors.counts.byCollector.get(KVM_STAT));
     addSafetyState(own, { timeouts, blocked: reads.blocked, lockdown, source: lockdownSource });
     addConfigState(own, configStore);

@@ -11,7 +11,8 @@ export const COMPILE_PERMISSIONS = [
   "--allow-read",
   "--allow-net",
   "--allow-env=KVM_EXPORTER_*",
-  // Deno needs write permission on a unix socket to connect to it (QMP); VMMs keep them in /run.
+  // Deno needs write permission on a unix socket to connect to it: QMP sockets, which VMMs keep in
+  // /run, and libvirt's /run/libvirt/libvirt-sock-ro (or virtqemud-sock-ro).
   "--allow-write=/run,/var/run",
 ];
 

@@ -39,6 +39,14 @@ export interface Options {
   qmpTimeoutMs: number;
   /** Glob of extra QMP sockets (e.g. Proxmox's), or undefined. */
   qmpSocketGlob: string | undefined;
+  /** Whether the libvirt collector runs. */
+  libvirt: boolean;
+  /** libvirt's socket. */
+  libvirtSocket: string;
+  /** Deadline of each libvirt call in milliseconds. */
+  libvirtTimeoutMs: number;
+  /** Whether the vcpu_time collector runs. */
+  vcpuTime: boolean;
   /** Listen address as given (`:9900`, `127.0.0.1:9900`, `[::1]:9900`). */
   listenAddress: string;
   /** Scrapes in flight before 503; 0 means no limit. */
@@ -124,6 +132,24 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "KVM debug stat dir",
   },
   {
+    name: "collector.libvirt",
+    type: "bool",
+    default: false,
+    help: "Enable the libvirt collector (default: disabled).",
+  },
+  {
+    name: "collector.libvirt.socket",
+    type: "string",
+    default: "/run/libvirt/libvirt-sock-ro",
+    help: "libvirt's read-only socket (modular daemons: /run/libvirt/virtqemud-sock-ro)",
+  },
+  {
+    name: "collector.libvirt.timeout",
+    type: "duration",
+    default: "2s",
+    help: "Timeout of each libvirt call",
+  },
+  {
     name: "collector.qmp",
     type: "bool",
     default: false,
@@ -140,6 +166,12 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "duration",
     default: "2s",
     help: "Timeout of one VM's QMP queries",
+  },
+  {
+    name: "collector.vcpu_time",
+    type: "bool",
+    default: true,
+    help: "Enable the vcpu_time collector (default: enabled).",
   },
   {
     name: "collector.vmmap.only-listed",
@@ -485,6 +517,10 @@ export function parseFlags(
       qmp: get<boolean>("collector.qmp"),
       qmpTimeoutMs: get<number>("collector.qmp.timeout"),
       qmpSocketGlob: get<string | undefined>("collector.qmp.socket-glob") || undefined,
+      libvirt: get<boolean>("collector.libvirt"),
+      libvirtSocket: get<string>("collector.libvirt.socket"),
+      libvirtTimeoutMs: get<number>("collector.libvirt.timeout"),
+      vcpuTime: get<boolean>("collector.vcpu_time"),
       listenAddress,
       maxRequests,
       scrapeTimeoutMs: get<number>("web.scrape-timeout"),

@@ -30,6 +30,7 @@ import { SKIP_REASONS, type SkipReason, SocketOwners } from "../qmp/socket_owner
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../system/glob.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
+import type { VcpuThreadIds } from "./vcpu_time.ts";
 
 /** The name of this collector. */
 export const QMP = "qmp";
@@ -54,6 +55,8 @@ export interface QmpCollectorOptions {
   fs: FileSystem;
   /** Logger. */
   logger: Logger;
+  /** Where the vCPU thread ids of `query-cpus-fast` go, by VM dir (for `vcpu_time`). */
+  vcpuThreads?: VcpuThreadIds;
 }
 
 interface StatPlace {
@@ -145,6 +148,10 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
     const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
     const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
     const indexByPath = new Map(cpus.map((cpu) => [cpu.qomPath, cpu.cpuIndex]));
+    options.vcpuThreads?.set(
+      vm.dir,
+      new Map(cpus.map((cpu) => [String(cpu.cpuIndex), cpu.threadId])),
+    );
     const place: StatVm = { dir: vm.dir, domain: vm.domain };
     for (const result of vmStats) {
       addStats(out, { level: "vm", vm: place, vcpu: undefined }, {

@@ -30,7 +30,7 @@ export interface CompatOptions {
  * ```
  *
  * @param stem The stat's name, `vcpu_`-prefixed for vCPU stats.
- * @param source Where it was read: the debugfs dir, or "qmp".
+ * @param source Where it was read: the debugfs dir, "qmp" or "libvirt".
  * @returns The family's name and HELP.
  */
 export function compatStatFamily(stem: string, source: string): { name: string; help: string } {
@@ -71,7 +71,7 @@ export function compatFamilies(
   for (const stat of stats) {
     if (typeof stat.value !== "bigint") continue;
     const stem = stat.level === "vcpu" ? `vcpu_${stat.name}` : stat.name;
-    const source = stat.source === "debugfs" ? options.kvmdebugDir : "qmp";
+    const source = stat.source === "debugfs" ? options.kvmdebugDir : stat.source;
     out.add({ ...compatStatFamily(stem, source), type: "gauge" }, compatLabels(stat), stat.value);
   }
   return out.families();

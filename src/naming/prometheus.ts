@@ -23,7 +23,13 @@ export interface PrometheusOptions {
   reserved: ReadonlySet<string>;
 }
 
-const ORIGIN_RANK: Record<TypeOrigin, number> = { schema: 3, catalog: 2, mode: 1, none: 0 };
+const ORIGIN_RANK: Record<TypeOrigin, number> = {
+  schema: 4,
+  catalog: 3,
+  suffix: 2,
+  mode: 1,
+  none: 0,
+};
 
 const METRIC_TYPES: Record<StatKind, MetricType> = {
   cumulative: "counter",

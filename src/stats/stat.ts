@@ -21,7 +21,7 @@ export type StatKind =
   | "untyped";
 
 /** Where a stat was read. */
-export type StatSource = "debugfs" | "qmp";
+export type StatSource = "debugfs" | "qmp" | "libvirt";
 
 /** Kind of a statistic as QEMU's schema names it, QEMU's `StatsType` enumeration. */
 export type SchemaStatType =
@@ -54,7 +54,7 @@ export interface StatSchema {
 }
 
 /** Where a stat's type came from, best first. */
-export type TypeOrigin = "schema" | "catalog" | "mode" | "none";
+export type TypeOrigin = "schema" | "catalog" | "suffix" | "mode" | "none";
 
 /** A stat's kind, unit and scale: a value v means v × base^exponent units. */
 export interface StatType {
@@ -126,8 +126,8 @@ export function statKey(stat: Pick<KvmStat, "level" | "vm" | "vcpu" | "name">): 
 
 /**
  * A set of stats with one value per identity: the first one added wins, so
- * that adding debugfs stats before QMP ones applies the precedence rule
- * (debugfs when readable, QMP otherwise).
+ * that adding debugfs stats before QMP ones, and QMP ones before libvirt's,
+ * applies the precedence rule (debugfs when readable, then QMP, then libvirt).
  *
  * @example Usage
  * ```ts

@@ -79,3 +79,37 @@ export function qmpStatType(name: string, schema: StatSchema | undefined): StatT
   if (schema !== undefined) return typeFromSchema(schema);
   return catalogType(name) ?? untypedStat();
 }
+
+const SUFFIX_KINDS = { sum: "cumulative", cur: "instant", max: "peak" } as const;
+
+/**
+ * The type of a stat libvirt republished as `<stat>.<suffix>`: the catalog's
+ * when it knows the stat, else the suffix's kind (`sum` cumulative, `cur`
+ * instant, or boolean when libvirt sent a boolean, `max` peak) with
+ * nanoseconds for a name ending in `_ns`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { libvirtStatType } from "./stat_type.ts";
+ * assert(libvirtStatType("new_thing_ns", "sum", false).exponent === -9);
+ * assert(libvirtStatType("new_flag", "cur", true).kind === "boolean");
+ * ```
+ *
+ * @param name The stat's KVM name.
+ * @param suffix libvirt's suffix.
+ * @param boolean Whether libvirt sent the value as a boolean.
+ * @returns Its type.
+ */
+export function libvirtStatType(
+  name: string,
+  suffix: "cur" | "sum" | "max",
+  boolean: boolean,
+): StatType {
+  const known = catalogType(name);
+  if (known !== undefined) return known;
+  const type: StatType = { ...untypedStat(), kind: SUFFIX_KINDS[suffix], origin: "suffix" };
+  if (boolean && suffix === "cur") return { ...type, kind: "boolean", unit: "boolean" };
+  if (name.endsWith("_ns")) return { ...type, unit: "seconds", exponent: -9 };
+  return type;
+}

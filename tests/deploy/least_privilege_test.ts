@@ -51,6 +51,19 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
     net: ["0.0.0.0:9900", "[::]:9900"],
     env: ["KVM_EXPORTER_*"],
   },
+  "deno.json task start-libvirt": {
+    ...NONE,
+    read: [
+      "/etc/kvm_exporter",
+      "/etc/vm.yaml",
+      "/run/kvm_exporter",
+      "/run/libvirt/libvirt-sock-ro",
+    ],
+    // Deno wants read, write and unix: net permission to connect to a unix socket.
+    write: ["/run/libvirt/libvirt-sock-ro"],
+    net: ["0.0.0.0:9900", "[::]:9900", "unix:/run/libvirt/libvirt-sock-ro"],
+    env: ["KVM_EXPORTER_*"],
+  },
   "deno.json task demo": {
     ...NONE,
     read: ["tests/fixtures/sample"],
@@ -208,6 +221,17 @@ Deno.test("the README's deno run example grants its documented permissions", asy
   deepStrictEqual(
     parsePermissions(denoFlags(block)),
     withoutBuild(DOCUMENTED["README deno run with --collector.qmp (Proxmox)"]!),
+  );
+});
+
+Deno.test("the README's deno run example with --collector.libvirt grants its documented permissions", async () => {
+  const readme = await read("README.md");
+  const block = /```shell\n(deno run --allow-read[^`]*?--collector\.libvirt[^`]*?)```/.exec(readme)
+    ?.[1];
+  ok(block !== undefined, "README has a deno run example with --collector.libvirt");
+  deepStrictEqual(
+    parsePermissions(denoFlags(block)),
+    withoutBuild(DOCUMENTED["deno.json task start-libvirt"]!),
   );
 });
 

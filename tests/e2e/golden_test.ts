@@ -7,6 +7,8 @@
  */
 
 import assert from "node:assert/strict";
+import { startFakeLibvirt } from "../support/fake_libvirt.ts";
+import { SAMPLE_LIBVIRT } from "../support/fake_libvirt_sample.ts";
 import { startFakeQmpFleet } from "../support/fake_qmp_fleet.ts";
 import { buildApp, fixtureArgs, scrapeText } from "../support/sample_exporter.ts";
 
@@ -75,6 +77,33 @@ for (const c of QMP_CASES) {
       assert.equal(actual, await Deno.readTextFile(golden));
     } finally {
       await fleet.close();
+    }
+  });
+}
+
+const LIBVIRT_CASES: { name: string; args: string[] }[] = [
+  { name: "libvirt_compat", args: [] },
+  { name: "libvirt_prometheus", args: ["--metrics.naming=prometheus"] },
+];
+
+for (const c of LIBVIRT_CASES) {
+  const golden = new URL(`./golden/${c.name}.metrics`, import.meta.url);
+  Deno.test(`/metrics on tests/fixtures/sample with a fake libvirtd ${c.args.join(" ")} matches golden/${c.name}.metrics`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_golden_libvirt_" });
+    const fake = startFakeLibvirt(`${dir}/libvirt-sock-ro`, "libvirt", SAMPLE_LIBVIRT);
+    try {
+      const { app } = await buildApp([
+        ...fixtureArgs("sample"),
+        "--collector.libvirt",
+        `--collector.libvirt.socket=${fake.path}`,
+        ...c.args,
+      ]);
+      const actual = mask(await scrapeText(app));
+      if (update) await Deno.writeTextFile(golden, actual);
+      assert.equal(actual, await Deno.readTextFile(golden));
+    } finally {
+      await fake.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   });
 }

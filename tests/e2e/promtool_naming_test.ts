@@ -7,6 +7,8 @@
  */
 
 import assert from "node:assert/strict";
+import { startFakeLibvirt } from "../support/fake_libvirt.ts";
+import { SAMPLE_LIBVIRT } from "../support/fake_libvirt_sample.ts";
 import { startFakeQmpFleet } from "../support/fake_qmp_fleet.ts";
 import { startExporter, waitFor } from "../support/exporter_process.ts";
 import { findPromtool, promtoolCheck } from "../support/promtool.ts";
@@ -47,6 +49,31 @@ Deno.test({
       await assertClean(text);
     } finally {
       await fleet.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "promtool check metrics reports nothing for the prometheus scheme with libvirt's stats and vCPU times",
+  ignore: NO_PROMTOOL !== undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_promtool_libvirt_" });
+    const fake = startFakeLibvirt(`${dir}/libvirt-sock-ro`, "libvirt", SAMPLE_LIBVIRT);
+    try {
+      const { app } = await buildApp([
+        ...fixtureArgs("sample"),
+        "--collector.libvirt",
+        `--collector.libvirt.socket=${fake.path}`,
+        "--metrics.naming=prometheus",
+      ]);
+      const text = await scrapeText(app);
+      assert.match(text, /^kvm_vcpu_new_stat_seconds_total\{/m);
+      assert.match(text, /^kvm_vcpu_delay_seconds_total\{/m);
+      await assertClean(text);
+    } finally {
+      await fake.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

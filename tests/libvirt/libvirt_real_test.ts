@@ -9,7 +9,13 @@ import {
   VIR_DOMAIN_STATS,
 } from "../../src/libvirt/remote_protocol.ts";
 import { readSchedstat } from "../../src/system/schedstat.ts";
-import { waitFor } from "../support/exporter_process.ts";
+import {
+  type ExporterProcess,
+  LOOPBACK_ANY_PORT,
+  startExporter,
+  waitFor,
+} from "../support/exporter_process.ts";
+import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import {
   createDomain,
   ensureLibvirtDaemons,
@@ -96,6 +102,109 @@ function summarize(stats: DomainStats, record: DomainStatsRecord): string {
   }); ${stats.vm.length} VM stats, ${stats.vcpus[0]?.kvm.length ?? 0} KVM stats per vCPU`;
 }
 
+/** The debugfs dir the exporter reads: the real one under KVM, else one laid out for TCG. */
+async function kvmDirFor(qemuPid: number, tmp: string): Promise<string> {
+  if (HAS_KVM) return "/sys/kernel/debug/kvm";
+  const vm = `${tmp}/kvm/${qemuPid}-99`;
+  for (const [index, tid] of vcpuThreads(qemuPid)) {
+    await Deno.mkdir(`${vm}/vcpu${index}`, { recursive: true });
+    await Deno.writeTextFile(`${vm}/vcpu${index}/pid`, `${tid}\n`);
+  }
+  return `${tmp}/kvm`;
+}
+
+async function scrape(exporter: ExporterProcess): Promise<string> {
+  const response = await fetch(`${exporter.baseUrl}/metrics`);
+  strictEqual(response.status, 200);
+  return await response.text();
+}
+
+/** A series' value as a BigInt: counters in compat are integers. */
+function integer(text: string, series: string): bigint {
+  const value = seriesValue(text, series);
+  ok(value !== undefined && /^\d+$/.test(value), `${series} = ${value}`);
+  return BigInt(value);
+}
+
+/** Seconds as exact nanoseconds, from the exposition's decimal. */
+function nanoseconds(text: string, series: string): bigint {
+  const value = seriesValue(text, series);
+  ok(value !== undefined && /^\d+(\.\d{1,9})?$/.test(value), `${series} = ${value}`);
+  const [whole, fraction = ""] = value.split(".");
+  return BigInt(whole!) * 1_000_000_000n + BigInt(fraction.padEnd(9, "0"));
+}
+
+/** Every counter libvirt reports for the domain, checked against the exporter's scrape before. */
+function compareCounters(text: string, virsh: Map<string, string>, domain: string): number {
+  let compared = 0;
+  const sums = new Map<string, bigint>();
+  for (const [field, later] of virsh) {
+    const match = /^vcpu\.(\d+)\.([a-z0-9_]+)\.sum$/.exec(field);
+    if (match === null) continue;
+    const [, vcpu, stat] = match;
+    sums.set(stat!, (sums.get(stat!) ?? 0n) + BigInt(later));
+    const ours = integer(text, `kvm_stat_vcpu_${stat}_count{domain="${domain}",vcpu="${vcpu}"}`);
+    ok(ours <= BigInt(later), `${field}: exporter ${ours} > virsh's later ${later}`);
+    compared++;
+  }
+  for (const [stat, later] of sums) {
+    const ours = integer(text, `kvm_stat_${stat}_count{domain="${domain}"}`);
+    ok(ours <= later, `VM sum of ${stat}: exporter ${ours} > virsh's later ${later}`);
+  }
+  return compared;
+}
+
+/** vCPU times: delay between libvirt's two readings, CPU time within them give or take 2 ticks. */
+function agreeWithLibvirt(text: string, before: Map<string, string>, after: Map<string, string>) {
+  const deltas: string[] = [];
+  for (const vcpu of [0, 1]) {
+    const labels = `{domain="${NAME}",vcpu="${vcpu}"}`;
+    const cpu = nanoseconds(text, `kvm_vcpu_cpu_seconds_total${labels}`);
+    const delay = nanoseconds(text, `kvm_vcpu_delay_seconds_total${labels}`);
+    const field = (fields: Map<string, string>, name: string) =>
+      BigInt(fields.get(`vcpu.${vcpu}.${name}`)!);
+    const [timeBefore, timeAfter] = [field(before, "time"), field(after, "time")];
+    const [delayBefore, delayAfter] = [field(before, "delay"), field(after, "delay")];
+    ok(delayBefore <= delay && delay <= delayAfter, `vCPU ${vcpu} delay ${delay}`);
+    ok(timeBefore <= cpu, `vCPU ${vcpu}: libvirt's earlier time ${timeBefore} > ours ${cpu}`);
+    ok(cpu <= timeAfter + 2n * TICK_NS, `vCPU ${vcpu}: ours ${cpu} > libvirt's later + 2 ticks`);
+    deltas.push(
+      `vCPU ${vcpu}: cpu − libvirt's earlier time ${
+        (cpu - timeBefore) / 1000n
+      } µs, libvirt's later − cpu ${(timeAfter - cpu) / 1000n} µs; delay − earlier ${
+        (delay - delayBefore) / 1000n
+      } µs, later − delay ${(delayAfter - delay) / 1000n} µs`,
+    );
+  }
+  console.log(deltas.join("\n"));
+}
+
+/** Prints the libvirt collector's time per scrape next to kvm_stat's, over 10 scrapes. */
+async function measure(exporter: ExporterProcess): Promise<void> {
+  const times = { libvirt: [] as number[], kvm_stat: [] as number[] };
+  for (let i = 0; i < 10; i++) {
+    const text = await scrape(exporter);
+    for (const collector of ["libvirt", "kvm_stat"] as const) {
+      const series = `kvm_scrape_collector_duration_seconds{collector="${collector}"}`;
+      times[collector].push(Number(seriesValue(text, series)) * 1000);
+    }
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[5]!.toFixed(2);
+  console.log(
+    `collector time per scrape, median of 10: libvirt ${median(times.libvirt)} ms, kvm_stat ${
+      median(times.kvm_stat)
+    } ms`,
+  );
+}
+
+/** The same host in the prometheus scheme: the VM's exits under lockdown, vCPU times. */
+async function checkPrometheusScheme(args: string[]): Promise<void> {
+  const { app } = await buildApp([...args, "--metrics.naming=prometheus"]);
+  const text = await scrapeText(app);
+  ok(seriesValue(text, `kvm_vm_exits_total{domain="${NAME}"}`) !== undefined, "kvm_vm_exits_total");
+  ok(seriesValue(text, `kvm_vcpu_delay_seconds_total{domain="${NAME}",vcpu="0"}`) !== undefined);
+}
+
 Deno.test({
   name: "LibvirtClient against real libvirtd: stats, XML, schedstat, a libvirtd kill",
   ignore: unavailable !== undefined,
@@ -106,6 +215,8 @@ Deno.test({
     console.log(`libvirt daemons started by this test: ${daemons.started.join(", ") || "none"}`);
     const client = new LibvirtClient({ path: LIBVIRT_SOCKET_RO, timeoutMs: 10_000 });
     let domain: Awaited<ReturnType<typeof createDomain>> | undefined;
+    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_libvirt_real_" });
+    let exporter: ExporterProcess | undefined;
     try {
       domain = await createDomain({
         name: NAME,
@@ -259,6 +370,44 @@ Deno.test({
         },
       });
 
+      await t.step(
+        "the exporter with --collector.libvirt: names, counters ≤ virsh's, vCPU times vs libvirt's",
+        async () => {
+          const args = [
+            `--collector.kvmdebug.dir=${await kvmDirFor(qemuPid, tmp)}`,
+            `--collector.vmmap.path=${tmp}/vm.yaml`,
+            "--collector.libvirt",
+            `--collector.libvirt.socket=${LIBVIRT_SOCKET_RO}`,
+            "--collector.libvirt.timeout=5s",
+          ];
+          await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+          exporter = await startExporter([LOOPBACK_ANY_PORT, ...args]);
+          const before = await virshDomstats(NAME, ["--vcpu"]);
+          const text = await scrape(exporter);
+          const after = await virshDomstats(NAME, ["--vm", "--vcpu"]);
+          strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="libvirt"}'), "1");
+          const info = text.split("\n").find((l) => l.startsWith(`kvm_vm_info{domain="${NAME}"`));
+          ok(info !== undefined, "kvm_vm_info of the domain");
+          for (
+            const label of [
+              `uuid="${UUID}"`,
+              `libvirt_name="${NAME}"`,
+              'nova_name="web-1 & co"',
+              'nova_project="demo"',
+              'nova_flavor="m1.tiny"',
+            ]
+          ) ok(info.includes(label), `${label} in ${info}`);
+          if (HAS_KVM) {
+            const compared = compareCounters(text, after, NAME);
+            console.log(`${compared} per-vCPU counters and their VM sums ≤ virsh's later reading`);
+            ok(compared > 0);
+          }
+          agreeWithLibvirt(text, before, after);
+          await measure(exporter);
+          if (HAS_KVM) await checkPrometheusScheme(args);
+        },
+      );
+
       await t.step({
         name: "a killed libvirtd fails the call cleanly; the client recovers when it is back",
         ignore: !daemons.started.includes("libvirtd"),
@@ -273,16 +422,43 @@ Deno.test({
           ok(["refused", "closed"].includes(error.reason), error.message);
           ok(!error.message.includes("\n"));
           console.log(`with libvirtd killed: ${error.reason}: ${error.message}`);
+          if (exporter !== undefined) {
+            const text = await scrape(exporter);
+            strictEqual(
+              seriesValue(text, 'kvm_scrape_collector_success{collector="libvirt"}'),
+              "0",
+            );
+            strictEqual(seriesValue(text, 'kvm_exporter_libvirt_errors{reason="refused"}'), "1");
+            strictEqual(
+              seriesValue(text, 'kvm_scrape_collector_success{collector="kvm_stat"}'),
+              "1",
+            );
+            strictEqual(
+              seriesValue(text, 'kvm_scrape_collector_success{collector="vcpu_time"}'),
+              "1",
+            );
+            ok(seriesValue(text, `kvm_vcpu_cpu_seconds_total{domain="${NAME}",vcpu="1"}`));
+            ok(text.includes(`libvirt_name="${NAME}"`), "the names stay while the VM runs");
+          }
           await daemons.startLibvirtd();
           // libvirtd re-attaches to the running QEMU; the same client reconnects.
           await waitFor(async () => (await ourRecord(client)).params.length > 0, {
             what: "stats after the restart",
             timeoutMs: 30_000,
           });
+          const running = exporter;
+          if (running !== undefined) {
+            await waitFor(async () => {
+              const text = await scrape(running);
+              return seriesValue(text, 'kvm_scrape_collector_success{collector="libvirt"}') === "1";
+            }, { what: "the libvirt collector to recover by itself", timeoutMs: 30_000 });
+          }
         },
       });
     } finally {
+      await exporter?.stop();
       client.close();
+      await Deno.remove(tmp, { recursive: true });
       await domain?.destroy();
       await daemons.stop();
     }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { compatFamilies } from "../../src/naming/compat.ts";
 import { CATALOG, catalogEntry } from "../../src/stats/catalog.ts";
 import { type KvmStat, statKey, StatSet, untypedStat } from "../../src/stats/stat.ts";
-import { typeFromMode, typeFromSchema } from "../../src/stats/stat_type.ts";
+import { libvirtStatType, typeFromMode, typeFromSchema } from "../../src/stats/stat_type.ts";
 
 const BASE: KvmStat = {
   level: "vm",
@@ -86,6 +86,30 @@ Deno.test("typeFromMode() reads KVM's debugfs modes", async (t) => {
   for (const [name, mode, want] of cases) {
     await t.step(`${name} ${mode?.toString(8)}`, () => {
       assert.equal(typeFromMode(name, mode).kind, want);
+    });
+  }
+});
+
+Deno.test("libvirtStatType() takes the catalog's type, else libvirt's suffix and the name", async (t) => {
+  const cases: [
+    name: string,
+    suffix: "cur" | "sum" | "max",
+    boolean: boolean,
+    want: [kind: string, unit: string | undefined, exponent: number, origin: string],
+  ][] = [
+    ["exits", "sum", false, ["cumulative", undefined, 0, "catalog"]],
+    ["halt_wait_ns", "sum", false, ["cumulative", "seconds", -9, "catalog"]],
+    ["blocking", "cur", true, ["boolean", "boolean", 0, "catalog"]],
+    ["new_counter", "sum", false, ["cumulative", undefined, 0, "suffix"]],
+    ["new_time_ns", "sum", false, ["cumulative", "seconds", -9, "suffix"]],
+    ["new_gauge", "cur", false, ["instant", undefined, 0, "suffix"]],
+    ["new_flag", "cur", true, ["boolean", "boolean", 0, "suffix"]],
+    ["max_new_peak", "max", false, ["peak", undefined, 0, "suffix"]],
+  ];
+  for (const [name, suffix, boolean, want] of cases) {
+    await t.step(`${name}.${suffix}`, () => {
+      const type = libvirtStatType(name, suffix, boolean);
+      assert.deepEqual([type.kind, type.unit, type.exponent, type.origin], want);
     });
   }
 });

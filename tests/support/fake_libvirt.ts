@@ -66,8 +66,16 @@ export const FAKE_PARAMS: FakeParam[] = [
 /** The XML the fake serves for `REMOTE_PROC_DOMAIN_GET_XML_DESC`. */
 export const FAKE_XML = "<domain type='kvm'><name>fake-vm</name></domain>";
 
+/** What the fake serves: its domains' stats and their XML. */
+export interface FakeLibvirtData {
+  /** The domains, each with its params. */
+  domains: { domain: RemoteDomain; params: FakeParam[] }[];
+  /** The XML of every domain. */
+  xml: string;
+}
+
 /** A running fake; stop it in `finally`. */
-export interface FakeLibvirt {
+export interface FakeLibvirt extends FakeLibvirtData {
   /** The socket path. */
   readonly path: string;
   /** Connections accepted so far. */
@@ -85,9 +93,14 @@ export interface FakeLibvirt {
  *
  * @param path Where to listen (removed first if it exists).
  * @param behaviour How stats calls are answered.
+ * @param data What it serves; {@linkcode FAKE_DOMAIN} with {@linkcode FAKE_PARAMS} by default.
  * @returns The running fake.
  */
-export function startFakeLibvirt(path: string, behaviour: FakeLibvirtBehaviour): FakeLibvirt {
+export function startFakeLibvirt(
+  path: string,
+  behaviour: FakeLibvirtBehaviour,
+  data: Partial<FakeLibvirtData> = {},
+): FakeLibvirt {
   try {
     Deno.removeSync(path);
   } catch {
@@ -102,6 +115,8 @@ export function startFakeLibvirt(path: string, behaviour: FakeLibvirtBehaviour):
     connections: 0,
     calls: [] as number[],
     behaviour,
+    domains: data.domains ?? [{ domain: FAKE_DOMAIN, params: FAKE_PARAMS }],
+    xml: data.xml ?? FAKE_XML,
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
@@ -137,10 +152,9 @@ function closeQuietly(conn: Deno.UnixConn): void {
   }
 }
 
-async function serve(
-  conn: Deno.UnixConn,
-  state: { calls: number[]; behaviour: FakeLibvirtBehaviour },
-): Promise<void> {
+type FakeState = FakeLibvirtData & { calls: number[]; behaviour: FakeLibvirtBehaviour };
+
+async function serve(conn: Deno.UnixConn, state: FakeState): Promise<void> {
   let buffered = new Uint8Array(0);
   const chunk = new Uint8Array(65536);
   try {
@@ -158,7 +172,7 @@ async function serve(
         buffered = buffered.slice(length);
         if (header.program === KEEPALIVE_PROGRAM) continue;
         state.calls.push(header.procedure);
-        if (!await answer(conn, header, state.behaviour)) return;
+        if (!await answer(conn, header, state)) return;
       }
     }
   } catch {
@@ -178,8 +192,9 @@ function reply(call: MessageHeader, body: Uint8Array, status: number = MESSAGE_S
 async function answer(
   conn: Deno.UnixConn,
   call: MessageHeader,
-  behaviour: FakeLibvirtBehaviour,
+  state: FakeState,
 ): Promise<boolean> {
+  const { behaviour } = state;
   switch (call.procedure) {
     case REMOTE_PROC.authList:
       await write(conn, reply(call, new XdrWriter().uint(1).int(0).bytes()));
@@ -191,10 +206,10 @@ async function answer(
       } else await write(conn, reply(call, new Uint8Array(0)));
       return true;
     case REMOTE_PROC.domainGetXmlDesc:
-      await write(conn, reply(call, new XdrWriter().string(FAKE_XML).bytes()));
+      await write(conn, reply(call, new XdrWriter().string(state.xml).bytes()));
       return true;
     case REMOTE_PROC.connectGetAllDomainStats:
-      return await answerStats(conn, call, behaviour);
+      return await answerStats(conn, call, state);
     default:
       await write(conn, reply(call, errorBody(1, `unsupported procedure ${call.procedure}`), 1));
       return true;
@@ -204,9 +219,10 @@ async function answer(
 async function answerStats(
   conn: Deno.UnixConn,
   call: MessageHeader,
-  behaviour: FakeLibvirtBehaviour,
+  state: FakeState,
 ): Promise<boolean> {
-  const good = reply(call, statsBody(FAKE_PARAMS));
+  const { behaviour } = state;
+  const good = reply(call, statsBody(state.domains));
   switch (behaviour) {
     case "libvirt":
       await write(conn, good);
@@ -238,7 +254,13 @@ async function answerStats(
       await write(conn, good.subarray(0, Math.floor(good.length / 2)));
       return false;
     case "unknown-type":
-      await write(conn, reply(call, statsBody([["vcpu.0.exits.sum", "ullong", 1n]], 99)));
+      await write(
+        conn,
+        reply(
+          call,
+          statsBody([{ ...state.domains[0]!, params: [["vcpu.0.exits.sum", "ullong", 1n]] }], 99),
+        ),
+      );
       return true;
     case "error":
       await write(
@@ -252,17 +274,22 @@ async function answerStats(
   }
 }
 
-function statsBody(params: FakeParam[], lastType?: number): Uint8Array {
-  const writer = new XdrWriter().uint(1);
-  writeDomain(writer, FAKE_DOMAIN).uint(params.length);
-  params.forEach(([field, type, value], i) => {
-    writer.string(field);
-    const code = i === params.length - 1 && lastType !== undefined
-      ? lastType
-      : VIR_TYPED_PARAM[type];
-    writer.int(code);
-    writeTypedValue(writer, type, value);
-  });
+function statsBody(
+  domains: { domain: RemoteDomain; params: FakeParam[] }[],
+  lastType?: number,
+): Uint8Array {
+  const writer = new XdrWriter().uint(domains.length);
+  for (const { domain, params } of domains) {
+    writeDomain(writer, domain).uint(params.length);
+    params.forEach(([field, type, value], i) => {
+      writer.string(field);
+      const code = i === params.length - 1 && lastType !== undefined
+        ? lastType
+        : VIR_TYPED_PARAM[type];
+      writer.int(code);
+      writeTypedValue(writer, type, value);
+    });
+  }
   return writer.bytes();
 }
 

@@ -1,0 +1,201 @@
+/**
+ * The `libvirt` collector: KVM's binary stats as libvirt (≥ 8.9) republishes
+ * them on its read-only socket, for hosts where libvirtd holds every QEMU's
+ * monitor and kernel lockdown hides debugfs's counters. One call per scrape
+ * (`virConnectGetAllDomainStats`, groups state, vCPU and VM, running domains,
+ * no wait on a busy domain job); domains are matched to discovered VMs by
+ * UUID. Also reads each domain's XML once per VM lifetime for its names.
+ *
+ * @module
+ */
+
+import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
+import type { Logger } from "../log/logger.ts";
+import type { FamilySet } from "../metrics/model.ts";
+import { type DomainInfoCache } from "../libvirt/domain_info.ts";
+import { type DomainStats, type KvmStat, parseDomainStats } from "../libvirt/domain_stats.ts";
+import { LibvirtClient, LibvirtError, type LibvirtErrorReason } from "../libvirt/libvirt_client.ts";
+import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
+import {
+  type RemoteDomain,
+  VIR_CONNECT_GET_ALL_DOMAINS_STATS,
+  VIR_DOMAIN_STATS,
+} from "../libvirt/remote_protocol.ts";
+import { type StatLevel, StatSet, type StatVm } from "../stats/stat.ts";
+import { libvirtStatType } from "../stats/stat_type.ts";
+import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
+
+/** The name of this collector. */
+export const LIBVIRT = "libvirt";
+
+/** The reasons of `kvm_exporter_libvirt_errors`. */
+export const LIBVIRT_ERROR_REASONS: readonly LibvirtErrorReason[] = [
+  "timeout",
+  "refused",
+  "closed",
+  "protocol",
+  "remote",
+  "permission",
+  "other",
+];
+
+// libvirt < 8.9 drops the VM group (and the KVM stats of the vCPU group) without an error: only
+// VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS would make it refuse, and it is not set.
+const STATS = VIR_DOMAIN_STATS.state | VIR_DOMAIN_STATS.vcpu | VIR_DOMAIN_STATS.vm;
+const FLAGS = VIR_CONNECT_GET_ALL_DOMAINS_STATS.active | VIR_CONNECT_GET_ALL_DOMAINS_STATS.nowait;
+
+const MAX_LOGGED = 1024;
+
+/** Options of {@linkcode createLibvirtCollector}. */
+export interface LibvirtCollectorOptions {
+  /** The socket, e.g. `/run/libvirt/libvirt-sock-ro`. */
+  socket: string;
+  /** Deadline of each libvirt call, in ms (the scrape's deadline cuts it shorter). */
+  timeoutMs: number;
+  /** Where domain names go, for `kvm_vm_info`. */
+  domainInfo: DomainInfoCache;
+  /** Logger. */
+  logger: Logger;
+}
+
+function statValue(stat: KvmStat): bigint | undefined {
+  if (typeof stat.value === "bigint") return stat.value;
+  return Number.isSafeInteger(stat.value) ? BigInt(stat.value) : undefined;
+}
+
+function addKvmStats(
+  out: StatSet,
+  place: { level: StatLevel; vm: StatVm; vcpu: string | undefined },
+  stats: readonly KvmStat[],
+): void {
+  for (const stat of stats) {
+    const value = statValue(stat);
+    if (value === undefined) continue;
+    out.add({
+      ...place,
+      name: stat.name,
+      type: libvirtStatType(stat.name, stat.type, typeof stat.value === "number"),
+      value,
+      source: "libvirt",
+    });
+  }
+}
+
+/** One domain's KVM stats, with each vCPU stat also summed per VM as debugfs's VM dir does. */
+function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
+  const out = new StatSet();
+  const place: StatVm = { dir: vm.dir, domain: vm.domain };
+  addKvmStats(out, { level: "vm", vm: place, vcpu: undefined }, stats.vm);
+  const sums = new Map<string, KvmStat>();
+  for (const vcpu of stats.vcpus) {
+    addKvmStats(out, { level: "vcpu", vm: place, vcpu: String(vcpu.index) }, vcpu.kvm);
+    for (const stat of vcpu.kvm) {
+      const value = statValue(stat);
+      if (value === undefined) continue;
+      const sum = sums.get(stat.name);
+      const before = sum === undefined ? 0n : sum.value as bigint;
+      sums.set(stat.name, { ...stat, value: before + value });
+    }
+  }
+  addKvmStats(out, { level: "vm", vm: place, vcpu: undefined }, [...sums.values()]);
+  return out;
+}
+
+/**
+ * Creates the libvirt collector. Its one client keeps the connection open
+ * across scrapes and re-opens it after any error.
+ *
+ * @param options Socket, timeout, the domain name cache and a logger.
+ * @returns The collector.
+ */
+export function createLibvirtCollector(options: LibvirtCollectorOptions): Collector {
+  const { logger, domainInfo } = options;
+  const client = new LibvirtClient({ path: options.socket, timeoutMs: options.timeoutMs });
+  const logged = new Set<string>();
+
+  function logOnce(key: string, msg: string, fields: Record<string, string>): void {
+    if (logged.has(key)) {
+      logger.debug(msg, fields);
+    } else {
+      // Keys name domains, which come and go: a cap keeps the set from growing with churn.
+      if (logged.size >= MAX_LOGGED) logged.clear();
+      logged.add(key);
+      logger.warn(`${msg} (logged once)`, fields);
+    }
+  }
+
+  /** Reads the names of a VM's domain once per VM lifetime; a failure is retried next scrape. */
+  async function readInfo(vm: DiscoveredVm, domain: RemoteDomain, signal: AbortSignal) {
+    if (domainInfo.get(vm) !== undefined) return;
+    let nova: NovaMetadata | undefined;
+    try {
+      nova = parseNovaMetadata(await client.getDomainXml(domain, { signal }));
+    } catch (error) {
+      if (error instanceof LibvirtError) throw error;
+      logOnce(`xml\n${vm.uuid}`, "Cannot read Nova metadata from the domain XML", {
+        domain: vm.domain,
+        libvirt_name: domain.name,
+        err: (error as Error).message,
+      });
+    }
+    domainInfo.set(vm, { libvirtName: domain.name, nova });
+  }
+
+  function addErrors(out: FamilySet, failed: LibvirtErrorReason | undefined): void {
+    for (const reason of LIBVIRT_ERROR_REASONS) {
+      out.add(
+        {
+          name: "kvm_exporter_libvirt_errors",
+          help: "Whether the libvirt query failed in the last scrape, by reason.",
+          type: "gauge",
+        },
+        [["reason", reason]],
+        failed === reason ? 1 : 0,
+      );
+    }
+  }
+
+  async function collectStats(context: ScrapeContext, out: CollectorOutput): Promise<void> {
+    const { signal } = context;
+    const byUuid = new Map<string, DiscoveredVm>();
+    for (const vm of context.discovery.vms) if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
+    domainInfo.retain(context.discovery.vms);
+    const records = await client.getAllDomainStats(STATS, FLAGS, { signal });
+    const matched: [DiscoveredVm, RemoteDomain][] = [];
+    for (const record of records) {
+      const vm = byUuid.get(record.domain.uuid);
+      if (vm === undefined) continue; // Not a KVM VM this host's debugfs shows (TCG, or gone).
+      const stats = parseDomainStats(record);
+      for (const problem of stats.problems) {
+        logOnce(`problem\n${problem}`, "Skipping a libvirt field", { err: problem });
+      }
+      out.stats.addAll(domainStats(vm, stats));
+      if (!context.vcpuCounts.has(vm.dir) && stats.vcpuCurrent !== undefined) {
+        context.vcpuCounts.set(vm.dir, stats.vcpuCurrent);
+      }
+      matched.push([vm, record.domain]);
+    }
+    // One connection serves one call at a time: the XMLs are read in turn, each once per VM.
+    for (const [vm, domain] of matched) await readInfo(vm, domain, signal);
+  }
+
+  return {
+    name: LIBVIRT,
+    async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
+      // At the scrape's deadline the registry answers at once: say "timeout" before it does (the
+      // listener runs while the abort is dispatched, before the answer is assembled).
+      const onDeadline = (): void => addErrors(out.families, "timeout");
+      context.signal.addEventListener("abort", onDeadline, { once: true });
+      try {
+        await collectStats(context, out);
+      } catch (error) {
+        const reason = error instanceof LibvirtError ? error.reason : "other";
+        addErrors(out.families, reason);
+        throw error;
+      } finally {
+        context.signal.removeEventListener("abort", onDeadline);
+      }
+      addErrors(out.families, undefined);
+    },
+  };
+}

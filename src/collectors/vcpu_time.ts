@@ -1,0 +1,167 @@
+/**
+ * The `vcpu_time` collector: each vCPU thread's time on a CPU and time
+ * runnable but waiting for one (run delay: steal, as the guest sees it), from
+ * `<procfs>/PID/task/TID/schedstat`, for every VM, libvirt or not. The thread
+ * ids come from debugfs (`vcpuN/pid`, readable under lockdown), else from the
+ * thread ids QMP's `query-cpus-fast` gave in an earlier scrape.
+ *
+ * Its families have Prometheus names in both naming schemes:
+ * `kvm_vcpu_cpu_seconds_total` and `kvm_vcpu_delay_seconds_total`.
+ *
+ * @module
+ */
+
+import { parseVcpuDirName } from "../debugfs/stat_value.ts";
+import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
+import type { FamilySet } from "../metrics/model.ts";
+import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
+import { type FileSystem, listDir } from "../system/file_system.ts";
+import { Limiter } from "../system/limiter.ts";
+import { MAX_SCHEDSTAT_BYTES, parseSchedstat, type Schedstat } from "../system/schedstat.ts";
+import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
+
+/** The name of this collector. */
+export const VCPU_TIME = "vcpu_time";
+
+/** vCPU thread ids by VM dir and vCPU index, as QMP reported them. */
+export type VcpuThreadIds = Map<string, Map<string, number>>;
+
+/** Options of {@linkcode createVcpuTimeCollector}. */
+export interface VcpuTimeOptions {
+  /** procfs mount point. */
+  procfs: string;
+  /** File access. */
+  fs: FileSystem;
+  /** Thread ids QMP reported, for VMs whose debugfs has no `vcpuN/pid`. */
+  qmpThreads: VcpuThreadIds;
+  /** Files read at once. Default 32. */
+  concurrency?: number;
+}
+
+/** One vCPU's thread. */
+interface VcpuThread {
+  vcpu: string;
+  tid: number;
+}
+
+const CPU = {
+  name: "kvm_vcpu_cpu_seconds_total",
+  help: "Time the vCPU's host thread ran on a CPU (schedstat; libvirt's vcpu.N.time).",
+  type: "counter",
+} as const;
+
+const DELAY = {
+  name: "kvm_vcpu_delay_seconds_total",
+  help:
+    "Time the vCPU's host thread was runnable but waiting for a CPU: steal, as the guest sees it (schedstat; libvirt's vcpu.N.delay).",
+  type: "counter",
+} as const;
+
+/**
+ * Adds one vCPU's two counters, in seconds, exact to the nanosecond.
+ *
+ * @param out Where the families go.
+ * @param where The VM's domain and the vCPU.
+ * @param stat The thread's schedstat.
+ */
+export function addVcpuTime(
+  out: FamilySet,
+  where: { domain: string; vcpu: string },
+  stat: Schedstat,
+): void {
+  const labels = [["domain", where.domain], ["vcpu", where.vcpu]] as const;
+  out.add(CPU, labels, { units: stat.cpuNs, exponent: -9 });
+  out.add(DELAY, labels, { units: stat.delayNs, exponent: -9 });
+}
+
+/**
+ * Creates the vcpu_time collector. A thread that is gone (the VM exited or
+ * unplugged the vCPU) is skipped; any other read failure of one vCPU is
+ * skipped too, never failing the rest. Neither file was listed as a regular
+ * file, so both reads go through the scrape's read guard: one that blocks
+ * (a FIFO) is waited for only until the deadline, and not read again while
+ * it stays blocked.
+ *
+ * @param options procfs, file access and QMP's thread ids.
+ * @returns The collector.
+ */
+export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
+  const { fs, procfs, qmpThreads } = options;
+  const limiter = new Limiter(options.concurrency ?? 32);
+
+  /** Reads a small file that was not listed: it may be anything, so the guard bounds the wait. */
+  function readGuarded(context: ScrapeContext, path: string, maxBytes: number): Promise<string> {
+    return limiter.run(() =>
+      context.reads.read(path, () => fs.readTextFile(path, { maxBytes }), context.signal)
+    );
+  }
+
+  /** The vCPU dirs of a VM: `vcpuN` → N. */
+  async function vcpuDirs(vm: DiscoveredVm): Promise<[dir: string, vcpu: string][]> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await limiter.run(() => listDir(fs, vm.path));
+    } catch {
+      return []; // The VM exited after discovery.
+    }
+    return entries.flatMap((entry) => {
+      const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
+      return vcpu === undefined ? [] : [[entry.name, vcpu] as [string, string]];
+    });
+  }
+
+  /** A vCPU's thread id from debugfs's `vcpuN/pid`, if it has a readable one. */
+  async function debugfsThread(
+    vm: DiscoveredVm,
+    dir: string,
+    context: ScrapeContext,
+  ): Promise<number | undefined> {
+    try {
+      const text = await readGuarded(context, `${vm.path}/${dir}/pid`, STAT_FILE_MAX_BYTES);
+      const tid = Number(text.trim());
+      return Number.isSafeInteger(tid) && tid > 0 ? tid : undefined;
+    } catch {
+      return undefined; // No pid file (older kernels), a VM that exited, or a blocked read.
+    }
+  }
+
+  async function readVcpu(
+    vm: DiscoveredVm,
+    thread: VcpuThread,
+    context: ScrapeContext,
+    out: FamilySet,
+  ): Promise<void> {
+    const path = `${procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
+    let stat: Schedstat;
+    try {
+      stat = parseSchedstat(await readGuarded(context, path, MAX_SCHEDSTAT_BYTES));
+    } catch {
+      return; // The thread is gone (or is not this VMM's): nothing to report for it.
+    }
+    addVcpuTime(out, { domain: vm.domain, vcpu: thread.vcpu }, stat);
+  }
+
+  return {
+    name: VCPU_TIME,
+    async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
+      const { vms } = context.discovery;
+      const dirs = new Set(vms.map((vm) => vm.dir));
+      for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
+      await Promise.all(vms.map(async (vm) => {
+        // Each vCPU on its own: one whose pid file blocks does not hold the others.
+        let found = 0;
+        await Promise.all((await vcpuDirs(vm)).map(async ([dir, vcpu]) => {
+          const tid = await debugfsThread(vm, dir, context);
+          if (tid === undefined) return;
+          found++;
+          await readVcpu(vm, { vcpu, tid }, context, out.families);
+        }));
+        if (found > 0 || context.signal.aborted) return;
+        const fromQmp = [...qmpThreads.get(vm.dir) ?? []];
+        await Promise.all(
+          fromQmp.map(([vcpu, tid]) => readVcpu(vm, { vcpu, tid }, context, out.families)),
+        );
+      }));
+    },
+  };
+}
