@@ -88,6 +88,7 @@ export function addVcpuTime(
 export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
   const { fs, procfs, qmpThreads } = options;
   const limiter = new Limiter(options.concurrency ?? 32);
+  const threadsByDir = new Map<string, VcpuThread[]>();
 
   /** Reads a small file that was not listed: it may be anything, so the guard bounds the wait. */
   function readGuarded(context: ScrapeContext, path: string, maxBytes: number): Promise<string> {
@@ -125,20 +126,54 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
     }
   }
 
+  /** Reads one vCPU's schedstat into `out`; false when its thread is gone. */
   async function readVcpu(
     vm: DiscoveredVm,
     thread: VcpuThread,
     context: ScrapeContext,
     out: FamilySet,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const path = `${procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
     let stat: Schedstat;
     try {
       stat = parseSchedstat(await readGuarded(context, path, MAX_SCHEDSTAT_BYTES));
     } catch {
-      return; // The thread is gone (or is not this VMM's): nothing to report for it.
+      return false; // The thread is gone (or is not this VMM's): nothing to report for it.
     }
     addVcpuTime(out, { domain: vm.domain, vcpu: thread.vcpu }, stat);
+    return true;
+  }
+
+  /**
+   * Reads a VM's vCPUs by debugfs's `vcpuN/pid` files; returns how many it found. A vCPU keeps
+   * its thread for its lifetime, so the ids are kept per VM dir while the vCPU count stays the
+   * same and every thread answers: a scrape then lists the VM dir only (to see vCPU hotplug).
+   */
+  async function readDebugfsVcpus(
+    vm: DiscoveredVm,
+    context: ScrapeContext,
+    out: FamilySet,
+  ): Promise<number> {
+    const dirs = await vcpuDirs(vm);
+    const cached = threadsByDir.get(vm.dir);
+    const known = cached !== undefined && cached.length === dirs.length;
+    const threads: VcpuThread[] = [];
+    let answered = 0;
+    // Each vCPU on its own: one whose pid file blocks does not hold the others.
+    await Promise.all((known ? cached : dirs).map(async (entry) => {
+      let thread: VcpuThread;
+      if ("tid" in entry) thread = entry;
+      else {
+        const tid = await debugfsThread(vm, entry[0], context);
+        if (tid === undefined) return;
+        thread = { vcpu: entry[1], tid };
+      }
+      threads.push(thread);
+      if (await readVcpu(vm, thread, context, out)) answered++;
+    }));
+    if (answered > 0 && answered === dirs.length) threadsByDir.set(vm.dir, threads);
+    else threadsByDir.delete(vm.dir);
+    return threads.length;
   }
 
   return {
@@ -147,16 +182,10 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
       const { vms } = context.discovery;
       const dirs = new Set(vms.map((vm) => vm.dir));
       for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
+      for (const dir of threadsByDir.keys()) if (!dirs.has(dir)) threadsByDir.delete(dir);
       await Promise.all(vms.map(async (vm) => {
-        // Each vCPU on its own: one whose pid file blocks does not hold the others.
-        let found = 0;
-        await Promise.all((await vcpuDirs(vm)).map(async ([dir, vcpu]) => {
-          const tid = await debugfsThread(vm, dir, context);
-          if (tid === undefined) return;
-          found++;
-          await readVcpu(vm, { vcpu, tid }, context, out.families);
-        }));
-        if (found > 0 || context.signal.aborted) return;
+        if (await readDebugfsVcpus(vm, context, out.families) > 0) return;
+        if (context.signal.aborted) return;
         const fromQmp = [...qmpThreads.get(vm.dir) ?? []];
         await Promise.all(
           fromQmp.map(([vcpu, tid]) => readVcpu(vm, { vcpu, tid }, context, out.families)),

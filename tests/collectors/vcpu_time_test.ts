@@ -2,7 +2,7 @@
  * The vcpu_time collector on fixture trees: thread ids from debugfs or QMP,
  * schedstat values in seconds in both naming schemes, vanished or odd
  * threads skipped. Agreement with libvirt on a real VM is in
- * tests/libvirt/libvirt_exporter_test.ts.
+ * tests/libvirt/libvirt_real_test.ts.
  *
  * @module
  */
@@ -10,6 +10,7 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { startFakeQmp } from "../support/fake_qmp.ts";
 import { mkfifo, releaseFifo } from "../support/fifo.ts";
+import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 /**
@@ -146,6 +147,48 @@ Deno.test("vcpu_time collector: a pid file that blocks (a FIFO) costs one deadli
     );
   } finally {
     await releaseFifo(fifo).catch(() => {});
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("vcpu_time collector reads pid files once per VM lifetime, again after a thread goes or a vCPU comes", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vcpu_time_" });
+  try {
+    const vcpu = async (i: number): Promise<void> => {
+      await Deno.mkdir(`${tmp}/kvm/5001-1/vcpu${i}`, { recursive: true });
+      await Deno.writeTextFile(`${tmp}/kvm/5001-1/vcpu${i}/pid`, `${5002 + i}\n`);
+      await Deno.mkdir(`${tmp}/proc/5001/task/${5002 + i}`, { recursive: true });
+      await Deno.writeTextFile(`${tmp}/proc/5001/task/${5002 + i}/schedstat`, `${i + 1} 0 1\n`);
+    };
+    await vcpu(0);
+    await vcpu(1);
+    await Deno.writeTextFile(`${tmp}/proc/5001/cmdline`, "qemu\0-name\0c\0");
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+    const pidReads: string[] = [];
+    const fs: FileSystem = {
+      readDir: denoFileSystem.readDir,
+      readTextFile: (path, options) => {
+        if (path.endsWith("/pid")) pidReads.push(path);
+        return denoFileSystem.readTextFile(path, options);
+      },
+    };
+    const { app } = await buildApp([...argsOf(tmp), "--collector.kvm_stat=false"], { fs });
+    for (let i = 0; i < 3; i++) await scrapeText(app);
+    strictEqual(pidReads.length, 2, "read in the first scrape only");
+    await Deno.remove(`${tmp}/proc/5001/task/5003`, { recursive: true }); // vCPU 1's thread goes.
+    let text = await scrapeText(app);
+    ok(!text.includes('vcpu="1"'), text);
+    await scrapeText(app);
+    strictEqual(pidReads.length, 4, "looked up again after a thread went");
+    await vcpu(1);
+    await vcpu(2); // Hotplug.
+    await scrapeText(app);
+    text = await scrapeText(app);
+    strictEqual(
+      seriesValue(text, 'kvm_vcpu_cpu_seconds_total{domain="c",vcpu="2"}'),
+      "0.000000003",
+    );
+  } finally {
     await Deno.remove(tmp, { recursive: true });
   }
 });
