@@ -137,14 +137,12 @@ export class ConfigStore {
   }
 
   /**
-   * Reloads when the file changes. Watches the file itself, never its directory: Deno's watcher
-   * opens the path of every event it gets to compare it with the watched one, and opening a FIFO
-   * (or a device) that appears in the directory would block the watcher thread for good, and
-   * with it every later event and the exit. Editors and config managers replace the file rather
-   * than write it in place, which ends the watch on the old file: so the watch is re-armed on
-   * the path after every event, and the file loaded again if it is not the version (inode, size,
-   * change times) the last load read. Only a regular file is watched; while the path is missing or
-   * something else, it is looked at every 200 ms.
+   * Reloads when the file changes, looking once a second with stat(2), which opens nothing.
+   * Deno's watcher (inotify) opens the path of every event it gets, so a FIFO put in vm.yaml's
+   * directory, or in its place, blocked the watcher thread for good: later edits were missed and
+   * the exit froze. A new inode, size or change time is a new version (editors and config
+   * managers replace the file); a path that is missing or not a regular file is logged once and
+   * loaded when it is one again.
    *
    * @param signal Stops watching.
    */
@@ -152,49 +150,26 @@ export class ConfigStore {
     const { path, explicit, logger } = this.#options;
     const readable = await Deno.permissions.query({ name: "read", path });
     if (!explicit && readable.state !== "granted") return; // Running without vm.yaml by design.
-    let absent: string | undefined;
+    let reported: string | undefined;
     while (!signal.aborted) {
       const kind = await fileKind(path);
-      if (kind !== "a regular file") {
-        if (absent !== kind) {
-          logger.info(
-            "vm.yaml is missing or not a regular file; it will be loaded when it is one",
-            { path, is: kind },
-          );
-        }
-        absent = kind;
-        await pause(200, signal);
-        continue;
+      if (kind !== "a regular file" && reported !== kind) {
+        logger.info(
+          "vm.yaml is missing or not a regular file; it will be loaded when it is one",
+          { path, is: kind },
+        );
       }
-      absent = undefined;
-      let watcher: Deno.FsWatcher;
-      try {
-        watcher = Deno.watchFs(path, { recursive: false });
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound) continue; // Replaced right now: look again.
-        logger.warn("Cannot watch vm.yaml; reload with SIGHUP or POST /-/reload", {
-          path,
-          err: (error as Error).message,
-        });
-        return;
+      reported = kind === "a regular file" ? undefined : kind;
+      if (reported === undefined && await fileVersion(path) !== this.#loadedVersion) {
+        await this.reload("file changed");
       }
-      const close = (): void => watcher.close();
-      signal.addEventListener("abort", close, { once: true });
-      // Armed first, then compared with what was loaded: no change goes unseen, including one
-      // made before the first watch or while the watch was re-armed.
-      if (await fileVersion(path) !== this.#loadedVersion) await this.reload("file changed");
-      for await (const _ of watcher) break; // The file may have been replaced: re-arm.
-      signal.removeEventListener("abort", close);
-      try {
-        watcher.close();
-      } catch {
-        // Closed already.
-      }
-      // One save is several events (create, modify, rename): look once they settle.
-      await pause(100, signal);
+      await pause(WATCH_INTERVAL_MS, signal);
     }
   }
 }
+
+/** How often {@linkcode ConfigStore.watch} looks at the file. */
+const WATCH_INTERVAL_MS = 1000;
 
 /** Which version of a file is at a path: inode, size, change times; "missing" if none. */
 async function fileVersion(path: string): Promise<string> {
