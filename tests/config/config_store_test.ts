@@ -78,8 +78,8 @@ Deno.test("ConfigStore.watch() is not blocked by a FIFO in vm.yaml's directory",
     await s.loadInitial();
     watching = s.watch(controller.signal);
     const named = (name: string) => () => s.config.entries[0]?.name === name;
-    // Deno's watcher opens the path of every event it gets: a FIFO made (and written to) in a
-    // watched directory would block its thread in open(2).
+    // Deno's watcher opened the path of every event it got: a FIFO made in the directory, or in
+    // vm.yaml's place, blocked its thread in open(2). Looking with stat opens nothing.
     await mkfifo(`${tmp}/after.fifo`);
     await Deno.writeTextFile(`${tmp}/other.yaml`, "x");
     await Deno.writeTextFile(path, "vm_infos:\n  second: {pid: 1}\n");
