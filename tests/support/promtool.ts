@@ -5,6 +5,8 @@
  * @module
  */
 
+import { programPath } from "./program_path.ts";
+
 /**
  * The lint promtool 2.x prints for `kvm_stat_<stat>_count` families, whose names the original
  * exporter chose and whose `<stat>` part is the kernel's: gauges ending in `_count`, and the
@@ -31,14 +33,28 @@ export interface PromtoolResult {
  * @returns Its path.
  */
 export function findPromtool(): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/promtool`).isFile) return `${dir}/promtool`;
-    } catch {
-      // Not in this dir.
-    }
-  }
-  return undefined;
+  return programPath("promtool");
+}
+
+/**
+ * Runs promtool with arguments (`check rules FILE`, `test rules FILE`, ...).
+ *
+ * @param promtool promtool's path.
+ * @param options Its arguments, and the directory to run it in (relative paths in its files
+ *   resolve from there).
+ * @returns Its exit code and its stdout and stderr as one text.
+ */
+export async function runPromtool(
+  promtool: string,
+  options: { args: string[]; cwd?: string },
+): Promise<{ code: number; out: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(promtool, {
+    ...options,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, out: decoder.decode(stdout) + decoder.decode(stderr) };
 }
 
 /**
