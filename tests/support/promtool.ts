@@ -5,6 +5,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { programPath } from "./program_path.ts";
 
 /**
@@ -55,6 +56,26 @@ export async function runPromtool(
   }).output();
   const decoder = new TextDecoder();
   return { code, out: decoder.decode(stdout) + decoder.decode(stderr) };
+}
+
+/**
+ * Runs `promtool check metrics` on every `every`-th body (the first included), asserts that each
+ * has no problem, and logs how many it checked.
+ *
+ * @param promtool promtool's path.
+ * @param bodies The exposition texts.
+ * @param every Which share of them to check.
+ */
+export async function assertBodiesClean(
+  promtool: string,
+  bodies: readonly string[],
+  every: number,
+): Promise<void> {
+  const sample = bodies.filter((_, i) => i % every === 0);
+  for (const body of sample) {
+    assert.deepEqual((await promtoolCheck(promtool, body)).problems, [], body);
+  }
+  console.log(`promtool check metrics: ${sample.length} of ${bodies.length} bodies, all clean`);
 }
 
 /**
