@@ -8,7 +8,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import yaml from "js-yaml";
-import { startExporter, waitFor } from "../support/exporter_process.ts";
+import { type ExporterProcess, startExporter, waitFor } from "../support/exporter_process.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
 import { prometheusPath, startPrometheus } from "../support/prometheus.ts";
 import { metricNames, variableMetricNames } from "../support/promql_names.ts";
@@ -143,6 +143,37 @@ function emittedNames(exposition: string): Set<string> {
   return names;
 }
 
+/**
+ * Runs `body` against the exporter in the prometheus naming scheme: the sample tree for debugfs;
+ * a fake QMP monitor for what only QMP has (per-vCPU counters, histograms), attached to the
+ * sample's target_vm through vm.yaml.
+ */
+async function withNamesExporter(
+  body: (exporter: ExporterProcess) => Promise<void>,
+): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_names_" });
+  const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
+  try {
+    await Deno.writeTextFile(
+      `${tmp}/vm.yaml`,
+      `vm_infos:\n  target_vm:\n    kvm_debug_dir: "10620-10"\n    qmp_socket: "${tmp}/target_vm.qmp"\n`,
+    );
+    await using exporter = await startExporter([
+      "--web.listen-address=127.0.0.1:0",
+      "--collector.kvmdebug.dir=tests/fixtures/sample/kvm",
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      "--path.procfs=tests/fixtures/sample/proc",
+      "--path.sysfs=tests/fixtures/sample/sys",
+      "--collector.qmp",
+      "--metrics.naming=prometheus",
+    ]);
+    await body(exporter);
+  } finally {
+    await qmp.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 Deno.test("the dashboard and rules use exactly the documented exporter metric names", async () => {
   deepStrictEqual(await shippedNames(), SHIPPED_NAMES);
 });
@@ -204,34 +235,14 @@ Deno.test({
   name:
     "the exporter with --metrics.naming=prometheus emits every name the dashboard and rules use",
   async fn() {
-    // The sample tree for debugfs; the fake QMP monitor for what only QMP has (per-vCPU counters,
-    // histograms), attached to the sample's target_vm through vm.yaml.
-    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_names_" });
-    const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
-    try {
-      await Deno.writeTextFile(
-        `${tmp}/vm.yaml`,
-        `vm_infos:\n  target_vm:\n    kvm_debug_dir: "10620-10"\n    qmp_socket: "${tmp}/target_vm.qmp"\n`,
-      );
-      await using exporter = await startExporter([
-        "--web.listen-address=127.0.0.1:0",
-        "--collector.kvmdebug.dir=tests/fixtures/sample/kvm",
-        `--collector.vmmap.path=${tmp}/vm.yaml`,
-        "--path.procfs=tests/fixtures/sample/proc",
-        "--path.sysfs=tests/fixtures/sample/sys",
-        "--collector.qmp",
-        "--metrics.naming=prometheus",
-      ]);
+    await withNamesExporter(async (exporter) => {
       const response = await fetch(`${exporter.baseUrl}/metrics`);
       strictEqual(response.status, 200);
       const emitted = emittedNames(await response.text());
       ok(emitted.has("kvm_vm_info"), [...emitted].join("\n"));
       const missing = (await shippedNames()).filter((n) => !emitted.has(n));
       deepStrictEqual(missing, [], `not emitted:\n${missing.join("\n")}`);
-    } finally {
-      await qmp.close();
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   },
 });
 
@@ -244,22 +255,7 @@ Deno.test({
   name: "a real Prometheus evaluates every shipped rule on the exporter's output without error",
   ignore: NO_PROMETHEUS,
   async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_rules_" });
-    const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
-    try {
-      await Deno.writeTextFile(
-        `${tmp}/vm.yaml`,
-        `vm_infos:\n  target_vm:\n    kvm_debug_dir: "10620-10"\n    qmp_socket: "${tmp}/target_vm.qmp"\n`,
-      );
-      await using exporter = await startExporter([
-        "--web.listen-address=127.0.0.1:0",
-        "--collector.kvmdebug.dir=tests/fixtures/sample/kvm",
-        `--collector.vmmap.path=${tmp}/vm.yaml`,
-        "--path.procfs=tests/fixtures/sample/proc",
-        "--path.sysfs=tests/fixtures/sample/sys",
-        "--collector.qmp",
-        "--metrics.naming=prometheus",
-      ]);
+    await withNamesExporter(async (exporter) => {
       // The shipped rules file, unchanged, scraped and evaluated every second.
       await using prometheus = await startPrometheus({
         jobs: [{ name: "kvm_exporter", targets: [`127.0.0.1:${exporter.port}`] }],
@@ -288,9 +284,6 @@ Deno.test({
       strictEqual((await prometheus.query("instance_domain:kvm_vm_exits:rate5m")).length, vms);
       const p90 = await prometheus.query("instance_domain:kvm_vcpu_halt_wait_seconds:p90_rate5m");
       deepStrictEqual(p90.map((s) => s.metric.domain), ["target_vm"]);
-    } finally {
-      await qmp.close();
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   },
 });
