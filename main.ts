@@ -5,7 +5,7 @@
  * @module
  */
 
-import { FlagError, helpText, parseFlags } from "./src/cli/flags.ts";
+import { FlagError, helpText, type Options, parseFlags } from "./src/cli/flags.ts";
 import { ConfigStore } from "./src/config/config_store.ts";
 import { createExporter } from "./src/exporter.ts";
 import { createApp } from "./src/http/app.ts";
@@ -13,9 +13,9 @@ import { DEFAULT_LIMITS, HttpServer } from "./src/http/http_server.ts";
 import { parseListenAddress } from "./src/http/listen_address.ts";
 import { openListener } from "./src/http/listener.ts";
 import type { TlsSettings } from "./src/http/web_config.ts";
-import { WebConfigStore } from "./src/http/web_config_store.ts";
-import { createLogger } from "./src/log/logger.ts";
-import { readLockdown } from "./src/system/lockdown.ts";
+import { WebConfigStore, type WebConfigStoreOptions } from "./src/http/web_config_store.ts";
+import { createLogger, type Logger } from "./src/log/logger.ts";
+import { type LockdownMode, readLockdown } from "./src/system/lockdown.ts";
 import { REVISION, VERSION } from "./src/version.ts";
 
 /** Reads an env var only where the permission is granted, so a run without `--allow-env` never prompts. */
@@ -30,6 +30,36 @@ function readEnv(name: string): string | undefined {
 const SHUTDOWN_DEADLINE_MS = 5_000;
 
 async function main(args: string[]): Promise<number> {
+  const command = await parseCommand(args);
+  if (typeof command === "number") return command;
+  const options = command;
+  const logger = createLogger({ level: options.logLevel, format: options.logFormat });
+  logger.info("Starting kvm_exporter", { version: VERSION, deno: Deno.version.deno });
+  const lockdown = await checkLockdown(options.sysfs, logger);
+  const configs = await loadConfigs(options, {
+    logger,
+    // Called on reloads only, once `server` exists.
+    onTlsChange: (config, previous) => relisten(server, config.tls, previous.tls),
+  });
+  if (configs === undefined) return 1;
+  const server = buildServer(options, { logger, lockdown, configs });
+  const listening = listen(server, {
+    address: options.listenAddress,
+    tls: configs.webConfig.config.tls,
+    logger,
+  });
+  if (!listening) return 1;
+  await serveUntilStopped(server, { options, configs, logger });
+  logger.info("Stopped");
+  return 0;
+}
+
+/**
+ * Parses the command line; prints the help, the version or a flag error.
+ *
+ * @returns The options to run with, or the exit code when there is nothing to run.
+ */
+async function parseCommand(args: string[]): Promise<Options | number> {
   let command;
   try {
     command = parseFlags(args, readEnv);
@@ -48,18 +78,39 @@ async function main(args: string[]): Promise<number> {
     );
     return 0;
   }
-  const { options } = command;
-  const logger = createLogger({ level: options.logLevel, format: options.logFormat });
-  logger.info("Starting kvm_exporter", { version: VERSION, deno: Deno.version.deno });
+  return command.options;
+}
 
-  const lockdown = await readLockdown(options.sysfs);
+/** Reads the kernel lockdown mode and says what it costs when it is on. */
+async function checkLockdown(sysfs: string, logger: Logger): Promise<LockdownMode> {
+  const lockdown = await readLockdown(sysfs);
   if (lockdown === "integrity" || lockdown === "confidentiality") {
     logger.info(
       "Kernel lockdown is on: debugfs refuses cumulative, peak and histogram stats (exits, halt_wait_ns, pf_fixed, ...); instant stats (pages_*, mmu_unsync, blocking) and vCPU files still work. Enable --collector.qmp for the rest",
       { lockdown },
     );
   }
+  return lockdown;
+}
 
+/** The two config files in force. */
+interface Configs {
+  configStore: ConfigStore;
+  webConfig: WebConfigStore;
+}
+
+/**
+ * Loads vm.yaml and the web config for the first time.
+ *
+ * @returns The stores, or undefined (logged) when a file is rejected.
+ */
+async function loadConfigs(
+  options: Options,
+  { logger, onTlsChange }: {
+    logger: Logger;
+    onTlsChange: NonNullable<WebConfigStoreOptions["onTlsChange"]>;
+  },
+): Promise<Configs | undefined> {
   const configStore = new ConfigStore({
     path: options.vmmapPath,
     explicit: options.vmmapPathExplicit,
@@ -69,22 +120,28 @@ async function main(args: string[]): Promise<number> {
     await configStore.loadInitial();
   } catch (error) {
     logger.error("Cannot load vm.yaml", { err: (error as Error).message });
-    return 1;
+    return undefined;
   }
-
   const webConfig = new WebConfigStore({
     path: options.webConfigFile,
     logger,
-    // Called on reloads only, once `server` exists.
-    onTlsChange: (config, previous) => relisten(server, config.tls, previous.tls),
+    onTlsChange,
   });
   try {
     await webConfig.loadInitial();
   } catch (error) {
     logger.error("Cannot load the web config", { err: (error as Error).message });
-    return 1;
+    return undefined;
   }
+  return { configStore, webConfig };
+}
 
+/** Builds the exporter, its app and the HTTP server that serves it (not listening yet). */
+function buildServer(
+  options: Options,
+  { logger, lockdown, configs }: { logger: Logger; lockdown: LockdownMode; configs: Configs },
+): HttpServer {
+  const { configStore, webConfig } = configs;
   const exporter = createExporter({ options, configStore, logger, lockdown });
   const app = createApp({
     exporter,
@@ -94,7 +151,7 @@ async function main(args: string[]): Promise<number> {
     webConfig,
     enableLifecycle: options.enableLifecycle,
   });
-  const server = new HttpServer({
+  return new HttpServer({
     handler: app.fetch,
     limits: {
       ...DEFAULT_LIMITS,
@@ -104,27 +161,45 @@ async function main(args: string[]): Promise<number> {
     },
     logger,
   });
+}
 
-  const address = parseListenAddress(options.listenAddress);
-  const tls = webConfig.config.tls;
+/**
+ * Starts serving on the listen address.
+ *
+ * @returns Whether it listens (why not is logged).
+ */
+function listen(
+  server: HttpServer,
+  { address, tls, logger }: { address: string; tls: TlsSettings | undefined; logger: Logger },
+): boolean {
+  const { hostname, port } = parseListenAddress(address);
   try {
-    server.serve(
-      openListener({ hostname: address.hostname, port: address.port, tls }),
-      tls === undefined ? "http" : "https",
-    );
+    server.serve(openListener({ hostname, port, tls }), tls === undefined ? "http" : "https");
   } catch (error) {
     const reason = error instanceof Deno.errors.AddrInUse
       ? "address already in use"
       : (error as Error).message;
     logger.error("Cannot listen", {
-      address: options.listenAddress,
+      address,
       err: reason,
       ...(error instanceof Deno.errors.NotCapable
         ? { fix: "grant --allow-net for this address (README: Another address or port)" }
         : {}),
     });
-    return 1;
+    return false;
   }
+  return true;
+}
+
+/**
+ * Watches the configs and reloads them on SIGHUP until SIGINT or SIGTERM, then shuts the server
+ * down gracefully.
+ */
+async function serveUntilStopped(
+  server: HttpServer,
+  { options, configs, logger }: { options: Options; configs: Configs; logger: Logger },
+): Promise<void> {
+  const { configStore, webConfig } = configs;
   const watching = new AbortController();
   void configStore.watch(watching.signal);
   void webConfig.watch(watching.signal);
@@ -154,8 +229,6 @@ async function main(args: string[]): Promise<number> {
     telemetry_path: options.telemetryPath,
   });
   await stopped;
-  logger.info("Stopped");
-  return 0;
 }
 
 /**

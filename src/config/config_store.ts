@@ -6,6 +6,7 @@
  */
 
 import type { Logger } from "../log/logger.ts";
+import { CoalescedReload } from "../system/coalesced_reload.ts";
 import { readVmConfig, type VmConfig } from "./vm_config.ts";
 
 /** Options of {@linkcode ConfigStore}. */
@@ -26,8 +27,7 @@ export class ConfigStore {
   #config: VmConfig = { entries: [] };
   #lastReloadSuccessful = false;
   #lastSuccessMs: number | undefined;
-  #running: Promise<Error | undefined> | undefined;
-  #pending: Promise<Error | undefined> | undefined;
+  #reloads = new CoalescedReload((reason) => this.#reloadNow(reason));
   /** The version of the file the last load read, to tell whether it changed since. */
   #loadedVersion: string | undefined;
 
@@ -72,21 +72,7 @@ export class ConfigStore {
    *   that load rejected the file (the same error for every request it covered).
    */
   reload(reason: string): Promise<Error | undefined> {
-    if (this.#pending !== undefined) return this.#pending;
-    if (this.#running === undefined) return this.#start(reason);
-    this.#pending = this.#running.then(() => {
-      this.#pending = undefined;
-      return this.#start(reason);
-    });
-    return this.#pending;
-  }
-
-  #start(reason: string): Promise<Error | undefined> {
-    const run = this.#reloadNow(reason).finally(() => {
-      if (this.#running === run) this.#running = undefined;
-    });
-    this.#running = run;
-    return run;
+    return this.#reloads.request(reason);
   }
 
   async #reloadNow(reason: string): Promise<Error | undefined> {

@@ -6,6 +6,7 @@
  */
 
 import type { LogFields, Logger } from "../log/logger.ts";
+import { CoalescedReload } from "../system/coalesced_reload.ts";
 import { BasicAuth } from "./basic_auth.ts";
 import { EMPTY_WEB_CONFIG, readWebConfig, type WebConfig } from "./web_config.ts";
 
@@ -27,8 +28,7 @@ export class WebConfigStore {
   #options: WebConfigStoreOptions;
   #config: WebConfig = EMPTY_WEB_CONFIG;
   #auth = new BasicAuth(new Map());
-  #running: Promise<Error | undefined> | undefined;
-  #pending: Promise<Error | undefined> | undefined;
+  #reloads = new CoalescedReload((reason) => this.#load(reason));
 
   /**
    * Creates a store holding the empty config until the first load.
@@ -63,29 +63,15 @@ export class WebConfigStore {
   }
 
   /**
-   * Loads the file again; on failure keeps the config in force. At most one load runs and one
-   * waits: asking while one waits joins it.
+   * Loads the file again; on failure keeps the config in force. Requests are coalesced (see
+   * {@linkcode CoalescedReload}): at most one load runs and one waits, asking while one waits
+   * joins it.
    *
    * @param reason What asked, for the log.
    * @returns undefined when the new config is in force, else why it was rejected.
    */
   reload(reason: string): Promise<Error | undefined> {
-    if (this.#pending !== undefined) return this.#pending;
-    if (this.#running === undefined) return this.#start(reason);
-    const pending = this.#running.then(() => {
-      this.#pending = undefined;
-      return this.#start(reason);
-    });
-    this.#pending = pending;
-    return pending;
-  }
-
-  #start(reason: string): Promise<Error | undefined> {
-    const running = this.#load(reason).finally(() => {
-      if (this.#running === running) this.#running = undefined;
-    });
-    this.#running = running;
-    return running;
+    return this.#reloads.request(reason);
   }
 
   async #load(reason: string): Promise<Error | undefined> {

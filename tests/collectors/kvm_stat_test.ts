@@ -9,7 +9,7 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
-import { waitFor } from "../support/exporter_process.ts";
+import { treeArgs, waitFor } from "../support/exporter_process.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
 import { copyTree, mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
@@ -135,12 +135,7 @@ async function sampleCopy(): Promise<{ dir: string; args: string[] }> {
   await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
   return {
     dir,
-    args: [
-      `--collector.kvmdebug.dir=${dir}/kvm`,
-      `--collector.vmmap.path=${dir}/vm.yaml`,
-      `--path.procfs=${dir}/proc`,
-      `--path.sysfs=${dir}/sys`,
-    ],
+    args: treeArgs(dir),
   };
 }
 

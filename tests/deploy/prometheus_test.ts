@@ -7,31 +7,19 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import yaml from "js-yaml";
+import { findPromtool, runPromtool } from "../support/promtool.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const dir = `${root}deploy/prometheus`;
 
-function havePromtool(): boolean {
-  try {
-    Deno.statSync("/usr/bin/promtool");
-    return true;
-  } catch {
-    return false;
-  }
+const PROMTOOL = findPromtool();
+if (PROMTOOL === undefined) {
+  console.log("prometheus_test: promtool checks skipped: promtool is not installed");
 }
 
-const PROMTOOL = havePromtool();
-if (!PROMTOOL) console.log("prometheus_test: promtool checks skipped: no /usr/bin/promtool");
-
-async function promtool(args: string[], cwd: string): Promise<{ code: number; out: string }> {
-  const { code, stdout, stderr } = await new Deno.Command("/usr/bin/promtool", {
-    args,
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return { code, out: decoder.decode(stdout) + decoder.decode(stderr) };
+/** Runs promtool in `cwd`, where the files it checks are. */
+function promtool(args: string[], cwd: string): Promise<{ code: number; out: string }> {
+  return runPromtool(PROMTOOL!, { args, cwd });
 }
 
 interface RuleFile {
@@ -51,7 +39,7 @@ async function loadYaml<T>(path: string): Promise<T> {
 
 Deno.test({
   name: "promtool check config passes deploy/prometheus/prometheus.yml with the example targets",
-  ignore: !PROMTOOL,
+  ignore: PROMTOOL === undefined,
   async fn() {
     // The example targets file is not *.yml, so that a copy of the folder scrapes nothing made up;
     // check it as the user will use it.
@@ -89,7 +77,7 @@ Deno.test("deploy/prometheus/targets/kvm_hosts.yml.example is a file_sd list of 
 
 Deno.test({
   name: "promtool check rules passes deploy/prometheus/kvm_exporter.rules.yml",
-  ignore: !PROMTOOL,
+  ignore: PROMTOOL === undefined,
   async fn() {
     const { code, out } = await promtool(["check", "rules", "kvm_exporter.rules.yml"], dir);
     strictEqual(code, 0, out);
@@ -99,7 +87,7 @@ Deno.test({
 
 Deno.test({
   name: "promtool test rules passes deploy/prometheus/kvm_exporter.rules.test.yml",
-  ignore: !PROMTOOL,
+  ignore: PROMTOOL === undefined,
   async fn() {
     const { code, out } = await promtool(["test", "rules", "kvm_exporter.rules.test.yml"], dir);
     strictEqual(code, 0, out);

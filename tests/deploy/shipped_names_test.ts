@@ -8,9 +8,11 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import yaml from "js-yaml";
-import { startExporter, waitFor } from "../support/exporter_process.ts";
+import { type ExporterProcess, startExporter, waitFor } from "../support/exporter_process.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
+import { prometheusPath, startPrometheus } from "../support/prometheus.ts";
 import { metricNames, variableMetricNames } from "../support/promql_names.ts";
+import { findPromtool, runPromtool } from "../support/promtool.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const DASHBOARD = `${root}deploy/grafana/kvm_exporter.json`;
@@ -141,6 +143,37 @@ function emittedNames(exposition: string): Set<string> {
   return names;
 }
 
+/**
+ * Runs `body` against the exporter in the prometheus naming scheme: the sample tree for debugfs;
+ * a fake QMP monitor for what only QMP has (per-vCPU counters, histograms), attached to the
+ * sample's target_vm through vm.yaml.
+ */
+async function withNamesExporter(
+  body: (exporter: ExporterProcess) => Promise<void>,
+): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_names_" });
+  const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
+  try {
+    await Deno.writeTextFile(
+      `${tmp}/vm.yaml`,
+      `vm_infos:\n  target_vm:\n    kvm_debug_dir: "10620-10"\n    qmp_socket: "${tmp}/target_vm.qmp"\n`,
+    );
+    await using exporter = await startExporter([
+      "--web.listen-address=127.0.0.1:0",
+      "--collector.kvmdebug.dir=tests/fixtures/sample/kvm",
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      "--path.procfs=tests/fixtures/sample/proc",
+      "--path.sysfs=tests/fixtures/sample/sys",
+      "--collector.qmp",
+      "--metrics.naming=prometheus",
+    ]);
+    await body(exporter);
+  } finally {
+    await qmp.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 Deno.test("the dashboard and rules use exactly the documented exporter metric names", async () => {
   deepStrictEqual(await shippedNames(), SHIPPED_NAMES);
 });
@@ -169,17 +202,14 @@ Deno.test("the dashboard is importable: recent schema, a data source variable, i
   }
 });
 
+const PROMTOOL = findPromtool();
+if (PROMTOOL === undefined) {
+  console.log("shipped_names_test: dashboard PromQL check skipped: promtool is not installed");
+}
+
 Deno.test({
   name: "promtool check rules accepts every dashboard expression",
-  ignore: (() => {
-    try {
-      Deno.statSync("/usr/bin/promtool");
-      return false;
-    } catch {
-      console.log("shipped_names_test: dashboard PromQL check skipped: no /usr/bin/promtool");
-      return true;
-    }
-  })(),
+  ignore: PROMTOOL === undefined,
   async fn() {
     // Grafana's variables replaced by what Grafana would put there; each expression becomes a
     // recording rule, which promtool parses.
@@ -192,12 +222,7 @@ Deno.test({
     const tmp = await Deno.makeTempFile({ suffix: ".yml" });
     try {
       await Deno.writeTextFile(tmp, yaml.dump(rules));
-      const { code, stdout, stderr } = await new Deno.Command("/usr/bin/promtool", {
-        args: ["check", "rules", tmp],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const out = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+      const { code, out } = await runPromtool(PROMTOOL!, { args: ["check", "rules", tmp] });
       strictEqual(code, 0, out);
       ok(out.includes(`SUCCESS: ${exprs.length} rules found`), out);
     } finally {
@@ -210,115 +235,39 @@ Deno.test({
   name:
     "the exporter with --metrics.naming=prometheus emits every name the dashboard and rules use",
   async fn() {
-    // The sample tree for debugfs; the fake QMP monitor for what only QMP has (per-vCPU counters,
-    // histograms), attached to the sample's target_vm through vm.yaml.
-    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_names_" });
-    const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
-    try {
-      await Deno.writeTextFile(
-        `${tmp}/vm.yaml`,
-        `vm_infos:\n  target_vm:\n    kvm_debug_dir: "10620-10"\n    qmp_socket: "${tmp}/target_vm.qmp"\n`,
-      );
-      await using exporter = await startExporter([
-        "--web.listen-address=127.0.0.1:0",
-        "--collector.kvmdebug.dir=tests/fixtures/sample/kvm",
-        `--collector.vmmap.path=${tmp}/vm.yaml`,
-        "--path.procfs=tests/fixtures/sample/proc",
-        "--path.sysfs=tests/fixtures/sample/sys",
-        "--collector.qmp",
-        "--metrics.naming=prometheus",
-      ]);
+    await withNamesExporter(async (exporter) => {
       const response = await fetch(`${exporter.baseUrl}/metrics`);
       strictEqual(response.status, 200);
       const emitted = emittedNames(await response.text());
       ok(emitted.has("kvm_vm_info"), [...emitted].join("\n"));
       const missing = (await shippedNames()).filter((n) => !emitted.has(n));
       deepStrictEqual(missing, [], `not emitted:\n${missing.join("\n")}`);
-    } finally {
-      await qmp.close();
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   },
 });
 
-function prometheusBinary(): string | undefined {
-  try {
-    Deno.statSync("/usr/bin/prometheus");
-    return "/usr/bin/prometheus";
-  } catch {
-    return undefined;
-  }
-}
-
-async function apiData(url: string): Promise<unknown> {
-  const body = await (await fetch(url)).json() as { status: string; data: unknown };
-  if (body.status !== "success") throw new Error(`${url}: ${JSON.stringify(body)}`);
-  return body.data;
+const NO_PROMETHEUS = prometheusPath() === undefined;
+if (NO_PROMETHEUS) {
+  console.log("shipped_names_test: rules evaluation skipped: prometheus is not installed");
 }
 
 Deno.test({
   name: "a real Prometheus evaluates every shipped rule on the exporter's output without error",
-  ignore: prometheusBinary() === undefined,
+  ignore: NO_PROMETHEUS,
   async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_rules_" });
-    const qmp = startFakeQmp(`${tmp}/target_vm.qmp`, { behaviour: "qemu" });
-    let prometheus: Deno.ChildProcess | undefined;
-    try {
-      await Deno.writeTextFile(
-        `${tmp}/vm.yaml`,
-        `vm_infos:\n  target_vm:\n    kvm_debug_dir: "10620-10"\n    qmp_socket: "${tmp}/target_vm.qmp"\n`,
-      );
-      await using exporter = await startExporter([
-        "--web.listen-address=127.0.0.1:0",
-        "--collector.kvmdebug.dir=tests/fixtures/sample/kvm",
-        `--collector.vmmap.path=${tmp}/vm.yaml`,
-        "--path.procfs=tests/fixtures/sample/proc",
-        "--path.sysfs=tests/fixtures/sample/sys",
-        "--collector.qmp",
-        "--metrics.naming=prometheus",
-      ]);
+    await withNamesExporter(async (exporter) => {
       // The shipped rules file, unchanged, scraped and evaluated every second.
-      await Deno.writeTextFile(
-        `${tmp}/prometheus.yml`,
-        yaml.dump({
-          global: { scrape_interval: "1s", scrape_timeout: "1s", evaluation_interval: "1s" },
-          rule_files: [RULES],
-          scrape_configs: [{
-            job_name: "kvm_exporter",
-            static_configs: [{ targets: [`127.0.0.1:${exporter.port}`] }],
-          }],
-        }),
-      );
-      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const port = (listener.addr as Deno.NetAddr).port;
-      listener.close();
-      prometheus = new Deno.Command(prometheusBinary()!, {
-        args: [
-          `--config.file=${tmp}/prometheus.yml`,
-          `--storage.tsdb.path=${tmp}/data`,
-          `--web.listen-address=127.0.0.1:${port}`,
-          "--log.level=warn",
-        ],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      const api = `http://127.0.0.1:${port}/api/v1`;
-      type Rule = { name: string; type: string; health: string; lastError?: string };
-      const rules = async (): Promise<Rule[]> =>
-        ((await apiData(`${api}/rules`)) as { groups: { rules: Rule[] }[] }).groups
-          .flatMap((g) => g.rules);
-      const query = async (expr: string): Promise<unknown[]> =>
-        ((await apiData(`${api}/query?query=${encodeURIComponent(expr)}`)) as {
-          result: unknown[];
-        }).result;
+      await using prometheus = await startPrometheus({
+        jobs: [{ name: "kvm_exporter", targets: [`127.0.0.1:${exporter.port}`] }],
+        ruleFiles: [RULES],
+      });
       // Every rule evaluated at least once after two scrapes (rates need two samples).
       await waitFor(async () => {
-        const all = await rules();
+        const all = await prometheus.rules();
         return all.length > 0 && all.every((r) => r.health !== "unknown") &&
-          (await query("instance_domain:kvm_vm_exits:rate5m")).length > 0;
+          (await prometheus.query("instance_domain:kvm_vm_exits:rate5m")).length > 0;
       }, { timeoutMs: 30_000, what: "Prometheus to evaluate the rules on two scrapes" });
-      const all = await rules();
+      const all = await prometheus.rules();
       const bad = all.filter((r) => r.health !== "ok").map((r) => `${r.name}: ${r.lastError}`);
       deepStrictEqual(bad, []);
       const { recorded } = await loadRules();
@@ -327,28 +276,14 @@ Deno.test({
       // poll) is empty; every other recorded rule has a series per VM or host.
       for (const name of recorded) {
         if (name.includes("ratio")) continue;
-        ok((await query(name)).length > 0, `${name} recorded nothing`);
+        ok((await prometheus.query(name)).length > 0, `${name} recorded nothing`);
       }
       // One exit rate per VM; one halt-wait p90 per VM with QMP histograms (target_vm).
-      const vms = (await query("kvm_vm_info")).length;
+      const vms = (await prometheus.query("kvm_vm_info")).length;
       strictEqual(vms, 3);
-      strictEqual((await query("instance_domain:kvm_vm_exits:rate5m")).length, vms);
-      const p90 = await query("instance_domain:kvm_vcpu_halt_wait_seconds:p90_rate5m");
-      deepStrictEqual(
-        p90.map((s) => (s as { metric: Record<string, string> }).metric.domain),
-        ["target_vm"],
-      );
-    } finally {
-      if (prometheus !== undefined) {
-        try {
-          prometheus.kill("SIGTERM");
-        } catch {
-          // Exited already.
-        }
-        await prometheus.status;
-      }
-      await qmp.close();
-      await Deno.remove(tmp, { recursive: true });
-    }
+      strictEqual((await prometheus.query("instance_domain:kvm_vm_exits:rate5m")).length, vms);
+      const p90 = await prometheus.query("instance_domain:kvm_vcpu_halt_wait_seconds:p90_rate5m");
+      deepStrictEqual(p90.map((s) => s.metric.domain), ["target_vm"]);
+    });
   },
 });

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { startFakeQmpFleet } from "../support/fake_qmp_fleet.ts";
 import { startExporter, waitFor } from "../support/exporter_process.ts";
-import { prometheusPath, startPrometheus } from "../support/prometheus_server.ts";
+import { prometheusPath, startPrometheus } from "../support/prometheus.ts";
 import type { QemuVm } from "../support/qemu.ts";
 import { kvmBackend } from "../support/vm_backends.ts";
 
@@ -33,8 +33,8 @@ function exposedTypes(text: string): Map<string, string> {
 /** Scrapes the exporter through a real Prometheus and checks what Prometheus made of it. */
 async function checkThroughPrometheus(exporterUrl: string, domains: readonly string[]) {
   const target = new URL(exporterUrl).host;
-  await using prometheus = await startPrometheus([target]);
-  await waitFor(async () => (await prometheus.query("up"))[0]?.value[1] === "1", {
+  await using prometheus = await startPrometheus({ jobs: [{ name: "kvm", targets: [target] }] });
+  await waitFor(async () => (await prometheus.query("up"))[0]?.value === "1", {
     timeoutMs: 30_000,
     what: "up == 1",
   });
@@ -50,7 +50,7 @@ async function checkThroughPrometheus(exporterUrl: string, domains: readonly str
   assert.deepEqual(missing, []);
 
   const count = await prometheus.query("count(kvm_vm_info)");
-  assert.equal(count[0]?.value[1], String(domains.length));
+  assert.equal(count[0]?.value, String(domains.length));
 
   let found: string[] = [];
   await waitFor(async () => {

@@ -14,7 +14,7 @@ import fc from "fast-check";
 import { type ParsedFamily, parseExposition } from "../support/exposition_parser.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
 import { propertyParams } from "../support/property.ts";
-import { findPromtool, promtoolCheck } from "../support/promtool.ts";
+import { assertBodiesClean, findPromtool } from "../support/promtool.ts";
 import { type ScriptedAnswer, startScriptedQmp } from "../support/scripted_qmp.ts";
 import { buildApp, scrapeText } from "../support/sample_exporter.ts";
 
@@ -369,11 +369,7 @@ Deno.test("qmp collector with a random hostile monitor: one outcome, exact value
     console.log(`outcomes: ${JSON.stringify(outcomes)}`);
     assert.ok(outcomes.ok > 0 && outcomes.failed > 0, "both outcomes were exercised");
     if (promtool !== undefined) {
-      const sample = bodies.filter((_, i) => i % 15 === 0);
-      for (const body of sample) {
-        assert.deepEqual((await promtoolCheck(promtool, body)).problems, []);
-      }
-      console.log(`promtool check metrics: ${sample.length} of ${bodies.length} bodies, all clean`);
+      await assertBodiesClean(promtool, bodies, 15);
     }
   } finally {
     await good.close();

@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { parseExposition } from "../support/exposition_parser.ts";
-import { LOOPBACK_ANY_PORT, startExporter } from "../support/exporter_process.ts";
+import { LOOPBACK_ANY_PORT, startExporter, treeArgs } from "../support/exporter_process.ts";
 
 const SCRAPES = 5_000;
 const SAMPLE_EVERY = 500;
@@ -52,12 +52,7 @@ async function layOutTree(tmp: string): Promise<string[]> {
       ["qemu-system-x86_64", "-name", `guest=vm-${vm},debug-threads=on`, ""].join("\0"),
     );
   }
-  return [
-    `--collector.kvmdebug.dir=${tmp}/kvm`,
-    `--path.procfs=${tmp}/proc`,
-    `--path.sysfs=${tmp}/sys`,
-    `--collector.vmmap.path=${tmp}/vm.yaml`,
-  ];
+  return treeArgs(tmp);
 }
 
 /** What a process holds: VmRSS in bytes, open sockets, and its other open fds. */

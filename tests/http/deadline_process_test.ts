@@ -5,27 +5,17 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  fetchText,
-  LOOPBACK_ANY_PORT,
-  REPO_ROOT,
-  startExporter,
-} from "../support/exporter_process.ts";
-import { copyTree, mkfifo } from "../support/fifo.ts";
+import { fetchText, LOOPBACK_ANY_PORT, startExporter } from "../support/exporter_process.ts";
+import { sampleWithFifo } from "../support/fifo.ts";
 
 const MAX_REQUESTS = 2;
 
 Deno.test("main.ts answers /metrics after --web.max-requests scrapes blocked on a FIFO, then exits on SIGTERM", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_deadline_" });
   try {
-    await copyTree(`${REPO_ROOT}/tests/fixtures/sample`, dir);
-    await Deno.remove(`${dir}/kvm/exits`);
-    await mkfifo(`${dir}/kvm/exits`);
+    const { args } = await sampleWithFifo(dir);
     await using exporter = await startExporter([
-      `--collector.kvmdebug.dir=${dir}/kvm`,
-      `--collector.vmmap.path=${dir}/vm.yaml`,
-      `--path.procfs=${dir}/proc`,
-      `--path.sysfs=${dir}/sys`,
+      ...args,
       `--web.max-requests=${MAX_REQUESTS}`,
       "--web.scrape-timeout=1s",
       LOOPBACK_ANY_PORT,

@@ -13,7 +13,7 @@ import {
   startExporter,
   waitFor,
 } from "../support/exporter_process.ts";
-import { blockedOnFifo, mkfifo, releaseFifo } from "../support/fifo.ts";
+import { blockedOnFifo, releaseFifo, sampleWithFifo } from "../support/fifo.ts";
 import { findPromtool, promtoolCheck } from "../support/promtool.ts";
 
 /** Scrapes the real process on the sample tree over TCP. */
@@ -120,15 +120,6 @@ for (const { name, env, withoutEnvPermission, path } of LEAST_PRIVILEGE) {
   });
 }
 
-/** Copies a directory tree (files and dirs only). */
-async function copyTree(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const entry of Deno.readDir(from)) {
-    if (entry.isDirectory) await copyTree(`${from}/${entry.name}`, `${to}/${entry.name}`);
-    else await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
-  }
-}
-
 async function connectionRefused(port: number): Promise<boolean> {
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -144,15 +135,10 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.test(`main.ts finishes the scrape in flight on ${signal}, then exits 0`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_shutdown_" });
     try {
-      await copyTree(`${REPO_ROOT}/tests/fixtures/sample`, dir);
       // The root stat "exits" becomes a FIFO: a scrape blocks on it until this test writes.
-      await Deno.remove(`${dir}/kvm/exits`);
-      await mkfifo(`${dir}/kvm/exits`);
+      const { fifo, args } = await sampleWithFifo(dir);
       await using exporter = await startExporter([
-        `--collector.kvmdebug.dir=${dir}/kvm`,
-        `--collector.vmmap.path=${dir}/vm.yaml`,
-        `--path.procfs=${dir}/proc`,
-        `--path.sysfs=${dir}/sys`,
+        ...args,
         "--web.scrape-timeout=60s", // The FIFO is released long before.
         LOOPBACK_ANY_PORT,
       ]);
@@ -171,7 +157,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
         });
       } finally {
         // A writer unblocks the open; the FIFO is then skipped, not being a regular file.
-        await releaseFifo(`${dir}/kvm/exits`);
+        await releaseFifo(fifo);
       }
 
       const response = await inFlight;

@@ -5,26 +5,22 @@
 
 import assert from "node:assert/strict";
 import { LOOPBACK_ANY_PORT, SAMPLE_ARGS, startExporter } from "../support/exporter_process.ts";
-import { prometheusPath, startPrometheus } from "../support/prometheus.ts";
+import { prometheusPath, type ScrapeJob, startPrometheus } from "../support/prometheus.ts";
 import { bcryptHash, makeCert, onPath } from "../support/tls.ts";
 
 const ready = prometheusPath() !== undefined && onPath("openssl") && onPath("htpasswd");
 if (!ready) console.log("prometheus_tls_test: skipped: prometheus, openssl or htpasswd missing");
 
-function scrapeConfig(port: number, password: string, job: string): string {
-  return `  - job_name: ${job}
-    scrape_interval: 1s
-    scrape_timeout: 1s
-    scheme: https
-    tls_config:
-      ca_file: {{dir}}/ca.crt
-      server_name: localhost
-    basic_auth:
-      username: prom
-      password: ${password}
-    static_configs:
-      - targets: ["127.0.0.1:${port}"]
-`;
+function scrapeJob(port: number, password: string, job: string): ScrapeJob {
+  return {
+    name: job,
+    targets: [`127.0.0.1:${port}`],
+    settings: {
+      scheme: "https",
+      tls_config: { ca_file: "{{dir}}/ca.crt", server_name: "localhost" },
+      basic_auth: { username: "prom", password },
+    },
+  };
 }
 
 Deno.test({
@@ -46,9 +42,7 @@ Deno.test({
         `--web.config.file=${dir}/web.yml`,
       ]);
       await using prometheus = await startPrometheus({
-        config: `global:\n  scrape_interval: 1s\nscrape_configs:\n${
-          scrapeConfig(exporter.port, "pw", "kvm")
-        }${scrapeConfig(exporter.port, "wrong", "kvm_bad")}`,
+        jobs: [scrapeJob(exporter.port, "pw", "kvm"), scrapeJob(exporter.port, "wrong", "kvm_bad")],
         files: { "ca.crt": await Deno.readTextFile(certFile) },
       });
       await prometheus.waitForQuery('up{job="kvm"}', (v) => v === "1", { what: "up == 1" });

@@ -30,6 +30,22 @@ export const SAMPLE_ARGS: readonly string[] = [
   "--path.sysfs=tests/fixtures/sample/sys",
 ];
 
+/**
+ * Flags that point the exporter at a tree laid out like tests/fixtures/sample: `DIR/kvm`,
+ * `DIR/vm.yaml`, `DIR/proc`, `DIR/sys`.
+ *
+ * @param dir The tree.
+ * @returns The four flags.
+ */
+export function treeArgs(dir: string): string[] {
+  return [
+    `--collector.kvmdebug.dir=${dir}/kvm`,
+    `--collector.vmmap.path=${dir}/vm.yaml`,
+    `--path.procfs=${dir}/proc`,
+    `--path.sysfs=${dir}/sys`,
+  ];
+}
+
 /** Listen on a free loopback port; the actual port comes from the "Listening" log line. */
 export const LOOPBACK_ANY_PORT = "--web.listen-address=127.0.0.1:0";
 

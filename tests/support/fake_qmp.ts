@@ -7,6 +7,7 @@
  */
 
 import { catalogReplies } from "./fake_qmp_catalog.ts";
+import { type QmpPeer, type QmpPeerClient, startQmpPeer } from "./qmp_peer.ts";
 
 /** How the fake monitor treats each client. */
 export type FakeQmpBehaviour =
@@ -96,12 +97,7 @@ export function fakeReplies(
 }
 
 /** A running fake monitor. */
-export interface FakeQmp {
-  /** Clients served so far. */
-  readonly connections: number;
-  /** Stops listening and closes every client. */
-  close(): Promise<void>;
-}
+export type FakeQmp = QmpPeer;
 
 /**
  * Serves a fake QMP monitor at `path` until closed.
@@ -114,92 +110,53 @@ export function startFakeQmp(
   path: string,
   options: { behaviour: FakeQmpBehaviour; threadIds?: readonly number[] },
 ): FakeQmp {
-  const listener = Deno.listen({ transport: "unix", path });
-  const conns = new Set<Deno.UnixConn>();
-  const encoder = new TextEncoder();
-  let connections = 0;
-  const write = async (conn: Deno.UnixConn, text: string): Promise<void> => {
-    let bytes = encoder.encode(text);
-    while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
-  };
-  async function serve(conn: Deno.UnixConn, n: number): Promise<void> {
-    switch (options.behaviour) {
-      case "silent":
-        for await (const _ of conn.readable) { /* Hold the client without a word. */ }
-        return;
-      case "garbage":
-        return await write(conn, "this is not json\r\n");
-      case "half-line":
-        return await write(conn, '{"QMP": {"version": ');
-      case "huge-line":
-        return await write(conn, `{"QMP": "${"x".repeat(2 * 1024 * 1024)}`);
-      case "not-qemu":
-        return await write(conn, '{"hello": "I am not QEMU"}\r\n');
-    }
-    const threadIds = options.threadIds ?? [1, 2];
-    const replies = fakeReplies(n, threadIds);
-    if (options.behaviour === "qemu-catalog") {
-      Object.assign(replies, catalogReplies(n, threadIds.map((_, i) => qomPath(i))));
-    }
-    await write(conn, GREETING);
-    let buffer = "";
-    for await (const chunk of conn.readable.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end: number;
-      while ((end = buffer.indexOf("\n")) !== -1) {
-        const message = JSON.parse(buffer.slice(0, end)) as {
-          execute: string;
-          arguments?: Record<string, unknown>;
-          id?: unknown;
-        };
-        buffer = buffer.slice(end + 1);
-        const handler = replies[message.execute];
-        const missing = handler === undefined ||
-          (options.behaviour === "old-qemu" && message.execute.startsWith("query-stats"));
-        const reply = missing
-          ? {
-            error: {
-              class: "CommandNotFound",
-              desc: `The command ${message.execute} has not been found`,
-            },
-            id: message.id,
-          }
-          : { return: handler(message.arguments), id: message.id };
-        await write(
-          conn,
-          JSON.stringify(reply).replace('"U64_MAX"', "18446744073709551615") + "\r\n",
-        );
-      }
-    }
+  return startQmpPeer(path, (client, n) => serve(client, { ...options, connection: n }));
+}
+
+/** Talks to one client as `behaviour` says; `connection` counts clients from 1. */
+async function serve(
+  client: QmpPeerClient,
+  options: { behaviour: FakeQmpBehaviour; threadIds?: readonly number[]; connection: number },
+): Promise<void> {
+  const { write } = client;
+  switch (options.behaviour) {
+    case "silent":
+      for await (const _ of client.conn.readable) { /* Hold the client without a word. */ }
+      return;
+    case "garbage":
+      return await write("this is not json\r\n");
+    case "half-line":
+      return await write('{"QMP": {"version": ');
+    case "huge-line":
+      return await write(`{"QMP": "${"x".repeat(2 * 1024 * 1024)}`);
+    case "not-qemu":
+      return await write('{"hello": "I am not QEMU"}\r\n');
   }
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      const n = ++connections;
-      serve(conn, n).catch(() => {}).finally(() => {
-        conns.delete(conn);
-        try {
-          conn.close();
-        } catch {
-          // The client closed it first.
-        }
-      });
-    }
-  })().catch(() => {});
-  return {
-    get connections() {
-      return connections;
-    },
-    async close() {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
+  const n = options.connection;
+  const threadIds = options.threadIds ?? [1, 2];
+  const replies = fakeReplies(n, threadIds);
+  if (options.behaviour === "qemu-catalog") {
+    Object.assign(replies, catalogReplies(n, threadIds.map((_, i) => qomPath(i))));
+  }
+  await write(GREETING);
+  for await (const line of client.lines()) {
+    const message = JSON.parse(line) as {
+      execute: string;
+      arguments?: Record<string, unknown>;
+      id?: unknown;
+    };
+    const handler = replies[message.execute];
+    const missing = handler === undefined ||
+      (options.behaviour === "old-qemu" && message.execute.startsWith("query-stats"));
+    const reply = missing
+      ? {
+        error: {
+          class: "CommandNotFound",
+          desc: `The command ${message.execute} has not been found`,
+        },
+        id: message.id,
       }
-      await accepting;
-    },
-  };
+      : { return: handler(message.arguments), id: message.id };
+    await write(JSON.stringify(reply).replace('"U64_MAX"', "18446744073709551615") + "\r\n");
+  }
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { REPO_ROOT, treeArgs } from "./exporter_process.ts";
+
 /**
  * Creates a FIFO.
  *
@@ -59,4 +61,22 @@ export async function copyTree(from: string, to: string): Promise<void> {
     if (entry.isDirectory) await copyTree(`${from}/${entry.name}`, `${to}/${entry.name}`);
     else await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
   }
+}
+
+/**
+ * Copies tests/fixtures/sample into `dir` with its root stat `exits` made a FIFO: a scrape
+ * blocks opening it until a writer releases it ({@linkcode releaseFifo}).
+ *
+ * @param dir Where the copy goes (created).
+ * @returns The FIFO's path, and the flags that point the exporter at the copy.
+ */
+export async function sampleWithFifo(dir: string): Promise<{ fifo: string; args: string[] }> {
+  await copyTree(`${REPO_ROOT}/tests/fixtures/sample`, dir);
+  const fifo = `${dir}/kvm/exits`;
+  await Deno.remove(fifo);
+  await mkfifo(fifo);
+  return {
+    fifo,
+    args: treeArgs(dir),
+  };
 }

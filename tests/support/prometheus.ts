@@ -1,21 +1,61 @@
 /**
- * Runs a real Prometheus server (Debian's `prometheus`) for tests: a free loopback port, a temp
- * dir for its config and data, a start that waits for readiness, queries through its HTTP API,
- * and a stop by pid that always runs.
+ * Runs a real Prometheus server (Debian's `prometheus`) for tests: a config written from scrape
+ * jobs (with TLS and basic auth as Prometheus spells them) and rule files, a free loopback port,
+ * a temp dir for its config and data, a start that waits for readiness, queries and waits for a
+ * query's condition through its HTTP API, and a stop by pid that always runs.
  *
  * @module
  */
 
+import yaml from "js-yaml";
 import { freeLoopbackPort, waitFor } from "./exporter_process.ts";
+import { programPath } from "./program_path.ts";
+
+/** One scrape job of {@linkcode PrometheusOptions}. */
+export interface ScrapeJob {
+  /** Its `job_name`. */
+  name: string;
+  /** `host:port` of each target. */
+  targets: readonly string[];
+  /**
+   * More keys of its scrape config as Prometheus spells them (`scheme`, `tls_config`,
+   * `basic_auth`, ...); file paths may start with `{{dir}}`, the temp dir.
+   */
+  settings?: Record<string, unknown>;
+}
 
 /** Options of {@linkcode startPrometheus}. */
 export interface PrometheusOptions {
-  /** `prometheus.yml` content; may name files with `{{dir}}`, replaced by the temp dir. */
-  config: string;
-  /** Files to write into the temp dir before start (name → content). */
+  /** The scrape jobs. */
+  jobs: readonly ScrapeJob[];
+  /** How often it scrapes and evaluates rules (also the scrape timeout). Default "1s". */
+  scrapeInterval?: string;
+  /** Rule files to evaluate, by absolute path. */
+  ruleFiles?: readonly string[];
+  /** Files to write into the temp dir before start (name → content), e.g. a CA certificate. */
   files?: Record<string, string>;
   /** How long to wait for `/-/ready`. Default 30 000 ms. */
   startTimeoutMs?: number;
+}
+
+/** One sample of an instant query's result. */
+export interface QuerySample {
+  /** Its labels, `__name__` included. */
+  metric: Record<string, string>;
+  /** Its value, as Prometheus writes it. */
+  value: string;
+}
+
+/** A rule as `/api/v1/rules` reports it. */
+export interface RuleState {
+  /** The recorded name or the alert name. */
+  name: string;
+  /** "recording" or "alerting". */
+  type: string;
+  /** "ok", "err" or "unknown" (not evaluated yet). */
+  health: string;
+  /** Why the last evaluation failed. */
+  lastError?: string;
 }
 
 /** A running Prometheus. Dispose it (`await using`) to stop it and remove its dir. */
@@ -33,7 +73,7 @@ export interface PrometheusProcess extends AsyncDisposable {
    *
    * @returns The result vector as label sets with their values.
    */
-  query(expr: string): Promise<{ metric: Record<string, string>; value: string }[]>;
+  query(expr: string): Promise<QuerySample[]>;
   /**
    * Waits until `expr` returns at least one sample for which `check` holds.
    *
@@ -46,44 +86,49 @@ export interface PrometheusProcess extends AsyncDisposable {
   ): Promise<void>;
   /** The scrape targets with their health and last error. */
   targets(): Promise<{ health: string; lastError: string; scrapeUrl: string }[]>;
-}
-
-/** Whether Debian's `prometheus` binary is on PATH. */
-export function prometheusPath(): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/prometheus`).isFile) return `${dir}/prometheus`;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
+  /** `/api/v1/metadata`: each family's type. */
+  metadataTypes(): Promise<Map<string, string>>;
+  /** Every rule of every group, with its health. */
+  rules(): Promise<RuleState[]>;
 }
 
 /**
- * Starts Prometheus on a free loopback port with `options.config` and waits for `/-/ready`.
+ * Where Debian's `prometheus` binary is.
  *
- * @param options The config, extra files and start deadline.
- * @returns The running server.
- * @throws {Error} When the binary is missing or it is not ready in time (it is then killed).
+ * @returns Its path, or undefined when it is not installed.
  */
-export async function startPrometheus(options: PrometheusOptions): Promise<PrometheusProcess> {
-  const binary = prometheusPath();
-  if (binary === undefined) throw new Error("prometheus is not on PATH");
-  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_prometheus_" });
-  for (const [name, content] of Object.entries(options.files ?? {})) {
-    await Deno.writeTextFile(`${dir}/${name}`, content);
-  }
-  await Deno.writeTextFile(`${dir}/prometheus.yml`, options.config.replaceAll("{{dir}}", dir));
-  const port = freeLoopbackPort();
-  const url = `http://127.0.0.1:${port}`;
+export function prometheusPath(): string | undefined {
+  return programPath("prometheus");
+}
+
+/**
+ * The `prometheus.yml` text for the options.
+ *
+ * @param options The jobs, interval and rule files.
+ * @returns The config, with `{{dir}}` left for the caller to replace.
+ */
+export function prometheusConfig(options: PrometheusOptions): string {
+  const interval = options.scrapeInterval ?? "1s";
+  return yaml.dump({
+    global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
+    ...(options.ruleFiles === undefined ? {} : { rule_files: [...options.ruleFiles] }),
+    scrape_configs: options.jobs.map((job) => ({
+      job_name: job.name,
+      ...job.settings,
+      static_configs: [{ targets: [...job.targets] }],
+    })),
+  });
+}
+
+/** Runs the binary with its output collected, and stops it by pid (SIGKILL) when asked. */
+function spawn(binary: string, args: string[]): {
+  pid: number;
+  exited: () => boolean;
+  log: () => string;
+  kill: () => Promise<void>;
+} {
   const child = new Deno.Command(binary, {
-    args: [
-      `--config.file=${dir}/prometheus.yml`,
-      `--storage.tsdb.path=${dir}/data`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      "--log.level=info",
-    ],
+    args,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -99,7 +144,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     exited = true;
     return s;
   });
-  const stop = async (): Promise<void> => {
+  const kill = async (): Promise<void> => {
     if (!exited) {
       try {
         child.kill("SIGKILL");
@@ -109,27 +154,50 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     }
     await status;
     await drained;
+  };
+  return { pid: child.pid, exited: () => exited, log: () => log, kill };
+}
+
+/** A GET on the HTTP API, returning `data`. */
+async function api<T>(url: string, path: string): Promise<T> {
+  const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
+  const body = await response.json();
+  if (body.status !== "success") throw new Error(`${path}: ${JSON.stringify(body)}`);
+  return body.data as T;
+}
+
+/**
+ * Starts Prometheus on a free loopback port with a config made from `options` and waits for
+ * `/-/ready`.
+ *
+ * @param options The scrape jobs, rule files, extra files and start deadline.
+ * @returns The running server.
+ * @throws {Error} When the binary is missing or it is not ready in time (it is then killed).
+ */
+export async function startPrometheus(options: PrometheusOptions): Promise<PrometheusProcess> {
+  const binary = prometheusPath();
+  if (binary === undefined) throw new Error("prometheus is not on PATH");
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_prometheus_" });
+  for (const [name, content] of Object.entries(options.files ?? {})) {
+    await Deno.writeTextFile(`${dir}/${name}`, content);
+  }
+  const config = prometheusConfig(options).replaceAll("{{dir}}", dir);
+  await Deno.writeTextFile(`${dir}/prometheus.yml`, config);
+  const port = freeLoopbackPort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(binary, [
+    `--config.file=${dir}/prometheus.yml`,
+    `--storage.tsdb.path=${dir}/data`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    "--log.level=info",
+  ]);
+  const stop = async (): Promise<void> => {
+    await child.kill();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
-
-  const api = async <T>(path: string): Promise<T> => {
-    const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
-    const body = await response.json();
-    if (body.status !== "success") throw new Error(`${path}: ${JSON.stringify(body)}`);
-    return body.data as T;
-  };
-  const query = async (expr: string) =>
-    (await api<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(
-      `/api/v1/query?query=${encodeURIComponent(expr)}`,
-    )).result.map((r) => ({ metric: r.metric, value: r.value[1] }));
-  const targets = async () =>
-    (await api<{ activeTargets: { health: string; lastError: string; scrapeUrl: string }[] }>(
-      "/api/v1/targets",
-    )).activeTargets.map(({ health, lastError, scrapeUrl }) => ({ health, lastError, scrapeUrl }));
-
   try {
     await waitFor(async () => {
-      if (exited) throw new Error(`prometheus exited:\n${log}`);
+      if (child.exited()) throw new Error(`prometheus exited:\n${child.log()}`);
       const response = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(2_000) });
       await response.body?.cancel();
       return response.status === 200;
@@ -138,12 +206,32 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     await stop();
     throw error;
   }
-
   return {
     pid: child.pid,
     url,
     dir,
-    logText: () => log,
+    logText: child.log,
+    ...queries(url, child.log),
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/** The API calls of {@linkcode PrometheusProcess} on the server at `url`. */
+function queries(
+  url: string,
+  log: () => string,
+): Pick<PrometheusProcess, "query" | "waitForQuery" | "targets" | "metadataTypes" | "rules"> {
+  const query = async (expr: string): Promise<QuerySample[]> =>
+    (await api<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(
+      url,
+      `/api/v1/query?query=${encodeURIComponent(expr)}`,
+    )).result.map((r) => ({ metric: r.metric, value: r.value[1] }));
+  const targets = async () =>
+    (await api<{ activeTargets: { health: string; lastError: string; scrapeUrl: string }[] }>(
+      url,
+      "/api/v1/targets",
+    )).activeTargets.map(({ health, lastError, scrapeUrl }) => ({ health, lastError, scrapeUrl }));
+  return {
     query,
     targets,
     async waitForQuery(expr, check, waitOptions = {}) {
@@ -155,9 +243,16 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
         });
       } catch (error) {
         const state = await targets().catch((e) => `targets unavailable: ${e}`);
-        throw new Error(`${(error as Error).message}\ntargets: ${JSON.stringify(state)}\n${log}`);
+        throw new Error(`${(error as Error).message}\ntargets: ${JSON.stringify(state)}\n${log()}`);
       }
     },
-    [Symbol.asyncDispose]: stop,
+    async metadataTypes() {
+      const data = await api<Record<string, { type: string }[]>>(url, "/api/v1/metadata");
+      return new Map(Object.entries(data).map(([name, entries]) => [name, entries[0]!.type]));
+    },
+    async rules() {
+      const data = await api<{ groups: { rules: RuleState[] }[] }>(url, "/api/v1/rules");
+      return data.groups.flatMap((g) => g.rules);
+    },
   };
 }

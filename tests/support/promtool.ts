@@ -5,6 +5,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { programPath } from "./program_path.ts";
+
 /**
  * The lint promtool 2.x prints for `kvm_stat_<stat>_count` families, whose names the original
  * exporter chose and whose `<stat>` part is the kernel's: gauges ending in `_count`, and the
@@ -31,14 +34,48 @@ export interface PromtoolResult {
  * @returns Its path.
  */
 export function findPromtool(): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/promtool`).isFile) return `${dir}/promtool`;
-    } catch {
-      // Not in this dir.
-    }
+  return programPath("promtool");
+}
+
+/**
+ * Runs promtool with arguments (`check rules FILE`, `test rules FILE`, ...).
+ *
+ * @param promtool promtool's path.
+ * @param options Its arguments, and the directory to run it in (relative paths in its files
+ *   resolve from there).
+ * @returns Its exit code and its stdout and stderr as one text.
+ */
+export async function runPromtool(
+  promtool: string,
+  options: { args: string[]; cwd?: string },
+): Promise<{ code: number; out: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(promtool, {
+    ...options,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, out: decoder.decode(stdout) + decoder.decode(stderr) };
+}
+
+/**
+ * Runs `promtool check metrics` on every `every`-th body (the first included), asserts that each
+ * has no problem, and logs how many it checked.
+ *
+ * @param promtool promtool's path.
+ * @param bodies The exposition texts.
+ * @param every Which share of them to check.
+ */
+export async function assertBodiesClean(
+  promtool: string,
+  bodies: readonly string[],
+  every: number,
+): Promise<void> {
+  const sample = bodies.filter((_, i) => i % every === 0);
+  for (const body of sample) {
+    assert.deepEqual((await promtoolCheck(promtool, body)).problems, [], body);
   }
-  return undefined;
+  console.log(`promtool check metrics: ${sample.length} of ${bodies.length} bodies, all clean`);
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 
 import { waitFor } from "./exporter_process.ts";
+import { programPath } from "./program_path.ts";
 
 /** A running QEMU process. */
 export interface QemuVm {
@@ -44,15 +45,9 @@ export function kvmUnavailable(): string | undefined {
 
 /** Why QEMU tests cannot run here, or undefined when they can. */
 export function qemuUnavailable(): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
-    try {
-      Deno.statSync(`${dir}/qemu-system-x86_64`);
-      return undefined;
-    } catch {
-      // Not in this dir.
-    }
-  }
-  return "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)";
+  return programPath("qemu-system-x86_64") === undefined
+    ? "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"
+    : undefined;
 }
 
 /**

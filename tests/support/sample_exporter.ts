@@ -13,6 +13,7 @@ import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
 import type { FileSystem } from "../../src/system/file_system.ts";
 import type { LockdownMode } from "../../src/system/lockdown.ts";
+import { treeArgs } from "./exporter_process.ts";
 
 /** What {@linkcode buildApp} returns. */
 export interface BuiltApp {
@@ -85,12 +86,7 @@ export function buildSampleApp(
 /** Flags that point the exporter at tests/fixtures/NAME. */
 export function fixtureArgs(name: string): string[] {
   const base = new URL(`../fixtures/${name}/`, import.meta.url).pathname.replace(/\/$/, "");
-  return [
-    `--collector.kvmdebug.dir=${base}/kvm`,
-    `--collector.vmmap.path=${base}/vm.yaml`,
-    `--path.procfs=${base}/proc`,
-    `--path.sysfs=${base}/sys`,
-  ];
+  return treeArgs(base);
 }
 
 /**

@@ -5,16 +5,11 @@
  * @module
  */
 
+import { programPath } from "./program_path.ts";
+
 /** Whether a program is on PATH. */
 export function onPath(program: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/${program}`).isFile) return true;
-    } catch {
-      // Not in this dir.
-    }
-  }
-  return false;
+  return programPath(program) !== undefined;
 }
 
 async function run(program: string, args: string[]): Promise<string> {
