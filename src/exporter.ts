@@ -9,7 +9,7 @@
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
 import { createKvmStatCollector, KVM_STAT } from "./collectors/kvm_stat.ts";
-import { createLibvirtCollector } from "./collectors/libvirt.ts";
+import { createLibvirtCollector, LIBVIRT } from "./collectors/libvirt.ts";
 import { createQmpCollector, QMP } from "./collectors/qmp.ts";
 import { createVcpuTimeCollector, type VcpuThreadIds } from "./collectors/vcpu_time.ts";
 import {
@@ -25,6 +25,7 @@ import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
 import { FamilySet, type Labels, type MetricFamily } from "./metrics/model.ts";
 import { nameStats } from "./naming/naming_scheme.ts";
+import type { StatSet } from "./stats/stat.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
@@ -220,6 +221,20 @@ function addBuildInfo(out: FamilySet): void {
 }
 
 /**
+ * Whether a VM's stats came from a collector other than debugfs in this scrape (QMP, libvirt):
+ * what debugfs refuses for it is then not lost. Looked up only when a refusal is summarized.
+ */
+function suppliedElsewhere(stats: StatSet): (domain: string) => boolean {
+  let domains: Set<string> | undefined;
+  return (domain) => {
+    domains ??= new Set(
+      stats.stats().flatMap((s) => s.source !== "debugfs" && s.vm ? [s.vm.domain] : []),
+    );
+    return domains.has(domain);
+  };
+}
+
+/**
  * Builds the scrape pipeline from the flags.
  *
  * @param init The flags, the config store, a logger and the lockdown mode.
@@ -320,12 +335,10 @@ export function createExporter(init: ExporterOptions): Exporter {
       conditions,
     });
     if (outcomes.some((o) => o.timedOut)) timeouts++;
-    const qmpOk = new Set(
-      found.vms.filter((vm) => qmpOutcomes.get(vm.dir) === "ok").map((vm) => vm.domain),
-    );
     readErrorLog.summarize(readErrors.counts, {
-      suppliedElsewhere: (domain) => qmpOk.has(domain),
+      suppliedElsewhere: suppliedElsewhere(stats),
       qmpEnabled: collectors.some((c) => c.name === QMP),
+      libvirtEnabled: collectors.some((c) => c.name === LIBVIRT),
     });
     await learnLockdown(readErrors.counts);
     if (found.error === undefined) {

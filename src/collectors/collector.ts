@@ -125,7 +125,7 @@ async function runOne(
   }
   const outcome = {
     name: collector.name,
-    durationSeconds: (now() - start) / 1000,
+    durationSeconds: Math.round((now() - start) * 1000) / 1e6, // Microseconds: no float noise.
     success: result === "done",
     timedOut: result === "deadline",
   };

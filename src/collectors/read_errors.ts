@@ -40,6 +40,8 @@ export interface RefusalContext {
   suppliedElsewhere: (domain: string) => boolean;
   /** Whether the QMP collector is enabled (to say what to do). */
   qmpEnabled: boolean;
+  /** Whether the libvirt collector is enabled (to say what to do). */
+  libvirtEnabled: boolean;
 }
 
 /** Remembers which paths were already logged at warn, across scrapes. */
@@ -79,7 +81,7 @@ export class ReadErrorLog {
   /**
    * Logs, once per collector, how many stats per VM and host totals the kernel
    * refuses: at warn for stats no other enabled collector supplies, at info
-   * when every VM's come from elsewhere (QMP).
+   * when every VM's come from elsewhere (QMP, libvirt).
    *
    * @param counts The scrape's read errors.
    * @param context What else supplied the stats.
@@ -101,11 +103,12 @@ export class ReadErrorLog {
         stats_per_vm_from_other_collectors: perVmElsewhere,
         host_stats: byDomain.get("") ?? 0,
       };
-      const lost = perVm > 0 || (fields.host_stats > 0 && !context.qmpEnabled);
+      const elsewhere = context.qmpEnabled || context.libvirtEnabled;
+      const lost = perVm > 0 || (fields.host_stats > 0 && !elsewhere);
       if (lost) {
-        const todo = context.qmpEnabled
-          ? 'give each VM a QMP socket (README, "qmp") so that --collector.qmp reads them from QEMU'
-          : "enable --collector.qmp to read them from QEMU";
+        const todo = elsewhere
+          ? 'give each VM a QMP socket (README, "qmp"), or run it under libvirt >= 8.9 (README, "libvirt"), so that an enabled collector reads them'
+          : "enable --collector.qmp to read them from QEMU, or --collector.libvirt on a libvirt host";
         this.#logger.warn(
           `The kernel refuses debugfs stats (kernel lockdown): ${perVm} per VM and ${fields.host_stats} host totals are not exported; ${todo}; each path is logged at debug`,
           fields,

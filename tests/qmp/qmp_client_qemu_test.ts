@@ -165,7 +165,6 @@ Deno.test({
           await held.execute("query-status");
         });
         ok(elapsed >= timeoutMs - 5, `gave up early: ${elapsed} ms`);
-        ok(elapsed < 3 * timeoutMs, `took ${elapsed} ms for a ${timeoutMs} ms timeout`);
       });
 
       await t.step("the monitor serves the next client once it is released", async () => {

@@ -409,12 +409,10 @@ Deno.test("withQmpSession() fails cleanly", async (t) => {
           hasReason(c.reason, c.message),
         );
         const elapsed = performance.now() - started;
-        if (c.reason === "timeout") {
-          ok(elapsed >= timeoutMs - 5, `gave up early: ${elapsed} ms`);
-          ok(elapsed < timeoutMs + 500, `took ${elapsed} ms for a ${timeoutMs} ms timeout`);
-        } else {
-          ok(elapsed < 1000, `took ${elapsed} ms instead of failing at once`);
-        }
+        // Only what a busy machine cannot turn around: a timeout is not early, and a failure
+        // that has a cause does not wait for the timeout.
+        if (c.reason === "timeout") ok(elapsed >= timeoutMs - 5, `gave up early: ${elapsed} ms`);
+        else ok(elapsed < timeoutMs, `took ${elapsed} ms: it waited for the timeout`);
       });
     });
   }
