@@ -16,6 +16,8 @@ import type {
 /** The Content-Type of the text exposition format. */
 export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
+const NEEDS_ESCAPE = /[\\"\n]/;
+
 /**
  * Escapes a label value: backslash, double quote and line feed.
  *
@@ -23,6 +25,7 @@ export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
  * @returns The escaped value, without surrounding quotes.
  */
 export function escapeLabelValue(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 

@@ -32,6 +32,11 @@ export interface FileSystem {
   readDir(path: string): AsyncIterable<Deno.DirEntry>;
   /** Reads a whole regular file up to a cap; opened and closed within the call. */
   readTextFile(path: string, options?: ReadOptions): Promise<string>;
+  /**
+   * Reads a file listed as regular in debugfs synchronously, up to `maxBytes`; opened and closed
+   * within the call. Without it, such files are read through `readTextFile`.
+   */
+  readRegularSync?(path: string, maxBytes: number): string;
   /** The permission bits of a file (not following symlinks); undefined if unknown. */
   mode?(path: string): Promise<number | undefined>;
 }
@@ -56,6 +61,7 @@ export const denoFileSystem: FileSystem = {
       return Promise.reject(error);
     }
   },
+  readRegularSync: readBoundedTextSync,
   mode: (path) => Deno.lstat(path).then((info) => info.mode ?? undefined, () => undefined),
 };
 
