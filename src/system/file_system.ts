@@ -30,6 +30,11 @@ export interface ReadOptions {
 export interface FileSystem {
   /** Lists a directory. */
   readDir(path: string): AsyncIterable<Deno.DirEntry>;
+  /**
+   * Lists a directory that a listing showed as a directory in debugfs, synchronously. Without
+   * it, such dirs are listed through `readDir`.
+   */
+  readDirSync?(path: string): Iterable<Deno.DirEntry>;
   /** Reads a whole regular file up to a cap; opened and closed within the call. */
   readTextFile(path: string, options?: ReadOptions): Promise<string>;
   /**
@@ -52,6 +57,7 @@ export interface FileSystem {
  */
 export const denoFileSystem: FileSystem = {
   readDir: (path) => Deno.readDir(path),
+  readDirSync: (path) => Deno.readDirSync(path),
   readTextFile: (path, options) => {
     const maxBytes = options?.maxBytes ?? PROC_FILE_MAX_BYTES;
     if (!options?.regular) return readBoundedText(path, maxBytes);

@@ -23,6 +23,10 @@ function countingFileSystem(counts: Counts): FileSystem {
       counts.dirs++;
       return denoFileSystem.readDir(path);
     },
+    readDirSync: (path) => {
+      counts.dirs++;
+      return denoFileSystem.readDirSync!(path);
+    },
     readTextFile: (path, options) => {
       counts.asyncReads++;
       return denoFileSystem.readTextFile(path, options);
