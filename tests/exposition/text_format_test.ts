@@ -4,6 +4,7 @@ import {
   escapeLabelValue,
   formatValue,
   renderText,
+  renderTextSliced,
 } from "../../src/exposition/text_format.ts";
 
 Deno.test("escapeLabelValue() escapes backslash, quote and newline only", async (t) => {
@@ -67,5 +68,27 @@ Deno.test("renderText() sorts families and samples (vcpu numerically) and ends w
       'b{domain="x",vcpu="10"} 1',
       "",
     ].join("\n"),
+  );
+});
+
+Deno.test("renderTextSliced() renders what renderText() does, numbers in the collator's order", async () => {
+  const values = ["10", "2", "0", "00", "01", "1", "9", "100", "007", "x", "1a", ""];
+  const families = [{
+    name: "n",
+    help: "N.",
+    type: "gauge" as const,
+    samples: values.flatMap((v, i) => [
+      { labels: [["vcpu", v]] as const, value: BigInt(i) },
+      { labels: [["vcpu", v], ["le", values[(i + 3) % values.length]!]] as const, value: 1n },
+    ]),
+  }];
+  // A slice of 0 ms lets the event loop run before every family.
+  strictEqual(await renderTextSliced(families, 0), renderText(families));
+  const collator = new Intl.Collator("en", { numeric: true });
+  const digits = values.filter((v) => /^\d+$/.test(v));
+  const order = [...renderText(families).matchAll(/^n\{vcpu="(\d+)"\}/gm)].map((m) => m[1]);
+  strictEqual(
+    order.join(),
+    [...digits].sort((a, b) => collator.compare(a, b) || (a < b ? -1 : 1)).join(),
   );
 });
