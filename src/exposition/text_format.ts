@@ -164,37 +164,60 @@ export function renderText(families: readonly MetricFamily[]): string {
   return parts.join("");
 }
 
+const encoder = new TextEncoder();
 /**
- * Renders as {@linkcode renderText} does, letting the event loop run
- * (health checks, other connections) whenever a few milliseconds have passed
- * since it last did: a large host's text takes longer than a health check may
- * wait.
+ * Grows to the largest text rendered and is reused, so that each scrape does not allocate its size
+ * anew; taken by one render at a time (a render that finds it taken uses a buffer of its own).
+ */
+let spareBuffer: Uint8Array | undefined = new Uint8Array(64 * 1024);
+
+/**
+ * Renders as {@linkcode renderText} does, into UTF-8 bytes, letting the event
+ * loop run (health checks, other connections) whenever a few milliseconds
+ * have passed since it last did: a large host's text takes longer than a
+ * health check may wait. Each family's text is encoded into one buffer kept
+ * across scrapes, so a scrape leaves no megabyte-sized strings behind for the
+ * garbage collector.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { renderTextSliced } from "./text_format.ts";
- * const text = await renderTextSliced([{ name: "up", help: "Up.", type: "gauge", samples: [{ labels: [], value: 1 }] }]);
- * assert(text === "# HELP up Up.\n# TYPE up gauge\nup 1\n");
+ * import { renderBytesSliced } from "./text_format.ts";
+ * const bytes = await renderBytesSliced([{ name: "up", help: "Up.", type: "gauge", samples: [{ labels: [], value: 1 }] }]);
+ * assert(new TextDecoder().decode(bytes) === "# HELP up Up.\n# TYPE up gauge\nup 1\n");
  * ```
  *
  * @param families The families to render.
  * @param sliceMs How long to render before letting the event loop run. Default 10.
- * @returns The exposition text.
+ * @returns The exposition text's bytes, a copy the caller owns.
  */
-export async function renderTextSliced(
+export async function renderBytesSliced(
   families: readonly MetricFamily[],
   sliceMs = 10,
-): Promise<string> {
-  const parts: string[] = [];
-  let sliceStart = performance.now();
-  for (const family of sortedFamilies(families)) {
-    if (family.samples.length === 0) continue;
-    if (performance.now() - sliceStart > sliceMs) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      sliceStart = performance.now();
+): Promise<Uint8Array<ArrayBuffer>> {
+  let buffer = spareBuffer ?? new Uint8Array(64 * 1024);
+  spareBuffer = undefined;
+  try {
+    let used = 0;
+    let sliceStart = performance.now();
+    for (const family of sortedFamilies(families)) {
+      if (family.samples.length === 0) continue;
+      if (performance.now() - sliceStart > sliceMs) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        sliceStart = performance.now();
+      }
+      const text = renderFamily(family);
+      // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+      if (buffer.length - used < text.length * 3) {
+        const grown = new Uint8Array(Math.max(buffer.length * 2, used + text.length * 3));
+        grown.set(buffer.subarray(0, used));
+        buffer = grown;
+      }
+      used += encoder.encodeInto(text, buffer.subarray(used)).written;
     }
-    parts.push(renderFamily(family));
+    // A copy: the buffer is reused by the next scrape while this response may still be sent.
+    return buffer.slice(0, used);
+  } finally {
+    spareBuffer = buffer;
   }
-  return parts.join("");
 }

@@ -3,8 +3,8 @@ import {
   escapeHelp,
   escapeLabelValue,
   formatValue,
+  renderBytesSliced,
   renderText,
-  renderTextSliced,
 } from "../../src/exposition/text_format.ts";
 
 Deno.test("escapeLabelValue() escapes backslash, quote and newline only", async (t) => {
@@ -71,7 +71,7 @@ Deno.test("renderText() sorts families and samples (vcpu numerically) and ends w
   );
 });
 
-Deno.test("renderTextSliced() renders what renderText() does, numbers in the collator's order", async () => {
+Deno.test("renderBytesSliced() renders what renderText() does, numbers in the collator's order, also two at once", async () => {
   const values = ["10", "2", "0", "00", "01", "1", "9", "100", "007", "x", "1a", ""];
   const families = [{
     name: "n",
@@ -82,8 +82,18 @@ Deno.test("renderTextSliced() renders what renderText() does, numbers in the col
       { labels: [["vcpu", v], ["le", values[(i + 3) % values.length]!]] as const, value: 1n },
     ]),
   }];
-  // A slice of 0 ms lets the event loop run before every family.
-  strictEqual(await renderTextSliced(families, 0), renderText(families));
+  const other = [{
+    name: "up",
+    help: "Up.",
+    type: "gauge" as const,
+    samples: [{ labels: [], value: 1 }],
+  }];
+  const many = Array.from({ length: 20 }, (_, i) => ({ ...families[0]!, name: `n${i}` }));
+  // A slice of 0 ms lets the event loop run before every family: the two renders interleave.
+  const [a, b] = await Promise.all([renderBytesSliced(many, 0), renderBytesSliced(other, 0)]);
+  const decoder = new TextDecoder();
+  strictEqual(decoder.decode(a), renderText(many));
+  strictEqual(decoder.decode(b), renderText(other));
   const collator = new Intl.Collator("en", { numeric: true });
   const digits = values.filter((v) => /^\d+$/.test(v));
   const order = [...renderText(families).matchAll(/^n\{vcpu="(\d+)"\}/gm)].map((m) => m[1]);
