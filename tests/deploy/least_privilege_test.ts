@@ -88,8 +88,8 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
   },
 };
 
-/** Tasks that run tests (and so may use -A), not the exporter. */
-const TEST_TASKS = ["golden", "test"];
+/** Tasks that run tests or the bench (and so may use -A: the bench compiles and spawns), not the exporter. */
+const TEST_TASKS = ["bench", "golden", "test"];
 
 /** What no run mode may have, whatever its row says. */
 function checkRunMode(where: string, p: Permissions): void {
