@@ -12,7 +12,7 @@ export type App = Hono;
 import { compress } from "hono/compress";
 import type { Exporter } from "../exporter.ts";
 import type { MetricFamily } from "../metrics/model.ts";
-import { renderText, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
+import { renderBytesSliced, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
 import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "../system/scrape_deadline.ts";
 import type { Logger } from "../log/logger.ts";
 import { VERSION } from "../version.ts";
@@ -131,7 +131,8 @@ export function createApp(options: AppOptions): App {
         503,
       );
     }
-    return c.body(renderText(families), 200, { "Content-Type": TEXT_CONTENT_TYPE });
+    // Sliced: a large host's text takes longer to render than a health check may wait.
+    return c.body(await renderBytesSliced(families), 200, { "Content-Type": TEXT_CONTENT_TYPE });
   });
 
   app.get("/", async (c) => {

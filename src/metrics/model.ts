@@ -72,8 +72,8 @@ export interface MetricFamily {
  * ```
  */
 export class FamilySet {
-  #families = new Map<string, MetricFamily>();
-  #series = new Set<string>();
+  /** Each family with the label sets of its samples, to drop a second sample of one series. */
+  #families = new Map<string, { family: MetricFamily; series: Set<string> }>();
 
   /**
    * Adds one sample to the family `meta.name`, creating the family on first use.
@@ -88,16 +88,17 @@ export class FamilySet {
     labels: Labels,
     value: SampleValue | HistogramValue,
   ): boolean {
-    let key = meta.name;
-    for (const [name, v] of labels) key += `\0${name}\0${v}`;
-    if (this.#series.has(key)) return false;
-    this.#series.add(key);
-    let family = this.#families.get(meta.name);
-    if (family === undefined) {
-      family = { ...meta, samples: [] };
-      this.#families.set(meta.name, family);
+    let key = "";
+    for (const [name, v] of labels) key += `${name}\0${v}\0`;
+    let entry = this.#families.get(meta.name);
+    if (entry === undefined) {
+      entry = { family: { ...meta, samples: [] }, series: new Set() };
+      this.#families.set(meta.name, entry);
+    } else if (entry.series.has(key)) {
+      return false;
     }
-    family.samples.push({ labels, value });
+    entry.series.add(key);
+    entry.family.samples.push({ labels, value });
     return true;
   }
 
@@ -107,6 +108,6 @@ export class FamilySet {
    * @returns The families, in insertion order.
    */
   families(): MetricFamily[] {
-    return [...this.#families.values()];
+    return [...this.#families.values()].map((entry) => entry.family);
   }
 }

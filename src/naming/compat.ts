@@ -68,11 +68,19 @@ export function compatFamilies(
   options: CompatOptions,
 ): MetricFamily[] {
   const out = new FamilySet();
+  // A host has a few hundred stat names and many VMs: each name's family is made once per scrape.
+  const metas = new Map<string, { name: string; help: string; type: "gauge" }>();
   for (const stat of stats) {
     if (typeof stat.value !== "bigint") continue;
     const stem = stat.level === "vcpu" ? `vcpu_${stat.name}` : stat.name;
     const source = stat.source === "debugfs" ? options.kvmdebugDir : stat.source;
-    out.add({ ...compatStatFamily(stem, source), type: "gauge" }, compatLabels(stat), stat.value);
+    const key = `${stat.source}\n${stem}`;
+    let meta = metas.get(key);
+    if (meta === undefined) {
+      meta = { ...compatStatFamily(stem, source), type: "gauge" };
+      metas.set(key, meta);
+    }
+    out.add(meta, compatLabels(stat), stat.value);
   }
   return out.families();
 }

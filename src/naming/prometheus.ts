@@ -133,6 +133,7 @@ export function prometheusFamilies(
   const all = [...stats];
   const types = bestTypes(all);
   const out = new FamilySet();
+  const metas = new Map<string, Omit<MetricFamily, "samples">>();
   for (const stat of all) {
     const type = types.get(stat.name) ?? stat.type;
     const labels = labelsOf(stat);
@@ -150,13 +151,18 @@ export function prometheusFamilies(
     }
     // A debugfs *_hist file holds bucket 0 only: a number that reads like a count but is not one.
     if (stat.source === "debugfs" && stat.name.endsWith("_hist")) continue;
-    const name = prometheusName(stat.level, stat.name, type);
-    if (options.reserved.has(name)) continue;
-    const meta = {
-      name,
-      help: prometheusHelp(stat.level, stat.name),
-      type: METRIC_TYPES[type.kind],
-    };
+    // One type per name in a scrape, so one family per level and name: made once per scrape.
+    const metaKey = `${stat.level}\0${stat.name}`;
+    let meta = metas.get(metaKey);
+    if (meta === undefined) {
+      meta = {
+        name: prometheusName(stat.level, stat.name, type),
+        help: prometheusHelp(stat.level, stat.name),
+        type: METRIC_TYPES[type.kind],
+      };
+      metas.set(metaKey, meta);
+    }
+    if (options.reserved.has(meta.name)) continue;
     if (typeof stat.value === "bigint") {
       if (!isHistogram(type.kind)) out.add(meta, labels, toBaseUnits(stat.value, type));
       continue;

@@ -147,10 +147,10 @@ export class StatSet {
    * Adds a stat unless one with the same identity is already there.
    *
    * @param stat The stat.
+   * @param key Its {@linkcode statKey}, when the caller kept it from an earlier scrape.
    * @returns Whether it was added.
    */
-  add(stat: KvmStat): boolean {
-    const key = statKey(stat);
+  add(stat: KvmStat, key: string = statKey(stat)): boolean {
     if (this.#stats.has(key)) return false;
     this.#stats.set(key, stat);
     return true;

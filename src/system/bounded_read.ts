@@ -79,7 +79,8 @@ export async function readBoundedText(path: string, maxBytes: number): Promise<s
  * regular in a memory-backed kernel file system (debugfs), whose reads never
  * block. The listing vouches for the type (a FIFO swapped in would block the
  * open before any check could run), so there is no `fstat`: it would cost a
- * third more CPU per file, and the cap bounds whatever is read.
+ * third more CPU per file, and the cap bounds whatever is read. Three syscalls
+ * per file: open, one read of `maxBytes + 1` bytes, close.
  *
  * @param path The file.
  * @param maxBytes The cap.
@@ -91,11 +92,10 @@ export function readBoundedTextSync(path: string, maxBytes: number): string {
   // One buffer for every synchronous read: nothing else runs while one is in progress.
   if (syncBuffer.length < maxBytes + 1) syncBuffer = new Uint8Array(maxBytes + 1);
   const buffer = syncBuffer.subarray(0, maxBytes + 1);
-  let used = 0;
-  while (used < buffer.length) {
-    const n = file.readSync(buffer.subarray(used));
-    if (n === null) return decoder.decode(buffer.subarray(0, used));
-    used += n;
-  }
-  throw tooLarge(path, maxBytes);
+  // One read: a regular file's read is short only at its end (debugfs formats a stat's text
+  // on open and hands out all of it, up to the count asked), so a second read to see EOF
+  // would be a wasted syscall per file.
+  const used = file.readSync(buffer) ?? 0;
+  if (used === buffer.length) throw tooLarge(path, maxBytes);
+  return decoder.decode(buffer.subarray(0, used));
 }

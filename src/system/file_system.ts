@@ -30,8 +30,18 @@ export interface ReadOptions {
 export interface FileSystem {
   /** Lists a directory. */
   readDir(path: string): AsyncIterable<Deno.DirEntry>;
+  /**
+   * Lists a directory that a listing showed as a directory in debugfs, synchronously. Without
+   * it, such dirs are listed through `readDir`.
+   */
+  readDirSync?(path: string): Iterable<Deno.DirEntry>;
   /** Reads a whole regular file up to a cap; opened and closed within the call. */
   readTextFile(path: string, options?: ReadOptions): Promise<string>;
+  /**
+   * Reads a file listed as regular in debugfs synchronously, up to `maxBytes`; opened and closed
+   * within the call. Without it, such files are read through `readTextFile`.
+   */
+  readRegularSync?(path: string, maxBytes: number): string;
   /** The permission bits of a file (not following symlinks); undefined if unknown. */
   mode?(path: string): Promise<number | undefined>;
 }
@@ -47,6 +57,7 @@ export interface FileSystem {
  */
 export const denoFileSystem: FileSystem = {
   readDir: (path) => Deno.readDir(path),
+  readDirSync: (path) => Deno.readDirSync(path),
   readTextFile: (path, options) => {
     const maxBytes = options?.maxBytes ?? PROC_FILE_MAX_BYTES;
     if (!options?.regular) return readBoundedText(path, maxBytes);
@@ -56,6 +67,7 @@ export const denoFileSystem: FileSystem = {
       return Promise.reject(error);
     }
   },
+  readRegularSync: readBoundedTextSync,
   mode: (path) => Deno.lstat(path).then((info) => info.mode ?? undefined, () => undefined),
 };
 

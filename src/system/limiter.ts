@@ -6,7 +6,16 @@
  */
 
 /** How long work may hold the event loop before it lets others (HTTP, QMP timers) run. */
-const SLICE_MS = 10;
+export const SLICE_MS = 10;
+
+/**
+ * Lets the event loop run everything that is ready (connections, timers) before going on.
+ *
+ * @returns A promise that settles on the next turn of the event loop.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
 
 /**
  * A counting semaphore around async functions. It also yields to the event
@@ -14,7 +23,9 @@ const SLICE_MS = 10;
  */
 export class Limiter {
   #free: number;
-  #waiting: (() => void)[] = [];
+  /** Waiters from `#head` on; a moving head keeps a long queue linear (`shift()` is not). */
+  #waiting: ((() => void) | undefined)[] = [];
+  #head = 0;
   #sliceStart = performance.now();
 
   /**
@@ -36,15 +47,23 @@ export class Limiter {
     if (this.#free > 0) this.#free--;
     else await new Promise<void>((resolve) => this.#waiting.push(resolve));
     if (performance.now() - this.#sliceStart > SLICE_MS) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await yieldToEventLoop();
       this.#sliceStart = performance.now();
     }
     try {
       return await fn();
     } finally {
-      const next = this.#waiting.shift();
-      if (next !== undefined) next();
-      else this.#free++;
+      const next = this.#waiting[this.#head];
+      if (next === undefined) {
+        this.#free++;
+      } else {
+        this.#waiting[this.#head++] = undefined;
+        if (this.#head === this.#waiting.length) {
+          this.#waiting = [];
+          this.#head = 0;
+        }
+        next();
+      }
     }
   }
 }

@@ -3,6 +3,7 @@ import {
   escapeHelp,
   escapeLabelValue,
   formatValue,
+  renderBytesSliced,
   renderText,
 } from "../../src/exposition/text_format.ts";
 
@@ -67,5 +68,37 @@ Deno.test("renderText() sorts families and samples (vcpu numerically) and ends w
       'b{domain="x",vcpu="10"} 1',
       "",
     ].join("\n"),
+  );
+});
+
+Deno.test("renderBytesSliced() renders what renderText() does, numbers in the collator's order, also two at once", async () => {
+  const values = ["10", "2", "0", "00", "01", "1", "9", "100", "007", "x", "1a", ""];
+  const families = [{
+    name: "n",
+    help: "N.",
+    type: "gauge" as const,
+    samples: values.flatMap((v, i) => [
+      { labels: [["vcpu", v]] as const, value: BigInt(i) },
+      { labels: [["vcpu", v], ["le", values[(i + 3) % values.length]!]] as const, value: 1n },
+    ]),
+  }];
+  const other = [{
+    name: "up",
+    help: "Up.",
+    type: "gauge" as const,
+    samples: [{ labels: [], value: 1 }],
+  }];
+  const many = Array.from({ length: 20 }, (_, i) => ({ ...families[0]!, name: `n${i}` }));
+  // A slice of 0 ms lets the event loop run before every family: the two renders interleave.
+  const [a, b] = await Promise.all([renderBytesSliced(many, 0), renderBytesSliced(other, 0)]);
+  const decoder = new TextDecoder();
+  strictEqual(decoder.decode(a), renderText(many));
+  strictEqual(decoder.decode(b), renderText(other));
+  const collator = new Intl.Collator("en", { numeric: true });
+  const digits = values.filter((v) => /^\d+$/.test(v));
+  const order = [...renderText(families).matchAll(/^n\{vcpu="(\d+)"\}/gm)].map((m) => m[1]);
+  strictEqual(
+    order.join(),
+    [...digits].sort((a, b) => collator.compare(a, b) || (a < b ? -1 : 1)).join(),
   );
 });
