@@ -110,6 +110,12 @@ function spawnServer(name: string, command: string, args: string[], port: number
   return { name, port, child, log };
 }
 
+/**
+ * The floor and the Go original read debugfs only: the vcpu_time collector (one schedstat per
+ * vCPU, on by default) is off in the bench so that every ratio compares the same files.
+ */
+const SAME_WORK_AS_THE_FLOOR = ["--no-collector.vcpu_time"];
+
 function spawnOurs(root: string): Server {
   const port = freePort();
   const main = new URL("../main.ts", import.meta.url).pathname;
@@ -124,6 +130,7 @@ function spawnOurs(root: string): Server {
     `--path.procfs=${root}/proc`,
     `--path.sysfs=${root}/sys`,
     `--web.listen-address=127.0.0.1:${port}`,
+    ...SAME_WORK_AS_THE_FLOOR,
   ], port);
 }
 
@@ -186,6 +193,7 @@ async function inProcess(root: string, floor: Floor, options: BenchOptions): Pro
     `--collector.kvmdebug.dir=${root}/kvm`,
     `--path.procfs=${root}/proc`,
     `--path.sysfs=${root}/sys`,
+    ...SAME_WORK_AS_THE_FLOOR,
   ]);
   for (let i = 0; i < options.warmup; i++) renderText(await exporter.scrape());
   const times: number[] = [];
