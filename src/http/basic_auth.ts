@@ -102,6 +102,9 @@ export class BasicAuth {
   }
 }
 
+/** Longest `Authorization` header parsed; longer ones are refused unread (401). */
+export const MAX_AUTHORIZATION_LENGTH = 4_096;
+
 /**
  * Splits an `Authorization: Basic` header into user and password.
  *
@@ -113,10 +116,13 @@ export class BasicAuth {
  * ```
  *
  * @param header The header's value, or null.
- * @returns The credentials, or undefined when the header is missing or malformed.
+ * @returns The credentials, or undefined when the header is missing, malformed or longer than
+ *   {@linkcode MAX_AUTHORIZATION_LENGTH}.
  */
 export function parseBasic(header: string | null): { user: string; password: string } | undefined {
-  const match = header === null ? null : /^Basic +([A-Za-z0-9+/]+=*)*$/i.exec(header);
+  // Capped before matching, and the pattern is linear: the header is the client's to choose.
+  if (header === null || header.length > MAX_AUTHORIZATION_LENGTH) return undefined;
+  const match = /^Basic +([A-Za-z0-9+/]*={0,2})$/i.exec(header);
   if (match === null || match[1] === undefined) return undefined;
   let text: string;
   try {
