@@ -92,10 +92,15 @@ export function createApp(options: AppOptions): App {
   });
   // Every path, the 404s too: an unauthenticated client learns nothing, not even what exists.
   app.use(async (c, next) => {
-    if (
-      webConfig === undefined || await webConfig.auth.verify(c.req.header("authorization") ?? null)
-    ) {
-      return await next();
+    const outcome = webConfig === undefined
+      ? "allowed"
+      : await webConfig.auth.check(c.req.header("authorization") ?? null);
+    if (outcome === "allowed") return await next();
+    if (outcome === "busy") {
+      logger.debug("Too many password checks in flight; answering 503");
+      return c.text("Too many password checks in flight; retry later\n", 503, {
+        "Retry-After": "1",
+      });
     }
     return c.text("Unauthorized\n", 401, {
       "WWW-Authenticate": `Basic realm="${AUTH_REALM}", charset="UTF-8"`,
