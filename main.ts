@@ -9,6 +9,7 @@ import { FlagError, helpText, type Options, parseFlags } from "./src/cli/flags.t
 import { ConfigStore } from "./src/config/config_store.ts";
 import { createExporter } from "./src/exporter.ts";
 import { createApp } from "./src/http/app.ts";
+import { effectiveMaxConnections, FD_RESERVE, readFdLimit } from "./src/http/connection_cap.ts";
 import { DEFAULT_LIMITS, HttpServer } from "./src/http/http_server.ts";
 import { parseListenAddress } from "./src/http/listen_address.ts";
 import { openListener } from "./src/http/listener.ts";
@@ -42,7 +43,8 @@ async function main(args: string[]): Promise<number> {
     onTlsChange: (config, previous) => relisten(server, config.tls, previous.tls),
   });
   if (configs === undefined) return 1;
-  const server = buildServer(options, { logger, lockdown, configs });
+  const maxConnections = await connectionCap(options, logger);
+  const server = buildServer(options, { logger, lockdown, configs, maxConnections });
   const listening = listen(server, {
     address: options.listenAddress,
     tls: configs.webConfig.config.tls,
@@ -136,10 +138,30 @@ async function loadConfigs(
   return { configStore, webConfig };
 }
 
+/** `--web.max-connections`, lowered (and logged) when the open file limit can't hold it. */
+async function connectionCap(options: Options, logger: Logger): Promise<number> {
+  const fdLimit = await readFdLimit(options.procfs);
+  const cap = effectiveMaxConnections(options.maxConnections, fdLimit);
+  if (cap < options.maxConnections) {
+    logger.info("Lowered the connection cap to fit the open file limit", {
+      max_connections: cap,
+      flag: options.maxConnections,
+      fd_limit: fdLimit,
+      reserve: FD_RESERVE,
+    });
+  }
+  return cap;
+}
+
 /** Builds the exporter, its app and the HTTP server that serves it (not listening yet). */
 function buildServer(
   options: Options,
-  { logger, lockdown, configs }: { logger: Logger; lockdown: LockdownMode; configs: Configs },
+  { logger, lockdown, configs, maxConnections }: {
+    logger: Logger;
+    lockdown: LockdownMode;
+    configs: Configs;
+    maxConnections: number;
+  },
 ): HttpServer {
   const { configStore, webConfig } = configs;
   const exporter = createExporter({ options, configStore, logger, lockdown });
@@ -157,7 +179,7 @@ function buildServer(
       ...DEFAULT_LIMITS,
       headerTimeoutMs: options.readHeaderTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
-      maxConnections: options.maxConnections,
+      maxConnections,
     },
     logger,
   });

@@ -52,8 +52,20 @@ export const DEFAULT_HEADERS: readonly [string, string][] = [
 ];
 
 /**
- * Whether a request comes from another site's page: browsers send `Sec-Fetch-Site` and, on a
- * cross-origin POST, `Origin`. Clients that are not browsers (curl, systemd) send neither.
+ * Whether a request comes from another site's page: browsers send `Sec-Fetch-Site` and, on
+ * every POST, `Origin`. Clients that are not browsers (curl, systemd) send neither and pass.
+ * A page's `Origin` is trusted only when it names this host by an IP literal or `localhost`:
+ * a page served from a DNS name can be a DNS rebinding attack, whose Origin and Host agree on
+ * a name the attacker pointed at this exporter.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isCrossOrigin } from "./app.ts";
+ * const post = (host: string, origin: string) => new Headers({ Host: host, Origin: origin });
+ * assert.equal(isCrossOrigin(post("127.0.0.1:9900", "http://127.0.0.1:9900")), false);
+ * assert.equal(isCrossOrigin(post("evil.example:9900", "http://evil.example:9900")), true);
+ * ```
  *
  * @param headers The request's headers.
  * @returns true when the request must not change state.
@@ -63,11 +75,19 @@ export function isCrossOrigin(headers: Headers): boolean {
   if (site !== null && site !== "same-origin" && site !== "none") return true;
   const origin = headers.get("origin");
   if (origin === null) return false;
+  let url: URL;
   try {
-    return new URL(origin).host !== headers.get("host");
+    url = new URL(origin);
   } catch {
     return true; // "null" (a sandboxed page, a file:// page) or garbage.
   }
+  return url.host !== headers.get("host") || !isAddressOrLocalhost(url.hostname);
+}
+
+/** An IP literal (as `URL` normalises it: dotted IPv4, bracketed IPv6) or `localhost`. */
+function isAddressOrLocalhost(hostname: string): boolean {
+  return hostname === "localhost" || /^\[[0-9a-f:.]+\]$/.test(hostname) ||
+    /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname);
 }
 
 /**
@@ -92,10 +112,15 @@ export function createApp(options: AppOptions): App {
   });
   // Every path, the 404s too: an unauthenticated client learns nothing, not even what exists.
   app.use(async (c, next) => {
-    if (
-      webConfig === undefined || await webConfig.auth.verify(c.req.header("authorization") ?? null)
-    ) {
-      return await next();
+    const outcome = webConfig === undefined
+      ? "allowed"
+      : await webConfig.auth.check(c.req.header("authorization") ?? null);
+    if (outcome === "allowed") return await next();
+    if (outcome === "busy") {
+      logger.debug("Too many password checks in flight; answering 503");
+      return c.text("Too many password checks in flight; retry later\n", 503, {
+        "Retry-After": "1",
+      });
     }
     return c.text("Unauthorized\n", 401, {
       "WWW-Authenticate": `Basic realm="${AUTH_REALM}", charset="UTF-8"`,
@@ -159,8 +184,14 @@ export function createApp(options: AppOptions): App {
     if (options.enableLifecycle !== true) {
       return c.text("Lifecycle API is not enabled: start with --web.enable-lifecycle\n", 404);
     }
-    // A page on another site may POST here (a "simple" text/plain request needs no preflight).
-    if (isCrossOrigin(c.req.raw.headers)) return c.text("Cross-origin reload refused\n", 403);
+    // A page on another site may POST here (a "simple" text/plain request needs no preflight),
+    // or a page on a name rebound to this host's address.
+    if (isCrossOrigin(c.req.raw.headers)) {
+      return c.text(
+        "Reload refused: from another site's page, or from a page on a DNS name (DNS rebinding)\n",
+        403,
+      );
+    }
     const webError = await webConfig?.reload("POST /-/reload");
     const error = await exporter.configStore.reload("POST /-/reload");
     if (webError !== undefined) {

@@ -1,6 +1,9 @@
 /**
  * HTTP basic auth against bcrypt hashes, with a short cache of successful verifications so that
- * a scrape storm costs one bcrypt per user and minute, not one per request.
+ * a scrape storm costs one bcrypt per user and minute, not one per request. A bcrypt costs tens
+ * of milliseconds of CPU on the event loop, so at most a few run at once (more are answered
+ * "busy", never queued), and a recent failure is remembered so that a client repeating a wrong
+ * password is not hashed again.
  *
  * @module
  */
@@ -12,8 +15,12 @@ import { createHash, timingSafeEqual } from "node:crypto";
 export interface BasicAuthOptions {
   /** How long a successful verification is remembered. Default 60 000 ms. */
   ttlMs?: number;
-  /** Most verifications remembered. Default 1 024. */
+  /** Most verifications remembered, successes and failures each. Default 1 024. */
   maxEntries?: number;
+  /** How long a failed verification is remembered. Default 10 000 ms. */
+  failureTtlMs?: number;
+  /** bcrypt verifications run at once; past this a check answers "busy". Default 2. */
+  maxConcurrent?: number;
   /** Clock in ms, for tests. */
   now?: () => number;
 }
@@ -21,14 +28,24 @@ export interface BasicAuthOptions {
 // A hash to spend the same time on when the user is unknown, so timing does not tell names.
 const DUMMY_HASH = "$2y$10$Q1/j1OWD8KI1ZRnVQx4bc.8FqAhkftSWlOM9Me4FN9qs3GYmtLSRq";
 
+/**
+ * What a check decided: let the request in, refuse it (401), or refuse it for now because
+ * enough bcrypt verifications are running already (503).
+ */
+export type AuthOutcome = "allowed" | "denied" | "busy";
+
 /** Verifies `Authorization: Basic` headers against one set of users. */
 export class BasicAuth {
   #users: Map<string, string>;
   #ttlMs: number;
+  #failureTtlMs: number;
   #maxEntries: number;
+  #maxConcurrent: number;
   #now: () => number;
-  /** SHA-256 of user, password and hash → expiry time. */
+  /** SHA-256 of user, password and hash → expiry time, for successes and for failures. */
   #verified = new Map<string, number>();
+  #failed = new Map<string, number>();
+  #hashing = 0;
 
   /**
    * Creates a verifier; make a new one when the users change, which empties the cache.
@@ -39,7 +56,9 @@ export class BasicAuth {
   constructor(users: Map<string, string>, options: BasicAuthOptions = {}) {
     this.#users = users;
     this.#ttlMs = options.ttlMs ?? 60_000;
+    this.#failureTtlMs = options.failureTtlMs ?? 10_000;
     this.#maxEntries = options.maxEntries ?? 1_024;
+    this.#maxConcurrent = options.maxConcurrent ?? 2;
     this.#now = options.now ?? Date.now;
   }
 
@@ -56,25 +75,36 @@ export class BasicAuth {
    * import assert from "node:assert/strict";
    * import { BasicAuth } from "./basic_auth.ts";
    * const auth = new BasicAuth(new Map());
-   * assert.equal(await auth.verify(null), true); // no users: no auth
+   * assert.equal(await auth.check(null), "allowed"); // no users: no auth
    * ```
    *
    * @param header The header's value, or null.
-   * @returns Whether the request may pass.
+   * @returns Whether the request may pass, or "busy" when it would need a bcrypt verification
+   *   while `maxConcurrent` are running.
    */
-  async verify(header: string | null): Promise<boolean> {
-    if (!this.enabled) return true;
+  async check(header: string | null): Promise<AuthOutcome> {
+    if (!this.enabled) return "allowed";
     const credentials = parseBasic(header);
-    if (credentials === undefined) return false;
+    if (credentials === undefined) return "denied";
     const hash = this.#hashOf(credentials.user);
     const key = cacheKey(credentials.user, credentials.password, hash ?? DUMMY_HASH);
     const now = this.#now();
-    const expiry = this.#verified.get(key);
-    if (hash !== undefined && expiry !== undefined && expiry > now) return true;
-    const ok = await bcrypt.compare(credentials.password, hash ?? DUMMY_HASH);
-    if (!ok || hash === undefined) return false;
-    this.#remember(key, now);
-    return true;
+    if (hash !== undefined && (this.#verified.get(key) ?? 0) > now) return "allowed";
+    if ((this.#failed.get(key) ?? 0) > now) return "denied";
+    if (this.#hashing >= this.#maxConcurrent) return "busy";
+    this.#hashing++;
+    let ok: boolean;
+    try {
+      ok = await bcrypt.compare(credentials.password, hash ?? DUMMY_HASH);
+    } finally {
+      this.#hashing--;
+    }
+    if (!ok || hash === undefined) {
+      this.#remember(this.#failed, key, now + this.#failureTtlMs);
+      return "denied";
+    }
+    this.#remember(this.#verified, key, now + this.#ttlMs);
+    return "allowed";
   }
 
   /** The user's hash, comparing names in constant time over every user. */
@@ -87,20 +117,22 @@ export class BasicAuth {
     return found;
   }
 
-  #remember(key: string, now: number): void {
-    if (this.#verified.size >= this.#maxEntries) {
-      for (const [k, expiry] of this.#verified) {
-        if (expiry <= now) this.#verified.delete(k);
+  #remember(cache: Map<string, number>, key: string, expiry: number): void {
+    if (cache.size >= this.#maxEntries) {
+      const now = this.#now();
+      for (const [k, until] of cache) {
+        if (until <= now) cache.delete(k);
       }
       // Still full: forget the oldest (Map keeps insertion order).
-      if (this.#verified.size >= this.#maxEntries) {
-        this.#verified.delete(this.#verified.keys().next().value!);
-      }
+      if (cache.size >= this.#maxEntries) cache.delete(cache.keys().next().value!);
     }
-    this.#verified.delete(key);
-    this.#verified.set(key, now + this.#ttlMs);
+    cache.delete(key);
+    cache.set(key, expiry);
   }
 }
+
+/** Longest `Authorization` header parsed; longer ones are refused unread (401). */
+export const MAX_AUTHORIZATION_LENGTH = 4_096;
 
 /**
  * Splits an `Authorization: Basic` header into user and password.
@@ -113,10 +145,13 @@ export class BasicAuth {
  * ```
  *
  * @param header The header's value, or null.
- * @returns The credentials, or undefined when the header is missing or malformed.
+ * @returns The credentials, or undefined when the header is missing, malformed or longer than
+ *   {@linkcode MAX_AUTHORIZATION_LENGTH}.
  */
 export function parseBasic(header: string | null): { user: string; password: string } | undefined {
-  const match = header === null ? null : /^Basic +([A-Za-z0-9+/]+=*)*$/i.exec(header);
+  // Capped before matching, and the pattern is linear: the header is the client's to choose.
+  if (header === null || header.length > MAX_AUTHORIZATION_LENGTH) return undefined;
+  const match = /^Basic +([A-Za-z0-9+/]*={0,2})$/i.exec(header);
   if (match === null || match[1] === undefined) return undefined;
   let text: string;
   try {

@@ -52,7 +52,7 @@ export interface HttpServerOptions {
 }
 
 /** Connections answered 503 at once beyond the cap; past this many they are closed unanswered. */
-const MAX_REFUSING = 64;
+export const MAX_REFUSING = 64;
 const MAX_ACCEPT_BACKOFF_MS = 1_000;
 /** Accepts that work this long after a failure end an accept failure episode. */
 const ACCEPT_QUIET_MS = 5_000;

@@ -8,6 +8,7 @@
 
 import { ConfigError } from "../config/config_error.ts";
 import { NodeProblem, parseYamlTree, type YamlNode } from "../config/vm_config.ts";
+import { NotRegularError, readBoundedText, TooLargeError } from "../system/bounded_read.ts";
 
 /** The TLS certificate and key, as PEM text. */
 export interface TlsSettings {
@@ -34,6 +35,9 @@ export const EMPTY_WEB_CONFIG: WebConfig = { tls: undefined, users: new Map(), h
 
 /** Largest web config file read. */
 const MAX_FILE_BYTES = 1_048_576;
+
+/** Largest PEM file read: a long certificate chain is some tens of KiB. */
+export const MAX_PEM_BYTES = 1_048_576;
 
 const UNSUPPORTED_TLS: Record<string, string> = {
   client_ca: "Deno's TLS server cannot verify client certificates",
@@ -106,17 +110,51 @@ export async function parseWebConfig(
  * @throws {Error} When the file cannot be read or is too large.
  */
 export async function readWebConfig(path: string): Promise<WebConfig> {
-  const info = await Deno.stat(path).catch((error) => {
+  const text = await readRegularFile(path, MAX_FILE_BYTES).catch((error) => {
     throw new Error(`Cannot read web config ${JSON.stringify(path)}: ${oneLine(error)}`);
   });
-  if (!info.isFile) throw new Error(`Cannot read web config ${JSON.stringify(path)}: not a file`);
-  if (info.size > MAX_FILE_BYTES) {
-    throw new Error(`Cannot read web config ${JSON.stringify(path)}: over ${MAX_FILE_BYTES} bytes`);
+  return await parseWebConfig(text, {
+    path,
+    readFile: (file) => readRegularFile(file, MAX_PEM_BYTES),
+  });
+}
+
+/** A file that is not a regular file or is larger than its cap; the message says which. */
+class UnreadableFileError extends Error {
+  override name = "UnreadableFileError";
+}
+
+/**
+ * Reads a regular file of at most `maxBytes`. The type is checked with `stat` before the open,
+ * which would block for good on a FIFO, and again on the open file; a device such as
+ * `/dev/zero` is never read, and the cap holds while reading.
+ *
+ * @param path The file.
+ * @param maxBytes The cap.
+ * @returns The text.
+ * @throws {Error} Why not, said in a few words (see `oneLine`).
+ */
+async function readRegularFile(path: string, maxBytes: number): Promise<string> {
+  const info = await Deno.stat(path);
+  if (!info.isFile) throw new UnreadableFileError(`not a regular file (${fileType(info)})`);
+  try {
+    return await readBoundedText(path, maxBytes);
+  } catch (error) {
+    if (error instanceof TooLargeError) {
+      throw new UnreadableFileError(`larger than ${maxBytes} bytes`);
+    }
+    if (error instanceof NotRegularError) throw new UnreadableFileError("not a regular file");
+    throw error;
   }
-  const text = await Deno.readTextFile(path).catch((error) => {
-    throw new Error(`Cannot read web config ${JSON.stringify(path)}: ${oneLine(error)}`);
-  });
-  return await parseWebConfig(text, { path, readFile: (file) => Deno.readTextFile(file) });
+}
+
+function fileType(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isFifo) return "a FIFO";
+  if (info.isCharDevice) return "a character device";
+  if (info.isBlockDevice) return "a block device";
+  if (info.isSocket) return "a socket";
+  return "not a file";
 }
 
 function oneLine(error: unknown): string {

@@ -298,15 +298,29 @@ Deno.test("createApp() does not scrape for / when --web.max-requests are in flig
 Deno.test("isCrossOrigin() refuses other sites' pages and lets same-origin and non-browsers in", () => {
   const cases: [Record<string, string>, boolean][] = [
     [{ Host: "h:9900" }, false],
-    [{ Host: "h:9900", Origin: "http://h:9900" }, false],
-    [{ Host: "h:9900", Origin: "https://h:9900", "Sec-Fetch-Site": "same-origin" }, false],
+    [{ Host: "127.0.0.1:9900", Origin: "http://127.0.0.1:9900" }, false],
+    [{ Host: "[::1]:9900", Origin: "http://[::1]:9900" }, false],
+    [{ Host: "localhost:9900", Origin: "http://localhost:9900" }, false],
+    [
+      { Host: "10.0.0.1:9900", Origin: "https://10.0.0.1:9900", "Sec-Fetch-Site": "same-origin" },
+      false,
+    ],
     [{ Host: "h:9900", "Sec-Fetch-Site": "none" }, false],
-    [{ Host: "h:9900", Origin: "http://evil.example" }, true],
-    [{ Host: "h:9900", Origin: "http://h:9901" }, true],
-    [{ Host: "h:9900", Origin: "null" }, true],
+    [{ Host: "127.0.0.1:9900", Origin: "http://evil.example" }, true],
+    [{ Host: "127.0.0.1:9900", Origin: "http://127.0.0.1:9901" }, true],
+    [{ Host: "127.0.0.1:9900", Origin: "null" }, true],
     [{ Host: "h:9900", "Sec-Fetch-Site": "cross-site" }, true],
     [{ Host: "h:9900", "Sec-Fetch-Site": "same-site" }, true],
-    [{ Host: "h:9900", Origin: "http://h:9900", "Sec-Fetch-Site": "cross-site" }, true],
+    [
+      { Host: "127.0.0.1:9900", Origin: "http://127.0.0.1:9900", "Sec-Fetch-Site": "cross-site" },
+      true,
+    ],
+    // DNS rebinding: a page on a name the attacker points at this host; Origin and Host agree.
+    [{ Host: "evil.example:9900", Origin: "http://evil.example:9900" }, true],
+    [{ Host: "evil.example", Origin: "http://evil.example" }, true],
+    [{ Host: "h:9900", Origin: "http://h:9900", "Sec-Fetch-Site": "same-origin" }, true],
+    [{ Host: "localhost.evil.example", Origin: "http://localhost.evil.example" }, true],
+    [{ Host: "127.0.0.1.evil.example", Origin: "http://127.0.0.1.evil.example" }, true],
   ];
   for (const [headers, want] of cases) {
     assert.equal(isCrossOrigin(new Headers(headers)), want, JSON.stringify(headers));

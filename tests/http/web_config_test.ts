@@ -5,7 +5,8 @@
 
 import assert from "node:assert/strict";
 import { ConfigError } from "../../src/config/config_error.ts";
-import { parseWebConfig, readWebConfig } from "../../src/http/web_config.ts";
+import { MAX_PEM_BYTES, parseWebConfig, readWebConfig } from "../../src/http/web_config.ts";
+import { mkfifo } from "../support/fifo.ts";
 import { bcryptHash, makeCert, onPath } from "../support/tls.ts";
 
 const HASH = "$2y$10$9rBQ97XfkulR16ekCmwDZ.U1SHp6JuT.VnHfvSk9ZyQvC19gDaa7C";
@@ -177,3 +178,54 @@ Deno.test({
   },
 });
 if (!tools) console.log("web_config_test: real certificate test skipped: no openssl or htpasswd");
+
+Deno.test("readWebConfig() refuses a FIFO, a device, a directory or a huge file as cert or key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webcfg_" });
+  try {
+    await Deno.writeTextFile(`${dir}/server.crt`, CERT);
+    await Deno.writeTextFile(`${dir}/server.key`, KEY);
+    // Opening the FIFO would block until a writer comes: the read must not even open it.
+    await mkfifo(`${dir}/fifo`);
+    await Deno.writeTextFile(`${dir}/huge.pem`, `${CERT}${"A".repeat(MAX_PEM_BYTES)}`);
+    await Deno.mkdir(`${dir}/dir.pem`);
+    const cases: [string, string, string][] = [
+      ["cert_file", `${dir}/fifo`, "not a regular file (a FIFO)"],
+      ["key_file", "/dev/zero", "not a regular file (a character device)"],
+      ["cert_file", `${dir}/dir.pem`, "not a regular file (a directory)"],
+      ["cert_file", `${dir}/huge.pem`, `larger than ${MAX_PEM_BYTES} bytes`],
+    ];
+    for (const [key, file, reason] of cases) {
+      const other = key === "cert_file" ? "key_file: server.key" : "cert_file: server.crt";
+      await Deno.writeTextFile(
+        `${dir}/web.yml`,
+        `tls_server_config:\n  ${other}\n  ${key}: ${file}\n`,
+      );
+      const rejection = await readWebConfig(`${dir}/web.yml`).then(() => undefined, (e) => e);
+      assert.ok(rejection instanceof ConfigError, `${file}: not refused: ${String(rejection)}`);
+      const column = key.length + 5;
+      assert.equal(
+        rejection.message,
+        `${dir}/web.yml:3:${column}: cannot read ${key} ${JSON.stringify(file)}: ${reason}`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readWebConfig() refuses a FIFO or a device as the config file itself", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webcfg_" });
+  try {
+    await mkfifo(`${dir}/web.yml`);
+    for (const [path, reason] of [[`${dir}/web.yml`, "a FIFO"], ["/dev/zero", "a character"]]) {
+      await assert.rejects(
+        readWebConfig(path!),
+        (e: Error) =>
+          e.message.startsWith(`Cannot read web config ${JSON.stringify(path)}`) &&
+          e.message.includes(reason!),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -194,6 +194,16 @@ Deno.test("main.ts serves POST /-/reload only with --web.enable-lifecycle, and n
     });
     assert.equal(response.status, 403, JSON.stringify(headers));
   }
+  // DNS rebinding: the page's name resolves to this host, so Origin and Host agree on it.
+  const rebound = await curl(`${on.baseUrl}/-/reload`, [
+    "-X",
+    "POST",
+    "-H",
+    "Host: evil.example",
+    "-H",
+    "Origin: http://evil.example",
+  ]);
+  assert.equal(rebound.status, 403, rebound.body);
   assert.equal(reloads(), 0, "no refused request reloaded");
   for (const headers of [{}, { Origin: `http://${host}`, "Sec-Fetch-Site": "same-origin" }]) {
     const response = await fetchText(`${on.baseUrl}/-/reload`, { method: "POST", headers });
