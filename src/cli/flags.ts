@@ -242,7 +242,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "web.max-connections",
     type: "int",
     default: 512,
-    help: "Maximum number of open HTTP connections; more are answered 503.",
+    help:
+      "Maximum number of open HTTP connections, lowered to fit the open file limit; more are answered 503.",
   },
   {
     name: "web.max-requests",
