@@ -8,7 +8,12 @@
 
 import { ConfigError } from "../config/config_error.ts";
 import { NodeProblem, parseYamlTree, type YamlNode } from "../config/vm_config.ts";
-import { NotRegularError, readBoundedText, TooLargeError } from "../system/bounded_read.ts";
+import {
+  fileType,
+  NotRegularError,
+  readBoundedText,
+  TooLargeError,
+} from "../system/bounded_read.ts";
 
 /** The TLS certificate and key, as PEM text. */
 export interface TlsSettings {
@@ -146,15 +151,6 @@ async function readRegularFile(path: string, maxBytes: number): Promise<string> 
     if (error instanceof NotRegularError) throw new UnreadableFileError("not a regular file");
     throw error;
   }
-}
-
-function fileType(info: Deno.FileInfo): string {
-  if (info.isDirectory) return "a directory";
-  if (info.isFifo) return "a FIFO";
-  if (info.isCharDevice) return "a character device";
-  if (info.isBlockDevice) return "a block device";
-  if (info.isSocket) return "a socket";
-  return "not a file";
 }
 
 function oneLine(error: unknown): string {

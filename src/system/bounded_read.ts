@@ -25,7 +25,13 @@ export class NotRegularError extends Error {
   override name = "NotRegularError";
 }
 
-function fileType(info: Deno.FileInfo): string {
+/**
+ * Says in words what a path that is not a regular file is.
+ *
+ * @param info Its stat.
+ * @returns "a directory", "a FIFO", "a character device", ...
+ */
+export function fileType(info: Deno.FileInfo): string {
   if (info.isDirectory) return "a directory";
   if (info.isFifo) return "a FIFO";
   if (info.isCharDevice) return "a character device";
