@@ -343,12 +343,15 @@ async function learnLockdown(state: ExporterState, counts: ReadErrorCounts): Pro
   });
 }
 
+/** A scrape's deadline: aborted at `timeoutMs`. */
+interface Deadline {
+  signal: AbortSignal;
+  timeoutMs: number;
+}
+
 /** Finds the VMs within a quarter of the scrape's time. */
-async function discoverVms(
-  state: ExporterState,
-  signal: AbortSignal,
-  timeoutMs: number,
-): Promise<Discovery> {
+async function discoverVms(state: ExporterState, deadline: Deadline): Promise<Discovery> {
+  const { signal, timeoutMs } = deadline;
   // Discovery gets a quarter of the time: a VMM's command line that blocks must leave the
   // collectors theirs.
   const discoveryDeadline = new AbortController();
@@ -379,10 +382,10 @@ function forgetGoneVms(state: ExporterState, vms: readonly DiscoveredVm[]): void
 /** The exporter's own families for this scrape. */
 async function ownFamilies(
   state: ExporterState,
-  vms: readonly DiscoveredVm[],
-  counts: ReadErrorCounts,
+  seen: { vms: readonly DiscoveredVm[]; counts: ReadErrorCounts },
 ): Promise<FamilySet> {
   const { options, reads } = state;
+  const { vms, counts } = seen;
   const own = new FamilySet();
   addVmInfo(own, vms, state.domainInfo);
   if (options.kvmStat) addReadErrors(own, counts.byCollector.get(KVM_STAT));
@@ -417,14 +420,11 @@ function vmStatuses(vms: readonly DiscoveredVm[], seen: VmObservations): VmStatu
   }));
 }
 
-/** Runs a scrape whose deadline is `signal`. */
-async function scrapeUntil(
-  state: ExporterState,
-  signal: AbortSignal,
-  timeoutMs: number,
-): Promise<MetricFamily[]> {
+/** Runs a scrape whose deadline is `deadline.signal`. */
+async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<MetricFamily[]> {
   const { options, collectors, readErrorLog } = state;
-  const found = await discoverVms(state, signal, timeoutMs);
+  const { signal } = deadline;
+  const found = await discoverVms(state, deadline);
   const readErrors = readErrorLog.begin();
   const vcpuCounts = new Map<string, number>();
   const qmpOutcomes = new Map<string, string>();
@@ -442,7 +442,7 @@ async function scrapeUntil(
   await learnLockdown(state, readErrors.counts);
   if (found.error === undefined) forgetGoneVms(state, found.vms);
 
-  const own = await ownFamilies(state, found.vms, readErrors.counts);
+  const own = await ownFamilies(state, { vms: found.vms, counts: readErrors.counts });
   state.lastScrape = {
     at: new Date(),
     collectors: outcomes,
@@ -463,7 +463,7 @@ async function scrapeOnce(
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeoutMs);
   try {
-    return await scrapeUntil(state, deadline.signal, timeoutMs);
+    return await scrapeUntil(state, { signal: deadline.signal, timeoutMs });
   } finally {
     clearTimeout(timer);
   }
