@@ -136,11 +136,15 @@ function logOnce(
   }
 }
 
-async function schemasOf(
-  state: QmpState,
-  session: QmpSession,
-  vm: DiscoveredVm,
-): Promise<StatsSchemas> {
+/** One VM's open QMP session, and where its stats go. */
+interface QueryTarget {
+  session: QmpSession;
+  vm: DiscoveredVm;
+  out: StatSet;
+}
+
+async function schemasOf(state: QmpState, target: QueryTarget): Promise<StatsSchemas> {
+  const { session, vm } = target;
   let schemas = state.schemasByPid.get(vm.pid);
   if (schemas === undefined) {
     schemas = parseStatsSchemas(await session.execute("query-stats-schemas"));
@@ -181,13 +185,9 @@ function addVcpuStats(
 }
 
 /** Queries one VM's stats into `out`; returns its vCPU count. */
-async function queryStats(
-  state: QmpState,
-  session: QmpSession,
-  target: { vm: DiscoveredVm; out: StatSet },
-): Promise<number> {
-  const { vm, out } = target;
-  const schemas = await schemasOf(state, session, vm);
+async function queryStats(state: QmpState, target: QueryTarget): Promise<number> {
+  const { session, vm, out } = target;
+  const schemas = await schemasOf(state, target);
   const vmStats = parseQueryStats(await session.execute("query-stats", { target: "vm" }));
   const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
   const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
@@ -213,14 +213,14 @@ async function queryStats(
  */
 async function matchGlobSockets(
   state: QmpState,
-  vms: readonly DiscoveredVm[],
-  socketOf: Map<DiscoveredVm, string>,
+  known: { vms: readonly DiscoveredVm[]; socketOf: Map<DiscoveredVm, string> },
 ): Promise<Map<string, SkipReason>> {
   const { options } = state;
+  const { vms, socketOf } = known;
   const skipped = new Map<string, SkipReason>();
   if (options.socketGlob === undefined) return skipped;
-  const known = new Set(socketOf.values());
-  const found = (await expandGlob(options.socketGlob, options.fs)).filter((s) => !known.has(s));
+  const taken = new Set(socketOf.values());
+  const found = (await expandGlob(options.socketGlob, options.fs)).filter((s) => !taken.has(s));
   const free = new Map<number, DiscoveredVm>();
   for (const vm of vms) if (!socketOf.has(vm) && !free.has(vm.pid)) free.set(vm.pid, vm);
   const ownership = await state.owners.resolve(found, [...free.keys()]);
@@ -257,7 +257,7 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
       // Into a set of its own: a session that times out half-way adds nothing, even if its
       // last replies arrive after the scrape is over.
       const vmOut = new StatSet();
-      const vcpus = await queryStats(state, s, { vm, out: vmOut });
+      const vcpus = await queryStats(state, { session: s, vm, out: vmOut });
       out.stats.addAll(vmOut);
       context.qmpOutcomes.set(vm.dir, "ok");
       if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
@@ -282,13 +282,9 @@ function configuredSockets(vms: readonly DiscoveredVm[]): Map<DiscoveredVm, stri
   return socketOf;
 }
 
-function addQmpErrors(
-  out: FamilySet,
-  vms: readonly DiscoveredVm[],
-  outcomes: ReadonlyMap<string, string>,
-): void {
-  for (const vm of vms) {
-    const outcome = outcomes.get(vm.dir);
+function addQmpErrors(out: FamilySet, context: ScrapeContext): void {
+  for (const vm of context.discovery.vms) {
+    const outcome = context.qmpOutcomes.get(vm.dir);
     if (outcome === undefined) continue;
     for (const reason of QMP_ERROR_REASONS) {
       out.add(
@@ -306,15 +302,15 @@ function addQmpErrors(
 
 async function collectQmp(
   state: QmpState,
-  context: ScrapeContext,
-  out: CollectorOutput,
+  scrape: { context: ScrapeContext; out: CollectorOutput },
 ): Promise<void> {
+  const { context, out } = scrape;
   const { vms } = context.discovery;
   const pids = new Set(vms.map((vm) => vm.pid));
   for (const pid of state.schemasByPid.keys()) if (!pids.has(pid)) state.schemasByPid.delete(pid);
 
   const socketOf = configuredSockets(vms);
-  const skipped = await matchGlobSockets(state, vms, socketOf);
+  const skipped = await matchGlobSockets(state, { vms, socketOf });
 
   // Forget what was logged about sockets that are gone, so the set does not grow with churn.
   const current = new Set([...socketOf.values(), ...skipped.keys()]);
@@ -325,7 +321,7 @@ async function collectQmp(
     [...socketOf].map(([vm, socket]) => querySession(state, { socket, vm, context, out })),
   );
   if (state.options.socketGlob !== undefined) addSkipped(out.families, skipped);
-  addQmpErrors(out.families, vms, context.qmpOutcomes);
+  addQmpErrors(out.families, context);
 }
 
 /**
@@ -344,6 +340,6 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
   };
   return {
     name: QMP,
-    collect: (context: ScrapeContext, out: CollectorOutput) => collectQmp(state, context, out),
+    collect: (context: ScrapeContext, out: CollectorOutput) => collectQmp(state, { context, out }),
   };
 }
