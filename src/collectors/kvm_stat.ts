@@ -120,13 +120,12 @@ function list(state: KvmStatState, path: string): Deno.DirEntry[] | Promise<Deno
 }
 
 /** Every VM's files, yielding to the event loop between VMs every few milliseconds. */
-async function listVms(
-  state: KvmStatState,
-  vms: readonly DiscoveredVm[],
-  context: ScrapeContext,
-): Promise<StatFile[]> {
+async function listVms(state: KvmStatState, context: ScrapeContext): Promise<StatFile[]> {
+  const { vms } = context.discovery;
   if (state.options.fs.readDirSync === undefined) {
-    return (await Promise.all(vms.map((vm) => listVm(state, vm, context.vcpuCounts)))).flat();
+    return (await Promise.all(
+      vms.map((vm) => listVm(state, { vm, vcpuCounts: context.vcpuCounts })),
+    )).flat();
   }
   const files: StatFile[] = [];
   let sliceStart = performance.now();
@@ -136,7 +135,9 @@ async function listVms(
       sliceStart = performance.now();
     }
     if (context.signal.aborted) break;
-    for (const file of await listVm(state, vm, context.vcpuCounts)) files.push(file);
+    for (const file of await listVm(state, { vm, vcpuCounts: context.vcpuCounts })) {
+      files.push(file);
+    }
   }
   return files;
 }
@@ -154,9 +155,9 @@ function listingOf(state: KvmStatState, vm: DiscoveredVm): VmListing {
 /** The VM's files: its dir listed now, its vCPU dirs as listed when first seen. */
 async function listVm(
   state: KvmStatState,
-  vm: DiscoveredVm,
-  vcpuCounts: Map<string, number>,
+  where: { vm: DiscoveredVm; vcpuCounts: Map<string, number> },
 ): Promise<StatFile[]> {
+  const { vm, vcpuCounts } = where;
   let entries: Deno.DirEntry[];
   try {
     entries = await list(state, vm.path);
@@ -244,7 +245,7 @@ async function scrapeFiles(state: KvmStatState, context: ScrapeContext): Promise
   const files = discovery.rootFiles.filter((e) => wanted(state.options, e.name))
     .map((e) => statFile(e, { dir: kvmdebugDir, level: "host", vm: undefined }));
   if (depth >= 1) {
-    for (const file of await listVms(state, discovery.vms, context)) files.push(file);
+    for (const file of await listVms(state, context)) files.push(file);
     prune(state.listings, discovery.vms);
   }
   return files;
@@ -256,10 +257,10 @@ class ScrapeReader {
   readonly #context: ScrapeContext;
   readonly #out: CollectorOutput;
 
-  constructor(state: KvmStatState, context: ScrapeContext, out: CollectorOutput) {
+  constructor(state: KvmStatState, scrape: { context: ScrapeContext; out: CollectorOutput }) {
     this.#state = state;
-    this.#context = context;
-    this.#out = out;
+    this.#context = scrape.context;
+    this.#out = scrape.out;
   }
 
   failed(file: StatFile, error: unknown): void {
@@ -371,7 +372,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
     name: KVM_STAT,
     async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
       const files = await scrapeFiles(state, context);
-      await new ScrapeReader(state, context, out).readAll(files);
+      await new ScrapeReader(state, { context, out }).readAll(files);
     },
   };
 }
