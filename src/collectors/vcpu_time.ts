@@ -88,10 +88,10 @@ class VcpuTimeScrape {
   readonly #context: ScrapeContext;
   readonly #out: FamilySet;
 
-  constructor(state: VcpuTimeState, context: ScrapeContext, out: FamilySet) {
+  constructor(state: VcpuTimeState, scrape: { context: ScrapeContext; out: FamilySet }) {
     this.#state = state;
-    this.#context = context;
-    this.#out = out;
+    this.#context = scrape.context;
+    this.#out = scrape.out;
   }
 
   /** Reads a small file that was not listed: it may be anything, so the guard bounds the wait. */
@@ -181,16 +181,16 @@ class VcpuTimeScrape {
 
 async function collectVcpuTime(
   state: VcpuTimeState,
-  context: ScrapeContext,
-  out: CollectorOutput,
+  scrape: { context: ScrapeContext; out: CollectorOutput },
 ): Promise<void> {
+  const { context, out } = scrape;
   const { qmpThreads } = state.options;
   const { vms } = context.discovery;
   const dirs = new Set(vms.map((vm) => vm.dir));
   for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
   for (const dir of state.threadsByDir.keys()) if (!dirs.has(dir)) state.threadsByDir.delete(dir);
-  const scrape = new VcpuTimeScrape(state, context, out.families);
-  await Promise.all(vms.map((vm) => scrape.readVm(vm)));
+  const vcpus = new VcpuTimeScrape(state, { context, out: out.families });
+  await Promise.all(vms.map((vm) => vcpus.readVm(vm)));
 }
 
 /**
@@ -212,6 +212,7 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
   };
   return {
     name: VCPU_TIME,
-    collect: (context: ScrapeContext, out: CollectorOutput) => collectVcpuTime(state, context, out),
+    collect: (context: ScrapeContext, out: CollectorOutput) =>
+      collectVcpuTime(state, { context, out }),
   };
 }
