@@ -19,7 +19,7 @@ import {
 } from "./collectors/read_errors.ts";
 import type { ConfigStore } from "./config/config_store.ts";
 import type { NameSource } from "./discovery/vm_names.ts";
-import { type DiscoveredVm, VmDiscovery } from "./discovery/vm_discovery.ts";
+import { type DiscoveredVm, type Discovery, VmDiscovery } from "./discovery/vm_discovery.ts";
 import { DomainInfoCache, domainInfoLabels } from "./libvirt/domain_info.ts";
 import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
@@ -234,26 +234,17 @@ function suppliedElsewhere(stats: StatSet): (domain: string) => boolean {
   };
 }
 
-/**
- * Builds the scrape pipeline from the flags.
- *
- * @param init The flags, the config store, a logger and the lockdown mode.
- * @returns The exporter.
- */
-export function createExporter(init: ExporterOptions): Exporter {
-  const { options, configStore, logger } = init;
-  const fs = init.fs ?? denoFileSystem;
-  // One table of reads in flight for discovery and collectors: a blocked path is read by nobody.
-  const reads = new ReadGuard();
-  const discovery = new VmDiscovery({
-    kvmdebugDir: options.kvmdebugDir,
-    procfs: options.procfs,
-    fs,
-    logger,
-    reads,
-  });
+/** What {@linkcode createCollectors} wires between collectors. */
+interface CollectorDeps {
+  fs: FileSystem;
+  logger: Logger;
+  domainInfo: DomainInfoCache;
+}
+
+/** The enabled collectors, in registry order. */
+function createCollectors(options: Options, deps: CollectorDeps): Collector[] {
+  const { fs, logger, domainInfo } = deps;
   const collectors: Collector[] = [];
-  const domainInfo = new DomainInfoCache();
   const qmpThreads: VcpuThreadIds = new Map();
   // Registry order is precedence order for a stat two collectors read: debugfs, QMP, libvirt.
   if (options.kvmStat) {
@@ -287,123 +278,217 @@ export function createExporter(init: ExporterOptions): Exporter {
   if (options.vcpuTime) {
     collectors.push(createVcpuTimeCollector({ procfs: options.procfs, fs, qmpThreads }));
   }
-  const readErrorLog = new ReadErrorLog(logger);
-  const conditions = new ConditionLog(logger);
-  let lastScrape: ScrapeSnapshot | undefined;
-  let timeouts = 0;
-  let lockdown = init.lockdown;
-  let lockdownSource: LockdownSource = lockdown === "unknown" ? "unknown" : "securityfs";
+  return collectors;
+}
 
-  /** Under lockdown with securityfs silent, learns the mode from what debugfs refused. */
-  async function learnLockdown(counts: ReadErrorCounts): Promise<void> {
-    if (lockdown !== "unknown" || counts.refusedPath === undefined) return;
-    const inferred = await inferLockdown({
-      refusedPath: counts.refusedPath,
-      procfs: options.procfs,
-    });
-    if (inferred === undefined) return;
-    lockdown = inferred;
-    lockdownSource = "debugfs";
-    logger.info("Kernel lockdown inferred: debugfs refuses a 0644 file to root", {
-      lockdown,
-      path: counts.refusedPath,
-    });
-  }
+/** The pipeline's parts, and what it keeps across scrapes. */
+interface ExporterState {
+  readonly init: ExporterOptions;
+  readonly options: Options;
+  // One table of reads in flight for discovery and collectors: a blocked path is read by nobody.
+  readonly reads: ReadGuard;
+  readonly discovery: VmDiscovery;
+  readonly collectors: Collector[];
+  readonly domainInfo: DomainInfoCache;
+  readonly readErrorLog: ReadErrorLog;
+  readonly conditions: ConditionLog;
+  lastScrape: ScrapeSnapshot | undefined;
+  timeouts: number;
+  lockdown: LockdownMode;
+  lockdownSource: LockdownSource;
+}
 
-  /** Runs a scrape whose deadline is `signal`. */
-  async function scrapeUntil(signal: AbortSignal, timeoutMs: number): Promise<MetricFamily[]> {
-    // Discovery gets a quarter of the time: a VMM's command line that blocks must leave the
-    // collectors theirs.
-    const discoveryDeadline = new AbortController();
-    const discoveryTimer = setTimeout(() => discoveryDeadline.abort(), timeoutMs / 4);
-    let found;
-    try {
-      found = await discovery.discover(
-        configStore.config,
-        options.vmmapOnlyListed,
-        AbortSignal.any([signal, discoveryDeadline.signal]),
-      );
-    } finally {
-      clearTimeout(discoveryTimer);
-    }
-    const readErrors = readErrorLog.begin();
-    const vcpuCounts = new Map<string, number>();
-    const qmpOutcomes = new Map<string, string>();
-    const { stats, families, outcomes } = await runCollectors(collectors, {
-      context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes, signal, reads },
-      logger,
-      conditions,
-    });
-    if (outcomes.some((o) => o.timedOut)) timeouts++;
-    readErrorLog.summarize(readErrors.counts, {
-      suppliedElsewhere: suppliedElsewhere(stats),
-      qmpEnabled: collectors.some((c) => c.name === QMP),
-      libvirtEnabled: collectors.some((c) => c.name === LIBVIRT),
-    });
-    await learnLockdown(readErrors.counts);
-    if (found.error === undefined) {
-      // Forget logged paths of VMs that are gone; root files and other sources stay.
-      const present = new Set(found.vms.map((vm) => vm.dir));
-      const root = `${options.kvmdebugDir}/`;
-      readErrorLog.prune((path) => {
-        if (!path.startsWith(root)) return true;
-        const rest = path.slice(root.length);
-        const slash = rest.indexOf("/");
-        return slash === -1 || present.has(rest.slice(0, slash));
-      });
-    }
-
-    const own = new FamilySet();
-    addVmInfo(own, found.vms, domainInfo);
-    if (options.kvmStat) addReadErrors(own, readErrors.counts.byCollector.get(KVM_STAT));
-    addSafetyState(own, { timeouts, blocked: reads.blocked, lockdown, source: lockdownSource });
-    addConfigState(own, configStore);
-    addBuildInfo(own);
-    if (init.processMetrics ?? true) await collectProcessMetrics(own, options.procfs);
-
-    lastScrape = {
-      at: new Date(),
-      collectors: outcomes,
-      vms: found.vms.map((vm) => ({
-        domain: vm.domain,
-        nameSource: vm.nameSource,
-        pid: vm.pid,
-        dir: vm.dir,
-        vcpus: vcpuCounts.get(vm.dir),
-        readErrors: readErrors.counts.byDomain.get(vm.domain) ?? 0,
-        qmp: qmpOutcomes.get(vm.dir),
-      })),
-    };
-    return nameStats(stats.stats(), [...families, ...own.families()], {
-      naming: options.naming,
-      kvmdebugDir: options.kvmdebugDir,
-      histogramMaxBuckets: options.histogramMaxBuckets,
-    });
-  }
-
-  async function scrape(scrapeOptions: ScrapeOptions = {}): Promise<MetricFamily[]> {
-    const timeoutMs = Math.min(options.scrapeTimeoutMs, scrapeOptions.timeoutMs ?? Infinity);
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), timeoutMs);
-    try {
-      return await scrapeUntil(deadline.signal, timeoutMs);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
+function createExporterState(init: ExporterOptions): ExporterState {
+  const { options, logger } = init;
+  const fs = init.fs ?? denoFileSystem;
+  const reads = new ReadGuard();
+  const discovery = new VmDiscovery({
+    kvmdebugDir: options.kvmdebugDir,
+    procfs: options.procfs,
+    fs,
+    logger,
+    reads,
+  });
+  const domainInfo = new DomainInfoCache();
+  const collectors = createCollectors(options, { fs, logger, domainInfo });
   return {
-    scrape,
-    scrapeTimeoutMs: options.scrapeTimeoutMs,
+    init,
+    options,
+    reads,
+    discovery,
+    collectors,
+    domainInfo,
+    readErrorLog: new ReadErrorLog(logger),
+    conditions: new ConditionLog(logger),
+    lastScrape: undefined,
+    timeouts: 0,
+    lockdown: init.lockdown,
+    lockdownSource: init.lockdown === "unknown" ? "unknown" : "securityfs",
+  };
+}
+
+/** Under lockdown with securityfs silent, learns the mode from what debugfs refused. */
+async function learnLockdown(state: ExporterState, counts: ReadErrorCounts): Promise<void> {
+  if (state.lockdown !== "unknown" || counts.refusedPath === undefined) return;
+  const inferred = await inferLockdown({
+    refusedPath: counts.refusedPath,
+    procfs: state.options.procfs,
+  });
+  if (inferred === undefined) return;
+  state.lockdown = inferred;
+  state.lockdownSource = "debugfs";
+  state.init.logger.info("Kernel lockdown inferred: debugfs refuses a 0644 file to root", {
+    lockdown: state.lockdown,
+    path: counts.refusedPath,
+  });
+}
+
+/** A scrape's deadline: aborted at `timeoutMs`. */
+interface Deadline {
+  signal: AbortSignal;
+  timeoutMs: number;
+}
+
+/** Finds the VMs within a quarter of the scrape's time. */
+async function discoverVms(state: ExporterState, deadline: Deadline): Promise<Discovery> {
+  const { signal, timeoutMs } = deadline;
+  // Discovery gets a quarter of the time: a VMM's command line that blocks must leave the
+  // collectors theirs.
+  const discoveryDeadline = new AbortController();
+  const discoveryTimer = setTimeout(() => discoveryDeadline.abort(), timeoutMs / 4);
+  try {
+    return await state.discovery.discover(
+      state.init.configStore.config,
+      state.options.vmmapOnlyListed,
+      AbortSignal.any([signal, discoveryDeadline.signal]),
+    );
+  } finally {
+    clearTimeout(discoveryTimer);
+  }
+}
+
+/** Forgets logged paths of VMs that are gone; root files and other sources stay. */
+function forgetGoneVms(state: ExporterState, vms: readonly DiscoveredVm[]): void {
+  const present = new Set(vms.map((vm) => vm.dir));
+  const root = `${state.options.kvmdebugDir}/`;
+  state.readErrorLog.prune((path) => {
+    if (!path.startsWith(root)) return true;
+    const rest = path.slice(root.length);
+    const slash = rest.indexOf("/");
+    return slash === -1 || present.has(rest.slice(0, slash));
+  });
+}
+
+/** The exporter's own families for this scrape. */
+async function ownFamilies(
+  state: ExporterState,
+  seen: { vms: readonly DiscoveredVm[]; counts: ReadErrorCounts },
+): Promise<FamilySet> {
+  const { options, reads } = state;
+  const { vms, counts } = seen;
+  const own = new FamilySet();
+  addVmInfo(own, vms, state.domainInfo);
+  if (options.kvmStat) addReadErrors(own, counts.byCollector.get(KVM_STAT));
+  addSafetyState(own, {
+    timeouts: state.timeouts,
+    blocked: reads.blocked,
+    lockdown: state.lockdown,
+    source: state.lockdownSource,
+  });
+  addConfigState(own, state.init.configStore);
+  addBuildInfo(own);
+  if (state.init.processMetrics ?? true) await collectProcessMetrics(own, options.procfs);
+  return own;
+}
+
+/** What one scrape saw of each VM, for the status page. */
+interface VmObservations {
+  vcpuCounts: ReadonlyMap<string, number>;
+  qmpOutcomes: ReadonlyMap<string, string>;
+  counts: ReadErrorCounts;
+}
+
+function vmStatuses(vms: readonly DiscoveredVm[], seen: VmObservations): VmStatus[] {
+  return vms.map((vm) => ({
+    domain: vm.domain,
+    nameSource: vm.nameSource,
+    pid: vm.pid,
+    dir: vm.dir,
+    vcpus: seen.vcpuCounts.get(vm.dir),
+    readErrors: seen.counts.byDomain.get(vm.domain) ?? 0,
+    qmp: seen.qmpOutcomes.get(vm.dir),
+  }));
+}
+
+/** Runs a scrape whose deadline is `deadline.signal`. */
+async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<MetricFamily[]> {
+  const { options, collectors, readErrorLog } = state;
+  const { signal } = deadline;
+  const found = await discoverVms(state, deadline);
+  const readErrors = readErrorLog.begin();
+  const vcpuCounts = new Map<string, number>();
+  const qmpOutcomes = new Map<string, string>();
+  const { stats, families, outcomes } = await runCollectors(collectors, {
+    context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes, signal, reads: state.reads },
+    logger: state.init.logger,
+    conditions: state.conditions,
+  });
+  if (outcomes.some((o) => o.timedOut)) state.timeouts++;
+  readErrorLog.summarize(readErrors.counts, {
+    suppliedElsewhere: suppliedElsewhere(stats),
+    qmpEnabled: collectors.some((c) => c.name === QMP),
+    libvirtEnabled: collectors.some((c) => c.name === LIBVIRT),
+  });
+  await learnLockdown(state, readErrors.counts);
+  if (found.error === undefined) forgetGoneVms(state, found.vms);
+
+  const own = await ownFamilies(state, { vms: found.vms, counts: readErrors.counts });
+  state.lastScrape = {
+    at: new Date(),
+    collectors: outcomes,
+    vms: vmStatuses(found.vms, { vcpuCounts, qmpOutcomes, counts: readErrors.counts }),
+  };
+  return nameStats(stats.stats(), [...families, ...own.families()], {
+    naming: options.naming,
+    kvmdebugDir: options.kvmdebugDir,
+    histogramMaxBuckets: options.histogramMaxBuckets,
+  });
+}
+
+async function scrapeOnce(
+  state: ExporterState,
+  scrapeOptions: ScrapeOptions = {},
+): Promise<MetricFamily[]> {
+  const timeoutMs = Math.min(state.options.scrapeTimeoutMs, scrapeOptions.timeoutMs ?? Infinity);
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutMs);
+  try {
+    return await scrapeUntil(state, { signal: deadline.signal, timeoutMs });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Builds the scrape pipeline from the flags.
+ *
+ * @param init The flags, the config store, a logger and the lockdown mode.
+ * @returns The exporter.
+ */
+export function createExporter(init: ExporterOptions): Exporter {
+  const state = createExporterState(init);
+  return {
+    scrape: (scrapeOptions) => scrapeOnce(state, scrapeOptions),
+    scrapeTimeoutMs: init.options.scrapeTimeoutMs,
     get lastScrape() {
-      return lastScrape;
+      return state.lastScrape;
     },
     get lockdown() {
-      return lockdown;
+      return state.lockdown;
     },
     get lockdownSource() {
-      return lockdownSource;
+      return state.lockdownSource;
     },
-    configStore,
+    configStore: init.configStore,
   };
 }

@@ -91,6 +91,269 @@ function statFile(
   return { ...file, key: statKey(file) };
 }
 
+/** The collector's options and what it keeps across scrapes. */
+interface KvmStatState {
+  readonly options: KvmStatOptions;
+  readonly limiter: Limiter;
+  readonly listings: Map<string, VmListing>;
+  // Only stats the catalog does not know cost a stat() call, once per name: KVM gives a stat the
+  // same mode at every level. Names come from the kernel, so the cache stays small; it is capped
+  // all the same.
+  readonly modeTypes: Map<string, StatType>;
+}
+
+function wanted(options: KvmStatOptions, name: string): boolean {
+  const { include, exclude } = options;
+  return (include === undefined || include.test(name)) &&
+    (exclude === undefined || !exclude.test(name));
+}
+
+/**
+ * Lists a dir that debugfs listed as a dir: synchronously when the file system can (a
+ * memory-backed dir lists in a third of the async op's time, and opening a dir never waits on
+ * a peer as a FIFO's open does), otherwise through the async op.
+ */
+function list(state: KvmStatState, path: string): Deno.DirEntry[] | Promise<Deno.DirEntry[]> {
+  const { fs } = state.options;
+  if (fs.readDirSync !== undefined) return Array.from(fs.readDirSync(path));
+  return state.limiter.run(() => listDir(fs, path));
+}
+
+/** Every VM's files, yielding to the event loop between VMs every few milliseconds. */
+async function listVms(state: KvmStatState, context: ScrapeContext): Promise<StatFile[]> {
+  const { vms } = context.discovery;
+  if (state.options.fs.readDirSync === undefined) {
+    return (await Promise.all(
+      vms.map((vm) => listVm(state, { vm, vcpuCounts: context.vcpuCounts })),
+    )).flat();
+  }
+  const files: StatFile[] = [];
+  let sliceStart = performance.now();
+  for (const vm of vms) {
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await yieldToEventLoop();
+      sliceStart = performance.now();
+    }
+    if (context.signal.aborted) break;
+    for (const file of await listVm(state, { vm, vcpuCounts: context.vcpuCounts })) {
+      files.push(file);
+    }
+  }
+  return files;
+}
+
+/** The listing kept for the VM, started afresh when new or renamed. */
+function listingOf(state: KvmStatState, vm: DiscoveredVm): VmListing {
+  let cached = state.listings.get(vm.dir);
+  if (cached === undefined || cached.domain !== vm.domain) {
+    cached = { domain: vm.domain, files: new Map(), vcpus: new Map() };
+    state.listings.set(vm.dir, cached);
+  }
+  return cached;
+}
+
+/** The VM's files: its dir listed now, its vCPU dirs as listed when first seen. */
+async function listVm(
+  state: KvmStatState,
+  where: { vm: DiscoveredVm; vcpuCounts: Map<string, number> },
+): Promise<StatFile[]> {
+  const { vm, vcpuCounts } = where;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await list(state, vm.path);
+  } catch {
+    state.listings.delete(vm.dir);
+    return []; // The VM exited after discovery listed it: it is simply gone.
+  }
+  const listing = listingOf(state, vm);
+  const files: StatFile[] = [];
+  const vcpuDirs: { dir: string; vcpu: string }[] = [];
+  for (const entry of entries) {
+    const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
+    if (vcpu !== undefined) vcpuDirs.push({ dir: entry.name, vcpu });
+    if (entry.isDirectory || !wanted(state.options, entry.name)) continue;
+    let file = listing.files.get(entry.name);
+    if (file === undefined || file.regular !== entry.isFile) {
+      file = statFile(entry, { dir: vm.path, level: "vm", vm });
+      listing.files.set(entry.name, file);
+    }
+    files.push(file);
+  }
+  vcpuCounts.set(vm.dir, vcpuDirs.length);
+  if (state.options.depth < 2) return files;
+  const present = new Set(vcpuDirs.map((d) => d.dir));
+  for (const dir of listing.vcpus.keys()) if (!present.has(dir)) listing.vcpus.delete(dir);
+  const vcpuFiles = await Promise.all(
+    vcpuDirs.map(({ dir, vcpu }) =>
+      listing.vcpus.get(dir) ?? listVcpu(state, { listing, vm, dir, vcpu })
+    ),
+  );
+  return files.concat(...vcpuFiles);
+}
+
+/** A vCPU dir seen for the first time. */
+interface VcpuDir {
+  listing: VmListing;
+  vm: DiscoveredVm;
+  dir: string;
+  vcpu: string;
+}
+
+async function listVcpu(state: KvmStatState, where: VcpuDir): Promise<StatFile[]> {
+  const { listing, vm, dir, vcpu } = where;
+  const path = `${vm.path}/${dir}`;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await list(state, path);
+  } catch {
+    return []; // Gone with its VM; nothing is kept, so a later scrape lists it again.
+  }
+  const files = entries.filter((e) => !e.isDirectory && wanted(state.options, e.name))
+    .map((e) => statFile(e, { dir: path, level: "vcpu", vm, vcpu }));
+  listing.vcpus.set(dir, files);
+  return files;
+}
+
+/** Forgets the listings of VMs that are gone. */
+function prune(listings: Map<string, VmListing>, vms: readonly DiscoveredVm[]): void {
+  if (listings.size === 0) return;
+  const present = new Set(vms.map((vm) => vm.dir));
+  for (const dir of listings.keys()) if (!present.has(dir)) listings.delete(dir);
+}
+
+function knownType(state: KvmStatState, name: string): StatType | undefined {
+  return catalogType(name) ?? state.modeTypes.get(name) ??
+    (state.options.fs.mode === undefined ? untypedStat() : undefined);
+}
+
+async function typeFromFile(state: KvmStatState, file: StatFile): Promise<StatType> {
+  const mode = await state.options.fs.mode?.(file.path);
+  const type = typeFromMode(file.name, mode);
+  if (mode !== undefined && state.modeTypes.size < MODE_CACHE_SIZE) {
+    state.modeTypes.set(file.name, type);
+  }
+  return type;
+}
+
+/** The files of one scrape: the root's, then, deep enough, the VMs'. */
+async function scrapeFiles(state: KvmStatState, context: ScrapeContext): Promise<StatFile[]> {
+  const { kvmdebugDir, depth } = state.options;
+  const { discovery } = context;
+  if (discovery.error !== undefined) {
+    throw new Error(describeReadError(kvmdebugDir, discovery.error));
+  }
+  const files = discovery.rootFiles.filter((e) => wanted(state.options, e.name))
+    .map((e) => statFile(e, { dir: kvmdebugDir, level: "host", vm: undefined }));
+  if (depth >= 1) {
+    for (const file of await listVms(state, context)) files.push(file);
+    prune(state.listings, discovery.vms);
+  }
+  return files;
+}
+
+/** One scrape's reading: records what fails, adds what parses. */
+class ScrapeReader {
+  readonly #state: KvmStatState;
+  readonly #context: ScrapeContext;
+  readonly #out: CollectorOutput;
+
+  constructor(state: KvmStatState, scrape: { context: ScrapeContext; out: CollectorOutput }) {
+    this.#state = state;
+    this.#context = scrape.context;
+    this.#out = scrape.out;
+  }
+
+  failed(file: StatFile, error: unknown): void {
+    const where = { collector: KVM_STAT, domain: file.domain, path: file.path };
+    this.#context.readErrors.record(
+      where,
+      classifyReadError(error),
+      (error as Error).message,
+      error,
+    );
+  }
+
+  accept(file: StatFile, text: string): void | Promise<void> {
+    const value = parseStatValue(text);
+    if (value === undefined) {
+      this.#context.readErrors.record(
+        { collector: KVM_STAT, domain: file.domain, path: file.path },
+        "malformed",
+        `not one integer: ${JSON.stringify(text.slice(0, 40))}`,
+      );
+      return;
+    }
+    const type = knownType(this.#state, file.name);
+    if (type !== undefined) return this.#add(file, type, value);
+    return typeFromFile(this.#state, file).then((t) => this.#add(file, t, value));
+  }
+
+  #add(file: StatFile, type: StatType, value: bigint): void {
+    this.#out.stats.add({
+      level: file.level,
+      vm: file.vm,
+      vcpu: file.vcpu,
+      name: file.name,
+      type,
+      value,
+      source: "debugfs",
+    }, file.key);
+  }
+
+  /** Reads asynchronously: anything but a listed regular file may block. */
+  async readAsync(file: StatFile): Promise<void> {
+    const context = this.#context;
+    const { fs } = this.#state.options;
+    if (context.signal.aborted) return;
+    const maxBytes = STAT_FILE_MAX_BYTES;
+    let text: string;
+    try {
+      text = file.regular
+        ? await fs.readTextFile(file.path, { regular: true, maxBytes })
+        : await context.reads.read(
+          file.path,
+          () => fs.readTextFile(file.path, { maxBytes }),
+          context.signal,
+        );
+    } catch (error) {
+      if (!(error instanceof DeadlineError)) this.failed(file, error);
+      return;
+    }
+    await this.accept(file, text);
+  }
+
+  /** Reads every file: regular ones synchronously, yielding every few milliseconds. */
+  async readAll(files: readonly StatFile[]): Promise<void> {
+    const { signal } = this.#context;
+    const { limiter } = this.#state;
+    const readSync = this.#state.options.fs.readRegularSync;
+    const pending: Promise<void>[] = [];
+    let sliceStart = performance.now();
+    for (let i = 0; i < files.length; i++) {
+      if (i % CLOCK_EVERY === 0 && performance.now() - sliceStart > SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
+      if (signal.aborted) break;
+      const file = files[i]!;
+      if (!file.regular || readSync === undefined) {
+        pending.push(limiter.run(() => this.readAsync(file)));
+        continue;
+      }
+      let text: string;
+      try {
+        text = readSync(file.path, STAT_FILE_MAX_BYTES);
+      } catch (error) {
+        this.failed(file, error);
+        continue;
+      }
+      const typing = this.accept(file, text);
+      if (typing !== undefined) pending.push(typing);
+    }
+    await Promise.all(pending);
+  }
+}
+
 /**
  * Creates the debugfs collector. Nothing is held open between scrapes: an
  * open stat file would keep an exited VM's memory alive.
@@ -99,215 +362,17 @@ function statFile(
  * @returns The collector.
  */
 export function createKvmStatCollector(options: KvmStatOptions): Collector {
-  const { kvmdebugDir, depth, include, exclude, fs } = options;
-  const limiter = new Limiter(options.concurrency ?? 32);
-  const listings = new Map<string, VmListing>();
-  const wanted = (name: string): boolean =>
-    (include === undefined || include.test(name)) && (exclude === undefined || !exclude.test(name));
-
-  /**
-   * Lists a dir that debugfs listed as a dir: synchronously when the file system can (a
-   * memory-backed dir lists in a third of the async op's time, and opening a dir never waits on
-   * a peer as a FIFO's open does), otherwise through the async op.
-   */
-  function list(path: string): Deno.DirEntry[] | Promise<Deno.DirEntry[]> {
-    if (fs.readDirSync !== undefined) return Array.from(fs.readDirSync(path));
-    return limiter.run(() => listDir(fs, path));
-  }
-
-  /** Every VM's files, yielding to the event loop between VMs every few milliseconds. */
-  async function listVms(
-    vms: readonly DiscoveredVm[],
-    context: ScrapeContext,
-  ): Promise<StatFile[]> {
-    if (fs.readDirSync === undefined) {
-      return (await Promise.all(vms.map((vm) => listVm(vm, context.vcpuCounts)))).flat();
-    }
-    const files: StatFile[] = [];
-    let sliceStart = performance.now();
-    for (const vm of vms) {
-      if (performance.now() - sliceStart > SLICE_MS) {
-        await yieldToEventLoop();
-        sliceStart = performance.now();
-      }
-      if (context.signal.aborted) break;
-      for (const file of await listVm(vm, context.vcpuCounts)) files.push(file);
-    }
-    return files;
-  }
-
-  /** The VM's files: its dir listed now, its vCPU dirs as listed when first seen. */
-  async function listVm(vm: DiscoveredVm, vcpuCounts: Map<string, number>): Promise<StatFile[]> {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await list(vm.path);
-    } catch {
-      listings.delete(vm.dir);
-      return []; // The VM exited after discovery listed it: it is simply gone.
-    }
-    let cached = listings.get(vm.dir);
-    if (cached === undefined || cached.domain !== vm.domain) {
-      cached = { domain: vm.domain, files: new Map(), vcpus: new Map() };
-      listings.set(vm.dir, cached);
-    }
-    const listing = cached;
-    const files: StatFile[] = [];
-    const vcpuDirs: { dir: string; vcpu: string }[] = [];
-    for (const entry of entries) {
-      const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
-      if (vcpu !== undefined) vcpuDirs.push({ dir: entry.name, vcpu });
-      if (entry.isDirectory || !wanted(entry.name)) continue;
-      let file = listing.files.get(entry.name);
-      if (file === undefined || file.regular !== entry.isFile) {
-        file = statFile(entry, { dir: vm.path, level: "vm", vm });
-        listing.files.set(entry.name, file);
-      }
-      files.push(file);
-    }
-    vcpuCounts.set(vm.dir, vcpuDirs.length);
-    if (depth < 2) return files;
-    const present = new Set(vcpuDirs.map((d) => d.dir));
-    for (const dir of listing.vcpus.keys()) if (!present.has(dir)) listing.vcpus.delete(dir);
-    const vcpuFiles = await Promise.all(
-      vcpuDirs.map(({ dir, vcpu }) => listing.vcpus.get(dir) ?? listVcpu(listing, vm, dir, vcpu)),
-    );
-    return files.concat(...vcpuFiles);
-  }
-
-  async function listVcpu(
-    listing: VmListing,
-    vm: DiscoveredVm,
-    dir: string,
-    vcpu: string,
-  ): Promise<StatFile[]> {
-    const path = `${vm.path}/${dir}`;
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await list(path);
-    } catch {
-      return []; // Gone with its VM; nothing is kept, so a later scrape lists it again.
-    }
-    const files = entries.filter((e) => !e.isDirectory && wanted(e.name))
-      .map((e) => statFile(e, { dir: path, level: "vcpu", vm, vcpu }));
-    listing.vcpus.set(dir, files);
-    return files;
-  }
-
-  /** Forgets the listings of VMs that are gone. */
-  function prune(vms: readonly DiscoveredVm[]): void {
-    if (listings.size === 0) return;
-    const present = new Set(vms.map((vm) => vm.dir));
-    for (const dir of listings.keys()) if (!present.has(dir)) listings.delete(dir);
-  }
-
-  // Only stats the catalog does not know cost a stat() call, once per name: KVM gives a stat the
-  // same mode at every level. Names come from the kernel, so the cache stays small; it is capped
-  // all the same.
-  const modeTypes = new Map<string, StatType>();
-  function knownType(name: string): StatType | undefined {
-    return catalogType(name) ?? modeTypes.get(name) ??
-      (fs.mode === undefined ? untypedStat() : undefined);
-  }
-  async function typeFromFile(file: StatFile): Promise<StatType> {
-    const mode = await fs.mode?.(file.path);
-    const type = typeFromMode(file.name, mode);
-    if (mode !== undefined && modeTypes.size < MODE_CACHE_SIZE) modeTypes.set(file.name, type);
-    return type;
-  }
-
-  /** One scrape's reading: records what fails, adds what parses. */
-  function reader(context: ScrapeContext, out: CollectorOutput) {
-    const { readErrors } = context;
-    function failed(file: StatFile, error: unknown): void {
-      const where = { collector: KVM_STAT, domain: file.domain, path: file.path };
-      readErrors.record(where, classifyReadError(error), (error as Error).message, error);
-    }
-    function accept(file: StatFile, text: string): void | Promise<void> {
-      const value = parseStatValue(text);
-      if (value === undefined) {
-        readErrors.record(
-          { collector: KVM_STAT, domain: file.domain, path: file.path },
-          "malformed",
-          `not one integer: ${JSON.stringify(text.slice(0, 40))}`,
-        );
-        return;
-      }
-      const type = knownType(file.name);
-      if (type !== undefined) return add(file, type, value);
-      return typeFromFile(file).then((t) => add(file, t, value));
-    }
-    function add(file: StatFile, type: StatType, value: bigint): void {
-      out.stats.add({
-        level: file.level,
-        vm: file.vm,
-        vcpu: file.vcpu,
-        name: file.name,
-        type,
-        value,
-        source: "debugfs",
-      }, file.key);
-    }
-    /** Reads asynchronously: anything but a listed regular file may block. */
-    async function readAsync(file: StatFile): Promise<void> {
-      if (context.signal.aborted) return;
-      const maxBytes = STAT_FILE_MAX_BYTES;
-      let text: string;
-      try {
-        text = file.regular
-          ? await fs.readTextFile(file.path, { regular: true, maxBytes })
-          : await context.reads.read(
-            file.path,
-            () => fs.readTextFile(file.path, { maxBytes }),
-            context.signal,
-          );
-      } catch (error) {
-        if (!(error instanceof DeadlineError)) failed(file, error);
-        return;
-      }
-      await accept(file, text);
-    }
-    return { failed, accept, readAsync };
-  }
-
+  const state: KvmStatState = {
+    options,
+    limiter: new Limiter(options.concurrency ?? 32),
+    listings: new Map(),
+    modeTypes: new Map(),
+  };
   return {
     name: KVM_STAT,
     async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
-      const { discovery, signal } = context;
-      if (discovery.error !== undefined) {
-        throw new Error(describeReadError(kvmdebugDir, discovery.error));
-      }
-      const files = discovery.rootFiles.filter((e) => wanted(e.name))
-        .map((e) => statFile(e, { dir: kvmdebugDir, level: "host", vm: undefined }));
-      if (depth >= 1) {
-        for (const file of await listVms(discovery.vms, context)) files.push(file);
-        prune(discovery.vms);
-      }
-      const { failed, accept, readAsync } = reader(context, out);
-      const readSync = fs.readRegularSync;
-      const pending: Promise<void>[] = [];
-      let sliceStart = performance.now();
-      for (let i = 0; i < files.length; i++) {
-        if (i % CLOCK_EVERY === 0 && performance.now() - sliceStart > SLICE_MS) {
-          await yieldToEventLoop();
-          sliceStart = performance.now();
-        }
-        if (signal.aborted) break;
-        const file = files[i]!;
-        if (!file.regular || readSync === undefined) {
-          pending.push(limiter.run(() => readAsync(file)));
-          continue;
-        }
-        let text: string;
-        try {
-          text = readSync(file.path, STAT_FILE_MAX_BYTES);
-        } catch (error) {
-          failed(file, error);
-          continue;
-        }
-        const typing = accept(file, text);
-        if (typing !== undefined) pending.push(typing);
-      }
-      await Promise.all(pending);
+      const files = await scrapeFiles(state, context);
+      await new ScrapeReader(state, { context, out }).readAll(files);
     },
   };
 }

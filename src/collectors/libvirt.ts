@@ -101,6 +101,114 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
   return out;
 }
 
+function addErrors(out: FamilySet, failed: LibvirtErrorReason | undefined): void {
+  for (const reason of LIBVIRT_ERROR_REASONS) {
+    out.add(
+      {
+        name: "kvm_exporter_libvirt_errors",
+        help: "Whether the libvirt query failed in the last scrape, by reason.",
+        type: "gauge",
+      },
+      [["reason", reason]],
+      failed === reason ? 1 : 0,
+    );
+  }
+}
+
+/** A discovered VM and its libvirt domain. */
+interface MatchedDomain {
+  vm: DiscoveredVm;
+  domain: RemoteDomain;
+}
+
+/** The libvirt collector: one client, kept open across scrapes. */
+class LibvirtCollector implements Collector {
+  readonly name = LIBVIRT;
+  readonly #options: LibvirtCollectorOptions;
+  readonly #client: LibvirtClient;
+  readonly #logged = new Set<string>();
+
+  constructor(options: LibvirtCollectorOptions) {
+    this.#options = options;
+    this.#client = new LibvirtClient({ path: options.socket, timeoutMs: options.timeoutMs });
+  }
+
+  async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
+    // At the scrape's deadline the registry answers at once: say "timeout" before it does (the
+    // listener runs while the abort is dispatched, before the answer is assembled).
+    const onDeadline = (): void => addErrors(out.families, "timeout");
+    context.signal.addEventListener("abort", onDeadline, { once: true });
+    try {
+      await this.#collectStats(context, out);
+    } catch (error) {
+      const reason = error instanceof LibvirtError ? error.reason : "other";
+      addErrors(out.families, reason);
+      throw error;
+    } finally {
+      context.signal.removeEventListener("abort", onDeadline);
+    }
+    addErrors(out.families, undefined);
+  }
+
+  #logOnce(key: string, message: { msg: string; fields: Record<string, string> }): void {
+    const { msg, fields } = message;
+    const { logger } = this.#options;
+    if (this.#logged.has(key)) {
+      logger.debug(msg, fields);
+    } else {
+      // Keys name domains, which come and go: a cap keeps the set from growing with churn.
+      if (this.#logged.size >= MAX_LOGGED) this.#logged.clear();
+      this.#logged.add(key);
+      logger.warn(`${msg} (logged once)`, fields);
+    }
+  }
+
+  /** Reads the names of a VM's domain once per VM lifetime; a failure is retried next scrape. */
+  async #readInfo(matched: MatchedDomain, signal: AbortSignal): Promise<void> {
+    const { vm, domain } = matched;
+    const { domainInfo } = this.#options;
+    if (domainInfo.get(vm) !== undefined) return;
+    let nova: NovaMetadata | undefined;
+    try {
+      nova = parseNovaMetadata(await this.#client.getDomainXml(domain, { signal }));
+    } catch (error) {
+      if (error instanceof LibvirtError) throw error;
+      this.#logOnce(`xml\n${vm.uuid}`, {
+        msg: "Cannot read Nova metadata from the domain XML",
+        fields: { domain: vm.domain, libvirt_name: domain.name, err: (error as Error).message },
+      });
+    }
+    domainInfo.set(vm, { libvirtName: domain.name, nova });
+  }
+
+  async #collectStats(context: ScrapeContext, out: CollectorOutput): Promise<void> {
+    const { signal } = context;
+    const byUuid = new Map<string, DiscoveredVm>();
+    for (const vm of context.discovery.vms) if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
+    this.#options.domainInfo.retain(context.discovery.vms);
+    const records = await this.#client.getAllDomainStats(STATS, FLAGS, { signal });
+    const matched: MatchedDomain[] = [];
+    for (const record of records) {
+      const vm = byUuid.get(record.domain.uuid);
+      if (vm === undefined) continue; // Not a KVM VM this host's debugfs shows (TCG, or gone).
+      const stats = parseDomainStats(record);
+      for (const problem of stats.problems) {
+        this.#logOnce(`problem\n${problem}`, {
+          msg: "Skipping a libvirt field",
+          fields: { err: problem },
+        });
+      }
+      out.stats.addAll(domainStats(vm, stats));
+      if (!context.vcpuCounts.has(vm.dir) && stats.vcpuCurrent !== undefined) {
+        context.vcpuCounts.set(vm.dir, stats.vcpuCurrent);
+      }
+      matched.push({ vm, domain: record.domain });
+    }
+    // One connection serves one call at a time: the XMLs are read in turn, each once per VM.
+    for (const match of matched) await this.#readInfo(match, signal);
+  }
+}
+
 /**
  * Creates the libvirt collector. Its one client keeps the connection open
  * across scrapes and re-opens it after any error.
@@ -109,93 +217,5 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
  * @returns The collector.
  */
 export function createLibvirtCollector(options: LibvirtCollectorOptions): Collector {
-  const { logger, domainInfo } = options;
-  const client = new LibvirtClient({ path: options.socket, timeoutMs: options.timeoutMs });
-  const logged = new Set<string>();
-
-  function logOnce(key: string, msg: string, fields: Record<string, string>): void {
-    if (logged.has(key)) {
-      logger.debug(msg, fields);
-    } else {
-      // Keys name domains, which come and go: a cap keeps the set from growing with churn.
-      if (logged.size >= MAX_LOGGED) logged.clear();
-      logged.add(key);
-      logger.warn(`${msg} (logged once)`, fields);
-    }
-  }
-
-  /** Reads the names of a VM's domain once per VM lifetime; a failure is retried next scrape. */
-  async function readInfo(vm: DiscoveredVm, domain: RemoteDomain, signal: AbortSignal) {
-    if (domainInfo.get(vm) !== undefined) return;
-    let nova: NovaMetadata | undefined;
-    try {
-      nova = parseNovaMetadata(await client.getDomainXml(domain, { signal }));
-    } catch (error) {
-      if (error instanceof LibvirtError) throw error;
-      logOnce(`xml\n${vm.uuid}`, "Cannot read Nova metadata from the domain XML", {
-        domain: vm.domain,
-        libvirt_name: domain.name,
-        err: (error as Error).message,
-      });
-    }
-    domainInfo.set(vm, { libvirtName: domain.name, nova });
-  }
-
-  function addErrors(out: FamilySet, failed: LibvirtErrorReason | undefined): void {
-    for (const reason of LIBVIRT_ERROR_REASONS) {
-      out.add(
-        {
-          name: "kvm_exporter_libvirt_errors",
-          help: "Whether the libvirt query failed in the last scrape, by reason.",
-          type: "gauge",
-        },
-        [["reason", reason]],
-        failed === reason ? 1 : 0,
-      );
-    }
-  }
-
-  async function collectStats(context: ScrapeContext, out: CollectorOutput): Promise<void> {
-    const { signal } = context;
-    const byUuid = new Map<string, DiscoveredVm>();
-    for (const vm of context.discovery.vms) if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
-    domainInfo.retain(context.discovery.vms);
-    const records = await client.getAllDomainStats(STATS, FLAGS, { signal });
-    const matched: [DiscoveredVm, RemoteDomain][] = [];
-    for (const record of records) {
-      const vm = byUuid.get(record.domain.uuid);
-      if (vm === undefined) continue; // Not a KVM VM this host's debugfs shows (TCG, or gone).
-      const stats = parseDomainStats(record);
-      for (const problem of stats.problems) {
-        logOnce(`problem\n${problem}`, "Skipping a libvirt field", { err: problem });
-      }
-      out.stats.addAll(domainStats(vm, stats));
-      if (!context.vcpuCounts.has(vm.dir) && stats.vcpuCurrent !== undefined) {
-        context.vcpuCounts.set(vm.dir, stats.vcpuCurrent);
-      }
-      matched.push([vm, record.domain]);
-    }
-    // One connection serves one call at a time: the XMLs are read in turn, each once per VM.
-    for (const [vm, domain] of matched) await readInfo(vm, domain, signal);
-  }
-
-  return {
-    name: LIBVIRT,
-    async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
-      // At the scrape's deadline the registry answers at once: say "timeout" before it does (the
-      // listener runs while the abort is dispatched, before the answer is assembled).
-      const onDeadline = (): void => addErrors(out.families, "timeout");
-      context.signal.addEventListener("abort", onDeadline, { once: true });
-      try {
-        await collectStats(context, out);
-      } catch (error) {
-        const reason = error instanceof LibvirtError ? error.reason : "other";
-        addErrors(out.families, reason);
-        throw error;
-      } finally {
-        context.signal.removeEventListener("abort", onDeadline);
-      }
-      addErrors(out.families, undefined);
-    },
-  };
+  return new LibvirtCollector(options);
 }

@@ -112,6 +112,218 @@ function histogramOrScalar(
   return { buckets: value.buckets, sum: sumOf(name, stats) };
 }
 
+/** The collector's options and what it keeps across scrapes. */
+interface QmpState {
+  readonly options: QmpCollectorOptions;
+  /** Each VMM's stats schemas, asked once per process. */
+  readonly schemasByPid: Map<number, StatsSchemas>;
+  readonly owners: SocketOwners;
+  /** Keys (`socket\nreason`) already warned about. */
+  readonly logged: Set<string>;
+}
+
+function logOnce(
+  state: QmpState,
+  key: string,
+  message: { msg: string; fields: Record<string, string> },
+): void {
+  const { msg, fields } = message;
+  if (state.logged.has(key)) {
+    state.options.logger.debug(msg, fields);
+  } else {
+    state.logged.add(key);
+    state.options.logger.warn(`${msg} (logged once)`, fields);
+  }
+}
+
+/** One VM's open QMP session, and where its stats go. */
+interface QueryTarget {
+  session: QmpSession;
+  vm: DiscoveredVm;
+  out: StatSet;
+}
+
+async function schemasOf(state: QmpState, target: QueryTarget): Promise<StatsSchemas> {
+  const { session, vm } = target;
+  let schemas = state.schemasByPid.get(vm.pid);
+  if (schemas === undefined) {
+    schemas = parseStatsSchemas(await session.execute("query-stats-schemas"));
+    state.schemasByPid.set(vm.pid, schemas);
+  }
+  return schemas;
+}
+
+/** Adds each vCPU's stats, and their sums at VM level. */
+function addVcpuStats(
+  out: StatSet,
+  place: StatVm,
+  query: { vcpuStats: StatsResult[]; indexByPath: Map<string, number>; schemas: StatsSchemas },
+): void {
+  // debugfs's VM dir holds each vCPU stat summed over the vCPUs (exits, halt_*, pf_*): do the
+  // same, so that under lockdown the VM-level exits come from here.
+  const sums = new Map<string, StatValue>();
+  for (const result of query.vcpuStats) {
+    const index = query.indexByPath.get(result.qomPath ?? "");
+    if (index === undefined) continue; // A vCPU unplugged between the two queries.
+    addStats(out, { level: "vcpu", vm: place, vcpu: String(index) }, {
+      stats: result.stats,
+      schemas: query.schemas.vcpu,
+    });
+    for (const [name, value] of result.stats) {
+      if (value.kind !== "scalar") continue;
+      const sum = sums.get(name);
+      sums.set(name, {
+        kind: "scalar",
+        value: value.value + (sum?.kind === "scalar" ? sum.value : 0n),
+      });
+    }
+  }
+  addStats(out, { level: "vm", vm: place, vcpu: undefined }, {
+    stats: sums,
+    schemas: query.schemas.vcpu,
+  });
+}
+
+/** Queries one VM's stats into `out`; returns its vCPU count. */
+async function queryStats(state: QmpState, target: QueryTarget): Promise<number> {
+  const { session, vm, out } = target;
+  const schemas = await schemasOf(state, target);
+  const vmStats = parseQueryStats(await session.execute("query-stats", { target: "vm" }));
+  const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
+  const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
+  const indexByPath = new Map(cpus.map((cpu) => [cpu.qomPath, cpu.cpuIndex]));
+  state.options.vcpuThreads?.set(
+    vm.dir,
+    new Map(cpus.map((cpu) => [String(cpu.cpuIndex), cpu.threadId])),
+  );
+  const place: StatVm = { dir: vm.dir, domain: vm.domain };
+  for (const result of vmStats) {
+    addStats(out, { level: "vm", vm: place, vcpu: undefined }, {
+      stats: result.stats,
+      schemas: schemas.vm,
+    });
+  }
+  addVcpuStats(out, place, { vcpuStats, indexByPath, schemas });
+  return cpus.length;
+}
+
+/**
+ * Gives each VM without a socket the glob-found socket its VMM holds the listener of; never
+ * one whose owner cannot be established. Returns the sockets skipped, and why.
+ */
+async function matchGlobSockets(
+  state: QmpState,
+  known: { vms: readonly DiscoveredVm[]; socketOf: Map<DiscoveredVm, string> },
+): Promise<Map<string, SkipReason>> {
+  const { options } = state;
+  const { vms, socketOf } = known;
+  const skipped = new Map<string, SkipReason>();
+  if (options.socketGlob === undefined) return skipped;
+  const taken = new Set(socketOf.values());
+  const found = (await expandGlob(options.socketGlob, options.fs)).filter((s) => !taken.has(s));
+  const free = new Map<number, DiscoveredVm>();
+  for (const vm of vms) if (!socketOf.has(vm) && !free.has(vm.pid)) free.set(vm.pid, vm);
+  const ownership = await state.owners.resolve(found, [...free.keys()]);
+  for (const socket of found) {
+    const owner = ownership.get(socket);
+    if (owner === undefined) continue;
+    if ("pid" in owner) {
+      const vm = free.get(owner.pid);
+      // A VMM with two monitors found by glob: the first, in path order, is queried.
+      if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
+      continue;
+    }
+    skipped.set(socket, owner.skipped);
+    logOnce(state, `${socket}\n${owner.skipped}`, {
+      msg: "Cannot establish which VM a QMP socket found by glob belongs to; not querying it",
+      fields: { socket, reason: owner.skipped, err: owner.detail },
+    });
+  }
+  return skipped;
+}
+
+/** What one VM's QMP session reports into. */
+interface SessionTarget {
+  socket: string;
+  vm: DiscoveredVm;
+  context: ScrapeContext;
+  out: CollectorOutput;
+}
+
+async function querySession(state: QmpState, target: SessionTarget): Promise<void> {
+  const { socket, vm, context, out } = target;
+  try {
+    await withQmpSession({ path: socket, timeoutMs: state.options.timeoutMs }, async (s) => {
+      // Into a set of its own: a session that times out half-way adds nothing, even if its
+      // last replies arrive after the scrape is over.
+      const vmOut = new StatSet();
+      const vcpus = await queryStats(state, { session: s, vm, out: vmOut });
+      out.stats.addAll(vmOut);
+      context.qmpOutcomes.set(vm.dir, "ok");
+      if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
+    });
+  } catch (error) {
+    const reason = error instanceof QmpError ? error.reason : "other";
+    context.qmpOutcomes.set(vm.dir, reason);
+    logOnce(state, `${socket}\n${reason}`, {
+      msg: "Cannot query QMP; skipping this VM's QMP stats",
+      fields: { socket, domain: vm.domain, reason, err: (error as Error).message },
+    });
+  }
+}
+
+/** Each VM's socket from vm.yaml or its command line. */
+function configuredSockets(vms: readonly DiscoveredVm[]): Map<DiscoveredVm, string> {
+  const socketOf = new Map<DiscoveredVm, string>();
+  for (const vm of vms) {
+    const socket = vm.entry?.qmpSocket ?? vm.qmpSockets[0];
+    if (socket !== undefined) socketOf.set(vm, socket);
+  }
+  return socketOf;
+}
+
+function addQmpErrors(out: FamilySet, context: ScrapeContext): void {
+  for (const vm of context.discovery.vms) {
+    const outcome = context.qmpOutcomes.get(vm.dir);
+    if (outcome === undefined) continue;
+    for (const reason of QMP_ERROR_REASONS) {
+      out.add(
+        {
+          name: "kvm_exporter_qmp_errors",
+          help: "Whether the VM's QMP query failed in the last scrape, by reason.",
+          type: "gauge",
+        },
+        [["domain", vm.domain], ["reason", reason]],
+        outcome === reason ? 1 : 0,
+      );
+    }
+  }
+}
+
+async function collectQmp(
+  state: QmpState,
+  scrape: { context: ScrapeContext; out: CollectorOutput },
+): Promise<void> {
+  const { context, out } = scrape;
+  const { vms } = context.discovery;
+  const pids = new Set(vms.map((vm) => vm.pid));
+  for (const pid of state.schemasByPid.keys()) if (!pids.has(pid)) state.schemasByPid.delete(pid);
+
+  const socketOf = configuredSockets(vms);
+  const skipped = await matchGlobSockets(state, { vms, socketOf });
+
+  // Forget what was logged about sockets that are gone, so the set does not grow with churn.
+  const current = new Set([...socketOf.values(), ...skipped.keys()]);
+  for (const key of state.logged) if (!current.has(key.split("\n")[0]!)) state.logged.delete(key);
+
+  // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
+  await Promise.all(
+    [...socketOf].map(([vm, socket]) => querySession(state, { socket, vm, context, out })),
+  );
+  if (state.options.socketGlob !== undefined) addSkipped(out.families, skipped);
+  addQmpErrors(out.families, context);
+}
+
 /**
  * Creates the QMP collector. Every scrape connects, queries and closes: QEMU
  * serves one client per monitor and other tools on the host need it too.
@@ -120,165 +332,14 @@ function histogramOrScalar(
  * @returns The collector.
  */
 export function createQmpCollector(options: QmpCollectorOptions): Collector {
-  const { timeoutMs, logger, fs } = options;
-  const schemasByPid = new Map<number, StatsSchemas>();
-  const owners = new SocketOwners(options.procfs);
-  const logged = new Set<string>();
-
-  function logOnce(key: string, msg: string, fields: Record<string, string>): void {
-    if (logged.has(key)) {
-      logger.debug(msg, fields);
-    } else {
-      logged.add(key);
-      logger.warn(`${msg} (logged once)`, fields);
-    }
-  }
-
-  async function queryStats(
-    session: QmpSession,
-    vm: DiscoveredVm,
-    out: StatSet,
-  ): Promise<number> {
-    let schemas = schemasByPid.get(vm.pid);
-    if (schemas === undefined) {
-      schemas = parseStatsSchemas(await session.execute("query-stats-schemas"));
-      schemasByPid.set(vm.pid, schemas);
-    }
-    const vmStats = parseQueryStats(await session.execute("query-stats", { target: "vm" }));
-    const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
-    const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
-    const indexByPath = new Map(cpus.map((cpu) => [cpu.qomPath, cpu.cpuIndex]));
-    options.vcpuThreads?.set(
-      vm.dir,
-      new Map(cpus.map((cpu) => [String(cpu.cpuIndex), cpu.threadId])),
-    );
-    const place: StatVm = { dir: vm.dir, domain: vm.domain };
-    for (const result of vmStats) {
-      addStats(out, { level: "vm", vm: place, vcpu: undefined }, {
-        stats: result.stats,
-        schemas: schemas.vm,
-      });
-    }
-    // debugfs's VM dir holds each vCPU stat summed over the vCPUs (exits, halt_*, pf_*): do the
-    // same, so that under lockdown the VM-level exits come from here.
-    const sums = new Map<string, StatValue>();
-    for (const result of vcpuStats) {
-      const index = indexByPath.get(result.qomPath ?? "");
-      if (index === undefined) continue; // A vCPU unplugged between the two queries.
-      addStats(out, { level: "vcpu", vm: place, vcpu: String(index) }, {
-        stats: result.stats,
-        schemas: schemas.vcpu,
-      });
-      for (const [name, value] of result.stats) {
-        if (value.kind !== "scalar") continue;
-        const sum = sums.get(name);
-        sums.set(name, {
-          kind: "scalar",
-          value: value.value + (sum?.kind === "scalar" ? sum.value : 0n),
-        });
-      }
-    }
-    addStats(out, { level: "vm", vm: place, vcpu: undefined }, {
-      stats: sums,
-      schemas: schemas.vcpu,
-    });
-    return cpus.length;
-  }
-
-  /**
-   * Gives each VM without a socket the glob-found socket its VMM holds the listener of; never
-   * one whose owner cannot be established. Returns the sockets skipped, and why.
-   */
-  async function matchGlobSockets(
-    vms: readonly DiscoveredVm[],
-    socketOf: Map<DiscoveredVm, string>,
-  ): Promise<Map<string, SkipReason>> {
-    const skipped = new Map<string, SkipReason>();
-    if (options.socketGlob === undefined) return skipped;
-    const known = new Set(socketOf.values());
-    const found = (await expandGlob(options.socketGlob, fs)).filter((s) => !known.has(s));
-    const free = new Map<number, DiscoveredVm>();
-    for (const vm of vms) if (!socketOf.has(vm) && !free.has(vm.pid)) free.set(vm.pid, vm);
-    const ownership = await owners.resolve(found, [...free.keys()]);
-    for (const socket of found) {
-      const owner = ownership.get(socket);
-      if (owner === undefined) continue;
-      if ("pid" in owner) {
-        const vm = free.get(owner.pid);
-        // A VMM with two monitors found by glob: the first, in path order, is queried.
-        if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
-        continue;
-      }
-      skipped.set(socket, owner.skipped);
-      logOnce(
-        `${socket}\n${owner.skipped}`,
-        "Cannot establish which VM a QMP socket found by glob belongs to; not querying it",
-        { socket, reason: owner.skipped, err: owner.detail },
-      );
-    }
-    return skipped;
-  }
-
+  const state: QmpState = {
+    options,
+    schemasByPid: new Map(),
+    owners: new SocketOwners(options.procfs),
+    logged: new Set(),
+  };
   return {
     name: QMP,
-    async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
-      const { vms } = context.discovery;
-      const pids = new Set(vms.map((vm) => vm.pid));
-      for (const pid of schemasByPid.keys()) if (!pids.has(pid)) schemasByPid.delete(pid);
-
-      const socketOf = new Map<DiscoveredVm, string>();
-      for (const vm of vms) {
-        const socket = vm.entry?.qmpSocket ?? vm.qmpSockets[0];
-        if (socket !== undefined) socketOf.set(vm, socket);
-      }
-      const skipped = await matchGlobSockets(vms, socketOf);
-
-      async function session(socket: string, vm: DiscoveredVm): Promise<void> {
-        try {
-          await withQmpSession({ path: socket, timeoutMs }, async (s) => {
-            // Into a set of its own: a session that times out half-way adds nothing, even if its
-            // last replies arrive after the scrape is over.
-            const vmOut = new StatSet();
-            const vcpus = await queryStats(s, vm, vmOut);
-            out.stats.addAll(vmOut);
-            context.qmpOutcomes.set(vm.dir, "ok");
-            if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
-          });
-        } catch (error) {
-          const reason = error instanceof QmpError ? error.reason : "other";
-          context.qmpOutcomes.set(vm.dir, reason);
-          logOnce(`${socket}\n${reason}`, "Cannot query QMP; skipping this VM's QMP stats", {
-            socket,
-            domain: vm.domain,
-            reason,
-            err: (error as Error).message,
-          });
-        }
-      }
-
-      // Forget what was logged about sockets that are gone, so the set does not grow with churn.
-      const current = new Set([...socketOf.values(), ...skipped.keys()]);
-      for (const key of logged) if (!current.has(key.split("\n")[0]!)) logged.delete(key);
-
-      // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
-      await Promise.all([...socketOf].map(([vm, socket]) => session(socket, vm)));
-      if (options.socketGlob !== undefined) addSkipped(out.families, skipped);
-
-      for (const vm of vms) {
-        const outcome = context.qmpOutcomes.get(vm.dir);
-        if (outcome === undefined) continue;
-        for (const reason of QMP_ERROR_REASONS) {
-          out.families.add(
-            {
-              name: "kvm_exporter_qmp_errors",
-              help: "Whether the VM's QMP query failed in the last scrape, by reason.",
-              type: "gauge",
-            },
-            [["domain", vm.domain], ["reason", reason]],
-            outcome === reason ? 1 : 0,
-          );
-        }
-      }
-    },
+    collect: (context: ScrapeContext, out: CollectorOutput) => collectQmp(state, { context, out }),
   };
 }

@@ -74,6 +74,125 @@ export function addVcpuTime(
   out.add(DELAY, labels, { units: stat.delayNs, exponent: -9 });
 }
 
+/** The collector's options and what it keeps across scrapes. */
+interface VcpuTimeState {
+  readonly options: VcpuTimeOptions;
+  readonly limiter: Limiter;
+  /** Each VM's vCPU threads from debugfs, by VM dir. */
+  readonly threadsByDir: Map<string, VcpuThread[]>;
+}
+
+/** One scrape of the vCPU threads. */
+class VcpuTimeScrape {
+  readonly #state: VcpuTimeState;
+  readonly #context: ScrapeContext;
+  readonly #out: FamilySet;
+
+  constructor(state: VcpuTimeState, scrape: { context: ScrapeContext; out: FamilySet }) {
+    this.#state = state;
+    this.#context = scrape.context;
+    this.#out = scrape.out;
+  }
+
+  /** Reads a small file that was not listed: it may be anything, so the guard bounds the wait. */
+  #readGuarded(path: string, maxBytes: number): Promise<string> {
+    const context = this.#context;
+    const { fs } = this.#state.options;
+    return this.#state.limiter.run(() =>
+      context.reads.read(path, () => fs.readTextFile(path, { maxBytes }), context.signal)
+    );
+  }
+
+  /** The vCPU dirs of a VM: `vcpuN` → N. */
+  async #vcpuDirs(vm: DiscoveredVm): Promise<[dir: string, vcpu: string][]> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await this.#state.limiter.run(() => listDir(this.#state.options.fs, vm.path));
+    } catch {
+      return []; // The VM exited after discovery.
+    }
+    return entries.flatMap((entry) => {
+      const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
+      return vcpu === undefined ? [] : [[entry.name, vcpu] as [string, string]];
+    });
+  }
+
+  /** A vCPU's thread id from debugfs's `vcpuN/pid`, if it has a readable one. */
+  async #debugfsThread(vm: DiscoveredVm, dir: string): Promise<number | undefined> {
+    try {
+      const text = await this.#readGuarded(`${vm.path}/${dir}/pid`, STAT_FILE_MAX_BYTES);
+      const tid = Number(text.trim());
+      return Number.isSafeInteger(tid) && tid > 0 ? tid : undefined;
+    } catch {
+      return undefined; // No pid file (older kernels), a VM that exited, or a blocked read.
+    }
+  }
+
+  /** Reads one vCPU's schedstat; false when its thread is gone. */
+  async #readVcpu(vm: DiscoveredVm, thread: VcpuThread): Promise<boolean> {
+    const path = `${this.#state.options.procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
+    let stat: Schedstat;
+    try {
+      stat = parseSchedstat(await this.#readGuarded(path, MAX_SCHEDSTAT_BYTES));
+    } catch {
+      return false; // The thread is gone (or is not this VMM's): nothing to report for it.
+    }
+    addVcpuTime(this.#out, { domain: vm.domain, vcpu: thread.vcpu }, stat);
+    return true;
+  }
+
+  /**
+   * Reads a VM's vCPUs by debugfs's `vcpuN/pid` files; returns how many it found. A vCPU keeps
+   * its thread for its lifetime, so the ids are kept per VM dir while the vCPU count stays the
+   * same and every thread answers: a scrape then lists the VM dir only (to see vCPU hotplug).
+   */
+  async #readDebugfsVcpus(vm: DiscoveredVm): Promise<number> {
+    const { threadsByDir } = this.#state;
+    const dirs = await this.#vcpuDirs(vm);
+    const cached = threadsByDir.get(vm.dir);
+    const known = cached !== undefined && cached.length === dirs.length;
+    const threads: VcpuThread[] = [];
+    let answered = 0;
+    // Each vCPU on its own: one whose pid file blocks does not hold the others.
+    await Promise.all((known ? cached : dirs).map(async (entry) => {
+      let thread: VcpuThread;
+      if ("tid" in entry) thread = entry;
+      else {
+        const tid = await this.#debugfsThread(vm, entry[0]);
+        if (tid === undefined) return;
+        thread = { vcpu: entry[1], tid };
+      }
+      threads.push(thread);
+      if (await this.#readVcpu(vm, thread)) answered++;
+    }));
+    if (answered > 0 && answered === dirs.length) threadsByDir.set(vm.dir, threads);
+    else threadsByDir.delete(vm.dir);
+    return threads.length;
+  }
+
+  /** Reads a VM's vCPUs by debugfs, else by the thread ids QMP gave. */
+  async readVm(vm: DiscoveredVm): Promise<void> {
+    if (await this.#readDebugfsVcpus(vm) > 0) return;
+    if (this.#context.signal.aborted) return;
+    const fromQmp = [...this.#state.options.qmpThreads.get(vm.dir) ?? []];
+    await Promise.all(fromQmp.map(([vcpu, tid]) => this.#readVcpu(vm, { vcpu, tid })));
+  }
+}
+
+async function collectVcpuTime(
+  state: VcpuTimeState,
+  scrape: { context: ScrapeContext; out: CollectorOutput },
+): Promise<void> {
+  const { context, out } = scrape;
+  const { qmpThreads } = state.options;
+  const { vms } = context.discovery;
+  const dirs = new Set(vms.map((vm) => vm.dir));
+  for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
+  for (const dir of state.threadsByDir.keys()) if (!dirs.has(dir)) state.threadsByDir.delete(dir);
+  const vcpus = new VcpuTimeScrape(state, { context, out: out.families });
+  await Promise.all(vms.map((vm) => vcpus.readVm(vm)));
+}
+
 /**
  * Creates the vcpu_time collector. A thread that is gone (the VM exited or
  * unplugged the vCPU) is skipped; any other read failure of one vCPU is
@@ -86,111 +205,14 @@ export function addVcpuTime(
  * @returns The collector.
  */
 export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
-  const { fs, procfs, qmpThreads } = options;
-  const limiter = new Limiter(options.concurrency ?? 32);
-  const threadsByDir = new Map<string, VcpuThread[]>();
-
-  /** Reads a small file that was not listed: it may be anything, so the guard bounds the wait. */
-  function readGuarded(context: ScrapeContext, path: string, maxBytes: number): Promise<string> {
-    return limiter.run(() =>
-      context.reads.read(path, () => fs.readTextFile(path, { maxBytes }), context.signal)
-    );
-  }
-
-  /** The vCPU dirs of a VM: `vcpuN` → N. */
-  async function vcpuDirs(vm: DiscoveredVm): Promise<[dir: string, vcpu: string][]> {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await limiter.run(() => listDir(fs, vm.path));
-    } catch {
-      return []; // The VM exited after discovery.
-    }
-    return entries.flatMap((entry) => {
-      const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
-      return vcpu === undefined ? [] : [[entry.name, vcpu] as [string, string]];
-    });
-  }
-
-  /** A vCPU's thread id from debugfs's `vcpuN/pid`, if it has a readable one. */
-  async function debugfsThread(
-    vm: DiscoveredVm,
-    dir: string,
-    context: ScrapeContext,
-  ): Promise<number | undefined> {
-    try {
-      const text = await readGuarded(context, `${vm.path}/${dir}/pid`, STAT_FILE_MAX_BYTES);
-      const tid = Number(text.trim());
-      return Number.isSafeInteger(tid) && tid > 0 ? tid : undefined;
-    } catch {
-      return undefined; // No pid file (older kernels), a VM that exited, or a blocked read.
-    }
-  }
-
-  /** Reads one vCPU's schedstat into `out`; false when its thread is gone. */
-  async function readVcpu(
-    vm: DiscoveredVm,
-    thread: VcpuThread,
-    context: ScrapeContext,
-    out: FamilySet,
-  ): Promise<boolean> {
-    const path = `${procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
-    let stat: Schedstat;
-    try {
-      stat = parseSchedstat(await readGuarded(context, path, MAX_SCHEDSTAT_BYTES));
-    } catch {
-      return false; // The thread is gone (or is not this VMM's): nothing to report for it.
-    }
-    addVcpuTime(out, { domain: vm.domain, vcpu: thread.vcpu }, stat);
-    return true;
-  }
-
-  /**
-   * Reads a VM's vCPUs by debugfs's `vcpuN/pid` files; returns how many it found. A vCPU keeps
-   * its thread for its lifetime, so the ids are kept per VM dir while the vCPU count stays the
-   * same and every thread answers: a scrape then lists the VM dir only (to see vCPU hotplug).
-   */
-  async function readDebugfsVcpus(
-    vm: DiscoveredVm,
-    context: ScrapeContext,
-    out: FamilySet,
-  ): Promise<number> {
-    const dirs = await vcpuDirs(vm);
-    const cached = threadsByDir.get(vm.dir);
-    const known = cached !== undefined && cached.length === dirs.length;
-    const threads: VcpuThread[] = [];
-    let answered = 0;
-    // Each vCPU on its own: one whose pid file blocks does not hold the others.
-    await Promise.all((known ? cached : dirs).map(async (entry) => {
-      let thread: VcpuThread;
-      if ("tid" in entry) thread = entry;
-      else {
-        const tid = await debugfsThread(vm, entry[0], context);
-        if (tid === undefined) return;
-        thread = { vcpu: entry[1], tid };
-      }
-      threads.push(thread);
-      if (await readVcpu(vm, thread, context, out)) answered++;
-    }));
-    if (answered > 0 && answered === dirs.length) threadsByDir.set(vm.dir, threads);
-    else threadsByDir.delete(vm.dir);
-    return threads.length;
-  }
-
+  const state: VcpuTimeState = {
+    options,
+    limiter: new Limiter(options.concurrency ?? 32),
+    threadsByDir: new Map(),
+  };
   return {
     name: VCPU_TIME,
-    async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
-      const { vms } = context.discovery;
-      const dirs = new Set(vms.map((vm) => vm.dir));
-      for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
-      for (const dir of threadsByDir.keys()) if (!dirs.has(dir)) threadsByDir.delete(dir);
-      await Promise.all(vms.map(async (vm) => {
-        if (await readDebugfsVcpus(vm, context, out.families) > 0) return;
-        if (context.signal.aborted) return;
-        const fromQmp = [...qmpThreads.get(vm.dir) ?? []];
-        await Promise.all(
-          fromQmp.map(([vcpu, tid]) => readVcpu(vm, { vcpu, tid }, context, out.families)),
-        );
-      }));
-    },
+    collect: (context: ScrapeContext, out: CollectorOutput) =>
+      collectVcpuTime(state, { context, out }),
   };
 }

@@ -91,16 +91,10 @@ function isAddressOrLocalhost(hostname: string): boolean {
 }
 
 /**
- * Builds the app.
- *
- * @param options The exporter and the web flags.
- * @returns The Hono app; serve it with `Deno.serve(app.fetch)`.
+ * Sets the default headers the web config does not set, then the web config's own, on every
+ * response.
  */
-export function createApp(options: AppOptions): App {
-  const { exporter, telemetryPath, maxRequests, logger, webConfig } = options;
-  const app = new Hono();
-  let inFlight = 0;
-
+function addHeaders(app: App, webConfig: WebConfigStore | undefined): void {
   app.use(async (c, next) => {
     await next();
     const configured = webConfig?.config.headers ?? [];
@@ -110,6 +104,10 @@ export function createApp(options: AppOptions): App {
     }
     for (const [name, value] of configured) c.res.headers.set(name, value);
   });
+}
+
+function addAuth(app: App, options: AppOptions): void {
+  const { webConfig, logger } = options;
   // Every path, the 404s too: an unauthenticated client learns nothing, not even what exists.
   app.use(async (c, next) => {
     const outcome = webConfig === undefined
@@ -126,29 +124,41 @@ export function createApp(options: AppOptions): App {
       "WWW-Authenticate": `Basic realm="${AUTH_REALM}", charset="UTF-8"`,
     });
   });
-  app.use(compress({ encoding: "gzip" }));
+}
 
-  /** Runs a scrape unless --web.max-requests are in flight already; it ends by its deadline. */
-  async function scrapeWithinLimit(
-    prometheusTimeout?: string,
-  ): Promise<MetricFamily[] | undefined> {
-    if (maxRequests > 0 && inFlight >= maxRequests) return undefined;
-    inFlight++;
-    try {
-      return await exporter.scrape({
-        timeoutMs: scrapeDeadlineMs(exporter.scrapeTimeoutMs, prometheusTimeout),
-      });
-    } finally {
-      inFlight--;
-    }
+/** Scrapes, at most --web.max-requests at once. */
+class ScrapeLimit {
+  readonly #exporter: Exporter;
+  readonly #maxRequests: number;
+  #inFlight = 0;
+
+  constructor(exporter: Exporter, maxRequests: number) {
+    this.#exporter = exporter;
+    this.#maxRequests = maxRequests;
   }
 
+  /** Runs a scrape unless --web.max-requests are in flight already; it ends by its deadline. */
+  async scrape(prometheusTimeout?: string): Promise<MetricFamily[] | undefined> {
+    if (this.#maxRequests > 0 && this.#inFlight >= this.#maxRequests) return undefined;
+    this.#inFlight++;
+    try {
+      return await this.#exporter.scrape({
+        timeoutMs: scrapeDeadlineMs(this.#exporter.scrapeTimeoutMs, prometheusTimeout),
+      });
+    } finally {
+      this.#inFlight--;
+    }
+  }
+}
+
+function addMetricsRoute(app: App, options: AppOptions & { scrapes: ScrapeLimit }): void {
+  const { telemetryPath, maxRequests, logger, scrapes } = options;
   // Matched literally: as a route pattern, a path such as "/*" or "/m/:x" would shadow the others.
   app.get("*", async (c, next) => {
     if (c.req.path !== telemetryPath) return await next();
     // Hono answers HEAD with the GET route's headers: no reason to read every stat for that.
     if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": TEXT_CONTENT_TYPE });
-    const families = await scrapeWithinLimit(c.req.header(SCRAPE_TIMEOUT_HEADER));
+    const families = await scrapes.scrape(c.req.header(SCRAPE_TIMEOUT_HEADER));
     if (families === undefined) {
       logger.debug("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(
@@ -159,10 +169,13 @@ export function createApp(options: AppOptions): App {
     // Sliced: a large host's text takes longer to render than a health check may wait.
     return c.body(await renderBytesSliced(families), 200, { "Content-Type": TEXT_CONTENT_TYPE });
   });
+}
 
+function addStatusRoutes(app: App, options: AppOptions & { scrapes: ScrapeLimit }): void {
+  const { exporter, telemetryPath, scrapes } = options;
   app.get("/", async (c) => {
     // The first visit shows the VMs too; it counts against the scrape limit like any scrape.
-    if (exporter.lastScrape === undefined && c.req.method !== "HEAD") await scrapeWithinLimit();
+    if (exporter.lastScrape === undefined && c.req.method !== "HEAD") await scrapes.scrape();
     return c.html(renderStatusPage({
       version: VERSION,
       telemetryPath,
@@ -179,7 +192,10 @@ export function createApp(options: AppOptions): App {
       : c.text("Not ready: vm.yaml not loaded\n", 503);
   app.get("/-/healthy", (c) => ready(c));
   app.get("/-/ready", (c) => ready(c));
+}
 
+function addReloadRoute(app: App, options: AppOptions): void {
+  const { exporter, webConfig } = options;
   app.post("/-/reload", async (c) => {
     if (options.enableLifecycle !== true) {
       return c.text("Lifecycle API is not enabled: start with --web.enable-lifecycle\n", 404);
@@ -200,6 +216,22 @@ export function createApp(options: AppOptions): App {
     if (error === undefined) return c.text("OK\n", 200);
     return c.text(`Failed to reload vm.yaml: ${error.message}\n`, 500);
   });
+}
 
+/**
+ * Builds the app.
+ *
+ * @param options The exporter and the web flags.
+ * @returns The Hono app; serve it with `Deno.serve(app.fetch)`.
+ */
+export function createApp(options: AppOptions): App {
+  const app = new Hono();
+  const scrapes = new ScrapeLimit(options.exporter, options.maxRequests);
+  addHeaders(app, options.webConfig);
+  addAuth(app, options);
+  app.use(compress({ encoding: "gzip" }));
+  addMetricsRoute(app, { ...options, scrapes });
+  addStatusRoutes(app, { ...options, scrapes });
+  addReloadRoute(app, options);
   return app;
 }
