@@ -20,6 +20,7 @@ import {
 import type { ConfigStore } from "./config/config_store.ts";
 import type { NameSource } from "./discovery/vm_names.ts";
 import { type DiscoveredVm, type Discovery, VmDiscovery } from "./discovery/vm_discovery.ts";
+import { VmDirListings } from "./discovery/vm_dir_listings.ts";
 import { DomainInfoCache, domainInfoLabels } from "./libvirt/domain_info.ts";
 import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
@@ -285,6 +286,7 @@ function createCollectors(options: Options, deps: CollectorDeps): Collector[] {
 interface ExporterState {
   readonly init: ExporterOptions;
   readonly options: Options;
+  readonly fs: FileSystem;
   // One table of reads in flight for discovery and collectors: a blocked path is read by nobody.
   readonly reads: ReadGuard;
   readonly discovery: VmDiscovery;
@@ -314,6 +316,7 @@ function createExporterState(init: ExporterOptions): ExporterState {
   return {
     init,
     options,
+    fs,
     reads,
     discovery,
     collectors,
@@ -429,7 +432,15 @@ async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<Me
   const vcpuCounts = new Map<string, number>();
   const qmpOutcomes = new Map<string, string>();
   const { stats, families, outcomes } = await runCollectors(collectors, {
-    context: { discovery: found, readErrors, vcpuCounts, qmpOutcomes, signal, reads: state.reads },
+    context: {
+      discovery: found,
+      readErrors,
+      vcpuCounts,
+      qmpOutcomes,
+      signal,
+      reads: state.reads,
+      vmDirs: new VmDirListings(state.fs),
+    },
     logger: state.init.logger,
     conditions: state.conditions,
   });

@@ -7,6 +7,7 @@
  */
 
 import type { Discovery } from "../discovery/vm_discovery.ts";
+import type { VmDirListings } from "../discovery/vm_dir_listings.ts";
 import { ConditionLog } from "../log/condition_log.ts";
 import type { Logger } from "../log/logger.ts";
 import { FamilySet, type MetricFamily } from "../metrics/model.ts";
@@ -28,6 +29,8 @@ export interface ScrapeContext {
   signal: AbortSignal;
   /** Reads that may block go through this (see {@linkcode ReadGuard.read}). */
   reads: ReadGuard;
+  /** The VM dirs' entries, listed once per scrape for every collector. */
+  vmDirs: VmDirListings;
 }
 
 /** What a collector emits: KVM stats, and the exporter's own metrics about its work. */

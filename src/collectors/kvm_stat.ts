@@ -124,7 +124,7 @@ async function listVms(state: KvmStatState, context: ScrapeContext): Promise<Sta
   const { vms } = context.discovery;
   if (state.options.fs.readDirSync === undefined) {
     return (await Promise.all(
-      vms.map((vm) => listVm(state, { vm, vcpuCounts: context.vcpuCounts })),
+      vms.map((vm) => listVm(state, { vm, context })),
     )).flat();
   }
   const files: StatFile[] = [];
@@ -135,7 +135,7 @@ async function listVms(state: KvmStatState, context: ScrapeContext): Promise<Sta
       sliceStart = performance.now();
     }
     if (context.signal.aborted) break;
-    for (const file of await listVm(state, { vm, vcpuCounts: context.vcpuCounts })) {
+    for (const file of await listVm(state, { vm, context })) {
       files.push(file);
     }
   }
@@ -155,12 +155,12 @@ function listingOf(state: KvmStatState, vm: DiscoveredVm): VmListing {
 /** The VM's files: its dir listed now, its vCPU dirs as listed when first seen. */
 async function listVm(
   state: KvmStatState,
-  where: { vm: DiscoveredVm; vcpuCounts: Map<string, number> },
+  where: { vm: DiscoveredVm; context: ScrapeContext },
 ): Promise<StatFile[]> {
-  const { vm, vcpuCounts } = where;
+  const { vm, context: { vcpuCounts, vmDirs } } = where;
   let entries: Deno.DirEntry[];
   try {
-    entries = await list(state, vm.path);
+    entries = await vmDirs.entries(vm.path);
   } catch {
     state.listings.delete(vm.dir);
     return []; // The VM exited after discovery listed it: it is simply gone.

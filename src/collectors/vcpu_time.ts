@@ -15,7 +15,7 @@ import { parseVcpuDirName } from "../debugfs/stat_value.ts";
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { FamilySet } from "../metrics/model.ts";
 import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
-import { type FileSystem, listDir } from "../system/file_system.ts";
+import type { FileSystem } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
 import { MAX_SCHEDSTAT_BYTES, parseSchedstat, type Schedstat } from "../system/schedstat.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
@@ -107,7 +107,7 @@ class VcpuTimeScrape {
   async #vcpuDirs(vm: DiscoveredVm): Promise<[dir: string, vcpu: string][]> {
     let entries: Deno.DirEntry[];
     try {
-      entries = await this.#state.limiter.run(() => listDir(this.#state.options.fs, vm.path));
+      entries = await this.#context.vmDirs.entries(vm.path); // kvm_stat's listing, if it ran.
     } catch {
       return []; // The VM exited after discovery.
     }

@@ -9,6 +9,8 @@ import { ReadErrorLog } from "../../src/collectors/read_errors.ts";
 import { ConditionLog } from "../../src/log/condition_log.ts";
 import { createLogger } from "../../src/log/logger.ts";
 import { ReadGuard } from "../../src/system/read_guard.ts";
+import { VmDirListings } from "../../src/discovery/vm_dir_listings.ts";
+import { denoFileSystem } from "../../src/system/file_system.ts";
 
 const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
 
@@ -21,6 +23,7 @@ function context(signal: AbortSignal): ScrapeContext {
     qmpOutcomes: new Map(),
     signal,
     reads: new ReadGuard(),
+    vmDirs: new VmDirListings(denoFileSystem),
   };
 }
 
