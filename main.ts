@@ -7,7 +7,7 @@
 
 import { FlagError, helpText, type Options, parseFlags } from "./src/cli/flags.ts";
 import { ConfigStore } from "./src/config/config_store.ts";
-import { createExporter } from "./src/exporter.ts";
+import { createExporter, type Exporter } from "./src/exporter.ts";
 import { createApp } from "./src/http/app.ts";
 import { effectiveMaxConnections, FD_RESERVE, readFdLimit } from "./src/http/connection_cap.ts";
 import { DEFAULT_LIMITS, HttpServer } from "./src/http/http_server.ts";
@@ -44,7 +44,8 @@ async function main(args: string[]): Promise<number> {
   });
   if (configs === undefined) return 1;
   const maxConnections = await connectionCap(options, logger);
-  const server = buildServer(options, { logger, lockdown, configs, maxConnections });
+  const exporter = createExporter({ options, configStore: configs.configStore, logger, lockdown });
+  const server = buildServer(options, { exporter, logger, configs, maxConnections });
   const listening = listen(server, {
     address: options.listenAddress,
     tls: configs.webConfig.config.tls,
@@ -52,6 +53,7 @@ async function main(args: string[]): Promise<number> {
   });
   if (!listening) return 1;
   await serveUntilStopped(server, { options, configs, logger });
+  exporter.close();
   logger.info("Stopped");
   return 0;
 }
@@ -153,18 +155,17 @@ async function connectionCap(options: Options, logger: Logger): Promise<number> 
   return cap;
 }
 
-/** Builds the exporter, its app and the HTTP server that serves it (not listening yet). */
+/** Builds the exporter's app and the HTTP server that serves it (not listening yet). */
 function buildServer(
   options: Options,
-  { logger, lockdown, configs, maxConnections }: {
+  { exporter, logger, configs, maxConnections }: {
+    exporter: Exporter;
     logger: Logger;
-    lockdown: LockdownMode;
     configs: Configs;
     maxConnections: number;
   },
 ): HttpServer {
-  const { configStore, webConfig } = configs;
-  const exporter = createExporter({ options, configStore, logger, lockdown });
+  const { webConfig } = configs;
   const app = createApp({
     exporter,
     telemetryPath: options.telemetryPath,

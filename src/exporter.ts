@@ -8,7 +8,7 @@
 
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
-import { createKvmStatCollector, KVM_STAT } from "./collectors/kvm_stat.ts";
+import { createKvmStatCollector, KVM_STAT, READER_MIN_FILES } from "./collectors/kvm_stat.ts";
 import { createLibvirtCollector, LIBVIRT } from "./collectors/libvirt.ts";
 import { createQmpCollector, QMP } from "./collectors/qmp.ts";
 import { createVcpuTimeCollector, type VcpuThreadIds } from "./collectors/vcpu_time.ts";
@@ -31,6 +31,8 @@ import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
+import { ReaderPool } from "./system/reader_pool.ts";
+import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";
 import { REVISION, VERSION } from "./version.ts";
 
 /** A VM as the status page shows it. */
@@ -75,6 +77,8 @@ export interface ExporterOptions {
   fs?: FileSystem;
   /** Whether to add the `process_*` metrics. Default true. */
   processMetrics?: boolean;
+  /** Files a scrape must read before reader Workers start. Default {@linkcode READER_MIN_FILES}. */
+  readerMinFiles?: number;
 }
 
 /** Options of {@linkcode Exporter.scrape}. */
@@ -101,6 +105,8 @@ export interface Exporter {
   readonly lockdownSource: LockdownSource;
   /** The vm.yaml in force. */
   readonly configStore: ConfigStore;
+  /** Ends the reader Workers, if any started; scrapes after this read on the main thread. */
+  close(): void;
 }
 
 /** The `uuid` label and libvirt's names, except where vm.yaml set a label of that name. */
@@ -240,11 +246,12 @@ interface CollectorDeps {
   fs: FileSystem;
   logger: Logger;
   domainInfo: DomainInfoCache;
+  readers: { pool: ReaderPool; minFiles: number } | undefined;
 }
 
 /** The enabled collectors, in registry order. */
 function createCollectors(options: Options, deps: CollectorDeps): Collector[] {
-  const { fs, logger, domainInfo } = deps;
+  const { fs, logger, domainInfo, readers } = deps;
   const collectors: Collector[] = [];
   const qmpThreads: VcpuThreadIds = new Map();
   // Registry order is precedence order for a stat two collectors read: debugfs, QMP, libvirt.
@@ -255,6 +262,7 @@ function createCollectors(options: Options, deps: CollectorDeps): Collector[] {
       include: options.filesInclude,
       exclude: options.filesExclude,
       fs,
+      ...(readers === undefined ? {} : { readers }),
     }));
   }
   if (options.qmp) {
@@ -291,6 +299,7 @@ interface ExporterState {
   readonly reads: ReadGuard;
   readonly discovery: VmDiscovery;
   readonly collectors: Collector[];
+  readonly readerPool: ReaderPool | undefined;
   readonly domainInfo: DomainInfoCache;
   readonly readErrorLog: ReadErrorLog;
   readonly conditions: ConditionLog;
@@ -312,7 +321,14 @@ function createExporterState(init: ExporterOptions): ExporterState {
     reads,
   });
   const domainInfo = new DomainInfoCache();
-  const collectors = createCollectors(options, { fs, logger, domainInfo });
+  // Workers read through Deno's file API: with a file system seam (tests), the main thread reads.
+  const readerPool = options.kvmStat && options.kvmStatReaders > 0 && fs === denoFileSystem
+    ? new ReaderPool({ size: options.kvmStatReaders, maxBytes: STAT_FILE_MAX_BYTES })
+    : undefined;
+  const readers = readerPool === undefined
+    ? undefined
+    : { pool: readerPool, minFiles: init.readerMinFiles ?? READER_MIN_FILES };
+  const collectors = createCollectors(options, { fs, logger, domainInfo, readers });
   return {
     init,
     options,
@@ -320,6 +336,7 @@ function createExporterState(init: ExporterOptions): ExporterState {
     reads,
     discovery,
     collectors,
+    readerPool,
     domainInfo,
     readErrorLog: new ReadErrorLog(logger),
     conditions: new ConditionLog(logger),
@@ -501,5 +518,6 @@ export function createExporter(init: ExporterOptions): Exporter {
       return state.lockdownSource;
     },
     configStore: init.configStore,
+    close: () => state.readerPool?.close(),
   };
 }

@@ -29,6 +29,8 @@ export interface Options {
   filesInclude: RegExp | undefined;
   /** Stat files whose name matches are not read. */
   filesExclude: RegExp | undefined;
+  /** Reader Workers for debugfs stat files; 0 reads on the main thread. */
+  kvmStatReaders: number;
   /** Mount point of procfs. */
   procfs: string;
   /** Mount point of sysfs (for the kernel lockdown mode). */
@@ -124,6 +126,12 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "string",
     default: undefined,
     help: "Regexp of stat file names to read (default: all)",
+  },
+  {
+    name: "collector.kvm_stat.readers",
+    type: "int",
+    default: undefined,
+    help: "Worker threads reading stat files on large hosts (default: min(4, cores); 0: none)",
   },
   {
     name: "collector.kvmdebug.dir",
@@ -454,6 +462,14 @@ export function parseFlags(
 
   const depth = get<number>("collector.dir.depth");
   if (depth < 0) throw invalid(where("collector.dir.depth"), depth, "must be 0 or more");
+  const readers = get<number | undefined>("collector.kvm_stat.readers") ?? defaultReaders();
+  if (readers < 0 || readers > MAX_READERS) {
+    throw invalid(
+      where("collector.kvm_stat.readers"),
+      readers,
+      `must be between 0 and ${MAX_READERS}`,
+    );
+  }
   const maxRequests = get<number>("web.max-requests");
   if (maxRequests < 0) throw invalid(where("web.max-requests"), maxRequests, "must be 0 or more");
   const maxConnections = get<number>("web.max-connections");
@@ -513,6 +529,7 @@ export function parseFlags(
         where("collector.kvm_stat.files-exclude"),
         get<string | undefined>("collector.kvm_stat.files-exclude"),
       ),
+      kvmStatReaders: readers,
       procfs: normaliseDir(get<string>("path.procfs")),
       sysfs: normaliseDir(get<string>("path.sysfs")),
       qmp: get<boolean>("collector.qmp"),
@@ -537,6 +554,19 @@ export function parseFlags(
       histogramMaxBuckets,
     },
   };
+}
+
+/** The most reader Workers `--collector.kvm_stat.readers` may ask for. */
+export const MAX_READERS = 64;
+
+/**
+ * The default of `--collector.kvm_stat.readers`: one Worker per core, at most 4 (measured on 2
+ * cores: 2 Workers read 16k files in half the time of one thread, a third was no faster).
+ *
+ * @returns The number of reader Workers.
+ */
+export function defaultReaders(): number {
+  return Math.min(4, navigator.hardwareConcurrency);
 }
 
 /**

@@ -5,8 +5,10 @@
  * A scrape lists each VM dir (to see VMs come and go and vCPUs hot-plugged)
  * but not its vCPU dirs: the stat files in a vCPU dir are made by KVM when
  * the vCPU is created and stay until the VM is destroyed, so their listing is
- * kept for the VM's lifetime. Values are read fresh every scrape, in one
- * synchronous loop that yields to the event loop every few milliseconds.
+ * kept for the VM's lifetime. Values are read fresh every scrape: on a host
+ * with many files by a small pool of reader Workers (the real file system
+ * only), else in one synchronous loop that yields to the event loop every few
+ * milliseconds.
  *
  * @module
  */
@@ -22,9 +24,11 @@ import {
   type FileSystem,
   listDir,
 } from "../system/file_system.ts";
-import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
+import { STAT_FILE_MAX_BYTES, tooLarge } from "../system/bounded_read.ts";
 import { Limiter, SLICE_MS, yieldToEventLoop } from "../system/limiter.ts";
 import { DeadlineError } from "../system/read_guard.ts";
+import type { ReaderPool, VmBatch } from "../system/reader_pool.ts";
+import type { SideEntry, StatFilesResult } from "../system/reader_worker.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 
 /** Options of {@linkcode createKvmStatCollector}. */
@@ -41,7 +45,15 @@ export interface KvmStatOptions {
   fs: FileSystem;
   /** Dirs listed, and files read asynchronously, at once. Default 32. */
   concurrency?: number;
+  /**
+   * Reader Workers, used once a scrape reads at least `minFiles` files (then for good). Only
+   * with the real file system: they read through Deno's file API, not `fs`.
+   */
+  readers?: { pool: ReaderPool; minFiles: number };
 }
+
+/** Files a scrape must read before reader Workers start: below that, their RSS is not worth it. */
+export const READER_MIN_FILES = 2000;
 
 /** The name of this collector. */
 export const KVM_STAT = "kvm_stat";
@@ -72,6 +84,23 @@ interface VmListing {
   files: Map<string, StatFile>;
   /** Each vCPU dir's files, by dir name, listed once. */
   vcpus: Map<string, StatFile[]>;
+  /** The files its reader Worker reads, and their paths; kept while unchanged. */
+  worker: { files: StatFile[]; paths: string[] } | undefined;
+  /** Paths a reader Worker was stuck on: read through the guarded async path from then on. */
+  blocking: Set<string>;
+}
+
+/** One VM's files in a scrape. */
+interface VmFiles {
+  key: string;
+  listing: VmListing;
+  files: StatFile[];
+}
+
+/** One scrape's files: the root's and each VM's. */
+interface ScrapeFiles {
+  root: StatFile[];
+  vms: VmFiles[];
 }
 
 function statFile(
@@ -120,14 +149,14 @@ function list(state: KvmStatState, path: string): Deno.DirEntry[] | Promise<Deno
 }
 
 /** Every VM's files, yielding to the event loop between VMs every few milliseconds. */
-async function listVms(state: KvmStatState, context: ScrapeContext): Promise<StatFile[]> {
+async function listVms(state: KvmStatState, context: ScrapeContext): Promise<VmFiles[]> {
   const { vms } = context.discovery;
   if (state.options.fs.readDirSync === undefined) {
     return (await Promise.all(
       vms.map((vm) => listVm(state, { vm, context })),
-    )).flat();
+    )).filter((v) => v !== undefined);
   }
-  const files: StatFile[] = [];
+  const files: VmFiles[] = [];
   let sliceStart = performance.now();
   for (const vm of vms) {
     if (performance.now() - sliceStart > SLICE_MS) {
@@ -135,9 +164,8 @@ async function listVms(state: KvmStatState, context: ScrapeContext): Promise<Sta
       sliceStart = performance.now();
     }
     if (context.signal.aborted) break;
-    for (const file of await listVm(state, { vm, context })) {
-      files.push(file);
-    }
+    const listed = await listVm(state, { vm, context });
+    if (listed !== undefined) files.push(listed);
   }
   return files;
 }
@@ -146,7 +174,13 @@ async function listVms(state: KvmStatState, context: ScrapeContext): Promise<Sta
 function listingOf(state: KvmStatState, vm: DiscoveredVm): VmListing {
   let cached = state.listings.get(vm.dir);
   if (cached === undefined || cached.domain !== vm.domain) {
-    cached = { domain: vm.domain, files: new Map(), vcpus: new Map() };
+    cached = {
+      domain: vm.domain,
+      files: new Map(),
+      vcpus: new Map(),
+      worker: undefined,
+      blocking: new Set(),
+    };
     state.listings.set(vm.dir, cached);
   }
   return cached;
@@ -156,14 +190,14 @@ function listingOf(state: KvmStatState, vm: DiscoveredVm): VmListing {
 async function listVm(
   state: KvmStatState,
   where: { vm: DiscoveredVm; context: ScrapeContext },
-): Promise<StatFile[]> {
+): Promise<VmFiles | undefined> {
   const { vm, context: { vcpuCounts, vmDirs } } = where;
   let entries: Deno.DirEntry[];
   try {
     entries = await vmDirs.entries(vm.path);
   } catch {
     state.listings.delete(vm.dir);
-    return []; // The VM exited after discovery listed it: it is simply gone.
+    return undefined; // The VM exited after discovery listed it: it is simply gone.
   }
   const listing = listingOf(state, vm);
   const files: StatFile[] = [];
@@ -180,7 +214,7 @@ async function listVm(
     files.push(file);
   }
   vcpuCounts.set(vm.dir, vcpuDirs.length);
-  if (state.options.depth < 2) return files;
+  if (state.options.depth < 2) return { key: vm.dir, listing, files };
   const present = new Set(vcpuDirs.map((d) => d.dir));
   for (const dir of listing.vcpus.keys()) if (!present.has(dir)) listing.vcpus.delete(dir);
   const vcpuFiles = await Promise.all(
@@ -188,7 +222,7 @@ async function listVm(
       listing.vcpus.get(dir) ?? listVcpu(state, { listing, vm, dir, vcpu })
     ),
   );
-  return files.concat(...vcpuFiles);
+  return { key: vm.dir, listing, files: files.concat(...vcpuFiles) };
 }
 
 /** A vCPU dir seen for the first time. */
@@ -214,11 +248,13 @@ async function listVcpu(state: KvmStatState, where: VcpuDir): Promise<StatFile[]
   return files;
 }
 
-/** Forgets the listings of VMs that are gone. */
-function prune(listings: Map<string, VmListing>, vms: readonly DiscoveredVm[]): void {
+/** Forgets the listings of VMs that are gone, and tells the reader Workers. */
+function prune(state: KvmStatState, vms: readonly DiscoveredVm[]): void {
+  const { listings } = state;
   if (listings.size === 0) return;
   const present = new Set(vms.map((vm) => vm.dir));
   for (const dir of listings.keys()) if (!present.has(dir)) listings.delete(dir);
+  state.options.readers?.pool.retain(present);
 }
 
 function knownType(state: KvmStatState, name: string): StatType | undefined {
@@ -236,19 +272,67 @@ async function typeFromFile(state: KvmStatState, file: StatFile): Promise<StatTy
 }
 
 /** The files of one scrape: the root's, then, deep enough, the VMs'. */
-async function scrapeFiles(state: KvmStatState, context: ScrapeContext): Promise<StatFile[]> {
+async function scrapeFiles(state: KvmStatState, context: ScrapeContext): Promise<ScrapeFiles> {
   const { kvmdebugDir, depth } = state.options;
   const { discovery } = context;
   if (discovery.error !== undefined) {
     throw new Error(describeReadError(kvmdebugDir, discovery.error));
   }
-  const files = discovery.rootFiles.filter((e) => wanted(state.options, e.name))
+  const root = discovery.rootFiles.filter((e) => wanted(state.options, e.name))
     .map((e) => statFile(e, { dir: kvmdebugDir, level: "host", vm: undefined }));
-  if (depth >= 1) {
-    for (const file of await listVms(state, context)) files.push(file);
-    prune(state.listings, discovery.vms);
-  }
+  if (depth < 1) return { root, vms: [] };
+  const vms = await listVms(state, context);
+  prune(state, discovery.vms);
+  return { root, vms };
+}
+
+/** The scrape's files in reading order: the root's, then each VM's. */
+function allFiles(scrape: ScrapeFiles): StatFile[] {
+  const files = scrape.root.slice();
+  for (const vm of scrape.vms) for (const file of vm.files) files.push(file);
   return files;
+}
+
+/** How a scrape reads: in reader Workers, on the main thread, or all through the async path. */
+function readMode(state: KvmStatState, scrape: ScrapeFiles): "workers" | "main" | "async" {
+  const { readers } = state.options;
+  if (readers === undefined) return "main";
+  if (!readers.pool.usable) return "async"; // Too many Workers blocked: nothing is read in sync.
+  if (readers.pool.started) return "workers";
+  let count = scrape.root.length;
+  for (const vm of scrape.vms) count += vm.files.length;
+  return count >= readers.minFiles ? "workers" : "main";
+}
+
+/**
+ * The VM's files that its reader Worker reads (listed regular, never stuck a Worker), the same
+ * object while they are the same files; the others go to `others`.
+ */
+function workerFiles(vm: VmFiles, others: StatFile[]): { files: StatFile[]; paths: string[] } {
+  const { listing } = vm;
+  const cached = listing.worker;
+  const files: StatFile[] = [];
+  let same = cached !== undefined;
+  for (const file of vm.files) {
+    if (!file.regular || (listing.blocking.size > 0 && listing.blocking.has(file.path))) {
+      others.push(file);
+      continue;
+    }
+    if (same && cached!.files[files.length] !== file) same = false;
+    files.push(file);
+  }
+  if (same && cached!.files.length === files.length) return cached!;
+  listing.worker = { files, paths: files.map((f) => f.path) };
+  return listing.worker;
+}
+
+/** Rebuilds an error a reader Worker sent by class name, so that it classifies as it would here. */
+function workerError(name: string, message: string): Error {
+  const classes = Deno.errors as unknown as Record<string, new (message: string) => Error>;
+  if (Object.hasOwn(classes, name)) return new classes[name]!(message);
+  const error = new Error(message);
+  error.name = name;
+  return error;
 }
 
 /** One scrape's reading: records what fails, adds what parses. */
@@ -279,10 +363,15 @@ class ScrapeReader {
       this.#context.readErrors.record(
         { collector: KVM_STAT, domain: file.domain, path: file.path },
         "malformed",
+        // A reader Worker sends the first 40 characters: enough, as a text over 22 is malformed.
         `not one integer: ${JSON.stringify(text.slice(0, 40))}`,
       );
       return;
     }
+    return this.#accept(file, value);
+  }
+
+  #accept(file: StatFile, value: bigint): void | Promise<void> {
     const type = knownType(this.#state, file.name);
     if (type !== undefined) return this.#add(file, type, value);
     return typeFromFile(this.#state, file).then((t) => this.#add(file, t, value));
@@ -300,15 +389,18 @@ class ScrapeReader {
     }, file.key);
   }
 
-  /** Reads asynchronously: anything but a listed regular file may block. */
-  async readAsync(file: StatFile): Promise<void> {
+  /**
+   * Reads asynchronously: anything but a listed regular file may block, and so may a path that
+   * stuck a reader Worker (`guarded`).
+   */
+  async readAsync(file: StatFile, guarded: boolean): Promise<void> {
     const context = this.#context;
     const { fs } = this.#state.options;
     if (context.signal.aborted) return;
     const maxBytes = STAT_FILE_MAX_BYTES;
     let text: string;
     try {
-      text = file.regular
+      text = file.regular && !guarded
         ? await fs.readTextFile(file.path, { regular: true, maxBytes })
         : await context.reads.read(
           file.path,
@@ -322,11 +414,14 @@ class ScrapeReader {
     await this.accept(file, text);
   }
 
-  /** Reads every file: regular ones synchronously, yielding every few milliseconds. */
-  async readAll(files: readonly StatFile[]): Promise<void> {
+  /**
+   * Reads every file: regular ones synchronously, yielding every few milliseconds, unless
+   * `guarded`: then every file goes through the guarded async path.
+   */
+  async readAll(files: readonly StatFile[], guarded = false): Promise<void> {
     const { signal } = this.#context;
     const { limiter } = this.#state;
-    const readSync = this.#state.options.fs.readRegularSync;
+    const readSync = guarded ? undefined : this.#state.options.fs.readRegularSync;
     const pending: Promise<void>[] = [];
     let sliceStart = performance.now();
     for (let i = 0; i < files.length; i++) {
@@ -337,7 +432,7 @@ class ScrapeReader {
       if (signal.aborted) break;
       const file = files[i]!;
       if (!file.regular || readSync === undefined) {
-        pending.push(limiter.run(() => this.readAsync(file)));
+        pending.push(limiter.run(() => this.readAsync(file, guarded || !file.regular)));
         continue;
       }
       let text: string;
@@ -351,6 +446,75 @@ class ScrapeReader {
       if (typing !== undefined) pending.push(typing);
     }
     await Promise.all(pending);
+  }
+
+  /**
+   * Reads the root's files here and the VMs' in the reader Workers; files a Worker must not read
+   * go through the guarded async path.
+   */
+  async readInWorkers(scrape: ScrapeFiles, pool: ReaderPool): Promise<void> {
+    const { limiter } = this.#state;
+    const others: StatFile[] = [];
+    const batches: VmBatch[] = [];
+    const batchFiles: StatFile[][] = [];
+    const batchListings: VmListing[] = [];
+    for (const vm of scrape.vms) {
+      const { files, paths } = workerFiles(vm, others);
+      if (files.length === 0) continue;
+      batches.push({ key: vm.key, paths });
+      batchFiles.push(files);
+      batchListings.push(vm.listing);
+    }
+    await this.readAll(scrape.root);
+    const pending = others.map((file) => limiter.run(() => this.readAsync(file, true)));
+    const stuck = await pool.read(batches, {
+      signal: this.#context.signal,
+      onResult: (batch, result) => this.#acceptAll(batchFiles[batch]!, result, pending),
+    });
+    for (const { batch, file, released } of stuck) {
+      this.#stuck(batchListings[batch]!, batchFiles[batch]![file]!, released);
+    }
+    await Promise.all(pending);
+  }
+
+  /** Takes one VM's values from a reader Worker, in file order. */
+  #acceptAll(files: readonly StatFile[], result: StatFilesResult, pending: Promise<void>[]): void {
+    const { values, side } = result;
+    let next = 0;
+    for (let i = 0; i < files.length; i++) {
+      const value = values[i]!;
+      // NaN is the one value not equal to itself: the side list says what the file held.
+      const typing = value === value
+        ? this.#accept(files[i]!, BigInt(value))
+        : side[next]?.index === i
+        ? this.#acceptSide(files[i]!, side[next++]!)
+        : undefined;
+      if (typing !== undefined) pending.push(typing);
+    }
+  }
+
+  #acceptSide(file: StatFile, entry: SideEntry): void | Promise<void> {
+    if (entry.kind === "text") return this.accept(file, entry.text);
+    this.failed(
+      file,
+      entry.kind === "too_large"
+        ? tooLarge(file.path, STAT_FILE_MAX_BYTES)
+        : workerError(entry.name, entry.message),
+    );
+  }
+
+  /**
+   * A file a reader Worker was stuck on at the deadline: read through the guarded async path from
+   * now on, and counted as a blocked read until the abandoned Worker returns.
+   */
+  #stuck(listing: VmListing, file: StatFile, released: Promise<void>): void {
+    listing.blocking.add(file.path);
+    try {
+      this.#context.reads.begin(file.path, () => released).wait(AbortSignal.abort())
+        .catch(() => {});
+    } catch {
+      // Too many reads are blocked already: this one is not counted, and still not read again.
+    }
   }
 }
 
@@ -371,8 +535,11 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
   return {
     name: KVM_STAT,
     async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
-      const files = await scrapeFiles(state, context);
-      await new ScrapeReader(state, { context, out }).readAll(files);
+      const scrape = await scrapeFiles(state, context);
+      const reader = new ScrapeReader(state, { context, out });
+      const mode = readMode(state, scrape);
+      if (mode === "workers") await reader.readInWorkers(scrape, options.readers!.pool);
+      else await reader.readAll(allFiles(scrape), mode === "async");
     },
   };
 }

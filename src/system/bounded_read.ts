@@ -47,7 +47,14 @@ function checkInfo(path: string, info: Deno.FileInfo, maxBytes: number): void {
   }
 }
 
-function tooLarge(path: string, maxBytes: number): TooLargeError {
+/**
+ * The error of a file found to hold more than its cap while reading (its size was not known).
+ *
+ * @param path The file.
+ * @param maxBytes The cap.
+ * @returns The error.
+ */
+export function tooLarge(path: string, maxBytes: number): TooLargeError {
   return new TooLargeError(`File too large "${path}": more than ${maxBytes} bytes`);
 }
 

@@ -31,13 +31,18 @@ export interface BuiltApp {
  * Builds the app from flags. Process metrics are off so output is stable.
  *
  * @param args Command-line flags.
- * @param options A file system seam, whether to keep process metrics, and the lockdown mode
- *   securityfs would give (default "none").
+ * @param options A file system seam, whether to keep process metrics, the lockdown mode
+ *   securityfs would give (default "none"), and the files that start reader Workers.
  * @returns The app, its exporter and its log lines.
  */
 export async function buildApp(
   args: string[],
-  options: { fs?: FileSystem; processMetrics?: boolean; lockdown?: LockdownMode } = {},
+  options: {
+    fs?: FileSystem;
+    processMetrics?: boolean;
+    lockdown?: LockdownMode;
+    readerMinFiles?: number;
+  } = {},
 ): Promise<BuiltApp> {
   const command = parseFlags(args, () => undefined);
   if (command.kind !== "run") throw new Error(`not a run command: ${args.join(" ")}`);
@@ -59,6 +64,7 @@ export async function buildApp(
     lockdown: options.lockdown ?? "none",
     processMetrics: options.processMetrics ?? false,
     ...(options.fs ? { fs: options.fs } : {}),
+    ...(options.readerMinFiles === undefined ? {} : { readerMinFiles: options.readerMinFiles }),
   });
   const app = createApp({
     exporter,

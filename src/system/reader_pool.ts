@@ -1,0 +1,348 @@
+/**
+ * A small pool of reader Workers that read debugfs stat files off the main
+ * thread, so that a scrape of a large host uses more than one core and the
+ * event loop stays free for health checks and other requests.
+ *
+ * Each VM is given to one Worker when first seen (the one with the fewest
+ * files) and stays there; the Worker keeps the VM's path list for the VM's
+ * lifetime, so a scrape's messages name VMs, not files. A Worker that has not
+ * answered by a scrape's deadline (a path swapped for a FIFO after listing
+ * blocks its open) is abandoned: it is told to stop, replaced by a new one for
+ * later scrapes, and ended as soon as it answers. At most
+ * {@linkcode MAX_ABANDONED_WORKERS} may wait so; past that the pool refuses
+ * to read and the caller reads without it.
+ *
+ * @module
+ */
+
+import {
+  PROGRESS,
+  type ReaderReply,
+  type ReaderRequest,
+  readerWorkerSource,
+  type StatFilesResult,
+} from "./reader_worker.ts";
+
+/** Abandoned Workers (each a thread blocked in a syscall, ~10 MB) allowed at once. */
+export const MAX_ABANDONED_WORKERS = 4;
+
+/** One VM to read: its key and its paths (the same array while the list is unchanged). */
+export interface VmBatch {
+  /** The VM's identity across scrapes (its `PID-FD` dir). */
+  key: string;
+  /** Its files; a new array object means a new list, sent to the Worker again. */
+  paths: readonly string[];
+}
+
+/** A file a Worker was reading when the deadline passed. */
+export interface StuckRead {
+  /** The batch (index in the read's batches). */
+  batch: number;
+  /** The file (index in the batch's paths). */
+  file: number;
+  /** Settles when the abandoned Worker has answered and been ended, or the pool closed. */
+  released: Promise<void>;
+}
+
+/** Options of {@linkcode ReaderPool.read}. */
+export interface PoolReadOptions {
+  /** The scrape's deadline. */
+  signal: AbortSignal;
+  /** Gets each batch's result, in batch order. */
+  onResult(batch: number, result: StatFilesResult): void;
+}
+
+/** Options of the {@linkcode ReaderPool} constructor. */
+export interface ReaderPoolOptions {
+  /** Workers (at least 1). */
+  size: number;
+  /** Size cap of one stat file. */
+  maxBytes: number;
+  /** Abandoned Workers allowed at once. Default {@linkcode MAX_ABANDONED_WORKERS}. */
+  maxAbandoned?: number;
+}
+
+interface Slot {
+  worker: Worker;
+  progress: Int32Array;
+  /** Files of the VMs assigned to it. */
+  files: number;
+  /** Batches asked of it in the read in progress, in order, not answered yet. */
+  pending: number[];
+  /** Handles its replies during a read. */
+  onReply: ((reply: ReaderReply) => void) | undefined;
+}
+
+interface VmState {
+  slot: number;
+  files: number;
+  /** The list last sent, and to which Worker. */
+  sent: readonly string[] | undefined;
+  sentTo: Worker | undefined;
+}
+
+/** One read in progress: results wait here until every earlier batch's has been delivered. */
+class OrderedResults {
+  readonly #results: (StatFilesResult | undefined)[];
+  readonly #onResult: PoolReadOptions["onResult"];
+  #next = 0;
+  #received = 0;
+
+  constructor(count: number, onResult: PoolReadOptions["onResult"]) {
+    this.#results = new Array(count);
+    this.#onResult = onResult;
+  }
+
+  get complete(): boolean {
+    return this.#received === this.#results.length;
+  }
+
+  put(batch: number, result: StatFilesResult): void {
+    this.#results[batch] = result;
+    this.#received++;
+    this.#deliver(false);
+  }
+
+  /** Delivers what arrived: in order, and at the deadline also past the gaps. */
+  #deliver(all: boolean): void {
+    for (; this.#next < this.#results.length; this.#next++) {
+      const result = this.#results[this.#next];
+      if (result === undefined) {
+        if (all) continue;
+        return;
+      }
+      this.#results[this.#next] = undefined;
+      this.#onResult(this.#next, result);
+    }
+  }
+
+  flush(): void {
+    this.#deliver(true);
+  }
+}
+
+/** The pool. Workers start on the first read; {@linkcode ReaderPool.close} ends them. */
+export class ReaderPool {
+  readonly #options: Required<ReaderPoolOptions>;
+  readonly #slots: (Slot | undefined)[];
+  readonly #vms = new Map<string, VmState>();
+  readonly #abandoned = new Map<Worker, () => void>();
+  #source: string | undefined;
+  #previous: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  /**
+   * Creates a pool; no Worker starts yet.
+   *
+   * @param options Its size and the file size cap.
+   */
+  constructor(options: ReaderPoolOptions) {
+    this.#options = { maxAbandoned: MAX_ABANDONED_WORKERS, ...options };
+    this.#slots = new Array(Math.max(1, options.size)).fill(undefined);
+  }
+
+  /** Whether a Worker has been started. */
+  get started(): boolean {
+    return this.#source !== undefined;
+  }
+
+  /** Whether it reads: false once closed or when too many Workers are abandoned. */
+  get usable(): boolean {
+    return !this.#closed && this.#abandoned.size < this.#options.maxAbandoned;
+  }
+
+  /** Abandoned Workers still waiting for their blocked read. */
+  get abandoned(): number {
+    return this.#abandoned.size;
+  }
+
+  /**
+   * Forgets the VMs not in `present`; their Workers drop their lists.
+   *
+   * @param present The keys of the VMs that exist.
+   */
+  retain(present: ReadonlySet<string>): void {
+    for (const [key, vm] of this.#vms) {
+      if (present.has(key)) continue;
+      this.#vms.delete(key);
+      const slot = this.#slots[vm.slot];
+      if (slot === undefined) continue;
+      slot.files -= vm.files;
+      if (vm.sentTo === slot.worker) this.#post(slot, { kind: "forget", vm: key });
+    }
+  }
+
+  /**
+   * Reads the batches' files in the Workers. One read at a time: a second waits for the first.
+   *
+   * @param batches The VMs to read.
+   * @param options The deadline and where results go.
+   * @returns The files that Workers were stuck on at the deadline (their Workers are replaced).
+   */
+  async read(batches: readonly VmBatch[], options: PoolReadOptions): Promise<StuckRead[]> {
+    const previous = this.#previous;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#previous = promise;
+    try {
+      await untilAbortedOrDone(previous, options.signal);
+      if (options.signal.aborted || !this.usable || batches.length === 0) return [];
+      return await this.#read(batches, options);
+    } finally {
+      resolve();
+    }
+  }
+
+  #read(batches: readonly VmBatch[], options: PoolReadOptions): Promise<StuckRead[]> {
+    const results = new OrderedResults(batches.length, options.onResult);
+    const asked = new Map<number, number[]>();
+    batches.forEach((batch, index) => {
+      const slotIndex = this.#assign(batch);
+      const slot = this.#slot(slotIndex);
+      const vm = this.#vms.get(batch.key)!;
+      if (vm.sent !== batch.paths || vm.sentTo !== slot.worker) {
+        slot.files += batch.paths.length - vm.files;
+        vm.files = batch.paths.length;
+        vm.sent = batch.paths;
+        vm.sentTo = slot.worker;
+        this.#post(slot, { kind: "paths", vm: batch.key, paths: batch.paths });
+      }
+      let list = asked.get(slotIndex);
+      if (list === undefined) asked.set(slotIndex, list = []);
+      list.push(index);
+    });
+    const { promise, resolve } = Promise.withResolvers<StuckRead[]>();
+    const finish = (stuck: StuckRead[]): void => {
+      options.signal.removeEventListener("abort", onAbort);
+      for (const slotIndex of asked.keys()) {
+        const slot = this.#slots[slotIndex];
+        if (slot !== undefined) slot.onReply = undefined;
+      }
+      resolve(stuck);
+    };
+    const onAbort = (): void => {
+      results.flush();
+      finish(this.#abandonLate(asked.keys(), batches));
+    };
+    for (const [slotIndex, list] of asked) {
+      const slot = this.#slots[slotIndex]!;
+      slot.pending = list;
+      slot.onReply = (reply) => {
+        if (reply.kind !== "vm") return;
+        const batch = slot.pending.shift();
+        if (batch === undefined) return;
+        results.put(batch, reply);
+        if (results.complete) finish([]);
+      };
+      this.#post(slot, { kind: "read", vms: list.map((i) => batches[i]!.key) });
+    }
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    return promise;
+  }
+
+  /** The slot of a VM, chosen when it is first seen: the one with the fewest files. */
+  #assign(batch: VmBatch): number {
+    const known = this.#vms.get(batch.key);
+    if (known !== undefined) return known.slot;
+    let best = 0;
+    for (let i = 1; i < this.#slots.length; i++) {
+      if ((this.#slots[i]?.files ?? 0) < (this.#slots[best]?.files ?? 0)) best = i;
+    }
+    this.#vms.set(batch.key, { slot: best, files: 0, sent: undefined, sentTo: undefined });
+    return best;
+  }
+
+  /** The slot's Worker, started if it has none. */
+  #slot(index: number): Slot {
+    const existing = this.#slots[index];
+    if (existing !== undefined) return existing;
+    this.#source ??= URL.createObjectURL(
+      new Blob([readerWorkerSource()], { type: "application/javascript" }),
+    );
+    const worker = new Worker(this.#source, { type: "module", name: `kvm_stat reader ${index}` });
+    const progress = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+    Atomics.store(progress, PROGRESS.file, -1);
+    const files = [...this.#vms.values()].reduce(
+      (n, vm) => vm.slot === index ? n + vm.files : n,
+      0,
+    );
+    const slot: Slot = { worker, progress, files, pending: [], onReply: undefined };
+    worker.onmessage = (event: MessageEvent<ReaderReply>) => slot.onReply?.(event.data);
+    // A Worker that fails (it cannot: it catches every read error) is replaced on the next read.
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#abandon(index);
+    };
+    this.#post(slot, { kind: "init", progress, maxBytes: this.#options.maxBytes });
+    this.#slots[index] = slot;
+    return slot;
+  }
+
+  #post(slot: Slot, request: ReaderRequest): void {
+    slot.worker.postMessage(request);
+  }
+
+  /** At the deadline: abandons every slot that still owes answers. */
+  #abandonLate(slots: Iterable<number>, batches: readonly VmBatch[]): StuckRead[] {
+    const stuck: StuckRead[] = [];
+    for (const index of slots) {
+      const slot = this.#slots[index];
+      if (slot === undefined || slot.pending.length === 0) continue;
+      const batch = slot.pending[0]!;
+      const file = Math.min(
+        Atomics.load(slot.progress, PROGRESS.file),
+        batches[batch]!.paths.length - 1,
+      );
+      const released = this.#abandon(index);
+      if (file >= 0) stuck.push({ batch, file, released });
+    }
+    return stuck;
+  }
+
+  /** Stops the slot's Worker before its next file, ends it when it answers, and empties the slot. */
+  #abandon(index: number): Promise<void> {
+    const slot = this.#slots[index];
+    if (slot === undefined) return Promise.resolve();
+    this.#slots[index] = undefined;
+    slot.onReply = undefined;
+    Atomics.store(slot.progress, PROGRESS.cancel, 1);
+    const { worker } = slot;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const end = (): void => {
+      worker.terminate();
+      this.#abandoned.delete(worker);
+      resolve();
+    };
+    this.#abandoned.set(worker, end);
+    worker.onmessage = end;
+    worker.onerror = (event) => {
+      event.preventDefault();
+      end();
+    };
+    return promise;
+  }
+
+  /** Ends every Worker, abandoned ones too. Reads after this do nothing. */
+  close(): void {
+    this.#closed = true;
+    for (const [index, slot] of this.#slots.entries()) {
+      if (slot === undefined) continue;
+      slot.worker.terminate();
+      this.#slots[index] = undefined;
+    }
+    for (const end of [...this.#abandoned.values()]) end();
+    if (this.#source !== undefined) URL.revokeObjectURL(this.#source);
+  }
+}
+
+/** Waits for `promise` (which never rejects) or for `signal` to abort, whichever comes first. */
+function untilAbortedOrDone(promise: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    promise.then(done, done);
+  });
+}

@@ -1,0 +1,161 @@
+/**
+ * What a reader Worker runs: it keeps each VM's list of stat file paths for
+ * the VM's lifetime and, asked to read a list of VMs, reads each VM's files
+ * (open, one read, close: nothing stays open) and answers per VM with the
+ * values in a transferred `Float64Array` and what is not a safe integer in a
+ * small side list.
+ *
+ * Workers are started from this module's source text, not its file: loading a
+ * module file in a Worker needs read permission on it, which no documented run
+ * mode grants (`--allow-read` covers the bind mounts only). So the functions
+ * that run in the Worker use nothing but their arguments, each other and
+ * globals, and {@linkcode readerWorkerSource} joins their text.
+ *
+ * @module
+ */
+
+import { parseStatBytes } from "../debugfs/stat_bytes.ts";
+
+/** A file whose bytes are not a safe integer, or which could not be read. */
+export type SideEntry =
+  /** The text, cut to its first 40 characters (the malformed message's excerpt). */
+  | { index: number; kind: "text"; text: string }
+  /** Over the size cap. */
+  | { index: number; kind: "too_large" }
+  /** The read threw: the error's class name (`NotFound`, `PermissionDenied`, ...) and message. */
+  | { index: number; kind: "error"; name: string; message: string };
+
+/** Messages to a reader Worker. */
+export type ReaderRequest =
+  /** First message: the progress cells and the size cap. */
+  | { kind: "init"; progress: Int32Array; maxBytes: number }
+  /** The VM's paths, replacing any earlier list. */
+  | { kind: "paths"; vm: string; paths: readonly string[] }
+  /** The VM is gone. */
+  | { kind: "forget"; vm: string }
+  /** Read these VMs' files, in this order. */
+  | { kind: "read"; vms: readonly string[] };
+
+/** Messages from a reader Worker. */
+export type ReaderReply =
+  /** One VM read: `values[i]` is file i's value, NaN where `side` has an entry for it. */
+  | { kind: "vm"; vm: string; values: Float64Array<ArrayBuffer>; side: SideEntry[] }
+  /** Told to stop: it read nothing more. */
+  | { kind: "cancelled" };
+
+/** Cells of the shared progress array. */
+export const PROGRESS = {
+  /** Index, in the VM being read, of the file being opened or read; -1 between VMs. */
+  file: 0,
+  /** Set to 1 by the pool to stop the Worker before its next file. */
+  cancel: 1,
+} as const;
+
+/** One VM's result, as {@linkcode readStatFiles} returns it. */
+export interface StatFilesResult {
+  /** Values; NaN where `side` says why. */
+  values: Float64Array<ArrayBuffer>;
+  /** Files that are not a safe integer, or failed. */
+  side: SideEntry[];
+}
+
+/**
+ * Reads stat files: for each, open, one read of the buffer's length, close. A read that fills the
+ * buffer is over the cap (the buffer is the cap plus one byte).
+ *
+ * @param paths The files.
+ * @param io The read buffer, the progress cells and a decoder.
+ * @returns Values and side entries, or undefined when cancelled before a file.
+ */
+export function readStatFiles(
+  paths: readonly string[],
+  io: { buffer: Uint8Array; progress: Int32Array; decoder: TextDecoder },
+): StatFilesResult | undefined {
+  const { buffer, progress, decoder } = io;
+  const values = new Float64Array(paths.length);
+  const side: SideEntry[] = [];
+  for (let i = 0; i < paths.length; i++) {
+    if (Atomics.load(progress, 1) !== 0) return undefined;
+    Atomics.store(progress, 0, i);
+    let used = 0;
+    try {
+      const file = Deno.openSync(paths[i]!, { read: true });
+      try {
+        used = file.readSync(buffer) ?? 0;
+      } finally {
+        file.close();
+      }
+    } catch (error) {
+      values[i] = NaN;
+      const { name, message } = error as Error;
+      side.push({ index: i, kind: "error", name, message });
+      continue;
+    }
+    if (used === buffer.length) {
+      values[i] = NaN;
+      side.push({ index: i, kind: "too_large" });
+      continue;
+    }
+    const value = parseStatBytes(buffer, used);
+    values[i] = value;
+    if (value !== value) { // NaN: the text decides, on the main thread.
+      side.push({
+        index: i,
+        kind: "text",
+        text: decoder.decode(buffer.subarray(0, used)).slice(0, 40),
+      });
+    }
+  }
+  // Between VMs no file is being read: a deadline now blames none.
+  Atomics.store(progress, 0, -1);
+  return { values, side };
+}
+
+/** The part of a Worker's global scope the reader uses. */
+export interface ReaderScope {
+  /** Receives requests. */
+  onmessage: ((event: MessageEvent<ReaderRequest>) => void) | null;
+  /** Sends a reply, transferring buffers. */
+  postMessage(message: ReaderReply, transfer: Transferable[]): void;
+}
+
+/**
+ * The Worker's main: answers requests on `scope`.
+ *
+ * @param scope The Worker's global scope.
+ */
+export function runReaderWorker(scope: ReaderScope): void {
+  const lists = new Map<string, readonly string[]>();
+  const decoder = new TextDecoder();
+  let io: { buffer: Uint8Array; progress: Int32Array; decoder: TextDecoder } | undefined;
+  scope.onmessage = (event) => {
+    const request = event.data;
+    if (request.kind === "init") {
+      io = { buffer: new Uint8Array(request.maxBytes + 1), progress: request.progress, decoder };
+    } else if (request.kind === "paths") {
+      lists.set(request.vm, request.paths);
+    } else if (request.kind === "forget") {
+      lists.delete(request.vm);
+    } else if (io !== undefined) {
+      for (const vm of request.vms) {
+        const result = readStatFiles(lists.get(vm) ?? [], io);
+        if (result === undefined) {
+          scope.postMessage({ kind: "cancelled" }, []);
+          return;
+        }
+        scope.postMessage({ kind: "vm", vm, ...result }, [result.values.buffer]);
+      }
+    }
+  };
+}
+
+/**
+ * The source text a reader Worker is started from: this module's Worker functions and the
+ * parser they share with the main thread, then a call of {@linkcode runReaderWorker}.
+ *
+ * @returns JavaScript source.
+ */
+export function readerWorkerSource(): string {
+  return [parseStatBytes, readStatFiles, runReaderWorker].map(String).join("\n") +
+    "\nrunReaderWorker(self);\n";
+}
