@@ -12,7 +12,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { parseShape, planTree, writeTree } from "../../bench/debugfs_tree.ts";
 import type { BuiltApp } from "../support/sample_exporter.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
-import { treeArgs, waitFor } from "../support/exporter_process.ts";
+import { startExporter, treeArgs, waitFor } from "../support/exporter_process.ts";
 import { copyTree, mkfifo, releaseFifo } from "../support/fifo.ts";
 import { kvmBackend } from "../support/vm_backends.ts";
 import type { QemuVm } from "../support/qemu.ts";
@@ -81,10 +81,10 @@ Deno.test("kvm_stat reads a bench tree the same in reader Workers as on the main
     await sameScrape(both, "steady scrape");
     // A VM goes, and a vCPU dir of another loses its files (it vanishes mid-life): each exporter
     // must forget the one and count the other's files as vanished.
-    const vms = [...Deno.readDirSync(`${root}/kvm`)].filter((e) => e.isDirectory).map((e) => e.name)
-      .sort();
+    const vms = (await Array.fromAsync(Deno.readDir(`${root}/kvm`)))
+      .filter((e) => e.isDirectory).map((e) => e.name).sort();
     await Deno.remove(`${root}/kvm/${vms[0]}`, { recursive: true });
-    for (const e of Deno.readDirSync(`${root}/kvm/${vms[1]}/vcpu0`)) {
+    for await (const e of Deno.readDir(`${root}/kvm/${vms[1]}/vcpu0`)) {
       await Deno.remove(`${root}/kvm/${vms[1]}/vcpu0/${e.name}`);
     }
     const { main } = await sameScrape(both, "after churn");
@@ -248,6 +248,49 @@ Deno.test("kvm_stat holds no debugfs file open after a scrape in reader Workers"
     }
   } finally {
     exporter.close();
+  }
+});
+
+/** Worker threads of process `pid`. */
+async function workerThreadsOf(pid: number): Promise<number> {
+  let n = 0;
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    const comm = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/comm`).catch(() => "");
+    if (comm.startsWith("worker-")) n++;
+  }
+  return n;
+}
+
+Deno.test("main.ts starts reader Workers past the default threshold with only --allow-read on the tree", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_main_" });
+  try {
+    await writeTree(root, planTree(parseShape("30x4"))); // 2,703 files: past the 2,000 threshold.
+    const args = [
+      "--web.listen-address=127.0.0.1:0",
+      ...treeArgs(root),
+      "--no-collector.vcpu_time",
+    ];
+    const permissions = [`--allow-read=${root}`, "--allow-net=127.0.0.1"];
+    await using workers = await startExporter([...args, "--collector.kvm_stat.readers=2"], {
+      permissions,
+    });
+    await using main = await startExporter([...args, "--collector.kvm_stat.readers=0"], {
+      permissions,
+    });
+    strictEqual(await workerThreadsOf(workers.pid), 0, "no Worker before a scrape");
+    // The KVM stats and read errors; process metrics differ between two processes.
+    const scrape = async (p: { baseUrl: string }): Promise<string> =>
+      (await (await fetch(`${p.baseUrl}/metrics`)).text()).split("\n")
+        .filter((l) => /^kvm_(stat_|exporter_stat_read_errors|scrape_collector_success)/.test(l))
+        .join("\n");
+    const text = await scrape(workers);
+    strictEqual(seriesValue(text, SUCCESS), "1", workers.stderrText());
+    strictEqual(text, await scrape(main));
+    strictEqual(await workerThreadsOf(workers.pid), 2);
+    strictEqual(await workerThreadsOf(main.pid), 0);
+    strictEqual((await workers.stop()).code, 0, "Workers end on SIGTERM");
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
 
