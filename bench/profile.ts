@@ -65,6 +65,7 @@ async function child(root: string, scrapes: number): Promise<void> {
     collect.push(mid - start);
     render.push(performance.now() - mid);
   }
+  exporter.close();
   console.log(
     `median of ${scrapes} in-process scrapes: collect ${median(collect).toFixed(1)} ms, render ${
       median(render).toFixed(1)
