@@ -471,7 +471,10 @@ class ScrapeReader {
       signal: this.#context.signal,
       onResult: (batch, result) => this.#acceptAll(batchFiles[batch]!, result, pending),
     });
-    for (const { batch, file, released } of stuck) {
+    if (stuck === undefined) { // The pool stopped meanwhile (too many Workers stuck).
+      pending.push(this.readAll(batchFiles.flat(), true));
+    }
+    for (const { batch, file, released } of stuck ?? []) {
       this.#stuck(batchListings[batch]!, batchFiles[batch]![file]!, released);
     }
     await Promise.all(pending);

@@ -177,15 +177,20 @@ export class ReaderPool {
    *
    * @param batches The VMs to read.
    * @param options The deadline and where results go.
-   * @returns The files that Workers were stuck on at the deadline (their Workers are replaced).
+   * @returns The files that Workers were stuck on at the deadline (their Workers are replaced),
+   *   or undefined when the pool became unusable before it could start (nothing was read).
    */
-  async read(batches: readonly VmBatch[], options: PoolReadOptions): Promise<StuckRead[]> {
+  async read(
+    batches: readonly VmBatch[],
+    options: PoolReadOptions,
+  ): Promise<StuckRead[] | undefined> {
     const previous = this.#previous;
     const { promise, resolve } = Promise.withResolvers<void>();
     this.#previous = promise;
     try {
       await untilAbortedOrDone(previous, options.signal);
-      if (options.signal.aborted || !this.usable || batches.length === 0) return [];
+      if (!this.usable) return undefined;
+      if (options.signal.aborted || batches.length === 0) return [];
       return await this.#read(batches, options);
     } finally {
       resolve();

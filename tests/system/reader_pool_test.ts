@@ -72,17 +72,17 @@ Deno.test("ReaderPool.read() gives up on a Worker stuck at the deadline, names t
       { key: "vm2", paths: [`${dir}/a`, fifo] },
     ], deadline);
     deepStrictEqual(delivered.map((d) => d.batch), [0], "what was read before");
-    deepStrictEqual(stuck.map(({ batch, file }) => ({ batch, file })), [{ batch: 1, file: 1 }]);
+    deepStrictEqual(stuck?.map(({ batch, file }) => ({ batch, file })), [{ batch: 1, file: 1 }]);
     strictEqual(pool.abandoned, 1);
     strictEqual(pool.usable, false, "at its cap of abandoned Workers");
     deepStrictEqual(await readAll(pool, [{ key: "vm1", paths: [`${dir}/a`] }]), {
       delivered: [],
-      stuck: [],
+      stuck: undefined,
     });
 
     await releaseFifo(fifo);
     released = true;
-    await stuck[0]!.released;
+    await stuck![0]!.released;
     strictEqual(pool.abandoned, 0);
     strictEqual(pool.usable, true);
     const again = await readAll(pool, [{ key: "vm1", paths: [`${dir}/a`] }]);
@@ -105,7 +105,7 @@ Deno.test("ReaderPool.close() ends the Workers; a read after it reads nothing", 
     strictEqual(pool.usable, false);
     deepStrictEqual(await readAll(pool, [{ key: "vm1", paths: [`${dir}/a`] }]), {
       delivered: [],
-      stuck: [],
+      stuck: undefined,
     });
   } finally {
     pool.close();
