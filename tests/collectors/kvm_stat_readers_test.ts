@@ -234,20 +234,23 @@ Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a F
 });
 
 Deno.test("kvm_stat holds no debugfs file open after a scrape in reader Workers", async () => {
+  // A copy of its own: other test files may list the shared fixture in this process meanwhile.
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_fds_" });
+  await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
   const { app, exporter } = await buildApp(
-    [...fixtureArgs("sample"), "--collector.kvm_stat.readers=2"],
+    [...treeArgs(dir), "--collector.kvm_stat.readers=2"],
     { readerMinFiles: 0 },
   );
   try {
     await scrapeText(app);
     ok(await readerThreads() > 0, "the Workers read");
-    const fixture = new URL("../fixtures/sample/", import.meta.url).pathname;
     for await (const fd of Deno.readDir(`/proc/${Deno.pid}/fd`)) {
       const target = await Deno.readLink(`/proc/${Deno.pid}/fd/${fd.name}`).catch(() => "");
-      ok(!target.startsWith(fixture), `fd ${fd.name} still open on ${target}`);
+      ok(!target.startsWith(dir), `fd ${fd.name} still open on ${target}`);
     }
   } finally {
     exporter.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
