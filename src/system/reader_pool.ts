@@ -199,22 +199,7 @@ export class ReaderPool {
 
   #read(batches: readonly VmBatch[], options: PoolReadOptions): Promise<StuckRead[]> {
     const results = new OrderedResults(batches.length, options.onResult);
-    const asked = new Map<number, number[]>();
-    batches.forEach((batch, index) => {
-      const slotIndex = this.#assign(batch);
-      const slot = this.#slot(slotIndex);
-      const vm = this.#vms.get(batch.key)!;
-      if (vm.sent !== batch.paths || vm.sentTo !== slot.worker) {
-        slot.files += batch.paths.length - vm.files;
-        vm.files = batch.paths.length;
-        vm.sent = batch.paths;
-        vm.sentTo = slot.worker;
-        this.#post(slot, { kind: "paths", vm: batch.key, paths: batch.paths });
-      }
-      let list = asked.get(slotIndex);
-      if (list === undefined) asked.set(slotIndex, list = []);
-      list.push(index);
-    });
+    const asked = this.#sendLists(batches);
     const { promise, resolve } = Promise.withResolvers<StuckRead[]>();
     const finish = (stuck: StuckRead[]): void => {
       options.signal.removeEventListener("abort", onAbort);
@@ -232,16 +217,41 @@ export class ReaderPool {
       const slot = this.#slots[slotIndex]!;
       slot.pending = list;
       slot.onReply = (reply) => {
-        if (reply.kind !== "vm") return;
-        const batch = slot.pending.shift();
+        // Replies come in the order asked: the first batch still pending is this one.
+        const batch = reply.kind === "vm" ? slot.pending.shift() : undefined;
         if (batch === undefined) return;
-        results.put(batch, reply);
+        results.put(batch, reply as StatFilesResult);
         if (results.complete) finish([]);
       };
       this.#post(slot, { kind: "read", vms: list.map((i) => batches[i]!.key) });
     }
     options.signal.addEventListener("abort", onAbort, { once: true });
     return promise;
+  }
+
+  /**
+   * Sends each Worker the path lists it lacks or has in an older version.
+   *
+   * @returns The batches to ask of each slot, in order.
+   */
+  #sendLists(batches: readonly VmBatch[]): Map<number, number[]> {
+    const asked = new Map<number, number[]>();
+    batches.forEach((batch, index) => {
+      const slotIndex = this.#assign(batch);
+      const slot = this.#slot(slotIndex);
+      const vm = this.#vms.get(batch.key)!;
+      if (vm.sent !== batch.paths || vm.sentTo !== slot.worker) {
+        slot.files += batch.paths.length - vm.files;
+        vm.files = batch.paths.length;
+        vm.sent = batch.paths;
+        vm.sentTo = slot.worker;
+        this.#post(slot, { kind: "paths", vm: batch.key, paths: batch.paths });
+      }
+      let list = asked.get(slotIndex);
+      if (list === undefined) asked.set(slotIndex, list = []);
+      list.push(index);
+    });
+    return asked;
   }
 
   /** The slot of a VM, chosen when it is first seen: the one with the fewest files. */
