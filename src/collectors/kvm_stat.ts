@@ -251,10 +251,11 @@ async function listVcpu(state: KvmStatState, where: VcpuDir): Promise<StatFile[]
 /** Forgets the listings of VMs that are gone, and tells the reader Workers. */
 function prune(state: KvmStatState, vms: readonly DiscoveredVm[]): void {
   const { listings } = state;
-  if (listings.size === 0) return;
+  const pool = state.options.readers?.pool;
+  if (listings.size === 0 && pool === undefined) return;
   const present = new Set(vms.map((vm) => vm.dir));
   for (const dir of listings.keys()) if (!present.has(dir)) listings.delete(dir);
-  state.options.readers?.pool.retain(present);
+  pool?.retain(present);
 }
 
 function knownType(state: KvmStatState, name: string): StatType | undefined {

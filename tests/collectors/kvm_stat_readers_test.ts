@@ -13,7 +13,7 @@ import { parseShape, planTree, writeTree } from "../../bench/debugfs_tree.ts";
 import type { BuiltApp } from "../support/sample_exporter.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import { startExporter, treeArgs, waitFor } from "../support/exporter_process.ts";
-import { copyTree, mkfifo, releaseFifo } from "../support/fifo.ts";
+import { copyTree, mkfifo, unblockFifo } from "../support/fifo.ts";
 import { kvmBackend } from "../support/vm_backends.ts";
 import type { QemuVm } from "../support/qemu.ts";
 
@@ -211,7 +211,7 @@ Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a F
 
     // A writer comes: the abandoned Worker returns and ends, the gauge drops; the path, now a
     // regular file, is read through the guarded async path.
-    await releaseFifo(fifo);
+    await unblockFifo(fifo);
     released = true;
     await Deno.remove(fifo);
     await Deno.writeTextFile(fifo, "-42\n");
@@ -227,7 +227,51 @@ Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a F
       "-42",
     );
   } finally {
-    if (!released) await releaseFifo(fifo).catch(() => {});
+    if (!released) await unblockFifo(fifo).catch(() => {});
+    exporter.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kvm_stat stops its reader Workers after 4 are stuck, and reads the guarded async way", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_cap_" });
+  await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
+  const vcpu = `${dir}/kvm/10620-10/vcpu1`;
+  const { app, exporter } = await buildApp(
+    [...treeArgs(dir), "--collector.kvm_stat.readers=1"],
+    { readerMinFiles: 0 },
+  );
+  const fifos: string[] = [];
+  try {
+    const before = await scrapeText(app);
+    const names = (await Array.fromAsync(Deno.readDir(vcpu))).map((e) => e.name).sort();
+    // Not `pid`: vcpu_time reads it too, and would count a blocked read of its own.
+    for (const name of names.filter((n) => n !== "pid").slice(0, 4)) {
+      fifos.push(`${vcpu}/${name}`);
+      await Deno.remove(`${vcpu}/${name}`);
+      await mkfifo(`${vcpu}/${name}`);
+    }
+    // Each scrape strands one Worker on the next FIFO (a 250 ms deadline: 0.5s halved).
+    const headers = { "X-Prometheus-Scrape-Timeout-Seconds": "0.5" };
+    for (let i = 1; i <= 4; i++) {
+      const text = await (await app.request("/metrics", { headers })).text();
+      strictEqual(seriesValue(text, "kvm_exporter_blocked_reads"), String(i));
+    }
+    // Past the cap nothing is read synchronously; the FIFOs are skipped, the rest is read.
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, SUCCESS), "1");
+    strictEqual(
+      seriesValue(text, 'kvm_exporter_stat_read_errors{collector="kvm_stat",reason="blocked"}'),
+      "4",
+    );
+    const unchanged = (t: string): string[] =>
+      t.split("\n").filter((l) => l.startsWith("kvm_stat_") && !l.includes('vcpu="1"'));
+    deepStrictEqual(unchanged(text), unchanged(before));
+    strictEqual(await readerThreads(), 4, "only the 4 stuck Workers are left");
+    for (const fifo of fifos.splice(0)) await unblockFifo(fifo);
+    await waitFor(async () => await readerThreads() === 0, { what: "the stuck Workers to end" });
+  } finally {
+    for (const fifo of fifos) await unblockFifo(fifo).catch(() => {});
     exporter.close();
     await Deno.remove(dir, { recursive: true });
   }

@@ -31,6 +31,18 @@ export async function releaseFifo(path: string): Promise<void> {
 }
 
 /**
+ * Unblocks whoever is opening a FIFO, like {@linkcode releaseFifo}, but never waits: opened for
+ * reading and writing, a FIFO does not block (Linux), so this also returns when nobody is opening
+ * it, as a test's cleanup after a failed assertion needs.
+ *
+ * @param path The FIFO.
+ */
+export async function unblockFifo(path: string): Promise<void> {
+  const both = await Deno.open(path, { read: true, write: true });
+  both.close();
+}
+
+/**
  * Whether a thread of process `pid` is blocked opening a FIFO (its kernel wait channel is
  * `wait_for_partner`): proof that a read on a FIFO is in flight, without touching the FIFO.
  *

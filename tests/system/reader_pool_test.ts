@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ReaderPool } from "../../src/system/reader_pool.ts";
 import type { StatFilesResult } from "../../src/system/reader_worker.ts";
-import { mkfifo, releaseFifo } from "../support/fifo.ts";
+import { mkfifo, unblockFifo } from "../support/fifo.ts";
 
 /** A dir of stat files `name` → content. */
 async function statDir(files: Record<string, string>): Promise<string> {
@@ -80,7 +80,7 @@ Deno.test("ReaderPool.read() gives up on a Worker stuck at the deadline, names t
       stuck: undefined,
     });
 
-    await releaseFifo(fifo);
+    await unblockFifo(fifo);
     released = true;
     await stuck![0]!.released;
     strictEqual(pool.abandoned, 0);
@@ -88,7 +88,7 @@ Deno.test("ReaderPool.read() gives up on a Worker stuck at the deadline, names t
     const again = await readAll(pool, [{ key: "vm1", paths: [`${dir}/a`] }]);
     deepStrictEqual([...again.delivered[0]!.result.values], [1], "a new Worker reads");
   } finally {
-    if (!released) await releaseFifo(fifo).catch(() => {});
+    if (!released) await unblockFifo(fifo).catch(() => {});
     pool.close();
     await Deno.remove(dir, { recursive: true });
   }
