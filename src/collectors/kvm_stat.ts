@@ -125,6 +125,8 @@ interface KvmStatState {
   readonly options: KvmStatOptions;
   readonly limiter: Limiter;
   readonly listings: Map<string, VmListing>;
+  /** The root's files, kept as a VM's are, so that a reader Worker keeps their list too. */
+  readonly root: VmListing;
   // Only stats the catalog does not know cost a stat() call, once per name: KVM gives a stat the
   // same mode at every level. Names come from the kernel, so the cache stays small; it is capped
   // all the same.
@@ -170,21 +172,22 @@ async function listVms(state: KvmStatState, context: ScrapeContext): Promise<VmF
   return files;
 }
 
+function emptyListing(domain: string): VmListing {
+  return { domain, files: new Map(), vcpus: new Map(), worker: undefined, blocking: new Set() };
+}
+
 /** The listing kept for the VM, started afresh when new or renamed. */
 function listingOf(state: KvmStatState, vm: DiscoveredVm): VmListing {
   let cached = state.listings.get(vm.dir);
   if (cached === undefined || cached.domain !== vm.domain) {
-    cached = {
-      domain: vm.domain,
-      files: new Map(),
-      vcpus: new Map(),
-      worker: undefined,
-      blocking: new Set(),
-    };
+    cached = emptyListing(vm.domain);
     state.listings.set(vm.dir, cached);
   }
   return cached;
 }
+
+/** The key of the root's files in the reader pool: no VM dir is named so. */
+const ROOT_KEY = "";
 
 /** The VM's files: its dir listed now, its vCPU dirs as listed when first seen. */
 async function listVm(
@@ -255,7 +258,7 @@ function prune(state: KvmStatState, vms: readonly DiscoveredVm[]): void {
   if (listings.size === 0 && pool === undefined) return;
   const present = new Set(vms.map((vm) => vm.dir));
   for (const dir of listings.keys()) if (!present.has(dir)) listings.delete(dir);
-  pool?.retain(present);
+  pool?.retain(present.add(ROOT_KEY));
 }
 
 function knownType(state: KvmStatState, name: string): StatType | undefined {
@@ -279,8 +282,18 @@ async function scrapeFiles(state: KvmStatState, context: ScrapeContext): Promise
   if (discovery.error !== undefined) {
     throw new Error(describeReadError(kvmdebugDir, discovery.error));
   }
-  const root = discovery.rootFiles.filter((e) => wanted(state.options, e.name))
-    .map((e) => statFile(e, { dir: kvmdebugDir, level: "host", vm: undefined }));
+  const root: StatFile[] = [];
+  const kept = state.root.files;
+  for (const entry of discovery.rootFiles) {
+    if (!wanted(state.options, entry.name)) continue;
+    let file = kept.get(entry.name);
+    if (file === undefined || file.regular !== entry.isFile) {
+      file = statFile(entry, { dir: kvmdebugDir, level: "host", vm: undefined });
+      // Names come from the kernel's root dir, a fixed set; capped all the same.
+      if (kept.size < MODE_CACHE_SIZE) kept.set(entry.name, file);
+    }
+    root.push(file);
+  }
   if (depth < 1) return { root, vms: [] };
   const vms = await listVms(state, context);
   prune(state, discovery.vms);
@@ -450,8 +463,8 @@ class ScrapeReader {
   }
 
   /**
-   * Reads the root's files here and the VMs' in the reader Workers; files a Worker must not read
-   * go through the guarded async path.
+   * Reads the root's and the VMs' files in the reader Workers; files a Worker must not read go
+   * through the guarded async path.
    */
   async readInWorkers(scrape: ScrapeFiles, pool: ReaderPool): Promise<void> {
     const { limiter } = this.#state;
@@ -459,14 +472,14 @@ class ScrapeReader {
     const batches: VmBatch[] = [];
     const batchFiles: StatFile[][] = [];
     const batchListings: VmListing[] = [];
-    for (const vm of scrape.vms) {
+    const root = { key: ROOT_KEY, listing: this.#state.root, files: scrape.root };
+    for (const vm of [root, ...scrape.vms]) {
       const { files, paths } = workerFiles(vm, others);
       if (files.length === 0) continue;
       batches.push({ key: vm.key, paths });
       batchFiles.push(files);
       batchListings.push(vm.listing);
     }
-    await this.readAll(scrape.root);
     const pending = others.map((file) => limiter.run(() => this.readAsync(file, true)));
     const stuck = await pool.read(batches, {
       signal: this.#context.signal,
@@ -534,6 +547,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
     options,
     limiter: new Limiter(options.concurrency ?? 32),
     listings: new Map(),
+    root: emptyListing(""),
     modeTypes: new Map(),
   };
   return {

@@ -133,8 +133,8 @@ Deno.test("kvm_stat reads hostile stat files the same in reader Workers as on th
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_hostile_" });
   try {
     await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
-    for (const vmDir of ["10620-10", "10620-10/vcpu0"]) {
-      for (const [name, make] of Object.entries(HOSTILE)) await make(`${dir}/kvm/${vmDir}/${name}`);
+    for (const at of ["kvm", "kvm/10620-10", "kvm/10620-10/vcpu0"]) {
+      for (const [name, make] of Object.entries(HOSTILE)) await make(`${dir}/${at}/${name}`);
     }
     const both = await pair(treeArgs(dir));
     try {
