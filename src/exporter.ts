@@ -105,7 +105,7 @@ export interface Exporter {
   readonly lockdownSource: LockdownSource;
   /** The vm.yaml in force. */
   readonly configStore: ConfigStore;
-  /** Ends the reader Workers, if any started; scrapes after this read on the main thread. */
+  /** Ends the reader Workers, if any started; scrapes after this read the guarded async way. */
   close(): void;
 }
 
