@@ -67,7 +67,9 @@ interface Slot {
   progress: Int32Array;
   /** Files of the VMs assigned to it. */
   files: number;
-  /** Batches asked of it in the read in progress, in order, not answered yet. */
+  /** Batches asked of it in the read in progress, in order. */
+  asked: number[];
+  /** Of those, the ones not answered yet. */
   pending: number[];
   /** Handles its replies during a read. */
   onReply: ((reply: ReaderReply) => void) | undefined;
@@ -186,7 +188,10 @@ export class ReaderPool {
   ): Promise<StuckRead[] | undefined> {
     const previous = this.#previous;
     const { promise, resolve } = Promise.withResolvers<void>();
-    this.#previous = promise;
+    // The next read waits for this one and every earlier one: a read that gives up waiting at its
+    // deadline must not let the next run beside a read still in progress (its replies would be
+    // taken for the next read's VMs).
+    this.#previous = previous.then(() => promise);
     try {
       await untilAbortedOrDone(previous, options.signal);
       if (!this.usable) return undefined;
@@ -215,7 +220,8 @@ export class ReaderPool {
     };
     for (const [slotIndex, list] of asked) {
       const slot = this.#slots[slotIndex]!;
-      slot.pending = list;
+      slot.asked = list;
+      slot.pending = list.slice();
       slot.onReply = (reply) => {
         // Replies come in the order asked: the first batch still pending is this one.
         const batch = reply.kind === "vm" ? slot.pending.shift() : undefined;
@@ -274,18 +280,19 @@ export class ReaderPool {
       new Blob([readerWorkerSource()], { type: "application/javascript" }),
     );
     const worker = new Worker(this.#source, { type: "module", name: `kvm_stat reader ${index}` });
-    const progress = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+    const progress = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
     Atomics.store(progress, PROGRESS.file, -1);
+    Atomics.store(progress, PROGRESS.vm, -1);
     const files = [...this.#vms.values()].reduce(
       (n, vm) => vm.slot === index ? n + vm.files : n,
       0,
     );
-    const slot: Slot = { worker, progress, files, pending: [], onReply: undefined };
+    const slot: Slot = { worker, progress, files, asked: [], pending: [], onReply: undefined };
     worker.onmessage = (event: MessageEvent<ReaderReply>) => slot.onReply?.(event.data);
     // A Worker that fails (it cannot: it catches every read error) is replaced on the next read.
     worker.onerror = (event) => {
       event.preventDefault();
-      this.#abandon(index);
+      this.#abandon(index, 0);
     };
     this.#post(slot, { kind: "init", progress, maxBytes: this.#options.maxBytes });
     this.#slots[index] = slot;
@@ -302,19 +309,24 @@ export class ReaderPool {
     for (const index of slots) {
       const slot = this.#slots[index];
       if (slot === undefined || slot.pending.length === 0) continue;
-      const batch = slot.pending[0]!;
-      const file = Math.min(
-        Atomics.load(slot.progress, PROGRESS.file),
-        batches[batch]!.paths.length - 1,
-      );
-      const released = this.#abandon(index);
-      if (file >= 0) stuck.push({ batch, file, released });
+      // Where the Worker is, not the first batch unanswered here: its answers for earlier VMs may
+      // still be queued to this thread.
+      const batch = slot.asked[Atomics.load(slot.progress, PROGRESS.vm)];
+      const file = Atomics.load(slot.progress, PROGRESS.file);
+      const released = this.#abandon(index, slot.pending.length);
+      if (batch !== undefined && file >= 0 && file < batches[batch]!.paths.length) {
+        stuck.push({ batch, file, released });
+      }
     }
     return stuck;
   }
 
-  /** Stops the slot's Worker before its next file, ends it when it answers, and empties the slot. */
-  #abandon(index: number): Promise<void> {
+  /**
+   * Stops the slot's Worker before its next file and empties the slot; ends the Worker with its
+   * last answer to the read (`owed` VM replies, or "cancelled"), as only then is it out of its
+   * blocked syscall: an earlier reply, queued before the deadline, says nothing of that.
+   */
+  #abandon(index: number, owed: number): Promise<void> {
     const slot = this.#slots[index];
     if (slot === undefined) return Promise.resolve();
     this.#slots[index] = undefined;
@@ -328,7 +340,10 @@ export class ReaderPool {
       resolve();
     };
     this.#abandoned.set(worker, end);
-    worker.onmessage = end;
+    if (owed === 0) end();
+    worker.onmessage = (event: MessageEvent<ReaderReply>) => {
+      if (event.data.kind === "cancelled" || --owed === 0) end();
+    };
     worker.onerror = (event) => {
       event.preventDefault();
       end();

@@ -49,6 +49,11 @@ export const PROGRESS = {
   file: 0,
   /** Set to 1 by the pool to stop the Worker before its next file. */
   cancel: 1,
+  /**
+   * Index, in the read request, of the VM being read; -1 between requests. With it the pool
+   * blames the right VM even when replies for earlier VMs are still queued to the main thread.
+   */
+  vm: 2,
 } as const;
 
 /** One VM's result, as {@linkcode readStatFiles} returns it. */
@@ -137,7 +142,9 @@ export function runReaderWorker(scope: ReaderScope): void {
     } else if (request.kind === "forget") {
       lists.delete(request.vm);
     } else if (io !== undefined) {
-      for (const vm of request.vms) {
+      for (let i = 0; i < request.vms.length; i++) {
+        const vm = request.vms[i]!;
+        Atomics.store(io.progress, 2, i);
         const result = readStatFiles(lists.get(vm) ?? [], io);
         if (result === undefined) {
           scope.postMessage({ kind: "cancelled" }, []);
@@ -145,6 +152,7 @@ export function runReaderWorker(scope: ReaderScope): void {
         }
         scope.postMessage({ kind: "vm", vm, ...result }, [result.values.buffer]);
       }
+      Atomics.store(io.progress, 2, -1);
     }
   };
 }
