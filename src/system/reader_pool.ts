@@ -26,6 +26,12 @@ import {
 /** Abandoned Workers (each a thread blocked in a syscall, ~10 MB) allowed at once. */
 export const MAX_ABANDONED_WORKERS = 4;
 
+/**
+ * A Worker on the same file this long is taken for stuck by a read waiting its turn, which then
+ * reads nothing rather than wait for the stuck read's deadline (a debugfs file takes microseconds).
+ */
+const STALL_MS = 200;
+
 /** One VM to read: its key and its paths (the same array while the list is unchanged). */
 export interface VmBatch {
   /** The VM's identity across scrapes (its `PID-FD` dir). */
@@ -131,6 +137,8 @@ export class ReaderPool {
   readonly #abandoned = new Map<Worker, () => void>();
   #source: string | undefined;
   #previous: Promise<unknown> = Promise.resolve();
+  /** The slots asked in the read in progress. */
+  #inFlight: readonly Slot[] = [];
   #closed = false;
 
   /**
@@ -175,12 +183,13 @@ export class ReaderPool {
   }
 
   /**
-   * Reads the batches' files in the Workers. One read at a time: a second waits for the first.
+   * Reads the batches' files in the Workers. One read at a time: a second waits for the first,
+   * unless the first has a Worker stuck on one file (then the second reads nothing).
    *
    * @param batches The VMs to read.
    * @param options The deadline and where results go.
    * @returns The files that Workers were stuck on at the deadline (their Workers are replaced),
-   *   or undefined when the pool became unusable before it could start (nothing was read).
+   *   or undefined when nothing was read: the pool became unusable, or an earlier read is stuck.
    */
   async read(
     batches: readonly VmBatch[],
@@ -193,7 +202,7 @@ export class ReaderPool {
     // taken for the next read's VMs).
     this.#previous = previous.then(() => promise);
     try {
-      await untilAbortedOrDone(previous, options.signal);
+      if (!await this.#waitTurn(previous, options.signal)) return undefined;
       if (!this.usable) return undefined;
       if (options.signal.aborted || batches.length === 0) return [];
       return await this.#read(batches, options);
@@ -202,11 +211,42 @@ export class ReaderPool {
     }
   }
 
+  /**
+   * Waits for the earlier reads to end or the deadline to pass.
+   *
+   * @returns False when the read in progress made no progress for {@linkcode STALL_MS}: a scrape
+   *   with a shorter deadline than the stuck one's would otherwise get nothing at all.
+   */
+  async #waitTurn(previous: Promise<unknown>, signal: AbortSignal): Promise<boolean> {
+    let seen = this.#progressMark();
+    while (!await untilAbortedOrDone(previous, { signal, timeoutMs: STALL_MS })) {
+      const now = this.#progressMark();
+      if (now !== "" && now === seen) return false;
+      seen = now;
+    }
+    return true;
+  }
+
+  /**
+   * Where the read in progress is: the VM and file of each Worker inside a file (one starting up
+   * or between VMs is not stuck).
+   */
+  #progressMark(): string {
+    return this.#inFlight.filter((slot) =>
+      slot.pending.length > 0 && Atomics.load(slot.progress, PROGRESS.file) >= 0
+    ).map((slot) =>
+      `${slot.pending.length}:${Atomics.load(slot.progress, PROGRESS.vm)}:${
+        Atomics.load(slot.progress, PROGRESS.file)
+      }`
+    ).join(" ");
+  }
+
   #read(batches: readonly VmBatch[], options: PoolReadOptions): Promise<StuckRead[]> {
     const results = new OrderedResults(batches.length, options.onResult);
     const asked = this.#sendLists(batches);
     const { promise, resolve } = Promise.withResolvers<StuckRead[]>();
     const finish = (stuck: StuckRead[]): void => {
+      this.#inFlight = [];
       options.signal.removeEventListener("abort", onAbort);
       for (const slotIndex of asked.keys()) {
         const slot = this.#slots[slotIndex];
@@ -231,6 +271,7 @@ export class ReaderPool {
       };
       this.#post(slot, { kind: "read", vms: list.map((i) => batches[i]!.key) });
     }
+    this.#inFlight = [...asked.keys()].map((i) => this.#slots[i]!);
     options.signal.addEventListener("abort", onAbort, { once: true });
     return promise;
   }
@@ -364,15 +405,25 @@ export class ReaderPool {
   }
 }
 
-/** Waits for `promise` (which never rejects) or for `signal` to abort, whichever comes first. */
-function untilAbortedOrDone(promise: Promise<unknown>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
+/**
+ * Waits for `promise` (which never rejects) or for `signal` to abort, for at most `timeoutMs`.
+ *
+ * @returns True when the promise settled or the signal aborted, false when the time ran out.
+ */
+function untilAbortedOrDone(
+  promise: Promise<unknown>,
+  { signal, timeoutMs }: { signal: AbortSignal; timeoutMs: number },
+): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const done = (): void => {
-      signal.removeEventListener("abort", done);
-      resolve();
+    const settle = (done: boolean): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      resolve(done);
     };
-    signal.addEventListener("abort", done, { once: true });
-    promise.then(done, done);
+    const onAbort = (): void => settle(true);
+    const timer = setTimeout(() => settle(false), timeoutMs);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(onAbort, onAbort);
   });
 }
