@@ -32,6 +32,16 @@ export const MAX_ABANDONED_WORKERS = 4;
  */
 const STALL_MS = 200;
 
+/**
+ * A Worker in the same file this long at a deadline is stuck there, and the file is blamed; one
+ * that began its file just now is only slow (a deadline shorter than the read), and a file blamed
+ * for that would be read the slow async way for the rest of its VM's life.
+ */
+const BLAME_MS = 50;
+
+/** {@linkcode PROGRESS.since} wraps here. */
+const CLOCK_WRAP = 2 ** 31;
+
 /** One VM to read: its key and its paths (the same array while the list is unchanged). */
 export interface VmBatch {
   /** The VM's identity across scrapes (its `PID-FD` dir). */
@@ -321,7 +331,7 @@ export class ReaderPool {
       new Blob([readerWorkerSource()], { type: "application/javascript" }),
     );
     const worker = new Worker(this.#source, { type: "module", name: `kvm_stat reader ${index}` });
-    const progress = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
+    const progress = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
     Atomics.store(progress, PROGRESS.file, -1);
     Atomics.store(progress, PROGRESS.vm, -1);
     const files = [...this.#vms.values()].reduce(
@@ -354,8 +364,13 @@ export class ReaderPool {
       // still be queued to this thread.
       const batch = slot.asked[Atomics.load(slot.progress, PROGRESS.vm)];
       const file = Atomics.load(slot.progress, PROGRESS.file);
+      const since = Atomics.load(slot.progress, PROGRESS.since);
+      const stuckFor = (Date.now() % CLOCK_WRAP - since + CLOCK_WRAP) % CLOCK_WRAP;
       const released = this.#abandon(index, slot.pending.length);
-      if (batch !== undefined && file >= 0 && file < batches[batch]!.paths.length) {
+      if (
+        batch !== undefined && file >= 0 && file < batches[batch]!.paths.length &&
+        stuckFor >= BLAME_MS
+      ) {
         stuck.push({ batch, file, released });
       }
     }

@@ -54,6 +54,8 @@ export const PROGRESS = {
    * blames the right VM even when replies for earlier VMs are still queued to the main thread.
    */
   vm: 2,
+  /** When the Worker began the file being read: `Date.now()` modulo 2^31 (an Int32 cell). */
+  since: 3,
 } as const;
 
 /** One VM's result, as {@linkcode readStatFiles} returns it. */
@@ -82,6 +84,7 @@ export function readStatFiles(
   for (let i = 0; i < paths.length; i++) {
     if (Atomics.load(progress, 1) !== 0) return undefined;
     Atomics.store(progress, 0, i);
+    Atomics.store(progress, 3, Date.now() % 2147483648);
     let used = 0;
     try {
       const file = Deno.openSync(paths[i]!, { read: true });

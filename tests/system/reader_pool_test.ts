@@ -187,6 +187,11 @@ Deno.test("ReaderPool.read() blames the file the Worker is stuck on even when it
     while (!blockedOnFifoSync()) {
       if (Date.now() > until) throw new Error("The Worker never blocked on the FIFO");
     }
+    // Stuck long enough to be blamed, not only slow.
+    const blockedAt = Date.now();
+    while (Date.now() - blockedAt < 100) {
+      // The Worker stays blocked: nothing to wait for but the clock.
+    }
     deadline.abort();
     const { stuck } = await read;
     deepStrictEqual(stuck?.map(({ batch, file }) => ({ batch, file })), [{ batch: 1, file: 0 }]);
@@ -207,6 +212,30 @@ Deno.test("ReaderPool.read() blames the file the Worker is stuck on even when it
   } finally {
     if (!unblocked) await unblockFifo(fifo).catch(() => {});
     deadline.abort();
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ReaderPool.read() cut short while its Worker is only busy blames no file", async () => {
+  const dir = await statDir({ a: "1\n" });
+  const pool = new ReaderPool({ size: 1, maxBytes: 4096 });
+  try {
+    // 200 VMs of 100 files: the deadline comes (at the first VM's answer) mid-read.
+    const batches = Array.from({ length: 200 }, (_, vm) => ({
+      key: `vm${vm}`,
+      paths: Array.from({ length: 100 }, () => `${dir}/a`),
+    }));
+    const deadline = new AbortController();
+    const stuck = await pool.read(batches, {
+      signal: deadline.signal,
+      onResult: () => deadline.abort(),
+    });
+    deepStrictEqual(stuck, [], "a file read in microseconds is not blocked");
+    strictEqual(pool.usable, true);
+    const again = await readAll(pool, [batches[0]!]);
+    deepStrictEqual(again.delivered.length, 1, "a new Worker reads");
+  } finally {
     pool.close();
     await Deno.remove(dir, { recursive: true });
   }
