@@ -485,7 +485,8 @@ class ScrapeReader {
       signal: this.#context.signal,
       onResult: (batch, result) => this.#acceptAll(batchFiles[batch]!, result, pending),
     });
-    if (stuck === undefined) { // The pool stopped meanwhile (too many Workers stuck).
+    // The pool stopped meanwhile (too many Workers stuck), or an earlier scrape's read is stuck.
+    if (stuck === undefined) {
       pending.push(this.readAll(batchFiles.flat(), true));
     }
     for (const { batch, file, released } of stuck ?? []) {

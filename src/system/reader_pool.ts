@@ -26,6 +26,22 @@ import {
 /** Abandoned Workers (each a thread blocked in a syscall, ~10 MB) allowed at once. */
 export const MAX_ABANDONED_WORKERS = 4;
 
+/**
+ * A Worker on the same file this long is taken for stuck by a read waiting its turn, which then
+ * reads nothing rather than wait for the stuck read's deadline (a debugfs file takes microseconds).
+ */
+const STALL_MS = 200;
+
+/**
+ * A Worker in the same file this long at a deadline is stuck there, and the file is blamed; one
+ * that began its file just now is only slow (a deadline shorter than the read), and a file blamed
+ * for that would be read the slow async way for the rest of its VM's life.
+ */
+const BLAME_MS = 50;
+
+/** {@linkcode PROGRESS.since} wraps here. */
+const CLOCK_WRAP = 2 ** 31;
+
 /** One VM to read: its key and its paths (the same array while the list is unchanged). */
 export interface VmBatch {
   /** The VM's identity across scrapes (its `PID-FD` dir). */
@@ -67,7 +83,9 @@ interface Slot {
   progress: Int32Array;
   /** Files of the VMs assigned to it. */
   files: number;
-  /** Batches asked of it in the read in progress, in order, not answered yet. */
+  /** Batches asked of it in the read in progress, in order. */
+  asked: number[];
+  /** Of those, the ones not answered yet. */
   pending: number[];
   /** Handles its replies during a read. */
   onReply: ((reply: ReaderReply) => void) | undefined;
@@ -129,6 +147,8 @@ export class ReaderPool {
   readonly #abandoned = new Map<Worker, () => void>();
   #source: string | undefined;
   #previous: Promise<unknown> = Promise.resolve();
+  /** The slots asked in the read in progress. */
+  #inFlight: readonly Slot[] = [];
   #closed = false;
 
   /**
@@ -173,12 +193,13 @@ export class ReaderPool {
   }
 
   /**
-   * Reads the batches' files in the Workers. One read at a time: a second waits for the first.
+   * Reads the batches' files in the Workers. One read at a time: a second waits for the first,
+   * unless the first has a Worker stuck on one file (then the second reads nothing).
    *
    * @param batches The VMs to read.
    * @param options The deadline and where results go.
    * @returns The files that Workers were stuck on at the deadline (their Workers are replaced),
-   *   or undefined when the pool became unusable before it could start (nothing was read).
+   *   or undefined when nothing was read: the pool became unusable, or an earlier read is stuck.
    */
   async read(
     batches: readonly VmBatch[],
@@ -186,9 +207,12 @@ export class ReaderPool {
   ): Promise<StuckRead[] | undefined> {
     const previous = this.#previous;
     const { promise, resolve } = Promise.withResolvers<void>();
-    this.#previous = promise;
+    // The next read waits for this one and every earlier one: a read that gives up waiting at its
+    // deadline must not let the next run beside a read still in progress (its replies would be
+    // taken for the next read's VMs).
+    this.#previous = previous.then(() => promise);
     try {
-      await untilAbortedOrDone(previous, options.signal);
+      if (!await this.#waitTurn(previous, options.signal)) return undefined;
       if (!this.usable) return undefined;
       if (options.signal.aborted || batches.length === 0) return [];
       return await this.#read(batches, options);
@@ -197,11 +221,42 @@ export class ReaderPool {
     }
   }
 
+  /**
+   * Waits for the earlier reads to end or the deadline to pass.
+   *
+   * @returns False when the read in progress made no progress for {@linkcode STALL_MS}: a scrape
+   *   with a shorter deadline than the stuck one's would otherwise get nothing at all.
+   */
+  async #waitTurn(previous: Promise<unknown>, signal: AbortSignal): Promise<boolean> {
+    let seen = this.#progressMark();
+    while (!await untilAbortedOrDone(previous, { signal, timeoutMs: STALL_MS })) {
+      const now = this.#progressMark();
+      if (now !== "" && now === seen) return false;
+      seen = now;
+    }
+    return true;
+  }
+
+  /**
+   * Where the read in progress is: the VM and file of each Worker inside a file (one starting up
+   * or between VMs is not stuck).
+   */
+  #progressMark(): string {
+    return this.#inFlight.filter((slot) =>
+      slot.pending.length > 0 && Atomics.load(slot.progress, PROGRESS.file) >= 0
+    ).map((slot) =>
+      `${slot.pending.length}:${Atomics.load(slot.progress, PROGRESS.vm)}:${
+        Atomics.load(slot.progress, PROGRESS.file)
+      }`
+    ).join(" ");
+  }
+
   #read(batches: readonly VmBatch[], options: PoolReadOptions): Promise<StuckRead[]> {
     const results = new OrderedResults(batches.length, options.onResult);
     const asked = this.#sendLists(batches);
     const { promise, resolve } = Promise.withResolvers<StuckRead[]>();
     const finish = (stuck: StuckRead[]): void => {
+      this.#inFlight = [];
       options.signal.removeEventListener("abort", onAbort);
       for (const slotIndex of asked.keys()) {
         const slot = this.#slots[slotIndex];
@@ -215,7 +270,8 @@ export class ReaderPool {
     };
     for (const [slotIndex, list] of asked) {
       const slot = this.#slots[slotIndex]!;
-      slot.pending = list;
+      slot.asked = list;
+      slot.pending = list.slice();
       slot.onReply = (reply) => {
         // Replies come in the order asked: the first batch still pending is this one.
         const batch = reply.kind === "vm" ? slot.pending.shift() : undefined;
@@ -225,6 +281,7 @@ export class ReaderPool {
       };
       this.#post(slot, { kind: "read", vms: list.map((i) => batches[i]!.key) });
     }
+    this.#inFlight = [...asked.keys()].map((i) => this.#slots[i]!);
     options.signal.addEventListener("abort", onAbort, { once: true });
     return promise;
   }
@@ -274,18 +331,19 @@ export class ReaderPool {
       new Blob([readerWorkerSource()], { type: "application/javascript" }),
     );
     const worker = new Worker(this.#source, { type: "module", name: `kvm_stat reader ${index}` });
-    const progress = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+    const progress = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
     Atomics.store(progress, PROGRESS.file, -1);
+    Atomics.store(progress, PROGRESS.vm, -1);
     const files = [...this.#vms.values()].reduce(
       (n, vm) => vm.slot === index ? n + vm.files : n,
       0,
     );
-    const slot: Slot = { worker, progress, files, pending: [], onReply: undefined };
+    const slot: Slot = { worker, progress, files, asked: [], pending: [], onReply: undefined };
     worker.onmessage = (event: MessageEvent<ReaderReply>) => slot.onReply?.(event.data);
     // A Worker that fails (it cannot: it catches every read error) is replaced on the next read.
     worker.onerror = (event) => {
       event.preventDefault();
-      this.#abandon(index);
+      this.#abandon(index, 0);
     };
     this.#post(slot, { kind: "init", progress, maxBytes: this.#options.maxBytes });
     this.#slots[index] = slot;
@@ -302,19 +360,29 @@ export class ReaderPool {
     for (const index of slots) {
       const slot = this.#slots[index];
       if (slot === undefined || slot.pending.length === 0) continue;
-      const batch = slot.pending[0]!;
-      const file = Math.min(
-        Atomics.load(slot.progress, PROGRESS.file),
-        batches[batch]!.paths.length - 1,
-      );
-      const released = this.#abandon(index);
-      if (file >= 0) stuck.push({ batch, file, released });
+      // Where the Worker is, not the first batch unanswered here: its answers for earlier VMs may
+      // still be queued to this thread.
+      const batch = slot.asked[Atomics.load(slot.progress, PROGRESS.vm)];
+      const file = Atomics.load(slot.progress, PROGRESS.file);
+      const since = Atomics.load(slot.progress, PROGRESS.since);
+      const stuckFor = (Date.now() % CLOCK_WRAP - since + CLOCK_WRAP) % CLOCK_WRAP;
+      const released = this.#abandon(index, slot.pending.length);
+      if (
+        batch !== undefined && file >= 0 && file < batches[batch]!.paths.length &&
+        stuckFor >= BLAME_MS
+      ) {
+        stuck.push({ batch, file, released });
+      }
     }
     return stuck;
   }
 
-  /** Stops the slot's Worker before its next file, ends it when it answers, and empties the slot. */
-  #abandon(index: number): Promise<void> {
+  /**
+   * Stops the slot's Worker before its next file and empties the slot; ends the Worker with its
+   * last answer to the read (`owed` VM replies, or "cancelled"), as only then is it out of its
+   * blocked syscall: an earlier reply, queued before the deadline, says nothing of that.
+   */
+  #abandon(index: number, owed: number): Promise<void> {
     const slot = this.#slots[index];
     if (slot === undefined) return Promise.resolve();
     this.#slots[index] = undefined;
@@ -328,7 +396,10 @@ export class ReaderPool {
       resolve();
     };
     this.#abandoned.set(worker, end);
-    worker.onmessage = end;
+    if (owed === 0) end();
+    worker.onmessage = (event: MessageEvent<ReaderReply>) => {
+      if (event.data.kind === "cancelled" || --owed === 0) end();
+    };
     worker.onerror = (event) => {
       event.preventDefault();
       end();
@@ -349,15 +420,25 @@ export class ReaderPool {
   }
 }
 
-/** Waits for `promise` (which never rejects) or for `signal` to abort, whichever comes first. */
-function untilAbortedOrDone(promise: Promise<unknown>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
+/**
+ * Waits for `promise` (which never rejects) or for `signal` to abort, for at most `timeoutMs`.
+ *
+ * @returns True when the promise settled or the signal aborted, false when the time ran out.
+ */
+function untilAbortedOrDone(
+  promise: Promise<unknown>,
+  { signal, timeoutMs }: { signal: AbortSignal; timeoutMs: number },
+): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const done = (): void => {
-      signal.removeEventListener("abort", done);
-      resolve();
+    const settle = (done: boolean): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      resolve(done);
     };
-    signal.addEventListener("abort", done, { once: true });
-    promise.then(done, done);
+    const onAbort = (): void => settle(true);
+    const timer = setTimeout(() => settle(false), timeoutMs);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(onAbort, onAbort);
   });
 }

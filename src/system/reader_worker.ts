@@ -49,6 +49,13 @@ export const PROGRESS = {
   file: 0,
   /** Set to 1 by the pool to stop the Worker before its next file. */
   cancel: 1,
+  /**
+   * Index, in the read request, of the VM being read; -1 between requests. With it the pool
+   * blames the right VM even when replies for earlier VMs are still queued to the main thread.
+   */
+  vm: 2,
+  /** When the Worker began the file being read: `Date.now()` modulo 2^31 (an Int32 cell). */
+  since: 3,
 } as const;
 
 /** One VM's result, as {@linkcode readStatFiles} returns it. */
@@ -77,6 +84,7 @@ export function readStatFiles(
   for (let i = 0; i < paths.length; i++) {
     if (Atomics.load(progress, 1) !== 0) return undefined;
     Atomics.store(progress, 0, i);
+    Atomics.store(progress, 3, Date.now() % 2147483648);
     let used = 0;
     try {
       const file = Deno.openSync(paths[i]!, { read: true });
@@ -137,7 +145,9 @@ export function runReaderWorker(scope: ReaderScope): void {
     } else if (request.kind === "forget") {
       lists.delete(request.vm);
     } else if (io !== undefined) {
-      for (const vm of request.vms) {
+      for (let i = 0; i < request.vms.length; i++) {
+        const vm = request.vms[i]!;
+        Atomics.store(io.progress, 2, i);
         const result = readStatFiles(lists.get(vm) ?? [], io);
         if (result === undefined) {
           scope.postMessage({ kind: "cancelled" }, []);
@@ -145,6 +155,7 @@ export function runReaderWorker(scope: ReaderScope): void {
         }
         scope.postMessage({ kind: "vm", vm, ...result }, [result.values.buffer]);
       }
+      Atomics.store(io.progress, 2, -1);
     }
   };
 }

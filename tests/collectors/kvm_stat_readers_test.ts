@@ -13,7 +13,7 @@ import { parseShape, planTree, writeTree } from "../../bench/debugfs_tree.ts";
 import type { BuiltApp } from "../support/sample_exporter.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import { startExporter, treeArgs, waitFor } from "../support/exporter_process.ts";
-import { copyTree, mkfifo, unblockFifo } from "../support/fifo.ts";
+import { blockedOnFifo, copyTree, mkfifo, unblockFifo } from "../support/fifo.ts";
 import { kvmBackend } from "../support/vm_backends.ts";
 import type { QemuVm } from "../support/qemu.ts";
 
@@ -226,6 +226,42 @@ Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a F
       ),
       "-42",
     );
+  } finally {
+    if (!released) await unblockFifo(fifo).catch(() => {});
+    exporter.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kvm_stat: a scrape beside one whose reader Worker is stuck still reads every other file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_beside_" });
+  await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
+  const fifo = `${dir}/kvm/10620-10/vcpu0/tsc-offset`;
+  const { app, exporter } = await buildApp(
+    [...treeArgs(dir), "--collector.kvm_stat.readers=1"],
+    { readerMinFiles: 0 },
+  );
+  let released = false;
+  try {
+    const before = await scrapeText(app); // vCPU dirs are listed once: the swap goes unseen.
+    await Deno.remove(fifo);
+    await mkfifo(fifo);
+    const scrape = async (timeout: string): Promise<string> => {
+      const headers = { "X-Prometheus-Scrape-Timeout-Seconds": timeout };
+      return await (await app.request("/metrics", { headers })).text();
+    };
+    // A long deadline (another Prometheus), stuck on the FIFO; then one with a shorter deadline.
+    const stuck = scrape("120");
+    await waitFor(() => blockedOnFifo(Deno.pid), { what: "the Worker blocked on the FIFO" });
+    const beside = await scrape("4");
+    const global = 'kvm_stat_exits_count{domain="global"}';
+    const other = 'kvm_stat_vcpu_pid_count{domain="web-01",vcpu="0"}';
+    ok(seriesValue(before, global) !== undefined && seriesValue(before, other) !== undefined);
+    strictEqual(seriesValue(beside, global), seriesValue(before, global), "root files");
+    strictEqual(seriesValue(beside, other), seriesValue(before, other), "another VM's files");
+    await unblockFifo(fifo);
+    released = true;
+    strictEqual(seriesValue(await stuck, SUCCESS), "1");
   } finally {
     if (!released) await unblockFifo(fifo).catch(() => {});
     exporter.close();
