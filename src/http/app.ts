@@ -17,6 +17,7 @@ import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "../system/scrape_deadli
 import type { Logger } from "../log/logger.ts";
 import type { IdleHeapRelease } from "../system/idle_heap_release.ts";
 import { VERSION } from "../version.ts";
+import { acceptsGzip, gzipBody } from "./gzip_body.ts";
 import { renderStatusPage } from "./status_page.ts";
 import type { WebConfigStore } from "./web_config_store.ts";
 
@@ -161,20 +162,28 @@ function addMetricsRoute(app: App, options: AppOptions & { scrapes: ScrapeLimit 
     if (c.req.path !== telemetryPath) return await next();
     // Hono answers HEAD with the GET route's headers: no reason to read every stat for that.
     if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": TEXT_CONTENT_TYPE });
+    const gzipped = acceptsGzip(c.req.header("Accept-Encoding"));
     const scrapeAndRender = async () => {
       const families = await scrapes.scrape(c.req.header(SCRAPE_TIMEOUT_HEADER));
+      if (families === undefined) return undefined;
       // Sliced: a large host's text takes longer to render than a health check may wait.
-      return families && await renderBytesSliced(families);
+      const text = await renderBytesSliced(families);
+      return gzipped ? await gzipBody(text) : text;
     };
-    const text = await (heapRelease?.around(scrapeAndRender) ?? scrapeAndRender());
-    if (text === undefined) {
+    const body = await (heapRelease?.around(scrapeAndRender) ?? scrapeAndRender());
+    if (body === undefined) {
       logger.debug("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(
         `Too many concurrent scrapes: ${maxRequests} already in flight (--web.max-requests)\n`,
         503,
       );
     }
-    return c.body(text, 200, { "Content-Type": TEXT_CONTENT_TYPE });
+    // Gzipped here, off the event loop; the compress middleware leaves an encoded body alone.
+    return c.body(body, 200, {
+      "Content-Type": TEXT_CONTENT_TYPE,
+      "Vary": "Accept-Encoding",
+      ...(gzipped ? { "Content-Encoding": "gzip" } : {}),
+    });
   });
 }
 

@@ -12,6 +12,7 @@ import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
 import type { FileSystem } from "../../src/system/file_system.ts";
+import type { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
 import type { LockdownMode } from "../../src/system/lockdown.ts";
 import { treeArgs } from "./exporter_process.ts";
 
@@ -37,7 +38,12 @@ export interface BuiltApp {
  */
 export async function buildApp(
   args: string[],
-  options: { fs?: FileSystem; processMetrics?: boolean; lockdown?: LockdownMode } = {},
+  options: {
+    fs?: FileSystem;
+    processMetrics?: boolean;
+    lockdown?: LockdownMode;
+    heapRelease?: IdleHeapRelease;
+  } = {},
 ): Promise<BuiltApp> {
   const command = parseFlags(args, () => undefined);
   if (command.kind !== "run") throw new Error(`not a run command: ${args.join(" ")}`);
@@ -66,6 +72,7 @@ export async function buildApp(
     maxRequests: command.options.maxRequests,
     logger,
     enableLifecycle: command.options.enableLifecycle,
+    ...(options.heapRelease ? { heapRelease: options.heapRelease } : {}),
   });
   return { app, exporter, options: command.options, logs };
 }
@@ -77,7 +84,12 @@ export async function buildApp(
  * @returns The app, its exporter, its flags and its log lines.
  */
 export function buildSampleApp(
-  init: { args?: readonly string[]; fs?: FileSystem; processMetrics?: boolean } = {},
+  init: {
+    args?: readonly string[];
+    fs?: FileSystem;
+    processMetrics?: boolean;
+    heapRelease?: IdleHeapRelease;
+  } = {},
 ): Promise<BuiltApp> {
   const { args = [], ...options } = init;
   return buildApp([...fixtureArgs("sample"), ...args], options);
