@@ -250,13 +250,17 @@ function writeFamily(out: TextBuffer, family: MetricFamily): void {
 
 /**
  * Grows to the largest text rendered and is reused, so that each scrape does not allocate its size
- * anew; taken by one render at a time (a render that finds it taken uses a buffer of its own).
+ * anew; taken by one render at a time (a render that finds it taken uses a buffer of its own). One
+ * long-lived object, not one per render: V8's memory-reducing collection (between scrapes, see
+ * IdleHeapRelease) drops the shapes of objects that no longer exist, and with them the optimized
+ * code that used them.
  */
-let spareBuffer: Uint8Array | undefined = new Uint8Array(64 * 1024);
+let spareBuffer: TextBuffer | undefined = new TextBuffer(new Uint8Array(64 * 1024));
 
 function takeBuffer(): TextBuffer {
-  const out = new TextBuffer(spareBuffer ?? new Uint8Array(64 * 1024));
+  const out = spareBuffer ?? new TextBuffer(new Uint8Array(64 * 1024));
   spareBuffer = undefined;
+  out.used = 0;
   return out;
 }
 
@@ -284,7 +288,7 @@ export function renderText(families: readonly MetricFamily[]): string {
     }
     return decoder.decode(out.bytes.subarray(0, out.used));
   } finally {
-    spareBuffer = out.bytes;
+    spareBuffer = out;
   }
 }
 
@@ -329,6 +333,6 @@ export async function renderBytesSliced(
     // A copy: the buffer is reused by the next scrape while this response may still be sent.
     return out.bytes.slice(0, out.used);
   } finally {
-    spareBuffer = out.bytes;
+    spareBuffer = out;
   }
 }
