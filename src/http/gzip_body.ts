@@ -5,8 +5,6 @@
  * @module
  */
 
-import { gzip } from "node:zlib";
-
 /**
  * The gzip level of `/metrics` (README "Performance"): on a 100×16 host's
  * 1.08 MB text, level 4 gives 121 kB in 4.3 ms, level 6 (zlib's default)
@@ -45,14 +43,18 @@ export function acceptsGzip(header: string | undefined): boolean {
   return wildcard;
 }
 
+let zlib: Promise<typeof import("node:zlib")> | undefined;
+
 /**
  * Gzips a body off the event loop.
  *
  * @param body The bytes.
  * @returns The gzip member.
  */
-export function gzipBody(body: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-  return new Promise((resolve, reject) =>
+export async function gzipBody(body: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+  // Loaded on the first gzip'd scrape, not at start: node:zlib adds to idle RSS.
+  const { gzip } = await (zlib ??= import("node:zlib"));
+  return await new Promise((resolve, reject) =>
     gzip(body, { level: GZIP_LEVEL }, (error, zipped) => {
       if (error) reject(error);
       else {resolve(

@@ -78,8 +78,8 @@ Deno.test("IdleHeapRelease.around() schedules nothing without a collector, and p
   assert.equal(scheduled, 0);
 });
 
-Deno.test("exposedGc() gives Deno's collector, which releases a dropped heap", () => {
-  const gc = exposedGc();
+Deno.test("exposedGc() gives Deno's collector, which releases a dropped heap", async () => {
+  const gc = await exposedGc();
   assert.ok(gc !== undefined, "Deno allows --expose-gc at run time");
   let garbage: number[][] | undefined = Array.from({ length: 200_000 }, (_, i) => [i]);
   const before = Deno.memoryUsage().heapUsed;
