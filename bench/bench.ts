@@ -8,7 +8,8 @@
  *
  * Options: `--sizes=10x4,100x16,400x8`, `--scrapes=20`, `--warmup=3`,
  * `--rss-scrapes=1000` (RSS after that many scrapes, on trees of at most
- * 20,000 files; larger trees report RSS after the scrapes already made),
+ * 20,000 files; larger trees report RSS after the scrapes already made; and
+ * RSS again 2 s later),
  * `--check`, `--tolerance=0.25`, `--out=bench/RESULTS.md`, `--note=TEXT`.
  * A run with fewer sizes, scrapes or RSS scrapes than the defaults writes
  * RESULTS.md only when `--out` names a file.
@@ -36,6 +37,7 @@ import {
 const DEFAULT_SIZES = ["10x4", "100x16", "400x8"];
 const EXCLUDE = "^mmu_rmaps_stat$";
 const RSS_MAX_FILES = 20_000;
+const QUIET_WAIT_MS = 2_000;
 
 /** The bench's options. */
 export interface BenchOptions {
@@ -263,6 +265,9 @@ async function benchSize(
       if (i % 100 === 0) log(`${size}: ${i} of ${rssScrapes} scrapes for RSS`);
     }
     const rss = servers.map((s) => rssMb(s.child.pid));
+    // Past the exporter's quiet time (1 s), after which it gives the scrapes' heap back.
+    await new Promise((resolve) => setTimeout(resolve, QUIET_WAIT_MS));
+    const quiet = servers.map((s) => rssMb(s.child.pid));
     const result: SizeResult = {
       size,
       files: floor.files,
@@ -275,10 +280,13 @@ async function benchSize(
       cpuMs: timed.cpu[0]!,
       rssMb: rss[0]!,
       rssScrapes,
+      rssQuietMb: quiet[0]!,
       idleRssMb: idle[0]!,
       ...(healthP95Ms === undefined ? {} : { healthP95Ms }),
     };
-    if (servers.length > 1) result.go = goMeasurements(timed, rss[1]!, idle[1]!);
+    if (servers.length > 1) {
+      result.go = { ...goMeasurements(timed, rss[1]!, idle[1]!), rssQuietMb: quiet[1]! };
+    }
     return result;
   } finally {
     for (const s of servers) await stopServer(s);

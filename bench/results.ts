@@ -18,6 +18,8 @@ export interface GoMeasurements {
   cpuMs: number;
   /** RSS after the scrapes, MB. */
   rssMb: number;
+  /** RSS 2 s after the last scrape, MB. */
+  rssQuietMb?: number;
   /** RSS before the first scrape, MB. */
   idleRssMb: number;
 }
@@ -46,6 +48,11 @@ export interface SizeResult {
   rssMb: number;
   /** Scrapes before the RSS reading. */
   rssScrapes: number;
+  /**
+   * RSS 2 s after the last of those scrapes, MB: what a host sees between scrapes, once the
+   * exporter has given the heap back (README "Performance").
+   */
+  rssQuietMb?: number;
   /** RSS before the first scrape, MB. */
   idleRssMb: number;
   /** `/-/healthy` p95 while scrapes run back to back, ms (measured on the largest tree only). */
@@ -100,6 +107,9 @@ export function ratiosOf(sizes: readonly SizeResult[]): Ratios {
     put(s.size, "gzip_vs_go", s.gzipMs / s.go.gzipMs);
     put(s.size, "cpu_vs_go", s.cpuMs / s.go.cpuMs);
     put(s.size, "rss_vs_go", s.rssMb / s.go.rssMb);
+    if (s.rssQuietMb !== undefined && s.go.rssQuietMb !== undefined) {
+      put(s.size, "rss_quiet_vs_go", s.rssQuietMb / s.go.rssQuietMb);
+    }
   }
   return ratios;
 }
@@ -116,8 +126,8 @@ function fixed(value: number | undefined, digits = 1): string {
  */
 export function measurementTable(sizes: readonly SizeResult[]): string[] {
   const lines = [
-    "| tree | files | floor | floor + listing | in process | HTTP median | HTTP p95 | gzip | CPU / scrape | RSS after N scrapes | idle RSS | health p95 | Go HTTP | Go gzip | Go CPU / scrape | Go RSS | Go idle RSS |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| tree | files | floor | floor + listing | in process | HTTP median | HTTP p95 | gzip | CPU / scrape | RSS after N scrapes | RSS 2 s later | idle RSS | health p95 | Go HTTP | Go gzip | Go CPU / scrape | Go RSS | Go RSS 2 s later | Go idle RSS |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const s of sizes) {
     lines.push(
@@ -125,11 +135,11 @@ export function measurementTable(sizes: readonly SizeResult[]): string[] {
         fixed(s.inProcessMs)
       } | ${fixed(s.httpMs)} | ${fixed(s.httpP95Ms)} | ${fixed(s.gzipMs)} | ${fixed(s.cpuMs)} | ${
         fixed(s.rssMb)
-      } (N=${s.rssScrapes}) | ${fixed(s.idleRssMb)} | ${fixed(s.healthP95Ms)} | ${
-        fixed(s.go?.httpMs)
-      } | ${fixed(s.go?.gzipMs)} | ${fixed(s.go?.cpuMs)} | ${fixed(s.go?.rssMb)} | ${
-        fixed(s.go?.idleRssMb)
-      } |`,
+      } (N=${s.rssScrapes}) | ${fixed(s.rssQuietMb)} | ${fixed(s.idleRssMb)} | ${
+        fixed(s.healthP95Ms)
+      } | ${fixed(s.go?.httpMs)} | ${fixed(s.go?.gzipMs)} | ${fixed(s.go?.cpuMs)} | ${
+        fixed(s.go?.rssMb)
+      } | ${fixed(s.go?.rssQuietMb)} | ${fixed(s.go?.idleRssMb)} |`,
     );
   }
   return lines;

@@ -476,7 +476,7 @@ async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<Me
     collectors: outcomes,
     vms: vmStatuses(found.vms, { vcpuCounts, qmpOutcomes, counts: readErrors.counts }),
   };
-  return nameStats(stats.stats(), [...families, ...own.families()], {
+  return nameStats(stats, [...families, ...own.families()], {
     naming: options.naming,
     kvmdebugDir: options.kvmdebugDir,
     histogramMaxBuckets: options.histogramMaxBuckets,

@@ -83,6 +83,22 @@ function formatLabels(labels: Labels): string {
   return `${text}}`;
 }
 
+/**
+ * Each label set's text, made once per label set: naming schemes give every series of one VM
+ * or vCPU the same label set, so a scrape formats each VM's and vCPU's labels once, not once
+ * per series. Weak, so a label set's text goes with it.
+ */
+const labelTexts = new WeakMap<Labels, string>();
+
+function labelText(labels: Labels): string {
+  let text = labelTexts.get(labels);
+  if (text === undefined) {
+    text = formatLabels(labels);
+    labelTexts.set(labels, text);
+  }
+  return text;
+}
+
 const collator = new Intl.Collator("en", { numeric: true });
 const DIGITS = /^\d+$/;
 
@@ -113,31 +129,139 @@ function isHistogramValue(value: Sample["value"]): value is HistogramValue {
   return typeof value === "object" && "buckets" in value;
 }
 
-function renderSample(name: string, sample: Sample): string {
-  const { labels, value } = sample;
-  if (!isHistogramValue(value)) return `${name}${formatLabels(labels)} ${formatValue(value)}\n`;
-  let text = "";
-  for (const [le, count] of value.buckets) {
-    text += `${name}_bucket${formatLabels([...labels, ["le", le]])} ${count}\n`;
-  }
-  if (value.sum !== undefined) {
-    text += `${name}_sum${formatLabels(labels)} ${formatValue(value.sum)}\n`;
-  }
-  return `${text}${name}_count${formatLabels(labels)} ${value.count}\n`;
-}
-
 function sortedFamilies(families: readonly MetricFamily[]): MetricFamily[] {
   return [...families].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-function renderFamily(family: MetricFamily): string {
-  let text = `# HELP ${family.name} ${
-    escapeHelp(family.help)
-  }\n# TYPE ${family.name} ${family.type}\n`;
-  for (const sample of [...family.samples].sort(compareLabels)) {
-    text += renderSample(family.name, sample);
+const encoder = new TextEncoder();
+/** Writes above this many bytes of room are checked for it once, not per character. */
+const MIN_ROOM = 4096;
+
+/**
+ * UTF-8 text written straight into one growing buffer: a series' line is its
+ * name, its label set's text and its value, written where they lie, so a
+ * scrape makes no string per line and no string of the whole text.
+ */
+class TextBuffer {
+  bytes: Uint8Array;
+  used = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
   }
-  return text;
+
+  /** Makes room for `n` more bytes. */
+  reserve(n: number): void {
+    if (this.bytes.length - this.used >= n) return;
+    const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + n + MIN_ROOM));
+    grown.set(this.bytes.subarray(0, this.used));
+    this.bytes = grown;
+  }
+
+  /** Writes text: ASCII byte by byte, anything else through the encoder. */
+  text(text: string): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    this.reserve(text.length * 3);
+    const bytes = this.bytes;
+    let used = this.used;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) {
+        this.used = used + encoder.encodeInto(text.slice(i), bytes.subarray(used)).written;
+        return;
+      }
+      bytes[used++] = c;
+    }
+    this.used = used;
+  }
+
+  /** Writes one byte (an ASCII character's code). */
+  byte(code: number): void {
+    this.reserve(1);
+    this.bytes[this.used++] = code;
+  }
+
+  /** Writes a value as {@linkcode formatValue} formats it; integers without a string. */
+  value(value: SampleValue): void {
+    if (typeof value === "bigint" && value >= -MAX_SAFE && value <= MAX_SAFE) {
+      this.integer(Number(value));
+    } else if (typeof value === "number" && Number.isSafeInteger(value) && !Object.is(value, -0)) {
+      this.integer(value);
+    } else {
+      this.text(formatValue(value));
+    }
+  }
+
+  integer(n: number): void {
+    this.reserve(17);
+    if (n < 0) {
+      this.bytes[this.used++] = 45; // "-"
+      n = -n;
+    }
+    let digits = 1;
+    for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    let at = this.used + digits;
+    this.used = at;
+    do {
+      this.bytes[--at] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+  }
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const SPACE = 32;
+const NEWLINE = 10;
+
+function writeLine(out: TextBuffer, line: { name: string; labels: string; value: SampleValue }) {
+  out.text(line.name);
+  out.text(line.labels);
+  out.byte(SPACE);
+  out.value(line.value);
+  out.byte(NEWLINE);
+}
+
+function writeHistogram(out: TextBuffer, name: string, sample: Sample & { value: HistogramValue }) {
+  const { labels, value } = sample;
+  const bucket = `${name}_bucket`;
+  for (const [le, count] of value.buckets) {
+    writeLine(out, { name: bucket, labels: formatLabels([...labels, ["le", le]]), value: count });
+  }
+  const text = labelText(labels);
+  if (value.sum !== undefined) {
+    writeLine(out, { name: `${name}_sum`, labels: text, value: value.sum });
+  }
+  writeLine(out, { name: `${name}_count`, labels: text, value: value.count });
+}
+
+function writeFamily(out: TextBuffer, family: MetricFamily): void {
+  out.text(
+    `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`,
+  );
+  const name = family.name;
+  for (const sample of [...family.samples].sort(compareLabels)) {
+    if (isHistogramValue(sample.value)) {
+      writeHistogram(out, name, sample as Sample & { value: HistogramValue });
+    } else {
+      writeLine(out, { name, labels: labelText(sample.labels), value: sample.value });
+    }
+  }
+}
+
+/**
+ * Grows to the largest text rendered and is reused, so that each scrape does not allocate its size
+ * anew; taken by one render at a time (a render that finds it taken uses a buffer of its own). One
+ * long-lived object, not one per render: V8's memory-reducing collection (between scrapes, see
+ * IdleHeapRelease) drops the shapes of objects that no longer exist, and with them the optimized
+ * code that used them.
+ */
+let spareBuffer: TextBuffer | undefined = new TextBuffer(new Uint8Array(64 * 1024));
+
+function takeBuffer(): TextBuffer {
+  const out = spareBuffer ?? new TextBuffer(new Uint8Array(64 * 1024));
+  spareBuffer = undefined;
+  out.used = 0;
+  return out;
 }
 
 /**
@@ -157,26 +281,26 @@ function renderFamily(family: MetricFamily): string {
  * @returns The exposition text.
  */
 export function renderText(families: readonly MetricFamily[]): string {
-  const parts: string[] = [];
-  for (const family of sortedFamilies(families)) {
-    if (family.samples.length > 0) parts.push(renderFamily(family));
+  const out = takeBuffer();
+  try {
+    for (const family of sortedFamilies(families)) {
+      if (family.samples.length > 0) writeFamily(out, family);
+    }
+    return decoder.decode(out.bytes.subarray(0, out.used));
+  } finally {
+    spareBuffer = out;
   }
-  return parts.join("");
 }
 
-const encoder = new TextEncoder();
-/**
- * Grows to the largest text rendered and is reused, so that each scrape does not allocate its size
- * anew; taken by one render at a time (a render that finds it taken uses a buffer of its own).
- */
-let spareBuffer: Uint8Array | undefined = new Uint8Array(64 * 1024);
+const decoder = new TextDecoder();
 
 /**
  * Renders as {@linkcode renderText} does, into UTF-8 bytes, letting the event
  * loop run (health checks, other connections) whenever a few milliseconds
  * have passed since it last did: a large host's text takes longer than a
- * health check may wait. Each family's text is encoded into one buffer kept
- * across scrapes, so a scrape leaves no megabyte-sized strings behind for the
+ * health check may wait. Lines are written into one buffer kept across
+ * scrapes, each from its name, its label set's text (made once per label set)
+ * and its value, so a scrape leaves no per-line strings behind for the
  * garbage collector.
  *
  * @example Usage
@@ -195,10 +319,8 @@ export async function renderBytesSliced(
   families: readonly MetricFamily[],
   sliceMs = 10,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  let buffer = spareBuffer ?? new Uint8Array(64 * 1024);
-  spareBuffer = undefined;
+  const out = takeBuffer();
   try {
-    let used = 0;
     let sliceStart = performance.now();
     for (const family of sortedFamilies(families)) {
       if (family.samples.length === 0) continue;
@@ -206,18 +328,11 @@ export async function renderBytesSliced(
         await new Promise((resolve) => setTimeout(resolve, 0));
         sliceStart = performance.now();
       }
-      const text = renderFamily(family);
-      // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-      if (buffer.length - used < text.length * 3) {
-        const grown = new Uint8Array(Math.max(buffer.length * 2, used + text.length * 3));
-        grown.set(buffer.subarray(0, used));
-        buffer = grown;
-      }
-      used += encoder.encodeInto(text, buffer.subarray(used)).written;
+      writeFamily(out, family);
     }
     // A copy: the buffer is reused by the next scrape while this response may still be sent.
-    return buffer.slice(0, used);
+    return out.bytes.slice(0, out.used);
   } finally {
-    spareBuffer = buffer;
+    spareBuffer = out;
   }
 }

@@ -15,7 +15,9 @@ import type { MetricFamily } from "../metrics/model.ts";
 import { renderBytesSliced, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
 import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "../system/scrape_deadline.ts";
 import type { Logger } from "../log/logger.ts";
+import type { IdleHeapRelease } from "../system/idle_heap_release.ts";
 import { VERSION } from "../version.ts";
+import { acceptsGzip, gzipBody } from "./gzip_body.ts";
 import { renderStatusPage } from "./status_page.ts";
 import type { WebConfigStore } from "./web_config_store.ts";
 
@@ -33,6 +35,8 @@ export interface AppOptions {
   webConfig?: WebConfigStore;
   /** Whether `POST /-/reload` is served (`--web.enable-lifecycle`). Default false. */
   enableLifecycle?: boolean;
+  /** Told when scrapes run, to give their garbage back once they stop; none by default. */
+  heapRelease?: IdleHeapRelease;
 }
 
 /** The basic auth realm named in `WWW-Authenticate`. */
@@ -152,22 +156,34 @@ class ScrapeLimit {
 }
 
 function addMetricsRoute(app: App, options: AppOptions & { scrapes: ScrapeLimit }): void {
-  const { telemetryPath, maxRequests, logger, scrapes } = options;
+  const { telemetryPath, maxRequests, logger, scrapes, heapRelease } = options;
   // Matched literally: as a route pattern, a path such as "/*" or "/m/:x" would shadow the others.
   app.get("*", async (c, next) => {
     if (c.req.path !== telemetryPath) return await next();
     // Hono answers HEAD with the GET route's headers: no reason to read every stat for that.
     if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": TEXT_CONTENT_TYPE });
-    const families = await scrapes.scrape(c.req.header(SCRAPE_TIMEOUT_HEADER));
-    if (families === undefined) {
+    const gzipped = acceptsGzip(c.req.header("Accept-Encoding"));
+    const scrapeAndRender = async () => {
+      const families = await scrapes.scrape(c.req.header(SCRAPE_TIMEOUT_HEADER));
+      if (families === undefined) return undefined;
+      // Sliced: a large host's text takes longer to render than a health check may wait.
+      const text = await renderBytesSliced(families);
+      return gzipped ? await gzipBody(text) : text;
+    };
+    const body = await (heapRelease?.around(scrapeAndRender) ?? scrapeAndRender());
+    if (body === undefined) {
       logger.debug("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(
         `Too many concurrent scrapes: ${maxRequests} already in flight (--web.max-requests)\n`,
         503,
       );
     }
-    // Sliced: a large host's text takes longer to render than a health check may wait.
-    return c.body(await renderBytesSliced(families), 200, { "Content-Type": TEXT_CONTENT_TYPE });
+    // Gzipped here, off the event loop; the compress middleware leaves an encoded body alone.
+    return c.body(body, 200, {
+      "Content-Type": TEXT_CONTENT_TYPE,
+      "Vary": "Accept-Encoding",
+      ...(gzipped ? { "Content-Encoding": "gzip" } : {}),
+    });
   });
 }
 

@@ -74,6 +74,11 @@ export interface MetricFamily {
 export class FamilySet {
   /** Each family with the label sets of its samples, to drop a second sample of one series. */
   #families = new Map<string, { family: MetricFamily; series: Set<string> }>();
+  /**
+   * Each label set's series key, made once per label set: naming schemes share one label set
+   * among a VM's or vCPU's series, so a scrape builds a key per VM and vCPU, not per sample.
+   */
+  #seriesKeys = new Map<Labels, string>();
 
   /**
    * Adds one sample to the family `meta.name`, creating the family on first use.
@@ -88,8 +93,12 @@ export class FamilySet {
     labels: Labels,
     value: SampleValue | HistogramValue,
   ): boolean {
-    let key = "";
-    for (const [name, v] of labels) key += `${name}\0${v}\0`;
+    let key = this.#seriesKeys.get(labels);
+    if (key === undefined) {
+      key = "";
+      for (const [name, v] of labels) key += `${name}\0${v}\0`;
+      this.#seriesKeys.set(labels, key);
+    }
     let entry = this.#families.get(meta.name);
     if (entry === undefined) {
       entry = { family: { ...meta, samples: [] }, series: new Set() };

@@ -8,9 +8,10 @@
  */
 
 import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
-import { FamilySet, type Labels, type MetricFamily } from "../metrics/model.ts";
+import { FamilySet, type MetricFamily } from "../metrics/model.ts";
 import { sanitizeMetricName } from "../metrics/naming.ts";
 import type { KvmStat } from "../stats/stat.ts";
+import { LabelSets } from "./label_sets.ts";
 
 /** Options of {@linkcode compatFamilies}. */
 export interface CompatOptions {
@@ -38,11 +39,37 @@ export function compatStatFamily(stem: string, source: string): { name: string; 
   return { name: `kvm_stat_${clean}_count`, help: `${clean} count from ${source}` };
 }
 
-function compatLabels(stat: KvmStat): Labels {
-  if (stat.level === "host") return [["domain", GLOBAL_DOMAIN]];
-  const domain = stat.vm?.domain ?? GLOBAL_DOMAIN;
-  if (stat.level === "vm") return [["domain", domain]];
-  return [["domain", domain], ["vcpu", stat.vcpu ?? ""]];
+type CompatMeta = Omit<MetricFamily, "samples">;
+
+/**
+ * Each family made once per scrape, by source and stat name, vCPU stats apart: found without
+ * building a key string per stat.
+ */
+class CompatMetas {
+  readonly #kvmdebugDir: string;
+  readonly #groups = new Map<string, Map<string, CompatMeta>>();
+  readonly #vcpuGroups = new Map<string, Map<string, CompatMeta>>();
+
+  constructor(kvmdebugDir: string) {
+    this.#kvmdebugDir = kvmdebugDir;
+  }
+
+  of(stat: KvmStat): CompatMeta {
+    const vcpu = stat.level === "vcpu";
+    const groups = vcpu ? this.#vcpuGroups : this.#groups;
+    let group = groups.get(stat.source);
+    if (group === undefined) {
+      group = new Map();
+      groups.set(stat.source, group);
+    }
+    let meta = group.get(stat.name);
+    if (meta === undefined) {
+      const source = stat.source === "debugfs" ? this.#kvmdebugDir : stat.source;
+      meta = { ...compatStatFamily(vcpu ? `vcpu_${stat.name}` : stat.name, source), type: "gauge" };
+      group.set(stat.name, meta);
+    }
+    return meta;
+  }
 }
 
 /**
@@ -69,18 +96,11 @@ export function compatFamilies(
 ): MetricFamily[] {
   const out = new FamilySet();
   // A host has a few hundred stat names and many VMs: each name's family is made once per scrape.
-  const metas = new Map<string, { name: string; help: string; type: "gauge" }>();
+  const metas = new CompatMetas(options.kvmdebugDir);
+  const labels = new LabelSets({ host: [["domain", GLOBAL_DOMAIN]], missingDomain: GLOBAL_DOMAIN });
   for (const stat of stats) {
     if (typeof stat.value !== "bigint") continue;
-    const stem = stat.level === "vcpu" ? `vcpu_${stat.name}` : stat.name;
-    const source = stat.source === "debugfs" ? options.kvmdebugDir : stat.source;
-    const key = `${stat.source}\n${stem}`;
-    let meta = metas.get(key);
-    if (meta === undefined) {
-      meta = { ...compatStatFamily(stem, source), type: "gauge" };
-      metas.set(key, meta);
-    }
-    out.add(meta, compatLabels(stat), stat.value);
+    out.add(metas.of(stat), labels.of(stat), stat.value);
   }
   return out.families();
 }

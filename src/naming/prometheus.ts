@@ -9,10 +9,11 @@
  */
 
 import { formatValue } from "../exposition/text_format.ts";
-import { FamilySet, type Labels, type MetricFamily, type MetricType } from "../metrics/model.ts";
+import { FamilySet, type MetricFamily, type MetricType } from "../metrics/model.ts";
 import { sanitizeMetricName } from "../metrics/naming.ts";
 import { catalogEntry } from "../stats/catalog.ts";
 import type { KvmStat, StatKind, StatLevel, StatType, TypeOrigin } from "../stats/stat.ts";
+import { LabelSets } from "./label_sets.ts";
 import { toBaseUnits, toPrometheusHistogram } from "./units.ts";
 
 /** Options of {@linkcode prometheusFamilies}. */
@@ -90,13 +91,6 @@ export function prometheusHelp(level: StatLevel, name: string): string {
   return help;
 }
 
-function labelsOf(stat: KvmStat): Labels {
-  if (stat.level === "host") return [];
-  const domain: [string, string] = ["domain", stat.vm?.domain ?? ""];
-  if (stat.level === "vm") return [domain];
-  return [domain, ["vcpu", stat.vcpu ?? ""]];
-}
-
 /** One type per stat name: a schema's beats the catalog's beats a file mode's. */
 function bestTypes(stats: readonly KvmStat[]): Map<string, StatType> {
   const best = new Map<string, StatType>();
@@ -133,10 +127,12 @@ export function prometheusFamilies(
   const all = [...stats];
   const types = bestTypes(all);
   const out = new FamilySet();
-  const metas = new Map<string, Omit<MetricFamily, "samples">>();
+  // One type per name in a scrape, so one family per level and name: made once per scrape.
+  const metas = new Map<StatLevel, Map<string, Omit<MetricFamily, "samples">>>();
+  const labelSets = new LabelSets({ host: [], missingDomain: "" });
   for (const stat of all) {
     const type = types.get(stat.name) ?? stat.type;
-    const labels = labelsOf(stat);
+    const labels = labelSets.of(stat);
     if (stat.level === "vcpu" && stat.name === "pid" && typeof stat.value === "bigint") {
       out.add(
         {
@@ -151,16 +147,19 @@ export function prometheusFamilies(
     }
     // A debugfs *_hist file holds bucket 0 only: a number that reads like a count but is not one.
     if (stat.source === "debugfs" && stat.name.endsWith("_hist")) continue;
-    // One type per name in a scrape, so one family per level and name: made once per scrape.
-    const metaKey = `${stat.level}\0${stat.name}`;
-    let meta = metas.get(metaKey);
+    let level = metas.get(stat.level);
+    if (level === undefined) {
+      level = new Map();
+      metas.set(stat.level, level);
+    }
+    let meta = level.get(stat.name);
     if (meta === undefined) {
       meta = {
         name: prometheusName(stat.level, stat.name, type),
         help: prometheusHelp(stat.level, stat.name),
         type: METRIC_TYPES[type.kind],
       };
-      metas.set(metaKey, meta);
+      level.set(stat.name, meta);
     }
     if (options.reserved.has(meta.name)) continue;
     if (typeof stat.value === "bigint") {

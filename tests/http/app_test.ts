@@ -3,6 +3,7 @@
  */
 
 import { isCrossOrigin } from "../../src/http/app.ts";
+import { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
 import assert from "node:assert/strict";
 import { REPO_ROOT, waitFor } from "../support/exporter_process.ts";
 import { buildSampleApp, GatedFileSystem } from "../support/sample_exporter.ts";
@@ -325,4 +326,34 @@ Deno.test("isCrossOrigin() refuses other sites' pages and lets same-origin and n
   for (const [headers, want] of cases) {
     assert.equal(isCrossOrigin(new Headers(headers)), want, JSON.stringify(headers));
   }
+});
+
+Deno.test("createApp() answers a client that takes no gzip in plain text, with Vary", async () => {
+  const { app } = await buildSampleApp();
+  for (const accept of ["deflate", "gzip;q=0", "identity"]) {
+    const res = await app.request("/metrics", { headers: { "Accept-Encoding": accept } });
+    assert.equal(res.headers.get("Content-Encoding"), null, accept);
+    assert.match(res.headers.get("Vary") ?? "", /Accept-Encoding/i);
+    assert.ok((await res.text()).startsWith("# HELP "), accept);
+  }
+});
+
+Deno.test("createApp() tells its heap release when a scrape and its rendering run", async () => {
+  const events: string[] = [];
+  const heapRelease = new IdleHeapRelease({
+    quietMs: 1000,
+    collect: () => events.push("collect"),
+    heapBytes: () => 1,
+    schedule: (run) => {
+      events.push("scheduled");
+      queueMicrotask(run);
+      return () => events.push("cancelled");
+    },
+  });
+  const { app } = await buildSampleApp({ heapRelease });
+  const res = await app.request("/metrics", { headers: { "Accept-Encoding": "gzip" } });
+  assert.equal(res.headers.get("Content-Encoding"), "gzip");
+  await res.arrayBuffer();
+  await waitFor(() => events.includes("collect"), { what: "the heap collected" });
+  assert.deepEqual(events, ["scheduled", "collect"]);
 });

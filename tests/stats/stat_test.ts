@@ -46,6 +46,18 @@ Deno.test("StatSet keeps the first stat of an identity (debugfs before QMP)", ()
     ["exits", 1n, "debugfs"],
     ["pages_4k", 1n, "qmp"],
   ]);
+  assert.equal(other.size, 0);
+});
+
+Deno.test("StatSet.addAll() takes the first set's stats, leaving that set empty and apart", () => {
+  const first = new StatSet();
+  first.add(BASE);
+  const merged = new StatSet();
+  merged.addAll(first);
+  assert.equal(first.size, 0);
+  // A collector still adding after the merge (past the deadline) does not change the merged set.
+  first.add({ ...BASE, name: "late" });
+  assert.deepEqual([...merged].map((s) => s.name), ["exits"]);
 });
 
 Deno.test("typeFromSchema() maps QEMU's types, booleans included", async (t) => {

@@ -12,6 +12,7 @@ import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
 import type { FileSystem } from "../../src/system/file_system.ts";
+import type { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
 import type { LockdownMode } from "../../src/system/lockdown.ts";
 import { treeArgs } from "./exporter_process.ts";
 
@@ -42,6 +43,7 @@ export async function buildApp(
     processMetrics?: boolean;
     lockdown?: LockdownMode;
     readerMinFiles?: number;
+    heapRelease?: IdleHeapRelease;
   } = {},
 ): Promise<BuiltApp> {
   const command = parseFlags(args, () => undefined);
@@ -72,6 +74,7 @@ export async function buildApp(
     maxRequests: command.options.maxRequests,
     logger,
     enableLifecycle: command.options.enableLifecycle,
+    ...(options.heapRelease ? { heapRelease: options.heapRelease } : {}),
   });
   return { app, exporter, options: command.options, logs };
 }
@@ -83,7 +86,12 @@ export async function buildApp(
  * @returns The app, its exporter, its flags and its log lines.
  */
 export function buildSampleApp(
-  init: { args?: readonly string[]; fs?: FileSystem; processMetrics?: boolean } = {},
+  init: {
+    args?: readonly string[];
+    fs?: FileSystem;
+    processMetrics?: boolean;
+    heapRelease?: IdleHeapRelease;
+  } = {},
 ): Promise<BuiltApp> {
   const { args = [], ...options } = init;
   return buildApp([...fixtureArgs("sample"), ...args], options);
