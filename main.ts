@@ -179,7 +179,9 @@ function buildServer(
     logger,
     webConfig,
     enableLifecycle: options.enableLifecycle,
-    heapRelease: new IdleHeapRelease({ quietMs: HEAP_RELEASE_QUIET_MS }),
+    ...(options.releaseMemoryWhenIdle
+      ? { heapRelease: new IdleHeapRelease({ quietMs: HEAP_RELEASE_QUIET_MS }) }
+      : {}),
   });
   return new HttpServer({
     handler: app.fetch,

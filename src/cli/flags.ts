@@ -49,6 +49,8 @@ export interface Options {
   libvirtTimeoutMs: number;
   /** Whether the vcpu_time collector runs. */
   vcpuTime: boolean;
+  /** Whether the heap is collected once scrapes stop (README "Performance"). */
+  releaseMemoryWhenIdle: boolean;
   /** Listen address as given (`:9900`, `127.0.0.1:9900`, `[::1]:9900`). */
   listenAddress: string;
   /** Scrapes in flight before 503; 0 means no limit. */
@@ -221,6 +223,12 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   { name: "path.procfs", type: "string", default: "/proc", help: "procfs mountpoint" },
   { name: "path.sysfs", type: "string", default: "/sys", help: "sysfs mountpoint" },
+  {
+    name: "runtime.release-memory-when-idle",
+    type: "bool",
+    default: true,
+    help: "Give the heap a scrape left back to the system once scrapes stop (default: enabled).",
+  },
   { name: "version", type: "bool", default: false, help: "Print the version and exit" },
   {
     name: "web.config.file",
@@ -539,6 +547,7 @@ export function parseFlags(
       libvirtSocket: get<string>("collector.libvirt.socket"),
       libvirtTimeoutMs: get<number>("collector.libvirt.timeout"),
       vcpuTime: get<boolean>("collector.vcpu_time"),
+      releaseMemoryWhenIdle: get<boolean>("runtime.release-memory-when-idle"),
       listenAddress,
       maxRequests,
       scrapeTimeoutMs: get<number>("web.scrape-timeout"),
