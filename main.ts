@@ -16,7 +16,7 @@ import { openListener } from "./src/http/listener.ts";
 import type { TlsSettings } from "./src/http/web_config.ts";
 import { WebConfigStore, type WebConfigStoreOptions } from "./src/http/web_config_store.ts";
 import { createLogger, type Logger } from "./src/log/logger.ts";
-import { IdleHeapRelease } from "./src/system/idle_heap_release.ts";
+import { HEAP_RELEASE_QUIET_MS, IdleHeapRelease } from "./src/system/idle_heap_release.ts";
 import { type LockdownMode, readLockdown } from "./src/system/lockdown.ts";
 import { REVISION, VERSION } from "./src/version.ts";
 
@@ -30,11 +30,6 @@ function readEnv(name: string): string | undefined {
 
 /** How long requests in flight may take after SIGTERM or SIGINT before the process exits. */
 const SHUTDOWN_DEADLINE_MS = 5_000;
-/**
- * Scrape-free time after which the heap a scrape left is given back (README "Performance"):
- * longer than the gap between back-to-back scrapes, shorter than any sane scrape interval.
- */
-const HEAP_RELEASE_QUIET_MS = 1_000;
 
 async function main(args: string[]): Promise<number> {
   const command = await parseCommand(args);

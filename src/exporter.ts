@@ -32,6 +32,7 @@ import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import { ReaderPool } from "./system/reader_pool.ts";
+import { HEAP_RELEASE_QUIET_MS } from "./system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";
 import { REVISION, VERSION } from "./version.ts";
 
@@ -323,7 +324,11 @@ function createExporterState(init: ExporterOptions): ExporterState {
   const domainInfo = new DomainInfoCache();
   // Workers read through Deno's file API: with a file system seam (tests), the main thread reads.
   const readerPool = options.kvmStat && options.kvmStatReaders > 0 && fs === denoFileSystem
-    ? new ReaderPool({ size: options.kvmStatReaders, maxBytes: STAT_FILE_MAX_BYTES })
+    ? new ReaderPool({
+      size: options.kvmStatReaders,
+      maxBytes: STAT_FILE_MAX_BYTES,
+      collectAfterMs: options.releaseMemoryWhenIdle ? HEAP_RELEASE_QUIET_MS : undefined,
+    })
     : undefined;
   const readers = readerPool === undefined
     ? undefined

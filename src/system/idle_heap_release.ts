@@ -8,6 +8,12 @@
  * @module
  */
 
+/**
+ * Scrape-free time after which the heap a scrape left is given back: longer than the gap between
+ * back-to-back scrapes, shorter than any sane scrape interval.
+ */
+export const HEAP_RELEASE_QUIET_MS = 1_000;
+
 /** Options of {@linkcode IdleHeapRelease}. */
 export interface IdleHeapReleaseOptions {
   /** How long no scrape must run before the heap is collected. */

@@ -76,6 +76,8 @@ export interface ReaderPoolOptions {
   maxBytes: number;
   /** Abandoned Workers allowed at once. Default {@linkcode MAX_ABANDONED_WORKERS}. */
   maxAbandoned?: number;
+  /** How long after its last read a Worker collects its heap; undefined: never. */
+  collectAfterMs?: number | undefined;
 }
 
 interface Slot {
@@ -150,6 +152,7 @@ export class ReaderPool {
   /** The slots asked in the read in progress. */
   #inFlight: readonly Slot[] = [];
   #closed = false;
+  #collections = 0;
 
   /**
    * Creates a pool; no Worker starts yet.
@@ -157,7 +160,7 @@ export class ReaderPool {
    * @param options Its size and the file size cap.
    */
   constructor(options: ReaderPoolOptions) {
-    this.#options = { maxAbandoned: MAX_ABANDONED_WORKERS, ...options };
+    this.#options = { maxAbandoned: MAX_ABANDONED_WORKERS, collectAfterMs: undefined, ...options };
     this.#slots = new Array(Math.max(1, options.size)).fill(undefined);
   }
 
@@ -169,6 +172,11 @@ export class ReaderPool {
   /** Whether it reads: false once closed or when too many Workers are abandoned. */
   get usable(): boolean {
     return !this.#closed && this.#abandoned.size < this.#options.maxAbandoned;
+  }
+
+  /** Heap collections the Workers made once reads stopped. */
+  get collections(): number {
+    return this.#collections;
   }
 
   /** Abandoned Workers still waiting for their blocked read. */
@@ -339,13 +347,17 @@ export class ReaderPool {
       0,
     );
     const slot: Slot = { worker, progress, files, asked: [], pending: [], onReply: undefined };
-    worker.onmessage = (event: MessageEvent<ReaderReply>) => slot.onReply?.(event.data);
+    worker.onmessage = (event: MessageEvent<ReaderReply>) => {
+      if (event.data.kind === "collected") this.#collections++;
+      else slot.onReply?.(event.data);
+    };
     // A Worker that fails (it cannot: it catches every read error) is replaced on the next read.
     worker.onerror = (event) => {
       event.preventDefault();
       this.#abandon(index, 0);
     };
-    this.#post(slot, { kind: "init", progress, maxBytes: this.#options.maxBytes });
+    const { maxBytes, collectAfterMs } = this.#options;
+    this.#post(slot, { kind: "init", progress, maxBytes, collectAfterMs });
     this.#slots[index] = slot;
     return slot;
   }
@@ -398,6 +410,7 @@ export class ReaderPool {
     this.#abandoned.set(worker, end);
     if (owed === 0) end();
     worker.onmessage = (event: MessageEvent<ReaderReply>) => {
+      if (event.data.kind === "collected") return;
       if (event.data.kind === "cancelled" || --owed === 0) end();
     };
     worker.onerror = (event) => {

@@ -15,6 +15,7 @@
  */
 
 import { parseStatBytes } from "../debugfs/stat_bytes.ts";
+import { exposedGc } from "./idle_heap_release.ts";
 
 /** A file whose bytes are not a safe integer, or which could not be read. */
 export type SideEntry =
@@ -27,8 +28,11 @@ export type SideEntry =
 
 /** Messages to a reader Worker. */
 export type ReaderRequest =
-  /** First message: the progress cells and the size cap. */
-  | { kind: "init"; progress: Int32Array; maxBytes: number }
+  /**
+   * First message: the progress cells, the size cap, and how long after its last read the Worker
+   * collects its heap (undefined: never).
+   */
+  | { kind: "init"; progress: Int32Array; maxBytes: number; collectAfterMs: number | undefined }
   /** The VM's paths, replacing any earlier list. */
   | { kind: "paths"; vm: string; paths: readonly string[] }
   /** The VM is gone. */
@@ -41,7 +45,9 @@ export type ReaderReply =
   /** One VM read: `values[i]` is file i's value, NaN where `side` has an entry for it. */
   | { kind: "vm"; vm: string; values: Float64Array<ArrayBuffer>; side: SideEntry[] }
   /** Told to stop: it read nothing more. */
-  | { kind: "cancelled" };
+  | { kind: "cancelled" }
+  /** Reads had stopped for a while: it collected its heap. */
+  | { kind: "collected" };
 
 /** Cells of the shared progress array. */
 export const PROGRESS = {
@@ -136,28 +142,64 @@ export function runReaderWorker(scope: ReaderScope): void {
   const lists = new Map<string, readonly string[]>();
   const decoder = new TextDecoder();
   let io: { buffer: Uint8Array; progress: Int32Array; decoder: TextDecoder } | undefined;
+  let collectAfterMs: number | undefined;
+  let quiet: ReturnType<typeof setTimeout> | undefined;
+  let gc: Promise<(() => void) | undefined> | undefined;
+  // A Worker's heap is its own: the main thread's idle collection does not reach it, and a large
+  // host's reads leave a file object per file behind.
+  const collect = (): void => {
+    gc ??= exposedGc();
+    gc.then((run) => {
+      if (run === undefined) return; // This runtime refuses --expose-gc: nothing to report.
+      run();
+      scope.postMessage({ kind: "collected" }, []);
+    });
+  };
   scope.onmessage = (event) => {
     const request = event.data;
     if (request.kind === "init") {
       io = { buffer: new Uint8Array(request.maxBytes + 1), progress: request.progress, decoder };
+      collectAfterMs = request.collectAfterMs;
     } else if (request.kind === "paths") {
       lists.set(request.vm, request.paths);
     } else if (request.kind === "forget") {
       lists.delete(request.vm);
     } else if (io !== undefined) {
-      for (let i = 0; i < request.vms.length; i++) {
-        const vm = request.vms[i]!;
-        Atomics.store(io.progress, 2, i);
-        const result = readStatFiles(lists.get(vm) ?? [], io);
-        if (result === undefined) {
-          scope.postMessage({ kind: "cancelled" }, []);
-          return;
-        }
-        scope.postMessage({ kind: "vm", vm, ...result }, [result.values.buffer]);
-      }
-      Atomics.store(io.progress, 2, -1);
+      clearTimeout(quiet);
+      if (!readVms(request.vms, { scope, lists, io })) return;
+      if (collectAfterMs !== undefined) quiet = setTimeout(collect, collectAfterMs);
     }
   };
+}
+
+/**
+ * Reads the VMs' files and answers per VM.
+ *
+ * @param vms The VMs, by key, in the order asked.
+ * @param worker Where to answer, the VMs' path lists, the buffer and progress cells.
+ * @returns False when told to stop (it answered "cancelled").
+ */
+function readVms(
+  vms: readonly string[],
+  worker: {
+    scope: ReaderScope;
+    lists: Map<string, readonly string[]>;
+    io: { buffer: Uint8Array; progress: Int32Array; decoder: TextDecoder };
+  },
+): boolean {
+  const { scope, lists, io } = worker;
+  for (let i = 0; i < vms.length; i++) {
+    const vm = vms[i]!;
+    Atomics.store(io.progress, 2, i);
+    const result = readStatFiles(lists.get(vm) ?? [], io);
+    if (result === undefined) {
+      scope.postMessage({ kind: "cancelled" }, []);
+      return false;
+    }
+    scope.postMessage({ kind: "vm", vm, ...result }, [result.values.buffer]);
+  }
+  Atomics.store(io.progress, 2, -1);
+  return true;
 }
 
 /**
@@ -167,6 +209,8 @@ export function runReaderWorker(scope: ReaderScope): void {
  * @returns JavaScript source.
  */
 export function readerWorkerSource(): string {
-  return [parseStatBytes, readStatFiles, runReaderWorker].map(String).join("\n") +
+  return [parseStatBytes, readStatFiles, exposedGc, readVms, runReaderWorker].map(String).join(
+    "\n",
+  ) +
     "\nrunReaderWorker(self);\n";
 }

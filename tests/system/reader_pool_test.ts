@@ -240,3 +240,20 @@ Deno.test("ReaderPool.read() cut short while its Worker is only busy blames no f
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ReaderPool: each Worker collects its own heap once reads stop, and reads on after", async () => {
+  const dir = await statDir({ a: "1\n", b: "2\n" });
+  const pool = new ReaderPool({ size: 2, maxBytes: 4096, collectAfterMs: 0 });
+  try {
+    const batches = [{ key: "vm1", paths: [`${dir}/a`] }, { key: "vm2", paths: [`${dir}/b`] }];
+    await readAll(pool, batches);
+    await waitFor(() => pool.collections >= 2, { timeoutMs: 10_000, what: "both Workers' gc()" });
+    await Deno.writeTextFile(`${dir}/b`, "3\n");
+    const { delivered, stuck } = await readAll(pool, batches);
+    deepStrictEqual(stuck, []);
+    deepStrictEqual(delivered.map((d) => [...d.result.values]), [[1], [3]]);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
