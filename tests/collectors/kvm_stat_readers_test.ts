@@ -174,7 +174,21 @@ Deno.test("kvm_stat reads the edge fixture the same in reader Workers as on the 
 
 const SUCCESS = 'kvm_scrape_collector_success{collector="kvm_stat"}';
 
-Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a FIFO swapped in after listing, and replaces it", async () => {
+/** What a test gets from {@linkcode withSwappedFifo}. */
+interface SwappedFifo {
+  app: Awaited<ReturnType<typeof buildApp>>["app"];
+  fifo: string;
+  /** The scrape before the swap. */
+  before: string;
+  /** Opens the FIFO for writing, so the Worker stuck on it returns. */
+  release(): Promise<void>;
+}
+
+/**
+ * Runs `body` on a copy of the sample tree read by one reader Worker, after one scrape (which
+ * lists the vCPU dirs for good) and a stat file swapped for a FIFO; cleans up even on failure.
+ */
+async function withSwappedFifo(body: (t: SwappedFifo) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_fifo_" });
   await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
   const fifo = `${dir}/kvm/10620-10/vcpu0/tsc-offset`;
@@ -187,6 +201,21 @@ Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a F
     const before = await scrapeText(app); // vCPU dirs are listed once: the swap goes unseen.
     await Deno.remove(fifo);
     await mkfifo(fifo);
+    await body({
+      app,
+      fifo,
+      before,
+      release: () => unblockFifo(fifo).then(() => void (released = true)),
+    });
+  } finally {
+    if (!released) await unblockFifo(fifo).catch(() => {});
+    exporter.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a FIFO swapped in after listing, and replaces it", async () => {
+  await withSwappedFifo(async ({ app, fifo, before, release }) => {
     const headers = { "X-Prometheus-Scrape-Timeout-Seconds": "2.5" };
     const stuck = await (await app.request("/metrics", { headers })).text();
     strictEqual(seriesValue(stuck, SUCCESS), "0");
@@ -211,8 +240,7 @@ Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a F
 
     // A writer comes: the abandoned Worker returns and ends, the gauge drops; the path, now a
     // regular file, is read through the guarded async path.
-    await unblockFifo(fifo);
-    released = true;
+    await release();
     await Deno.remove(fifo);
     await Deno.writeTextFile(fifo, "-42\n");
     await waitFor(
@@ -226,26 +254,11 @@ Deno.test("kvm_stat answers by the deadline when a reader Worker is stuck on a F
       ),
       "-42",
     );
-  } finally {
-    if (!released) await unblockFifo(fifo).catch(() => {});
-    exporter.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("kvm_stat: a scrape beside one whose reader Worker is stuck still reads every other file", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_beside_" });
-  await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
-  const fifo = `${dir}/kvm/10620-10/vcpu0/tsc-offset`;
-  const { app, exporter } = await buildApp(
-    [...treeArgs(dir), "--collector.kvm_stat.readers=1"],
-    { readerMinFiles: 0 },
-  );
-  let released = false;
-  try {
-    const before = await scrapeText(app); // vCPU dirs are listed once: the swap goes unseen.
-    await Deno.remove(fifo);
-    await mkfifo(fifo);
+  await withSwappedFifo(async ({ app, before, release }) => {
     const scrape = async (timeout: string): Promise<string> => {
       const headers = { "X-Prometheus-Scrape-Timeout-Seconds": timeout };
       return await (await app.request("/metrics", { headers })).text();
@@ -259,14 +272,9 @@ Deno.test("kvm_stat: a scrape beside one whose reader Worker is stuck still read
     ok(seriesValue(before, global) !== undefined && seriesValue(before, other) !== undefined);
     strictEqual(seriesValue(beside, global), seriesValue(before, global), "root files");
     strictEqual(seriesValue(beside, other), seriesValue(before, other), "another VM's files");
-    await unblockFifo(fifo);
-    released = true;
+    await release();
     strictEqual(seriesValue(await stuck, SUCCESS), "1");
-  } finally {
-    if (!released) await unblockFifo(fifo).catch(() => {});
-    exporter.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("kvm_stat stops its reader Workers after 4 are stuck, and reads the guarded async way", async () => {
