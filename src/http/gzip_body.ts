@@ -56,10 +56,8 @@ export async function gzipBody(body: Uint8Array): Promise<Uint8Array<ArrayBuffer
   const { gzip } = await (zlib ??= import("node:zlib"));
   return await new Promise((resolve, reject) =>
     gzip(body, { level: GZIP_LEVEL }, (error, zipped) => {
-      if (error) reject(error);
-      else {resolve(
-          new Uint8Array(zipped.buffer as ArrayBuffer, zipped.byteOffset, zipped.byteLength),
-        );}
+      if (error) return reject(error);
+      resolve(new Uint8Array(zipped.buffer as ArrayBuffer, zipped.byteOffset, zipped.byteLength));
     })
   );
 }
