@@ -1,6 +1,7 @@
 /**
- * FIFOs as stat files and command lines: the one read a test can make block
- * on demand, on any Linux. A FIFO's open blocks until a writer opens it.
+ * FIFOs as stat files, command lines and config files: the one read a test can make block
+ * on demand, on any Linux. A FIFO's open blocks until a writer opens it. Also a child that
+ * swaps a FIFO in and out of paths ({@linkcode startSwapper}), for reads that race it.
  *
  * @module
  */
