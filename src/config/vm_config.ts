@@ -1,5 +1,6 @@
 // @deno-types="@types/js-yaml"
 import { CORE_SCHEMA, type EventType, load, type State, YAMLException } from "js-yaml";
+import { NotRegularError, readRegularFile, TooLargeError } from "../system/bounded_read.ts";
 import { ConfigError } from "./config_error.ts";
 
 /** One VM entry of vm.yaml, in file order. */
@@ -71,7 +72,7 @@ export async function readVmConfig(
 ): Promise<VmConfig | undefined> {
   let bytes: Uint8Array;
   try {
-    bytes = await readCapped(path, MAX_VM_CONFIG_BYTES);
+    bytes = await readRegularFile(path, { maxBytes: MAX_VM_CONFIG_BYTES });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound && !options.explicit) return undefined;
     throw new Error(`Cannot read vm.yaml ${JSON.stringify(path)}: ${readFailure(error)}`, {
@@ -86,31 +87,6 @@ export const MAX_VM_CONFIG_BYTES = 1024 * 1024;
 
 /** Deepest nesting of collections accepted in vm.yaml; the format itself needs 4 levels. */
 export const MAX_VM_CONFIG_DEPTH = 32;
-
-/** A file that is not a regular file or is larger than the cap, said in one line. */
-class UnreadableFile extends Error {}
-
-/**
- * Reads at most `cap` bytes of a regular file. It is checked to be one before it is opened, so
- * a FIFO or device put in its place is never opened (opening a FIFO blocks until a writer comes).
- */
-async function readCapped(path: string, cap: number): Promise<Uint8Array> {
-  const info = await Deno.stat(path);
-  if (info.isDirectory) throw new Deno.errors.IsADirectory("is a directory");
-  if (!info.isFile) throw new UnreadableFile("not a regular file");
-  using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(cap + 1);
-  let length = 0;
-  while (length < buffer.length) {
-    const n = await file.read(buffer.subarray(length));
-    if (n === null) break;
-    length += n;
-  }
-  if (length > cap) {
-    throw new UnreadableFile(`larger than ${cap} bytes, the most vm.yaml may hold`);
-  }
-  return buffer.subarray(0, length);
-}
 
 /**
  * Decodes UTF-8, rejecting invalid bytes with their position rather than turning them into
@@ -188,8 +164,8 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
 function readFailure(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
-  if (error instanceof UnreadableFile) return error.message;
+  if (error instanceof NotRegularError) return error.message;
+  if (error instanceof TooLargeError) return `${error.message}, the most vm.yaml may hold`;
   return firstLine(error instanceof Error ? error.message : String(error));
 }
 

@@ -8,12 +8,7 @@
 
 import { ConfigError } from "../config/config_error.ts";
 import { NodeProblem, parseYamlTree, type YamlNode } from "../config/vm_config.ts";
-import {
-  fileType,
-  NotRegularError,
-  readBoundedText,
-  TooLargeError,
-} from "../system/bounded_read.ts";
+import { readRegularFile } from "../system/bounded_read.ts";
 
 /** The TLS certificate and key, as PEM text. */
 export interface TlsSettings {
@@ -115,42 +110,15 @@ export async function parseWebConfig(
  * @throws {Error} When the file cannot be read or is too large.
  */
 export async function readWebConfig(path: string): Promise<WebConfig> {
-  const text = await readRegularFile(path, MAX_FILE_BYTES).catch((error) => {
+  const text = await readText(path, MAX_FILE_BYTES).catch((error) => {
     throw new Error(`Cannot read web config ${JSON.stringify(path)}: ${oneLine(error)}`);
   });
-  return await parseWebConfig(text, {
-    path,
-    readFile: (file) => readRegularFile(file, MAX_PEM_BYTES),
-  });
+  return await parseWebConfig(text, { path, readFile: (file) => readText(file, MAX_PEM_BYTES) });
 }
 
-/** A file that is not a regular file or is larger than its cap; the message says which. */
-class UnreadableFileError extends Error {
-  override name = "UnreadableFileError";
-}
-
-/**
- * Reads a regular file of at most `maxBytes`. The type is checked with `stat` before the open,
- * which would block for good on a FIFO, and again on the open file; a device such as
- * `/dev/zero` is never read, and the cap holds while reading.
- *
- * @param path The file.
- * @param maxBytes The cap.
- * @returns The text.
- * @throws {Error} Why not, said in a few words (see `oneLine`).
- */
-async function readRegularFile(path: string, maxBytes: number): Promise<string> {
-  const info = await Deno.stat(path);
-  if (!info.isFile) throw new UnreadableFileError(`not a regular file (${fileType(info)})`);
-  try {
-    return await readBoundedText(path, maxBytes);
-  } catch (error) {
-    if (error instanceof TooLargeError) {
-      throw new UnreadableFileError(`larger than ${maxBytes} bytes`);
-    }
-    if (error instanceof NotRegularError) throw new UnreadableFileError("not a regular file");
-    throw error;
-  }
+/** A regular file's text, read without blocking (see `readRegularFile`). */
+async function readText(path: string, maxBytes: number): Promise<string> {
+  return new TextDecoder().decode(await readRegularFile(path, { maxBytes }));
 }
 
 function oneLine(error: unknown): string {

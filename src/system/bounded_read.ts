@@ -6,6 +6,8 @@
  * @module
  */
 
+import { constants as fsConstants, promises as fsPromises, type Stats } from "node:fs";
+
 /** A debugfs stat file holds one integer: 20 digits, a sign and a newline. */
 export const STAT_FILE_MAX_BYTES = 4 * 1024;
 /** `/proc/PID/cmdline`: Linux caps argv at 1/4 of the stack limit; VMM command lines are ~10 KiB. */
@@ -111,4 +113,101 @@ export function readBoundedTextSync(path: string, maxBytes: number): string {
   const used = file.readSync(buffer) ?? 0;
   if (used === buffer.length) throw tooLarge(path, maxBytes);
   return decoder.decode(buffer.subarray(0, used));
+}
+
+/** Options of {@linkcode readRegularFile}. */
+export interface ReadRegularOptions {
+  /** The cap: a file holding more is refused, and never read past `maxBytes + 1`. */
+  maxBytes: number;
+}
+
+/**
+ * Reads a configuration file (vm.yaml, the web config, a certificate, a key) that must be a
+ * regular file of at most `maxBytes`, without ever blocking on what the path turns out to be.
+ * The path is opened with `O_NONBLOCK` (`Deno.open` has no such option, `node:fs` does), so a
+ * FIFO swapped in at any moment opens at once instead of waiting for a writer; the type and size
+ * then come from the open file (`fstat`) and the content from the same handle, so a path swapped
+ * after the check cannot slip through. Symlinks are followed (Kubernetes mounts ConfigMaps and
+ * Secrets as symlinks). Needs only `--allow-read` for the path, like `Deno.open`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NotRegularError, readRegularFile } from "./bounded_read.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vm.yaml`, "vm_infos:\n");
+ * const bytes = await readRegularFile(`${dir}/vm.yaml`, { maxBytes: 1024 });
+ * assert.equal(new TextDecoder().decode(bytes), "vm_infos:\n");
+ * await assert.rejects(readRegularFile(dir, { maxBytes: 1024 }), NotRegularError);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @param path The file.
+ * @param options The cap.
+ * @returns Its bytes.
+ * @throws {NotRegularError} "not a regular file (a FIFO)": a FIFO, device, socket or directory.
+ * @throws {TooLargeError} "larger than N bytes".
+ * @throws {Deno.errors.NotFound} "no such file".
+ * @throws {Deno.errors.PermissionDenied} "permission denied" (by the kernel).
+ * @throws {Deno.errors.NotCapable} Without Deno read permission for the path.
+ */
+export async function readRegularFile(
+  path: string,
+  options: ReadRegularOptions,
+): Promise<Uint8Array> {
+  const { maxBytes } = options;
+  const file = await fsPromises.open(path, NONBLOCKING_READ).catch(async (error) => {
+    throw await denoError(path, error);
+  });
+  try {
+    const info = await file.stat();
+    if (!info.isFile()) throw new NotRegularError(`not a regular file (${nodeFileType(info)})`);
+    if (info.size > maxBytes) throw new TooLargeError(`larger than ${maxBytes} bytes`);
+    // The file may grow after the fstat: read up to one byte past the cap to see that it did.
+    const buffer = new Uint8Array(maxBytes + 1);
+    let used = 0;
+    while (used < buffer.length) {
+      const { bytesRead } = await file.read(buffer, used, buffer.length - used, null);
+      if (bytesRead === 0) return buffer.subarray(0, used);
+      used += bytesRead;
+    }
+    throw new TooLargeError(`larger than ${maxBytes} bytes`);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Read-only, not waiting for a FIFO's writer (or a device), never taking a controlling terminal.
+ * `O_NONBLOCK` changes nothing for a regular file's reads.
+ */
+const NONBLOCKING_READ = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+
+/** What a `node:fs` stat that is not a regular file is, in the words of {@linkcode fileType}. */
+function nodeFileType(info: Stats): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+/**
+ * A `node:fs` open error as the error callers already tell apart: missing, refused, or not a
+ * regular file (a socket refuses to be opened: ENXIO).
+ */
+async function denoError(path: string, error: unknown): Promise<unknown> {
+  const code = (error as { code?: unknown }).code;
+  if (code === "ENXIO") {
+    const info = await Deno.stat(path).catch(() => undefined);
+    const what = info === undefined ? "no such device or address" : fileType(info);
+    return new NotRegularError(`not a regular file (${what})`, { cause: error });
+  }
+  if (code === "ENOENT") return new Deno.errors.NotFound("no such file", { cause: error });
+  if (code === "EACCES" || code === "EPERM") {
+    return new Deno.errors.PermissionDenied("permission denied", { cause: error });
+  }
+  return error;
 }

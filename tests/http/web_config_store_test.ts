@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { WebConfigStore } from "../../src/http/web_config_store.ts";
 import { createLogger } from "../../src/log/logger.ts";
+import { mkfifo } from "../support/fifo.ts";
 
 const HASH = "$2y$10$9rBQ97XfkulR16ekCmwDZ.U1SHp6JuT.VnHfvSk9ZyQvC19gDaa7C";
 
@@ -43,4 +44,45 @@ Deno.test("WebConfigStore without a path serves the empty config: no TLS, no aut
   assert.equal(config.tls, undefined);
   assert.equal(store.auth.enabled, false);
   assert.equal(await store.reload("test"), undefined);
+});
+
+Deno.test("WebConfigStore.reload() refuses a FIFO as cert_file in one line, then loads a new cert", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
+  try {
+    const pem = (kind: string, body: string): string =>
+      `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
+    await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "old"));
+    await Deno.writeTextFile(`${dir}/server.key`, pem("PRIVATE KEY", "key"));
+    await Deno.writeTextFile(
+      `${dir}/web.yml`,
+      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    const logs: string[] = [];
+    const served: string[] = [];
+    const store = new WebConfigStore({
+      path: `${dir}/web.yml`,
+      logger: createLogger({ level: "debug", write: (line) => logs.push(line) }),
+      onTlsChange: (config) => void served.push(config.tls?.cert ?? ""),
+    });
+    await store.loadInitial();
+
+    await mkfifo(`${dir}/new.fifo`);
+    await Deno.rename(`${dir}/new.fifo`, `${dir}/server.crt`);
+    const before = logs.length;
+    const error = await store.reload("test");
+    assert.equal(
+      error?.message,
+      `${dir}/web.yml:2:14: cannot read cert_file "${dir}/server.crt": not a regular file (a FIFO)`,
+    );
+    assert.equal(logs.length - before, 1, logs.slice(before).join(""));
+    assert.match(logs.at(-1)!, /level=error msg="Cannot load the web config/);
+    assert.equal(store.config.tls?.cert, pem("CERTIFICATE", "old"), "the old cert stays");
+
+    await Deno.writeTextFile(`${dir}/new.crt`, pem("CERTIFICATE", "new"));
+    await Deno.rename(`${dir}/new.crt`, `${dir}/server.crt`);
+    assert.equal(await store.reload("test"), undefined);
+    assert.deepEqual(served, [pem("CERTIFICATE", "new")]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

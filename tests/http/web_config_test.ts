@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../../src/config/config_error.ts";
 import { MAX_PEM_BYTES, parseWebConfig, readWebConfig } from "../../src/http/web_config.ts";
-import { mkfifo } from "../support/fifo.ts";
+import { mkfifo, startSwapper, unblockFifo, within } from "../support/fifo.ts";
 import { bcryptHash, makeCert, onPath } from "../support/tls.ts";
 
 const HASH = "$2y$10$9rBQ97XfkulR16ekCmwDZ.U1SHp6JuT.VnHfvSk9ZyQvC19gDaa7C";
@@ -226,6 +226,49 @@ Deno.test("readWebConfig() refuses a FIFO or a device as the config file itself"
       );
     }
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readWebConfig() settles on every read while a FIFO swaps in and out of it and its cert", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webswap_" });
+  const fifo = `${dir}/swap.fifo`;
+  const outcomes = new Map<string, number>();
+  try {
+    await Deno.writeTextFile(`${dir}/good.crt`, CERT);
+    await Deno.writeTextFile(`${dir}/server.key`, KEY);
+    await Deno.writeTextFile(
+      `${dir}/good.yml`,
+      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    const targets = [
+      { path: `${dir}/web.yml`, good: `${dir}/good.yml` },
+      { path: `${dir}/server.crt`, good: `${dir}/good.crt` },
+    ];
+    for (const { path, good } of targets) await Deno.copyFile(good, path);
+    await mkfifo(fifo);
+    await using _swapper = startSwapper({ targets, fifo });
+    // Checking a path's type and then opening it lost the race once in a few reads, and the
+    // open of the FIFO then blocked for good.
+    for (let i = 0; i < 400; i++) {
+      const outcome = await within(
+        readWebConfig(`${dir}/web.yml`).then(
+          (config) => `loaded ${config.tls?.files.length} files`,
+          (error: Error) => error.message,
+        ),
+        5_000,
+      );
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      if (outcome === "timeout") break;
+    }
+    assert.deepEqual([...outcomes.keys()].sort(), [
+      `${dir}/web.yml:2:14: cannot read cert_file "${dir}/server.crt": not a regular file (a FIFO)`,
+      `Cannot read web config "${dir}/web.yml": not a regular file (a FIFO)`,
+      "loaded 2 files",
+    ], JSON.stringify([...outcomes]));
+  } finally {
+    // A read blocked opening the FIFO (the defect) gets its writer and returns.
+    if (outcomes.has("timeout")) await unblockFifo(fifo);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,6 +1,7 @@
 /**
- * FIFOs as stat files and command lines: the one read a test can make block
- * on demand, on any Linux. A FIFO's open blocks until a writer opens it.
+ * FIFOs as stat files, command lines and config files: the one read a test can make block
+ * on demand, on any Linux. A FIFO's open blocks until a writer opens it. Also a child that
+ * swaps a FIFO in and out of paths ({@linkcode startSwapper}), for reads that race it.
  *
  * @module
  */
@@ -91,4 +92,84 @@ export async function sampleWithFifo(dir: string): Promise<{ fifo: string; args:
     fifo,
     args: treeArgs(dir),
   };
+}
+
+/** Options of {@linkcode startSwapper}. */
+export interface SwapperOptions {
+  /** The paths to swap, each with the regular file whose content it holds between swaps. */
+  targets: { path: string; good: string }[];
+  /** The FIFO put in each path's place in turn (hard-linked, so it is never used up). */
+  fifo: string;
+}
+
+/** A child process swapping a FIFO in and out of paths, stopped by `await using`. */
+export interface Swapper extends AsyncDisposable {
+  /** The child's pid. */
+  readonly pid: number;
+}
+
+/**
+ * Starts a child process that, as fast as it can until stopped, puts a FIFO in each target's
+ * place and then the good file back (each swap is a `link` and an atomic `rename`, so the path
+ * never goes missing): a reader that checks a path's type and then opens it loses that race
+ * often. Stopping it (`await using`, or on failure) kills it by pid and puts every good file
+ * back.
+ *
+ * @param options The paths, their good files and the FIFO.
+ * @returns The running swapper.
+ */
+export function startSwapper(options: SwapperOptions): Swapper {
+  const script = `
+    const { targets, fifo } = JSON.parse(Deno.args[0]);
+    for (let n = 0; ; n++) {
+      for (const { path, good } of targets) {
+        for (const from of [fifo, good]) {
+          const tmp = path + ".swap";
+          Deno.linkSync(from, tmp);
+          Deno.renameSync(tmp, path);
+        }
+      }
+    }`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script, JSON.stringify(options)],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    pid: child.pid,
+    async [Symbol.asyncDispose]() {
+      try {
+        Deno.kill(child.pid, "SIGKILL");
+      } catch {
+        // It exited already.
+      }
+      await child.status;
+      for (const { path, good } of options.targets) {
+        await Deno.remove(`${path}.swap`).catch(() => {});
+        await Deno.copyFile(good, `${path}.swap`);
+        await Deno.rename(`${path}.swap`, path);
+      }
+    },
+  };
+}
+
+/**
+ * Waits for `promise` at most `ms`: its value, or `"timeout"`. A promise still pending is left
+ * to settle later (release what it waits on, e.g. with {@linkcode unblockFifo}).
+ *
+ * @param promise What to wait for.
+ * @param ms The deadline.
+ * @returns The value, or "timeout".
+ */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -3,9 +3,11 @@ import {
   NotRegularError,
   readBoundedText,
   readBoundedTextSync,
+  readRegularFile,
   TooLargeError,
 } from "../../src/system/bounded_read.ts";
 import { classifyReadError } from "../../src/system/file_system.ts";
+import { mkfifo } from "../support/fifo.ts";
 
 type Want = string | (new (message: string) => Error);
 
@@ -70,4 +72,80 @@ Deno.test("readBoundedText() reads a procfs file that reports size 0 up to its c
 Deno.test("classifyReadError() names the new reasons", () => {
   assert.equal(classifyReadError(new TooLargeError("x")), "too_large");
   assert.equal(classifyReadError(new NotRegularError("x")), "not_regular");
+});
+
+/** What {@linkcode readRegularFile} gives with a 16-byte cap: the text, or the error's message. */
+const REGULAR: {
+  name: string;
+  make: (path: string) => Promise<void | { close(): void }>;
+  want: string | Error;
+}[] = [
+  { name: "a file", make: (p) => Deno.writeTextFile(p, "42\n"), want: "42\n" },
+  { name: "an empty file", make: (p) => Deno.writeTextFile(p, ""), want: "" },
+  {
+    name: "exactly the cap",
+    make: (p) => Deno.writeTextFile(p, "x".repeat(16)),
+    want: "x".repeat(16),
+  },
+  {
+    name: "one byte past the cap",
+    make: (p) => Deno.writeTextFile(p, "x".repeat(17)),
+    want: new TooLargeError("larger than 16 bytes"),
+  },
+  {
+    name: "a symlink to a file (a ConfigMap's layout)",
+    make: (p) => Deno.writeTextFile(`${p}.t`, "7\n").then(() => Deno.symlink(`${p}.t`, p)),
+    want: "7\n",
+  },
+  // Opening a FIFO without O_NONBLOCK waits for a writer: this read would never return.
+  { name: "a FIFO", make: mkfifo, want: new NotRegularError("not a regular file (a FIFO)") },
+  {
+    name: "a symlink to /dev/zero",
+    make: (p) => Deno.symlink("/dev/zero", p),
+    want: new NotRegularError("not a regular file (a character device)"),
+  },
+  {
+    name: "a directory",
+    make: (p) => Deno.mkdir(p),
+    want: new NotRegularError("not a regular file (a directory)"),
+  },
+  {
+    name: "a unix socket",
+    make: (p) => Promise.resolve(Deno.listen({ transport: "unix", path: p })),
+    want: new NotRegularError("not a regular file (a socket)"),
+  },
+  {
+    name: "nothing",
+    make: () => Promise.resolve(),
+    want: new Deno.errors.NotFound("no such file"),
+  },
+];
+
+for (const { name, make, want } of REGULAR) {
+  Deno.test(`readRegularFile() given ${name}`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_regular_" });
+    const made = await make(`${dir}/f`);
+    try {
+      const read = readRegularFile(`${dir}/f`, { maxBytes: 16 });
+      if (typeof want === "string") assert.equal(new TextDecoder().decode(await read), want);
+      else {
+        await assert.rejects(read, (error: Error) => {
+          assert.equal(error.constructor, want.constructor);
+          assert.equal(error.message, want.message);
+          return true;
+        });
+      }
+    } finally {
+      made?.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("readRegularFile() stops one byte past the cap of a file whose size it cannot know", async () => {
+  // procfs reports size 0: only the read itself can find the file too large.
+  await assert.rejects(
+    readRegularFile("/proc/self/status", { maxBytes: 8 }),
+    new TooLargeError("larger than 8 bytes"),
+  );
 });
