@@ -6,6 +6,8 @@
  * @module
  */
 
+import { constants, promises as nodeFs, type Stats } from "node:fs";
+
 /** A debugfs stat file holds one integer: 20 digits, a sign and a newline. */
 export const STAT_FILE_MAX_BYTES = 4 * 1024;
 /** `/proc/PID/cmdline`: Linux caps argv at 1/4 of the stack limit; VMM command lines are ~10 KiB. */
@@ -85,6 +87,88 @@ export async function readBoundedText(path: string, maxBytes: number): Promise<s
     used += n;
   }
   throw tooLarge(path, maxBytes);
+}
+
+/** `O_NONBLOCK`: a FIFO's open returns at once instead of waiting for a writer. */
+const NON_BLOCKING_OPEN = constants.O_RDONLY | constants.O_NONBLOCK;
+
+function nodeFileType(info: Stats): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+/**
+ * The error of `node:fs` as the Deno error a `Deno.open` would have thrown, so that callers
+ * classify one vocabulary: ENOENT is `NotFound`, EPERM/EACCES `PermissionDenied`, and ENXIO (a
+ * unix socket, or a device without a driver) a {@linkcode NotRegularError}.
+ */
+function asDenoError(error: unknown, path: string): unknown {
+  const { code, message } = error as { code?: unknown; message: string };
+  if (code === "ENOENT" || code === "ENOTDIR") return new Deno.errors.NotFound(message);
+  if (code === "EPERM" || code === "EACCES") return new Deno.errors.PermissionDenied(message);
+  if (code === "ENXIO") {
+    return new NotRegularError(`Not a regular file "${path}": a socket or a device (ENXIO)`);
+  }
+  return error;
+}
+
+/**
+ * Reads a regular file of at most `maxBytes` without waiting on a peer: the open is
+ * non-blocking (`O_NONBLOCK`), so a FIFO opens at once, and the open file's type is checked
+ * before any read, so a FIFO, a device (a symlink to `/dev/zero`), a directory or a unix socket
+ * (whose open fails with ENXIO) is a {@linkcode NotRegularError} at the cost of one `open`.
+ * For stat files that were not listed as regular files (README, "When the kernel hides stats").
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readBoundedTextNonBlocking } from "./bounded_read.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/exits`, "42\n");
+ * assert.equal(await readBoundedTextNonBlocking(`${dir}/exits`, 4096), "42\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @param path The file.
+ * @param maxBytes The cap.
+ * @returns The text.
+ * @throws {NotRegularError} When the path is not a regular file.
+ * @throws {TooLargeError} When it holds more than `maxBytes`.
+ */
+export async function readBoundedTextNonBlocking(path: string, maxBytes: number): Promise<string> {
+  let handle: nodeFs.FileHandle;
+  try {
+    handle = await nodeFs.open(path, NON_BLOCKING_OPEN);
+  } catch (error) {
+    throw asDenoError(error, path);
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw new NotRegularError(`Not a regular file "${path}": ${nodeFileType(info)}`);
+    }
+    if (info.size > maxBytes) {
+      throw new TooLargeError(
+        `File too large "${path}": ${info.size} bytes, the cap is ${maxBytes}`,
+      );
+    }
+    const buffer = new Uint8Array(maxBytes + 1);
+    let used = 0;
+    while (used < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, used, buffer.length - used, null);
+      if (bytesRead === 0) return decoder.decode(buffer.subarray(0, used));
+      used += bytesRead;
+    }
+    throw tooLarge(path, maxBytes);
+  } catch (error) {
+    throw asDenoError(error, path);
+  } finally {
+    await handle.close();
+  }
 }
 
 /**
