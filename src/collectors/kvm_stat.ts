@@ -418,7 +418,9 @@ class ScrapeReader {
         ? await fs.readTextFile(file.path, { regular: true, maxBytes })
         : await context.reads.read(
           file.path,
-          () => fs.readTextFile(file.path, { maxBytes }),
+          // Non-blocking: a FIFO, socket or device is `not_regular` at once, as the README
+          // says, not a read that waits for a writer until the deadline.
+          () => fs.readTextFile(file.path, { maxBytes, nonBlocking: true }),
           context.signal,
         );
     } catch (error) {

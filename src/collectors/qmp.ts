@@ -322,6 +322,33 @@ async function collectQmp(
   );
   if (state.options.socketGlob !== undefined) addSkipped(out.families, skipped);
   addQmpErrors(out.families, context);
+  failUnlessReachedAny([...socketOf.keys()], context.qmpOutcomes);
+}
+
+/**
+ * Fails the collector, so that its success is 0 (node_exporter's "the collector failed"), when it
+ * tried VMs and reached none: QMP that serves no VM must not look like a working one, which would
+ * silence the alerts that key on its success. Each VM's reason stays in `kvm_exporter_qmp_errors`
+ * (added before this throws); trying no VM is no failure.
+ *
+ * @param tried The VMs queried this scrape.
+ * @param outcomes Each VM's outcome, by VM dir ("ok" or the error reason).
+ * @throws {Error} When none of `tried` was reached; the message counts the reasons.
+ */
+function failUnlessReachedAny(
+  tried: readonly DiscoveredVm[],
+  outcomes: ReadonlyMap<string, string>,
+): void {
+  if (tried.length === 0 || tried.some((vm) => outcomes.get(vm.dir) === "ok")) return;
+  const byReason = new Map<string, number>();
+  for (const vm of tried) {
+    const reason = outcomes.get(vm.dir) ?? "other";
+    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  }
+  const reasons = [...byReason].map(([reason, n]) => `${n} ${reason}`).join(", ");
+  throw new Error(
+    `QMP reached none of the ${tried.length} VMs it tried (${reasons}): each VM's socket and reason are logged, and counted in kvm_exporter_qmp_errors`,
+  );
 }
 
 /**

@@ -94,12 +94,19 @@ class VcpuTimeScrape {
     this.#out = scrape.out;
   }
 
-  /** Reads a small file that was not listed: it may be anything, so the guard bounds the wait. */
-  #readGuarded(path: string, maxBytes: number): Promise<string> {
+  /**
+   * Reads a small file that was not listed: it may be anything, so the guard bounds the wait.
+   * A debugfs `pid` file is opened non-blocking, as kvm_stat opens it: a read of one path is
+   * shared by both collectors, and a FIFO there is not a stat to wait for.
+   */
+  #readGuarded(
+    path: string,
+    options: { maxBytes: number; nonBlocking?: boolean },
+  ): Promise<string> {
     const context = this.#context;
     const { fs } = this.#state.options;
     return this.#state.limiter.run(() =>
-      context.reads.read(path, () => fs.readTextFile(path, { maxBytes }), context.signal)
+      context.reads.read(path, () => fs.readTextFile(path, options), context.signal)
     );
   }
 
@@ -120,7 +127,10 @@ class VcpuTimeScrape {
   /** A vCPU's thread id from debugfs's `vcpuN/pid`, if it has a readable one. */
   async #debugfsThread(vm: DiscoveredVm, dir: string): Promise<number | undefined> {
     try {
-      const text = await this.#readGuarded(`${vm.path}/${dir}/pid`, STAT_FILE_MAX_BYTES);
+      const text = await this.#readGuarded(`${vm.path}/${dir}/pid`, {
+        maxBytes: STAT_FILE_MAX_BYTES,
+        nonBlocking: true,
+      });
       const tid = Number(text.trim());
       return Number.isSafeInteger(tid) && tid > 0 ? tid : undefined;
     } catch {
@@ -133,7 +143,7 @@ class VcpuTimeScrape {
     const path = `${this.#state.options.procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
     let stat: Schedstat;
     try {
-      stat = parseSchedstat(await this.#readGuarded(path, MAX_SCHEDSTAT_BYTES));
+      stat = parseSchedstat(await this.#readGuarded(path, { maxBytes: MAX_SCHEDSTAT_BYTES }));
     } catch {
       return false; // The thread is gone (or is not this VMM's): nothing to report for it.
     }

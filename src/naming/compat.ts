@@ -41,6 +41,12 @@ export function compatStatFamily(stem: string, source: string): { name: string; 
 
 type CompatMeta = Omit<MetricFamily, "samples">;
 
+/** Where a family's stats came from, as its HELP names it. */
+interface MetaSource {
+  stem: string;
+  source: string;
+}
+
 /**
  * Each family made once per scrape, by source and stat name, vCPU stats apart: found without
  * building a key string per stat.
@@ -49,6 +55,8 @@ class CompatMetas {
   readonly #kvmdebugDir: string;
   readonly #groups = new Map<string, Map<string, CompatMeta>>();
   readonly #vcpuGroups = new Map<string, Map<string, CompatMeta>>();
+  /** Each meta's stem and source, to name every source of a family that has several. */
+  readonly sources = new Map<CompatMeta, MetaSource>();
 
   constructor(kvmdebugDir: string) {
     this.#kvmdebugDir = kvmdebugDir;
@@ -65,17 +73,44 @@ class CompatMetas {
     let meta = group.get(stat.name);
     if (meta === undefined) {
       const source = stat.source === "debugfs" ? this.#kvmdebugDir : stat.source;
-      meta = { ...compatStatFamily(vcpu ? `vcpu_${stat.name}` : stat.name, source), type: "gauge" };
+      const stem = vcpu ? `vcpu_${stat.name}` : stat.name;
+      meta = { ...compatStatFamily(stem, source), type: "gauge" };
       group.set(stat.name, meta);
+      this.sources.set(meta, { stem, source });
     }
     return meta;
   }
 }
 
 /**
- * Names stats the original exporter's way. The stats come debugfs first, so
- * a family that has debugfs stats takes its HELP from debugfs; when two stats
- * end up with one series (`tsc-offset` and `tsc_offset`), the first one wins.
+ * Names every source of a family whose series came from several (QMP for some VMs, libvirt for
+ * others): `exits count from qmp, libvirt`, in the order the stats came. A family of one source
+ * keeps the original exporter's HELP.
+ */
+function nameEverySource(
+  families: MetricFamily[],
+  used: { metas: ReadonlySet<CompatMeta>; sources: ReadonlyMap<CompatMeta, MetaSource> },
+): void {
+  const byFamily = new Map<string, MetaSource[]>();
+  for (const meta of used.metas) {
+    const source = used.sources.get(meta)!;
+    const seen = byFamily.get(meta.name);
+    if (seen === undefined) byFamily.set(meta.name, [source]);
+    else if (!seen.some((s) => s.source === source.source)) seen.push(source);
+  }
+  for (const family of families) {
+    const sources = byFamily.get(family.name);
+    if (sources === undefined || sources.length < 2) continue;
+    const list = sources.map((s) => s.source).join(", ");
+    family.help = compatStatFamily(sources[0]!.stem, list).help;
+  }
+}
+
+/**
+ * Names stats the original exporter's way. HELP names the source of the
+ * family's series (the debugfs dir, `qmp` or `libvirt`), every source when
+ * they are several; when two stats end up with one series (`tsc-offset` and
+ * `tsc_offset`), the first one wins.
  *
  * @example Usage
  * ```ts
@@ -98,9 +133,14 @@ export function compatFamilies(
   // A host has a few hundred stat names and many VMs: each name's family is made once per scrape.
   const metas = new CompatMetas(options.kvmdebugDir);
   const labels = new LabelSets({ host: [["domain", GLOBAL_DOMAIN]], missingDomain: GLOBAL_DOMAIN });
+  // The metas that supplied a series: a few hundred, each added once per series.
+  const used = new Set<CompatMeta>();
   for (const stat of stats) {
     if (typeof stat.value !== "bigint") continue;
-    out.add(metas.of(stat), labels.of(stat), stat.value);
+    const meta = metas.of(stat);
+    if (out.add(meta, labels.of(stat), stat.value)) used.add(meta);
   }
-  return out.families();
+  const families = out.families();
+  nameEverySource(families, { metas: used, sources: metas.sources });
+  return families;
 }

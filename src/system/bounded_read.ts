@@ -205,9 +205,36 @@ async function denoError(path: string, error: unknown): Promise<unknown> {
     const what = info === undefined ? "no such device or address" : fileType(info);
     return new NotRegularError(`not a regular file (${what})`, { cause: error });
   }
-  if (code === "ENOENT") return new Deno.errors.NotFound("no such file", { cause: error });
+  if (code === "ENOENT" || code === "ENOTDIR") {
+    return new Deno.errors.NotFound("no such file", { cause: error });
+  }
   if (code === "EACCES" || code === "EPERM") {
     return new Deno.errors.PermissionDenied("permission denied", { cause: error });
   }
   return error;
+}
+
+/**
+ * {@linkcode readRegularFile} as text: for debugfs stat files that were not listed as regular
+ * files (README, "When the kernel hides stats"), so a FIFO, a device (a symlink to `/dev/zero`),
+ * a directory or a unix socket is a {@linkcode NotRegularError} at the cost of one `open`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readBoundedTextNonBlocking } from "./bounded_read.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/exits`, "42\n");
+ * assert.equal(await readBoundedTextNonBlocking(`${dir}/exits`, 4096), "42\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @param path The file.
+ * @param maxBytes The cap.
+ * @returns The text.
+ * @throws {NotRegularError} When the path is not a regular file.
+ * @throws {TooLargeError} When it holds more than `maxBytes`.
+ */
+export async function readBoundedTextNonBlocking(path: string, maxBytes: number): Promise<string> {
+  return decoder.decode(await readRegularFile(path, { maxBytes }));
 }

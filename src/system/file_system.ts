@@ -10,6 +10,7 @@ import {
   NotRegularError,
   PROC_FILE_MAX_BYTES,
   readBoundedText,
+  readBoundedTextNonBlocking,
   readBoundedTextSync,
   TooLargeError,
 } from "./bounded_read.ts";
@@ -24,6 +25,12 @@ export interface ReadOptions {
   regular?: boolean;
   /** The size cap; default {@linkcode PROC_FILE_MAX_BYTES}. */
   maxBytes?: number;
+  /**
+   * Open without waiting on a peer (`O_NONBLOCK`): a FIFO, socket or device is a
+   * {@linkcode NotRegularError} at once, never a blocked read. For stat files not listed as
+   * regular files; procfs reads keep the blocking open.
+   */
+  nonBlocking?: boolean;
 }
 
 /** The subset of Deno's file API the exporter reads through. */
@@ -60,6 +67,7 @@ export const denoFileSystem: FileSystem = {
   readDirSync: (path) => Deno.readDirSync(path),
   readTextFile: (path, options) => {
     const maxBytes = options?.maxBytes ?? PROC_FILE_MAX_BYTES;
+    if (options?.nonBlocking) return readBoundedTextNonBlocking(path, maxBytes);
     if (!options?.regular) return readBoundedText(path, maxBytes);
     try {
       return Promise.resolve(readBoundedTextSync(path, maxBytes));
@@ -90,11 +98,26 @@ export class BlockedReadError extends Error {
   override name = "BlockedReadError";
 }
 
+/** ENXIO as `Deno.open` reports it (no `code`): a unix socket, or a device without a driver. */
+const NO_DEVICE = /\(os error 6\)/;
+
 /**
  * Classifies a read error: EPERM/EACCES (kernel lockdown) and a Deno
  * permission refusal are "permission", ENOENT (the VM exited) is "vanished";
- * a file over its cap, a non-regular file and a read skipped because the
- * path's earlier read is still blocked have reasons of their own.
+ * a file over its cap and a read skipped because the path's earlier read is
+ * still blocked have reasons of their own. Anything that is not a regular file
+ * is "not_regular", however it showed: the type check on the open file, a
+ * directory's read (EISDIR), or a unix socket's open (ENXIO), so that the
+ * synchronous and reader Worker paths, which open without checking the type,
+ * agree with the checked one.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { classifyReadError } from "./file_system.ts";
+ * assert.equal(classifyReadError(new Deno.errors.PermissionDenied("EPERM")), "permission");
+ * assert.equal(classifyReadError(new Error("No such device or address (os error 6)")), "not_regular");
+ * ```
  *
  * @param error What the read threw.
  * @returns The reason.
@@ -105,7 +128,10 @@ export function classifyReadError(error: unknown): ReadErrorReason {
   }
   if (error instanceof Deno.errors.NotFound) return "vanished";
   if (error instanceof TooLargeError) return "too_large";
-  if (error instanceof NotRegularError) return "not_regular";
+  if (error instanceof NotRegularError || error instanceof Deno.errors.IsADirectory) {
+    return "not_regular";
+  }
+  if (error instanceof Error && NO_DEVICE.test(error.message)) return "not_regular";
   if (error instanceof BlockedReadError) return "blocked";
   return "other";
 }

@@ -13,7 +13,7 @@ import { treeArgs, waitFor } from "../support/exporter_process.ts";
 import { startFakeLibvirt } from "../support/fake_libvirt.ts";
 import { SAMPLE_LIBVIRT } from "../support/fake_libvirt_sample.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
-import { copyTree, mkfifo, releaseFifo } from "../support/fifo.ts";
+import { copyTree, mkfifo } from "../support/fifo.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 // Cumulative and peak stats: mode 0644 in debugfs, refused under lockdown.
@@ -286,18 +286,49 @@ for (const { name, make, reason } of HOSTILE_STATS) {
   });
 }
 
-Deno.test("kvm_stat answers by the deadline when a stat file is a FIFO, and reads it only once", async () => {
+Deno.test("kvm_stat counts a stat file that is a FIFO as not_regular at once, without waiting for a writer", async () => {
   const { dir, args } = await sampleCopy();
   const fifo = `${dir}/kvm/10620-10/exits`;
   try {
     await Deno.remove(fifo);
     await mkfifo(fifo);
+    const { app } = await buildApp(args);
+    // Before: the open waited for a writer until the deadline (success 0), and later scrapes
+    // counted the path as blocked.
+    const headers = { "X-Prometheus-Scrape-Timeout-Seconds": "10" };
+    for (let i = 0; i < 2; i++) {
+      const text = await (await app.request("/metrics", { headers })).text();
+      strictEqual(seriesValue(text, SUCCESS), "1");
+      strictEqual(seriesValue(text, readErrors("not_regular")), "1");
+      strictEqual(seriesValue(text, readErrors("blocked")), "0");
+      strictEqual(seriesValue(text, "kvm_exporter_blocked_reads"), "0");
+      strictEqual(seriesValue(text, "kvm_exporter_scrape_timeouts_total"), "0");
+      ok(seriesValue(text, 'kvm_stat_exits_count{domain="web-01"}') !== undefined, "the rest");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kvm_stat answers by the deadline when a stat file's read blocks, and reads it only once", async () => {
+  const { dir, args } = await sampleCopy();
+  // A symlink is read the guarded async way; the read hangs until released (a hung file system:
+  // since the open is non-blocking, no file here can make it wait).
+  const path = `${dir}/kvm/10620-10/exits`;
+  const release = Promise.withResolvers<void>();
+  try {
+    await Deno.rename(path, `${path}.target`);
+    await Deno.symlink(`${path}.target`, path);
     const opened: string[] = [];
     const fs: FileSystem = {
       readDir: denoFileSystem.readDir,
-      readTextFile: (path, options) => {
-        if (path === fifo) opened.push(path);
-        return denoFileSystem.readTextFile(path, options);
+      readTextFile: async (p, options) => {
+        if (p === path) {
+          opened.push(p);
+          await release.promise;
+          return "42\n";
+        }
+        return denoFileSystem.readTextFile(p, options);
       },
     };
     const { app } = await buildApp(args, { fs });
@@ -321,10 +352,8 @@ Deno.test("kvm_stat answers by the deadline when a stat file is a FIFO, and read
     strictEqual(seriesValue(again, "kvm_exporter_scrape_timeouts_total"), "1");
     strictEqual(seriesValue(again, "kvm_exporter_blocked_reads"), "1");
 
-    // Once the read returns (a writer came), the gauge drops; the FIFO is then a regular file.
-    await releaseFifo(fifo);
-    await Deno.remove(fifo);
-    await Deno.writeTextFile(fifo, "42\n");
+    // Once the read returns, the gauge drops and the path is read again.
+    release.resolve();
     await waitFor(
       async () => seriesValue(await scrapeText(app), "kvm_exporter_blocked_reads") === "0",
       { what: "the blocked read to return" },
@@ -334,6 +363,7 @@ Deno.test("kvm_stat answers by the deadline when a stat file is a FIFO, and read
       "42",
     );
   } finally {
+    release.resolve();
     await Deno.remove(dir, { recursive: true });
   }
 });

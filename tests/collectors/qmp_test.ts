@@ -260,3 +260,53 @@ Deno.test("qmp collector matches a glob socket to the VMM that holds its listene
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+const QMP_SUCCESS = 'kvm_scrape_collector_success{collector="qmp"}';
+
+Deno.test("qmp collector reports success 0 when it reaches none of the VMs it tried, per-VM reasons kept", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_none_" });
+  // "good" has no monitor (refused), "bad" one that never answers (timeout).
+  const bad = startFakeQmp(`${tmp}/bad.sock`, { behaviour: "silent" });
+  try {
+    const { app, logs } = await buildApp(await layOut(tmp));
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, QMP_SUCCESS), "0");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_errors{domain="good",reason="refused"}'), "1");
+    strictEqual(seriesValue(text, 'kvm_exporter_qmp_errors{domain="bad",reason="timeout"}'), "1");
+    strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="good"}'), "100", "debugfs");
+    const failed = logs.filter((l) => l.includes('msg="Collector failed"'));
+    strictEqual(failed.length, 1, logs.join(""));
+    ok(failed[0]!.includes("none of the 2 VMs it tried (1 refused, 1 timeout)"), failed[0]);
+
+    // One monitor comes back: the collector succeeds again, the other VM's failure stays its own.
+    const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
+    try {
+      const again = await scrapeText(app);
+      strictEqual(seriesValue(again, QMP_SUCCESS), "1");
+      strictEqual(
+        seriesValue(again, 'kvm_exporter_qmp_errors{domain="bad",reason="timeout"}'),
+        "1",
+      );
+      ok(logs.some((l) => l.includes('msg="Collector recovered"') && l.includes("collector=qmp")));
+    } finally {
+      await good.close();
+    }
+  } finally {
+    await bad.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("qmp collector reports success 1 when no VM has a socket to try", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_untried_" });
+  try {
+    const args = await layOut(tmp);
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+    const { app } = await buildApp(args);
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, QMP_SUCCESS), "1");
+    ok(!text.includes("kvm_exporter_qmp_errors{"), "no VM tried");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -120,11 +120,33 @@ Deno.test("--collector.vcpu_time=false turns the collector off", async () => {
   }
 });
 
-Deno.test("vcpu_time collector: a pid file that blocks (a FIFO) costs one deadline, then is skipped", async () => {
+Deno.test("vcpu_time collector: a pid file that is a FIFO is skipped at once", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vcpu_time_" });
   const args = await layOut(tmp);
   const fifo = `${tmp}/kvm/4001-1/vcpu1/pid`;
   await Deno.remove(fifo);
+  await mkfifo(fifo);
+  try {
+    const { app } = await buildApp([...args, "--collector.kvm_stat=false"]);
+    const headers = { "X-Prometheus-Scrape-Timeout-Seconds": "10" };
+    const text = await (await app.request("/metrics", { headers })).text();
+    strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="vcpu_time"}'), "1");
+    strictEqual(seriesValue(text, "kvm_exporter_blocked_reads"), "0");
+    strictEqual(
+      seriesValue(text, 'kvm_vcpu_cpu_seconds_total{domain="a",vcpu="0"}'),
+      "52.341200117",
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("vcpu_time collector: a schedstat file that blocks (a FIFO) costs one deadline, then is skipped", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vcpu_time_" });
+  const args = await layOut(tmp);
+  // vcpu1's thread 4003 has no schedstat in the layout: a FIFO in its place blocks the read.
+  await Deno.mkdir(`${tmp}/proc/4001/task/4003`, { recursive: true });
+  const fifo = `${tmp}/proc/4001/task/4003/schedstat`;
   await mkfifo(fifo);
   try {
     const { app } = await buildApp([

@@ -28,6 +28,7 @@ const PROMETHEUS_OWN = new Set(["up"]);
 const SHIPPED_NAMES = [
   "kvm_exporter_build_info",
   "kvm_exporter_config_last_reload_successful",
+  "kvm_exporter_kernel_lockdown",
   "kvm_exporter_qmp_errors",
   "kvm_exporter_stat_read_errors",
   "kvm_host_exits_total",

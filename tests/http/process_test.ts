@@ -135,7 +135,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.test(`main.ts finishes the scrape in flight on ${signal}, then exits 0`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_shutdown_" });
     try {
-      // The root stat "exits" becomes a FIFO: a scrape blocks on it until this test writes.
+      // A vCPU thread's schedstat becomes a FIFO: a scrape blocks on it until this test writes.
       const { fifo, args } = await sampleWithFifo(dir);
       await using exporter = await startExporter([
         ...args,
@@ -163,12 +163,11 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const response = await inFlight;
       assert.equal(response.status, 200);
       assert.ok(response.body.endsWith("\n"), "complete body");
-      assert.doesNotMatch(response.body, /^kvm_stat_exits_count\{domain="global"\}/m);
-      assert.match(
+      assert.doesNotMatch(
         response.body,
-        /^kvm_exporter_stat_read_errors\{collector="kvm_stat",reason="not_regular"\} 1$/m,
+        /^kvm_vcpu_cpu_seconds_total\{domain="web-01",vcpu="0"\}/m,
       );
-      assert.match(response.body, /^kvm_scrape_collector_success\{collector="kvm_stat"\} 1$/m);
+      assert.match(response.body, /^kvm_scrape_collector_success\{collector="vcpu_time"\} 1$/m);
       assert.match(response.body, /^kvm_exporter_build_info\{/m, "the last families too");
 
       const status = await exporter.waitForExit();

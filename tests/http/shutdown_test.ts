@@ -1,5 +1,5 @@
 /**
- * SIGTERM while a scrape is blocked on a read that never returns (a FIFO in the debugfs tree):
+ * SIGTERM while a scrape is blocked on a read that never returns (a FIFO in the procfs tree):
  * the server's shutdown deadline ends the wait and the process exits 0.
  */
 
@@ -18,9 +18,13 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_fifo_" });
     try {
-      await Deno.mkdir(`${dir}/kvm/4242-1`, { recursive: true });
+      await Deno.mkdir(`${dir}/kvm/4242-1/vcpu0`, { recursive: true });
       await Deno.writeTextFile(`${dir}/kvm/4242-1/pages_4k`, "1\n");
-      const made = await new Deno.Command("mkfifo", { args: [`${dir}/kvm/4242-1/exits`] }).output();
+      await Deno.writeTextFile(`${dir}/kvm/4242-1/vcpu0/pid`, "4243\n");
+      // Debugfs stat files are opened non-blocking; a procfs read (vcpu_time's) still waits.
+      await Deno.mkdir(`${dir}/proc/4242/task/4243`, { recursive: true });
+      const fifo = `${dir}/proc/4242/task/4243/schedstat`;
+      const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
       assert.ok(made.success);
       await using exporter = await startExporter([
         LOOPBACK_ANY_PORT,

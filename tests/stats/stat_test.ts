@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { compatFamilies } from "../../src/naming/compat.ts";
 import { CATALOG, catalogEntry } from "../../src/stats/catalog.ts";
-import { type KvmStat, statKey, StatSet, untypedStat } from "../../src/stats/stat.ts";
+import {
+  type KvmStat,
+  statKey,
+  StatSet,
+  type StatSource,
+  untypedStat,
+} from "../../src/stats/stat.ts";
 import { libvirtStatType, typeFromMode, typeFromSchema } from "../../src/stats/stat_type.ts";
 
 const BASE: KvmStat = {
@@ -144,3 +150,33 @@ Deno.test("compatFamilies() skips histograms and keeps the first of two equal se
     ["kvm_stat_vcpu_tsc_offset_count", 1, -1n],
   ]);
 });
+
+/** Which sources supplied VM "a"'s and VM "b"'s `exits`, and the HELP the family must have. */
+const COMPAT_HELP: { sources: [StatSource, StatSource | undefined]; help: string }[] = [
+  { sources: ["debugfs", "debugfs"], help: "exits count from /d" },
+  { sources: ["qmp", "qmp"], help: "exits count from qmp" },
+  { sources: ["libvirt", undefined], help: "exits count from libvirt" },
+  { sources: ["qmp", "libvirt"], help: "exits count from qmp, libvirt" },
+  { sources: ["debugfs", "qmp"], help: "exits count from /d, qmp" },
+];
+
+for (const { sources, help } of COMPAT_HELP) {
+  Deno.test(
+    `compatFamilies() names the source of each series in HELP: ${
+      sources.map((s) => s ?? "none").join(" + ")
+    }`,
+    () => {
+      const stats = sources.flatMap((source, i) =>
+        source === undefined ? [] : [{
+          ...BASE,
+          vm: { dir: `${i}-1`, domain: ["a", "b"][i]! },
+          name: "exits",
+          value: 1n,
+          source,
+        }]
+      );
+      const families = compatFamilies(stats, { kvmdebugDir: "/d" });
+      assert.deepEqual(families.map((f) => [f.name, f.help]), [["kvm_stat_exits_count", help]]);
+    },
+  );
+}

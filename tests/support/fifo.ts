@@ -77,15 +77,18 @@ export async function copyTree(from: string, to: string): Promise<void> {
 }
 
 /**
- * Copies tests/fixtures/sample into `dir` with its root stat `exits` made a FIFO: a scrape
- * blocks opening it until a writer releases it ({@linkcode releaseFifo}).
+ * Copies tests/fixtures/sample into `dir` with a vCPU thread's `schedstat` (procfs, read by the
+ * vcpu_time collector) made a FIFO: a scrape blocks opening it until a writer releases it
+ * ({@linkcode releaseFifo}). Debugfs stat files are opened non-blocking, so a FIFO among them
+ * is skipped at once (`not_regular`); procfs reads keep the blocking open, and this one stands for
+ * a read that blocks (a VMM in D state).
  *
  * @param dir Where the copy goes (created).
  * @returns The FIFO's path, and the flags that point the exporter at the copy.
  */
 export async function sampleWithFifo(dir: string): Promise<{ fifo: string; args: string[] }> {
   await copyTree(`${REPO_ROOT}/tests/fixtures/sample`, dir);
-  const fifo = `${dir}/kvm/exits`;
+  const fifo = `${dir}/proc/20431/task/20434/schedstat`;
   await Deno.remove(fifo);
   await mkfifo(fifo);
   return {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   NotRegularError,
   readBoundedText,
+  readBoundedTextNonBlocking,
   readBoundedTextSync,
   readRegularFile,
   TooLargeError,
@@ -72,6 +73,11 @@ Deno.test("readBoundedText() reads a procfs file that reports size 0 up to its c
 Deno.test("classifyReadError() names the new reasons", () => {
   assert.equal(classifyReadError(new TooLargeError("x")), "too_large");
   assert.equal(classifyReadError(new NotRegularError("x")), "not_regular");
+  assert.equal(classifyReadError(new Deno.errors.IsADirectory("x")), "not_regular");
+  assert.equal(
+    classifyReadError(new Error("No such device or address (os error 6): open '/d/socket'")),
+    "not_regular",
+  );
 });
 
 /** What {@linkcode readRegularFile} gives with a 16-byte cap: the text, or the error's message. */
@@ -135,6 +141,52 @@ for (const { name, make, want } of REGULAR) {
           return true;
         });
       }
+    } finally {
+      made?.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+/** Files of every kind, and what a non-blocking read with a 16-byte cap gives (its reason). */
+const NON_BLOCKING: {
+  name: string;
+  make: (path: string) => Promise<{ close(): void } | void>;
+  want: string | ReturnType<typeof classifyReadError>;
+}[] = [
+  { name: "a stat file", make: (p) => Deno.writeTextFile(p, "42\n"), want: "42\n" },
+  {
+    name: "one byte past the cap",
+    make: (p) => Deno.writeTextFile(p, "x".repeat(17)),
+    want: "too_large",
+  },
+  { name: "a FIFO", make: (p) => mkfifo(p), want: "not_regular" },
+  {
+    name: "a unix socket",
+    make: (p) => Promise.resolve(Deno.listen({ transport: "unix", path: p })),
+    want: "not_regular",
+  },
+  {
+    name: "a symlink to /dev/zero",
+    make: (p) => Deno.symlink("/dev/zero", p),
+    want: "not_regular",
+  },
+  { name: "a directory", make: (p) => Deno.mkdir(p), want: "not_regular" },
+  { name: "a dangling symlink", make: (p) => Deno.symlink("gone", p), want: "vanished" },
+  {
+    name: "a symlink to a regular file",
+    make: (p) => Deno.writeTextFile(`${p}.t`, "7\n").then(() => Deno.symlink(`${p}.t`, p)),
+    want: "7\n",
+  },
+];
+
+for (const { name, make, want } of NON_BLOCKING) {
+  Deno.test(`readBoundedTextNonBlocking() reads ${name} without waiting: ${want.trim()}`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_bounded_nb_" });
+    const made = await make(`${dir}/f`);
+    try {
+      const got = await readBoundedTextNonBlocking(`${dir}/f`, 16).catch(classifyReadError);
+      assert.equal(got, want);
     } finally {
       made?.close();
       await Deno.remove(dir, { recursive: true });
