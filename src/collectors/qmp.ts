@@ -27,6 +27,7 @@ import {
   type StatValue,
 } from "../qmp/query_stats.ts";
 import { SKIP_REASONS, type SkipReason, SocketOwners } from "../qmp/socket_owner.ts";
+import { type IdentifiedVcpu, identifyVcpus } from "../qmp/vcpu_identities.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../system/glob.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
@@ -103,6 +104,22 @@ function addSkipped(out: FamilySet, skipped: ReadonlyMap<string, SkipReason>): v
   }
 }
 
+/** Counts, for each VM queried, the vCPUs left out in this scrape for a repeated identity. */
+function addDuplicateVcpus(out: FamilySet, counts: ReadonlyMap<DiscoveredVm, number>): void {
+  for (const [vm, count] of counts) {
+    out.add(
+      {
+        name: "kvm_exporter_qmp_duplicate_vcpus",
+        help: "vCPUs QMP reported in the last scrape under a cpu-index or qom-path another vCPU " +
+          "of the VM has; their stats are not exported.",
+        type: "gauge",
+      },
+      [["domain", vm.domain]],
+      count,
+    );
+  }
+}
+
 function histogramOrScalar(
   name: string,
   value: StatValue,
@@ -157,19 +174,18 @@ async function schemasOf(state: QmpState, target: QueryTarget): Promise<StatsSch
 function addVcpuStats(
   out: StatSet,
   place: StatVm,
-  query: { vcpuStats: StatsResult[]; indexByPath: Map<string, number>; schemas: StatsSchemas },
+  query: { vcpus: readonly IdentifiedVcpu[]; schemas: StatsSchemas },
 ): void {
   // debugfs's VM dir holds each vCPU stat summed over the vCPUs (exits, halt_*, pf_*): do the
   // same, so that under lockdown the VM-level exits come from here.
   const sums = new Map<string, StatValue>();
-  for (const result of query.vcpuStats) {
-    const index = query.indexByPath.get(result.qomPath ?? "");
-    if (index === undefined) continue; // A vCPU unplugged between the two queries.
-    addStats(out, { level: "vcpu", vm: place, vcpu: String(index) }, {
-      stats: result.stats,
+  for (const { cpu, stats } of query.vcpus) {
+    if (stats === undefined) continue; // A vCPU hot-plugged between the two queries.
+    addStats(out, { level: "vcpu", vm: place, vcpu: String(cpu.cpuIndex) }, {
+      stats,
       schemas: query.schemas.vcpu,
     });
-    for (const [name, value] of result.stats) {
+    for (const [name, value] of stats) {
       if (value.kind !== "scalar") continue;
       const sum = sums.get(name);
       sums.set(name, {
@@ -184,17 +200,23 @@ function addVcpuStats(
   });
 }
 
-/** Queries one VM's stats into `out`; returns its vCPU count. */
-async function queryStats(state: QmpState, target: QueryTarget): Promise<number> {
+/** What one VM's queries found: its vCPU count and the vCPU identities it repeated. */
+interface QueryResult {
+  vcpus: number;
+  duplicates: string[];
+}
+
+/** Queries one VM's stats into `out`. */
+async function queryStats(state: QmpState, target: QueryTarget): Promise<QueryResult> {
   const { session, vm, out } = target;
   const schemas = await schemasOf(state, target);
   const vmStats = parseQueryStats(await session.execute("query-stats", { target: "vm" }));
   const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
   const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
-  const indexByPath = new Map(cpus.map((cpu) => [cpu.qomPath, cpu.cpuIndex]));
+  const { vcpus, duplicates } = identifyVcpus(cpus, vcpuStats);
   state.options.vcpuThreads?.set(
     vm.dir,
-    new Map(cpus.map((cpu) => [String(cpu.cpuIndex), cpu.threadId])),
+    new Map(vcpus.map(({ cpu }) => [String(cpu.cpuIndex), cpu.threadId])),
   );
   const place: StatVm = { dir: vm.dir, domain: vm.domain };
   for (const result of vmStats) {
@@ -203,8 +225,8 @@ async function queryStats(state: QmpState, target: QueryTarget): Promise<number>
       schemas: schemas.vm,
     });
   }
-  addVcpuStats(out, place, { vcpuStats, indexByPath, schemas });
-  return cpus.length;
+  addVcpuStats(out, place, { vcpus, schemas });
+  return { vcpus: vcpus.length, duplicates };
 }
 
 /**
@@ -248,6 +270,8 @@ interface SessionTarget {
   vm: DiscoveredVm;
   context: ScrapeContext;
   out: CollectorOutput;
+  /** Where each VM queried counts the vCPUs left out for a repeated identity. */
+  duplicateVcpus: Map<DiscoveredVm, number>;
 }
 
 async function querySession(state: QmpState, target: SessionTarget): Promise<void> {
@@ -257,10 +281,17 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
       // Into a set of its own: a session that times out half-way adds nothing, even if its
       // last replies arrive after the scrape is over.
       const vmOut = new StatSet();
-      const vcpus = await queryStats(state, { session: s, vm, out: vmOut });
+      const { vcpus, duplicates } = await queryStats(state, { session: s, vm, out: vmOut });
       out.stats.addAll(vmOut);
       context.qmpOutcomes.set(vm.dir, "ok");
       if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
+      target.duplicateVcpus.set(vm, duplicates.length);
+      if (duplicates.length > 0) {
+        logOnce(state, `${socket}\nduplicate_vcpus`, {
+          msg: "QMP reports vCPUs under an identity another vCPU has; not exporting the repeats",
+          fields: { socket, domain: vm.domain, err: duplicates.join("; ") },
+        });
+      }
     });
   } catch (error) {
     const reason = error instanceof QmpError ? error.reason : "other";
@@ -317,10 +348,14 @@ async function collectQmp(
   for (const key of state.logged) if (!current.has(key.split("\n")[0]!)) state.logged.delete(key);
 
   // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
+  const duplicateVcpus = new Map<DiscoveredVm, number>();
   await Promise.all(
-    [...socketOf].map(([vm, socket]) => querySession(state, { socket, vm, context, out })),
+    [...socketOf].map(([vm, socket]) =>
+      querySession(state, { socket, vm, context, out, duplicateVcpus })
+    ),
   );
   if (state.options.socketGlob !== undefined) addSkipped(out.families, skipped);
+  addDuplicateVcpus(out.families, duplicateVcpus);
   addQmpErrors(out.families, context);
 }
 

@@ -260,3 +260,88 @@ Deno.test("qmp collector matches a glob socket to the VMM that holds its listene
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+type Reply = Record<string, unknown>[];
+
+const DUPLICATES: {
+  what: string;
+  rewrite: (command: string, reply: unknown, args: Record<string, unknown> | undefined) => unknown;
+  vcpu0: string;
+  vcpu1: string | undefined;
+  sum: string;
+  log: RegExp;
+}[] = [
+  {
+    what: "two vCPUs with one cpu-index",
+    rewrite: (command, reply) =>
+      command === "query-cpus-fast"
+        ? (reply as Reply).map((cpu) => ({ ...cpu, "cpu-index": 0 }))
+        : reply,
+    vcpu0: "1000",
+    vcpu1: undefined,
+    sum: "1000",
+    log: /query-cpus-fast lists cpu-index 0 twice/,
+  },
+  {
+    what: "two vCPUs with one qom-path",
+    rewrite: (command, reply) =>
+      command === "query-cpus-fast"
+        ? (reply as Reply).map((cpu) => ({ ...cpu, "qom-path": "/machine/unattached/device[0]" }))
+        : reply,
+    vcpu0: "1000",
+    vcpu1: undefined,
+    sum: "1000",
+    log: /query-cpus-fast lists qom-path \\"\/machine\/unattached\/device\[0\]\\" twice/,
+  },
+  {
+    what: "two query-stats results for one vCPU",
+    rewrite: (command, reply, args) =>
+      command === "query-stats" && args?.["target"] === "vcpu"
+        ? [...(reply as Reply), { ...(reply as Reply)[0], stats: [{ name: "exits", value: 7 }] }]
+        : reply,
+    vcpu0: "1000",
+    vcpu1: "1001",
+    sum: "2001",
+    log: /query-stats has qom-path/,
+  },
+];
+
+Deno.test("qmp collector counts and logs once the vCPUs a monitor reports under a repeated identity", async (t) => {
+  for (const c of DUPLICATES) {
+    await t.step(c.what, async () => {
+      const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_" });
+      const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu", rewrite: c.rewrite });
+      const bad = startFakeQmp(`${tmp}/bad.sock`, { behaviour: "qemu" });
+      try {
+        const { app, logs } = await buildApp(await layOut(tmp));
+        for (let scrape = 1; scrape <= 2; scrape++) {
+          const text = await scrapeText(app);
+          const vcpu = (n: number): string | undefined =>
+            seriesValue(text, `kvm_stat_vcpu_exits_count{domain="good",vcpu="${n}"}`);
+          strictEqual(vcpu(0), String(Number(c.vcpu0) + 1000 * (scrape - 1)));
+          strictEqual(
+            vcpu(1),
+            c.vcpu1 === undefined ? undefined : String(Number(c.vcpu1) + 1000 * (scrape - 1)),
+          );
+          // The VM's sum covers the vCPUs exported, not the repeats.
+          if (scrape === 1) {
+            strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="good"}'), c.sum);
+          }
+          strictEqual(seriesValue(text, 'kvm_exporter_qmp_duplicate_vcpus{domain="good"}'), "1");
+          strictEqual(seriesValue(text, 'kvm_exporter_qmp_duplicate_vcpus{domain="bad"}'), "0");
+          strictEqual(
+            seriesValue(text, 'kvm_exporter_qmp_errors{domain="good",reason="protocol"}'),
+            "0",
+          );
+        }
+        const warns = logs.filter((l) => l.includes("level=warn") && l.includes("good.sock"));
+        strictEqual(warns.length, 1, warns.join(""));
+        ok(c.log.test(warns[0]!), warns[0]);
+      } finally {
+        await good.close();
+        await bad.close();
+        await Deno.remove(tmp, { recursive: true });
+      }
+    });
+  }
+});
