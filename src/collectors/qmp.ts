@@ -89,13 +89,14 @@ function addStats(
   }
 }
 
-/** Counts the glob-found sockets skipped in this scrape, by reason. */
+/** Counts the sockets (found by glob or on a command line) skipped in this scrape, by reason. */
 function addSkipped(out: FamilySet, skipped: ReadonlyMap<string, SkipReason>): void {
   for (const reason of SKIP_REASONS) {
     out.add(
       {
         name: "kvm_exporter_qmp_skipped_sockets",
-        help: "QMP sockets found by glob and not queried in the last scrape, by reason.",
+        help: "QMP sockets found by glob or named on a VMM's command line and not queried in " +
+          "the last scrape, by reason.",
         type: "gauge",
       },
       [["reason", reason]],
@@ -230,24 +231,51 @@ async function queryStats(state: QmpState, target: QueryTarget): Promise<QueryRe
 }
 
 /**
- * Gives each VM without a socket the glob-found socket its VMM holds the listener of; never
+ * Gives each VM without a `vm.yaml` socket the first socket its command line names, if its VMM
+ * holds that socket's listener, else the glob-found socket its VMM holds the listener of; never
  * one whose owner cannot be established. Returns the sockets skipped, and why.
  */
-async function matchGlobSockets(
+async function matchSockets(
   state: QmpState,
   known: { vms: readonly DiscoveredVm[]; socketOf: Map<DiscoveredVm, string> },
 ): Promise<Map<string, SkipReason>> {
   const { options } = state;
   const { vms, socketOf } = known;
-  const skipped = new Map<string, SkipReason>();
-  if (options.socketGlob === undefined) return skipped;
   const taken = new Set(socketOf.values());
-  const found = (await expandGlob(options.socketGlob, options.fs)).filter((s) => !taken.has(s));
+  const found = options.socketGlob === undefined
+    ? []
+    : (await expandGlob(options.socketGlob, options.fs)).filter((s) => !taken.has(s));
+  const claimants = vms.filter((vm) => !socketOf.has(vm) && vm.qmpSockets[0] !== undefined);
   const free = new Map<number, DiscoveredVm>();
   for (const vm of vms) if (!socketOf.has(vm) && !free.has(vm.pid)) free.set(vm.pid, vm);
-  const ownership = await state.owners.resolve(found, [...free.keys()]);
+  if (found.length === 0 && claimants.length === 0) return new Map();
+  const ownership = await state.owners.resolve({
+    found,
+    pids: [...free.keys()],
+    claims: claimants.map((vm) => ({ path: vm.qmpSockets[0]!, pid: vm.pid })),
+  });
+  const skipped = new Map<string, SkipReason>();
+  const skip = (socket: string, owner: { skipped: SkipReason; detail: string }, msg: string) => {
+    skipped.set(socket, owner.skipped);
+    logOnce(state, `${socket}\n${owner.skipped}`, {
+      msg,
+      fields: { socket, reason: owner.skipped, err: owner.detail },
+    });
+  };
+  claimants.forEach((vm, i) => {
+    const owner = ownership.claims[i]!;
+    if ("pid" in owner) socketOf.set(vm, vm.qmpSockets[0]!);
+    else {
+      skip(
+        vm.qmpSockets[0]!,
+        owner,
+        "Cannot establish that the QMP socket on a VMM's command " +
+          "line is that VMM's; not querying it",
+      );
+    }
+  });
   for (const socket of found) {
-    const owner = ownership.get(socket);
+    const owner = ownership.found.get(socket);
     if (owner === undefined) continue;
     if ("pid" in owner) {
       const vm = free.get(owner.pid);
@@ -255,11 +283,12 @@ async function matchGlobSockets(
       if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
       continue;
     }
-    skipped.set(socket, owner.skipped);
-    logOnce(state, `${socket}\n${owner.skipped}`, {
-      msg: "Cannot establish which VM a QMP socket found by glob belongs to; not querying it",
-      fields: { socket, reason: owner.skipped, err: owner.detail },
-    });
+    skip(
+      socket,
+      owner,
+      "Cannot establish which VM a QMP socket found by glob belongs to; " +
+        "not querying it",
+    );
   }
   return skipped;
 }
@@ -303,11 +332,11 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
   }
 }
 
-/** Each VM's socket from vm.yaml or its command line. */
+/** Each VM's socket from vm.yaml: the operator's word, taken as it is. */
 function configuredSockets(vms: readonly DiscoveredVm[]): Map<DiscoveredVm, string> {
   const socketOf = new Map<DiscoveredVm, string>();
   for (const vm of vms) {
-    const socket = vm.entry?.qmpSocket ?? vm.qmpSockets[0];
+    const socket = vm.entry?.qmpSocket;
     if (socket !== undefined) socketOf.set(vm, socket);
   }
   return socketOf;
@@ -341,7 +370,7 @@ async function collectQmp(
   for (const pid of state.schemasByPid.keys()) if (!pids.has(pid)) state.schemasByPid.delete(pid);
 
   const socketOf = configuredSockets(vms);
-  const skipped = await matchGlobSockets(state, { vms, socketOf });
+  const skipped = await matchSockets(state, { vms, socketOf });
 
   // Forget what was logged about sockets that are gone, so the set does not grow with churn.
   const current = new Set([...socketOf.values(), ...skipped.keys()]);
@@ -354,7 +383,7 @@ async function collectQmp(
       querySession(state, { socket, vm, context, out, duplicateVcpus })
     ),
   );
-  if (state.options.socketGlob !== undefined) addSkipped(out.families, skipped);
+  addSkipped(out.families, skipped);
   addDuplicateVcpus(out.families, duplicateVcpus);
   addQmpErrors(out.families, context);
 }

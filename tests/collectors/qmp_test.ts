@@ -7,6 +7,8 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { type FakeQmp, type FakeQmpBehaviour, startFakeQmp } from "../support/fake_qmp.ts";
+import { waitFor } from "../support/exporter_process.ts";
+import { acceptsConnections } from "../support/qemu.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 /** A debugfs tree as under lockdown (instant stats only) with VMs "good" and "bad", and a vm.yaml. */
@@ -343,5 +345,79 @@ Deno.test("qmp collector counts and logs once the vCPUs a monitor reports under 
         await Deno.remove(tmp, { recursive: true });
       }
     });
+  }
+});
+
+Deno.test("qmp collector never connects to a socket a VMM's command line names but does not hold", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_" });
+  const socket = `${tmp}/good.qmp`;
+  const qmpArg = `unix:${socket},server=on,wait=off`;
+  // "good" is a real process that listens on the socket its argv names; "evil" is a process whose
+  // argv names good's socket too (whoever starts a VM writes its argv): a shell waiting on stdin.
+  const good = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      `--allow-read=${tmp}`,
+      `--allow-write=${tmp}`,
+      `--allow-net=unix:${socket}`,
+      new URL("../support/fake_qmp_vmm.ts", import.meta.url).pathname,
+      "-name",
+      "good",
+      "-qmp",
+      qmpArg,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const evil = new Deno.Command("sh", {
+    args: ["-c", "read line", "qemu-system-x86_64", "-name", "evil", "-qmp", qmpArg],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (const [pid, fd] of [[good.pid, 7], [evil.pid, 8]]) {
+      await Deno.mkdir(`${tmp}/kvm/${pid}-${fd}`, { recursive: true });
+      await Deno.writeTextFile(`${tmp}/kvm/${pid}-${fd}/pages_4k`, "1\n");
+    }
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+    await waitFor(() => acceptsConnections(socket), { what: "the fake VMM's monitor" });
+    const { app, logs } = await buildApp([
+      `--collector.kvmdebug.dir=${tmp}/kvm`,
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      "--path.procfs=/proc",
+      "--collector.qmp",
+    ]);
+    for (let scrape = 1; scrape <= 2; scrape++) {
+      const text = await scrapeText(app);
+      // Connection 1 was the readiness probe; then exactly one per scrape: good's own.
+      strictEqual(
+        seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="1"}'),
+        String(1000 * (scrape + 1) + 1),
+      );
+      strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="evil"}'), "1");
+      ok(!text.includes('kvm_stat_vcpu_exits_count{domain="evil"'), "good's stats not as evil's");
+      strictEqual(
+        seriesValue(text, 'kvm_exporter_qmp_errors{domain="evil",reason="other"}'),
+        undefined,
+      );
+      strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="no_owner"}'), "1");
+    }
+    const warns = logs.filter((l) => l.includes("level=warn") && l.includes("good.qmp"));
+    strictEqual(warns.length, 1, warns.join(""));
+    ok(warns[0]!.includes(`pid ${evil.pid}`) && warns[0]!.includes("reason=no_owner"), warns[0]);
+  } finally {
+    for (const child of [good, evil]) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // It exited already (the failure says why).
+      }
+    }
+    await good.status;
+    await evil.stdin.close().catch(() => {});
+    await evil.status;
+    await Deno.remove(tmp, { recursive: true });
   }
 });
