@@ -230,6 +230,25 @@ async function queryStats(state: QmpState, target: QueryTarget): Promise<QueryRe
   return { vcpus: vcpus.length, duplicates };
 }
 
+const CLAIM_REFUSED =
+  "Cannot establish that the QMP socket on a VMM's command line is that VMM's; not querying it";
+const GLOB_REFUSED =
+  "Cannot establish which VM a QMP socket found by glob belongs to; not querying it";
+
+/** Records a socket not queried, and logs it once. */
+function skipSocket(
+  state: QmpState,
+  skipped: Map<string, SkipReason>,
+  refusal: { socket: string; owner: { skipped: SkipReason; detail: string }; msg: string },
+): void {
+  const { socket, owner, msg } = refusal;
+  skipped.set(socket, owner.skipped);
+  logOnce(state, `${socket}\n${owner.skipped}`, {
+    msg,
+    fields: { socket, reason: owner.skipped, err: owner.detail },
+  });
+}
+
 /**
  * Gives each VM without a `vm.yaml` socket the first socket its command line names, if its VMM
  * holds that socket's listener, else the glob-found socket its VMM holds the listener of; never
@@ -245,50 +264,30 @@ async function matchSockets(
   const found = options.socketGlob === undefined
     ? []
     : (await expandGlob(options.socketGlob, options.fs)).filter((s) => !taken.has(s));
-  const claimants = vms.filter((vm) => !socketOf.has(vm) && vm.qmpSockets[0] !== undefined);
+  const claims = vms.flatMap((vm) => {
+    const path = vm.qmpSockets[0];
+    return socketOf.has(vm) || path === undefined ? [] : [{ vm, path, pid: vm.pid }];
+  });
   const free = new Map<number, DiscoveredVm>();
   for (const vm of vms) if (!socketOf.has(vm) && !free.has(vm.pid)) free.set(vm.pid, vm);
-  if (found.length === 0 && claimants.length === 0) return new Map();
-  const ownership = await state.owners.resolve({
-    found,
-    pids: [...free.keys()],
-    claims: claimants.map((vm) => ({ path: vm.qmpSockets[0]!, pid: vm.pid })),
-  });
   const skipped = new Map<string, SkipReason>();
-  const skip = (socket: string, owner: { skipped: SkipReason; detail: string }, msg: string) => {
-    skipped.set(socket, owner.skipped);
-    logOnce(state, `${socket}\n${owner.skipped}`, {
-      msg,
-      fields: { socket, reason: owner.skipped, err: owner.detail },
-    });
-  };
-  claimants.forEach((vm, i) => {
+  if (found.length === 0 && claims.length === 0) return skipped;
+  const ownership = await state.owners.resolve({ found, pids: [...free.keys()], claims });
+  claims.forEach(({ vm, path }, i) => {
     const owner = ownership.claims[i]!;
-    if ("pid" in owner) socketOf.set(vm, vm.qmpSockets[0]!);
-    else {
-      skip(
-        vm.qmpSockets[0]!,
-        owner,
-        "Cannot establish that the QMP socket on a VMM's command " +
-          "line is that VMM's; not querying it",
-      );
-    }
+    if ("pid" in owner) socketOf.set(vm, path);
+    else skipSocket(state, skipped, { socket: path, owner, msg: CLAIM_REFUSED });
   });
   for (const socket of found) {
     const owner = ownership.found.get(socket);
     if (owner === undefined) continue;
-    if ("pid" in owner) {
-      const vm = free.get(owner.pid);
-      // A VMM with two monitors found by glob: the first, in path order, is queried.
-      if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
+    if ("skipped" in owner) {
+      skipSocket(state, skipped, { socket, owner, msg: GLOB_REFUSED });
       continue;
     }
-    skip(
-      socket,
-      owner,
-      "Cannot establish which VM a QMP socket found by glob belongs to; " +
-        "not querying it",
-    );
+    const vm = free.get(owner.pid);
+    // A VMM with two monitors found by glob: the first, in path order, is queried.
+    if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
   }
   return skipped;
 }

@@ -118,6 +118,7 @@ export class SocketOwners {
     const wanted = candidates.length === 0 ? new Map() : await this.#listeners(candidates, result);
     const inodeOf = new Map([...wanted].map(([inode, path]) => [path, inode]));
     const claimed: SocketOwnership[] = [];
+    // One VMM at a time: each reads at most MAX_FDS_PER_PROCESS links, once in its life.
     for (const claim of claims) {
       claimed.push(result.get(claim.path) ?? await this.#checkClaim(claim, inodeOf));
     }
@@ -162,7 +163,15 @@ export class SocketOwners {
       const link = await Deno.readLink(`${this.#procfs}/${pid}/fd/${known.fd}`).catch(() => "");
       if (socketInodeOfLink(link) === inode) return { pid };
     }
-    const fd = (await socketFds(`${this.#procfs}/${pid}/fd`)).find((s) => s.inode === inode);
+    const dir = `${this.#procfs}/${pid}/fd`;
+    let fds;
+    try {
+      fds = await readSocketFds(dir);
+    } catch (error) {
+      // Not remembered: a passing error (EMFILE) must not refuse the socket for good.
+      return { skipped: "no_owner", detail: `cannot read ${dir}: ${(error as Error).message}` };
+    }
+    const fd = fds.find((s) => s.inode === inode);
     if (fd === undefined) {
       this.#notHeld.set(key, inode);
       return refused;
@@ -276,16 +285,18 @@ async function socketFileProblem(path: string): Promise<string | undefined> {
 
 /** The socket fds of a process, at most MAX_FDS_PER_PROCESS looked at; none when unreadable. */
 async function socketFds(dir: string): Promise<{ fd: string; inode: number }[]> {
+  // The process exited, or its fds are not ours to read: it owns nothing we can prove.
+  return await readSocketFds(dir).catch(() => []);
+}
+
+/** The socket fds of a process, at most MAX_FDS_PER_PROCESS looked at. */
+async function readSocketFds(dir: string): Promise<{ fd: string; inode: number }[]> {
   const sockets: { fd: string; inode: number }[] = [];
-  try {
-    let seen = 0;
-    for await (const entry of Deno.readDir(dir)) {
-      if (++seen > MAX_FDS_PER_PROCESS) break;
-      const inode = socketInodeOfLink(await Deno.readLink(`${dir}/${entry.name}`).catch(() => ""));
-      if (inode !== undefined) sockets.push({ fd: entry.name, inode });
-    }
-  } catch {
-    // The process exited, or its fds are not ours to read: it owns nothing we can prove.
+  let seen = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    if (++seen > MAX_FDS_PER_PROCESS) break;
+    const inode = socketInodeOfLink(await Deno.readLink(`${dir}/${entry.name}`).catch(() => ""));
+    if (inode !== undefined) sockets.push({ fd: entry.name, inode });
   }
   return sockets;
 }

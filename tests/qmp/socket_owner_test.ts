@@ -7,7 +7,7 @@
  * @module
  */
 
-import { deepStrictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok } from "node:assert/strict";
 import { MAX_PROCESSES_PER_CALL, SocketOwners } from "../../src/qmp/socket_owner.ts";
 
 Deno.test("SocketOwners.resolve() reads at most MAX_PROCESSES_PER_CALL VMMs per call, in turns", async () => {
@@ -100,6 +100,37 @@ Deno.test("SocketOwners.resolve() grants a claimed socket only to the VMM that h
       "no_owner",
     );
     deepStrictEqual(moved[1], { pid: 200 });
+  } finally {
+    listener.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("SocketOwners.resolve() checks a claim again when its VMM's fds could not be read", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_owners_" });
+  const socket = `${tmp}/vm.qmp`;
+  const listener = Deno.listen({ transport: "unix", path: socket });
+  try {
+    const proc = `${tmp}/proc`;
+    await Deno.mkdir(`${proc}/net`, { recursive: true });
+    await Deno.writeTextFile(
+      `${proc}/net/unix`,
+      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
+        `0000000000000000: 00000002 00000000 00010000 0001 01 4242 ${socket}\n`,
+    );
+    const owners = new SocketOwners(proc);
+    const resolve = async () =>
+      (await owners.resolve({ found: [], pids: [], claims: [{ path: socket, pid: 300 }] }))
+        .claims[0];
+    // Its fd dir cannot be read (here: not there yet; on a host: EMFILE, say).
+    const first = await resolve();
+    ok(
+      first !== undefined && "skipped" in first && /cannot read/.test(first.detail),
+      JSON.stringify(first),
+    );
+    await Deno.mkdir(`${proc}/300/fd`, { recursive: true });
+    await Deno.symlink("socket:[4242]", `${proc}/300/fd/5`);
+    deepStrictEqual(await resolve(), { pid: 300 });
   } finally {
     listener.close();
     await Deno.remove(tmp, { recursive: true });
