@@ -112,8 +112,8 @@ export class VmDiscovery {
   #reads: ReadGuard;
   #limiter = new Limiter(CMDLINE_READ_CONCURRENCY);
   #warnedRenames = new Set<string>();
-  /** `dir\nreason` of the command-line read errors logged at warn. */
-  #warnedReads = new Set<string>();
+  /** Reasons of command-line read errors logged at warn, until a pass has none of that reason. */
+  #warnedReads = new Set<ReadErrorReason>();
 
   /**
    * Creates a discovery with empty caches.
@@ -159,9 +159,6 @@ export class VmDiscovery {
     for (const dir of this.#warnedRenames) {
       if (!present.has(dir)) this.#warnedRenames.delete(dir);
     }
-    for (const key of this.#warnedReads) {
-      if (!present.has(key.split("\n")[0]!)) this.#warnedReads.delete(key);
-    }
     const cmdlineErrors = new Map<string, ReadErrorReason>();
     const candidates = await Promise.all(dirs.map(async ({ dir, pid }) => {
       const vmm = await this.#commandLine(dir, pid, signal);
@@ -194,6 +191,10 @@ export class VmDiscovery {
         );
       }
     }
+    const failing = new Set(cmdlineErrors.values());
+    for (const reason of this.#warnedReads) {
+      if (!failing.has(reason)) this.#warnedReads.delete(reason);
+    }
     return { rootFiles, vms, error: undefined, cmdlineErrors };
   }
 
@@ -218,7 +219,7 @@ export class VmDiscovery {
       void started.done.then((read) => {
         this.#reading.delete(dir);
         if ("vmm" in read) this.#processByDir.set(dir, read.vmm);
-        else this.#logReadError(dir, path, read.error);
+        else this.#logReadError(path, read.error);
       });
     }
     // Blocked past an earlier deadline: no new wait (each would cost a quarter of a scrape).
@@ -259,17 +260,21 @@ export class VmDiscovery {
     }
   }
 
-  /** Warns once per VM and reason; a process that just exited is normal (debug). */
-  #logReadError(dir: string, path: string, error: unknown): void {
+  /**
+   * Warns once per reason while VMs keep failing for it (one cause, such as a procfs Deno may not
+   * read or fds run out, fails every VM: one line, not one per VM); the rest at debug. A process
+   * that just exited, or a read not started or blocked at the deadline (kvm_exporter_blocked_reads
+   * tells), is debug only.
+   */
+  #logReadError(path: string, error: unknown): void {
     const reason = classifyReadError(error);
     const fields = { path, reason, err: describeReadError(path, error) };
     const msg = "Cannot read the VMM's command line; naming the VM without it and trying again " +
       "on the next scrape";
-    const key = `${dir}\n${reason}`;
-    if (reason === "vanished" || this.#warnedReads.has(key)) {
+    if (reason === "vanished" || reason === "blocked" || this.#warnedReads.has(reason)) {
       this.#options.logger.debug(msg, fields);
     } else {
-      this.#warnedReads.add(key);
+      this.#warnedReads.add(reason);
       this.#options.logger.warn(`${msg} (logged once)`, fields);
     }
   }

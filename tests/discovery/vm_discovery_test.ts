@@ -156,7 +156,7 @@ Deno.test("VmDiscovery exposes the VMM's -uuid on each VM that has one", async (
 Deno.test("VmDiscovery retries a command line whose read failed, and keeps its -uuid and -qmp once read", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
   try {
-    await tree(tmp, { "10-1": "web", "20-1": "db" });
+    await tree(tmp, { "10-1": "web", "20-1": "db", "30-1": "app" });
     await Deno.writeTextFile(
       `${tmp}/proc/20/cmdline`,
       "qemu\0-name\0guest=db\0-uuid\0" + "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21\0" +
@@ -167,7 +167,7 @@ Deno.test("VmDiscovery retries a command line whose read failed, and keeps its -
     const fs: FileSystem = {
       readDir: denoFileSystem.readDir,
       readTextFile: (path, options) =>
-        failing && path.endsWith("/20/cmdline")
+        failing && /\/[23]0\/cmdline$/.test(path)
           ? Promise.reject(Object.assign(new Error("Too many open files (os error 24)"), {
             code: "EMFILE",
           }))
@@ -188,12 +188,17 @@ Deno.test("VmDiscovery retries a command line whose read failed, and keeps its -
       };
     };
     const failed = {
-      vms: [["web", "cmdline", undefined, ""], ["20-1", "dir", undefined, ""]],
-      errors: [["20-1", "other"]],
+      vms: [
+        ["web", "cmdline", undefined, ""],
+        ["20-1", "dir", undefined, ""],
+        ["30-1", "dir", undefined, ""],
+      ],
+      errors: [["20-1", "other"], ["30-1", "other"]],
     };
     deepStrictEqual(await discover(), failed);
     deepStrictEqual(await discover(), failed, "tried again, still failing");
-    const warns = logs.filter((l) => l.includes("level=warn") && l.includes("/20/cmdline"));
+    // One cause, one line: not one per VM, nor per scrape.
+    const warns = logs.filter((l) => l.includes("level=warn") && l.includes("/cmdline"));
     strictEqual(warns.length, 1, logs.join(""));
     ok(warns[0]!.includes("Too many open files"), warns[0]);
     failing = false;
@@ -201,6 +206,7 @@ Deno.test("VmDiscovery retries a command line whose read failed, and keeps its -
       vms: [
         ["web", "cmdline", undefined, ""],
         ["db", "cmdline", "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21", "/run/db.qmp"],
+        ["app", "cmdline", undefined, ""],
       ],
       errors: [],
     });
