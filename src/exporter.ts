@@ -19,7 +19,12 @@ import {
 } from "./collectors/read_errors.ts";
 import type { ConfigStore } from "./config/config_store.ts";
 import type { NameSource } from "./discovery/vm_names.ts";
-import { type DiscoveredVm, type Discovery, VmDiscovery } from "./discovery/vm_discovery.ts";
+import {
+  CMDLINE_ERROR_REASONS,
+  type DiscoveredVm,
+  type Discovery,
+  VmDiscovery,
+} from "./discovery/vm_discovery.ts";
 import { VmDirListings } from "./discovery/vm_dir_listings.ts";
 import { DomainInfoCache, domainInfoLabels } from "./libvirt/domain_info.ts";
 import { ConditionLog } from "./log/condition_log.ts";
@@ -27,7 +32,7 @@ import type { Logger } from "./log/logger.ts";
 import { FamilySet, type Labels, type MetricFamily } from "./metrics/model.ts";
 import { nameStats } from "./naming/naming_scheme.ts";
 import type { StatSet } from "./stats/stat.ts";
-import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
+import { denoFileSystem, type FileSystem, type ReadErrorReason } from "./system/file_system.ts";
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
@@ -155,6 +160,23 @@ function addReadErrors(out: FamilySet, counts: ReadonlyMap<string, number> | und
       },
       [["collector", KVM_STAT], ["reason", reason]],
       counts?.get(reason) ?? 0,
+    );
+  }
+}
+
+/** The VMs whose command line could not be read in this scrape, by reason. */
+function addCmdlineReadErrors(out: FamilySet, errors: ReadonlyMap<string, ReadErrorReason>): void {
+  const reasons = [...errors.values()];
+  for (const reason of CMDLINE_ERROR_REASONS) {
+    out.add(
+      {
+        name: "kvm_exporter_cmdline_read_errors",
+        help: "VMs whose VMM command line could not be read in the last scrape (read again on " +
+          "the next), by reason.",
+        type: "gauge",
+      },
+      [["reason", reason]],
+      reasons.filter((r) => r === reason).length,
     );
   }
 }
@@ -407,13 +429,14 @@ function forgetGoneVms(state: ExporterState, vms: readonly DiscoveredVm[]): void
 /** The exporter's own families for this scrape. */
 async function ownFamilies(
   state: ExporterState,
-  seen: { vms: readonly DiscoveredVm[]; counts: ReadErrorCounts },
+  seen: { discovery: Discovery; counts: ReadErrorCounts },
 ): Promise<FamilySet> {
   const { options, reads } = state;
-  const { vms, counts } = seen;
+  const { discovery, counts } = seen;
   const own = new FamilySet();
-  addVmInfo(own, vms, state.domainInfo);
+  addVmInfo(own, discovery.vms, state.domainInfo);
   if (options.kvmStat) addReadErrors(own, counts.byCollector.get(KVM_STAT));
+  addCmdlineReadErrors(own, discovery.cmdlineErrors);
   addSafetyState(own, {
     timeouts: state.timeouts,
     blocked: reads.blocked,
@@ -475,7 +498,7 @@ async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<Me
   await learnLockdown(state, readErrors.counts);
   if (found.error === undefined) forgetGoneVms(state, found.vms);
 
-  const own = await ownFamilies(state, { vms: found.vms, counts: readErrors.counts });
+  const own = await ownFamilies(state, { discovery: found, counts: readErrors.counts });
   state.lastScrape = {
     at: new Date(),
     collectors: outcomes,

@@ -27,6 +27,7 @@ import {
   type StatValue,
 } from "../qmp/query_stats.ts";
 import { SKIP_REASONS, type SkipReason, SocketOwners } from "../qmp/socket_owner.ts";
+import { type IdentifiedVcpu, identifyVcpus } from "../qmp/vcpu_identities.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../system/glob.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
@@ -88,17 +89,34 @@ function addStats(
   }
 }
 
-/** Counts the glob-found sockets skipped in this scrape, by reason. */
+/** Counts the sockets (found by glob or on a command line) skipped in this scrape, by reason. */
 function addSkipped(out: FamilySet, skipped: ReadonlyMap<string, SkipReason>): void {
   for (const reason of SKIP_REASONS) {
     out.add(
       {
         name: "kvm_exporter_qmp_skipped_sockets",
-        help: "QMP sockets found by glob and not queried in the last scrape, by reason.",
+        help: "QMP sockets found by glob or named on a VMM's command line and not queried in " +
+          "the last scrape, by reason.",
         type: "gauge",
       },
       [["reason", reason]],
       [...skipped.values()].filter((r) => r === reason).length,
+    );
+  }
+}
+
+/** Counts, for each VM queried, the vCPUs left out in this scrape for a repeated identity. */
+function addDuplicateVcpus(out: FamilySet, counts: ReadonlyMap<DiscoveredVm, number>): void {
+  for (const [vm, count] of counts) {
+    out.add(
+      {
+        name: "kvm_exporter_qmp_duplicate_vcpus",
+        help: "vCPUs QMP reported in the last scrape under a cpu-index or qom-path another vCPU " +
+          "of the VM has; their stats are not exported.",
+        type: "gauge",
+      },
+      [["domain", vm.domain]],
+      count,
     );
   }
 }
@@ -157,19 +175,18 @@ async function schemasOf(state: QmpState, target: QueryTarget): Promise<StatsSch
 function addVcpuStats(
   out: StatSet,
   place: StatVm,
-  query: { vcpuStats: StatsResult[]; indexByPath: Map<string, number>; schemas: StatsSchemas },
+  query: { vcpus: readonly IdentifiedVcpu[]; schemas: StatsSchemas },
 ): void {
   // debugfs's VM dir holds each vCPU stat summed over the vCPUs (exits, halt_*, pf_*): do the
   // same, so that under lockdown the VM-level exits come from here.
   const sums = new Map<string, StatValue>();
-  for (const result of query.vcpuStats) {
-    const index = query.indexByPath.get(result.qomPath ?? "");
-    if (index === undefined) continue; // A vCPU unplugged between the two queries.
-    addStats(out, { level: "vcpu", vm: place, vcpu: String(index) }, {
-      stats: result.stats,
+  for (const { cpu, stats } of query.vcpus) {
+    if (stats === undefined) continue; // A vCPU hot-plugged between the two queries.
+    addStats(out, { level: "vcpu", vm: place, vcpu: String(cpu.cpuIndex) }, {
+      stats,
       schemas: query.schemas.vcpu,
     });
-    for (const [name, value] of result.stats) {
+    for (const [name, value] of stats) {
       if (value.kind !== "scalar") continue;
       const sum = sums.get(name);
       sums.set(name, {
@@ -184,17 +201,23 @@ function addVcpuStats(
   });
 }
 
-/** Queries one VM's stats into `out`; returns its vCPU count. */
-async function queryStats(state: QmpState, target: QueryTarget): Promise<number> {
+/** What one VM's queries found: its vCPU count and the vCPU identities it repeated. */
+interface QueryResult {
+  vcpus: number;
+  duplicates: string[];
+}
+
+/** Queries one VM's stats into `out`. */
+async function queryStats(state: QmpState, target: QueryTarget): Promise<QueryResult> {
   const { session, vm, out } = target;
   const schemas = await schemasOf(state, target);
   const vmStats = parseQueryStats(await session.execute("query-stats", { target: "vm" }));
   const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
   const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
-  const indexByPath = new Map(cpus.map((cpu) => [cpu.qomPath, cpu.cpuIndex]));
+  const { vcpus, duplicates } = identifyVcpus(cpus, vcpuStats);
   state.options.vcpuThreads?.set(
     vm.dir,
-    new Map(cpus.map((cpu) => [String(cpu.cpuIndex), cpu.threadId])),
+    new Map(vcpus.map(({ cpu }) => [String(cpu.cpuIndex), cpu.threadId])),
   );
   const place: StatVm = { dir: vm.dir, domain: vm.domain };
   for (const result of vmStats) {
@@ -203,41 +226,68 @@ async function queryStats(state: QmpState, target: QueryTarget): Promise<number>
       schemas: schemas.vm,
     });
   }
-  addVcpuStats(out, place, { vcpuStats, indexByPath, schemas });
-  return cpus.length;
+  addVcpuStats(out, place, { vcpus, schemas });
+  return { vcpus: vcpus.length, duplicates };
+}
+
+const CLAIM_REFUSED =
+  "Cannot establish that the QMP socket on a VMM's command line is that VMM's; not querying it";
+const GLOB_REFUSED =
+  "Cannot establish which VM a QMP socket found by glob belongs to; not querying it";
+
+/** Records a socket not queried, and logs it once. */
+function skipSocket(
+  state: QmpState,
+  skipped: Map<string, SkipReason>,
+  refusal: { socket: string; owner: { skipped: SkipReason; detail: string }; msg: string },
+): void {
+  const { socket, owner, msg } = refusal;
+  skipped.set(socket, owner.skipped);
+  logOnce(state, `${socket}\n${owner.skipped}`, {
+    msg,
+    fields: { socket, reason: owner.skipped, err: owner.detail },
+  });
 }
 
 /**
- * Gives each VM without a socket the glob-found socket its VMM holds the listener of; never
+ * Gives each VM without a `vm.yaml` socket the first socket its command line names, if its VMM
+ * holds that socket's listener, else the glob-found socket its VMM holds the listener of; never
  * one whose owner cannot be established. Returns the sockets skipped, and why.
  */
-async function matchGlobSockets(
+async function matchSockets(
   state: QmpState,
   known: { vms: readonly DiscoveredVm[]; socketOf: Map<DiscoveredVm, string> },
 ): Promise<Map<string, SkipReason>> {
   const { options } = state;
   const { vms, socketOf } = known;
-  const skipped = new Map<string, SkipReason>();
-  if (options.socketGlob === undefined) return skipped;
   const taken = new Set(socketOf.values());
-  const found = (await expandGlob(options.socketGlob, options.fs)).filter((s) => !taken.has(s));
+  const found = options.socketGlob === undefined
+    ? []
+    : (await expandGlob(options.socketGlob, options.fs)).filter((s) => !taken.has(s));
+  const claims = vms.flatMap((vm) => {
+    const path = vm.qmpSockets[0];
+    return socketOf.has(vm) || path === undefined ? [] : [{ vm, path, pid: vm.pid }];
+  });
   const free = new Map<number, DiscoveredVm>();
   for (const vm of vms) if (!socketOf.has(vm) && !free.has(vm.pid)) free.set(vm.pid, vm);
-  const ownership = await state.owners.resolve(found, [...free.keys()]);
+  const skipped = new Map<string, SkipReason>();
+  if (found.length === 0 && claims.length === 0) return skipped;
+  const ownership = await state.owners.resolve({ found, pids: [...free.keys()], claims });
+  claims.forEach(({ vm, path }, i) => {
+    const owner = ownership.claims[i]!;
+    if ("pid" in owner) socketOf.set(vm, path);
+    else skipSocket(state, skipped, { socket: path, owner, msg: CLAIM_REFUSED });
+  });
   for (const socket of found) {
-    const owner = ownership.get(socket);
+    const owner = ownership.found.get(socket);
     if (owner === undefined) continue;
-    if ("pid" in owner) {
-      const vm = free.get(owner.pid);
-      // A VMM with two monitors found by glob: the first, in path order, is queried.
-      if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
+    if ("skipped" in owner) {
+      skipSocket(state, skipped, { socket, owner, msg: GLOB_REFUSED });
       continue;
     }
-    skipped.set(socket, owner.skipped);
-    logOnce(state, `${socket}\n${owner.skipped}`, {
-      msg: "Cannot establish which VM a QMP socket found by glob belongs to; not querying it",
-      fields: { socket, reason: owner.skipped, err: owner.detail },
-    });
+    const vm = free.get(owner.pid);
+    // A VMM with two monitors found by glob: the first, in path order, is queried.
+    if (vm !== undefined && !socketOf.has(vm)) socketOf.set(vm, socket);
   }
   return skipped;
 }
@@ -248,6 +298,8 @@ interface SessionTarget {
   vm: DiscoveredVm;
   context: ScrapeContext;
   out: CollectorOutput;
+  /** Where each VM queried counts the vCPUs left out for a repeated identity. */
+  duplicateVcpus: Map<DiscoveredVm, number>;
 }
 
 async function querySession(state: QmpState, target: SessionTarget): Promise<void> {
@@ -257,10 +309,17 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
       // Into a set of its own: a session that times out half-way adds nothing, even if its
       // last replies arrive after the scrape is over.
       const vmOut = new StatSet();
-      const vcpus = await queryStats(state, { session: s, vm, out: vmOut });
+      const { vcpus, duplicates } = await queryStats(state, { session: s, vm, out: vmOut });
       out.stats.addAll(vmOut);
       context.qmpOutcomes.set(vm.dir, "ok");
       if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
+      target.duplicateVcpus.set(vm, duplicates.length);
+      if (duplicates.length > 0) {
+        logOnce(state, `${socket}\nduplicate_vcpus`, {
+          msg: "QMP reports vCPUs under an identity another vCPU has; not exporting the repeats",
+          fields: { socket, domain: vm.domain, err: duplicates.join("; ") },
+        });
+      }
     });
   } catch (error) {
     const reason = error instanceof QmpError ? error.reason : "other";
@@ -272,11 +331,11 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
   }
 }
 
-/** Each VM's socket from vm.yaml or its command line. */
+/** Each VM's socket from vm.yaml: the operator's word, taken as it is. */
 function configuredSockets(vms: readonly DiscoveredVm[]): Map<DiscoveredVm, string> {
   const socketOf = new Map<DiscoveredVm, string>();
   for (const vm of vms) {
-    const socket = vm.entry?.qmpSocket ?? vm.qmpSockets[0];
+    const socket = vm.entry?.qmpSocket;
     if (socket !== undefined) socketOf.set(vm, socket);
   }
   return socketOf;
@@ -310,17 +369,21 @@ async function collectQmp(
   for (const pid of state.schemasByPid.keys()) if (!pids.has(pid)) state.schemasByPid.delete(pid);
 
   const socketOf = configuredSockets(vms);
-  const skipped = await matchGlobSockets(state, { vms, socketOf });
+  const skipped = await matchSockets(state, { vms, socketOf });
 
   // Forget what was logged about sockets that are gone, so the set does not grow with churn.
   const current = new Set([...socketOf.values(), ...skipped.keys()]);
   for (const key of state.logged) if (!current.has(key.split("\n")[0]!)) state.logged.delete(key);
 
   // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
+  const duplicateVcpus = new Map<DiscoveredVm, number>();
   await Promise.all(
-    [...socketOf].map(([vm, socket]) => querySession(state, { socket, vm, context, out })),
+    [...socketOf].map(([vm, socket]) =>
+      querySession(state, { socket, vm, context, out, duplicateVcpus })
+    ),
   );
-  if (state.options.socketGlob !== undefined) addSkipped(out.families, skipped);
+  addSkipped(out.families, skipped);
+  addDuplicateVcpus(out.families, duplicateVcpus);
   addQmpErrors(out.families, context);
   failUnlessReachedAny([...socketOf.keys()], context.qmpOutcomes);
 }

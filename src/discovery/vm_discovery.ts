@@ -9,8 +9,16 @@ import type { VmConfig } from "../config/vm_config.ts";
 import { parseVmDirName } from "../debugfs/stat_value.ts";
 import type { Logger } from "../log/logger.ts";
 import { CMDLINE_MAX_BYTES } from "../system/bounded_read.ts";
-import { describeReadError, type FileSystem, listDir } from "../system/file_system.ts";
-import { type GuardedRead, ReadGuard } from "../system/read_guard.ts";
+import {
+  BlockedReadError,
+  classifyReadError,
+  describeReadError,
+  type FileSystem,
+  listDir,
+  type ReadErrorReason,
+} from "../system/file_system.ts";
+import { Limiter } from "../system/limiter.ts";
+import { type GuardedRead, ReadGuard, untilAborted } from "../system/read_guard.ts";
 import { type NamedVm, resolveVmNames } from "./vm_names.ts";
 import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv, vmUuidFromArgv } from "./vmm_cmdline.ts";
 
@@ -32,8 +40,23 @@ interface VmmCommandLine {
   uuid: string | undefined;
 }
 
-function parseVmmCommandLine(argv: readonly string[] | undefined): VmmCommandLine {
-  if (argv === undefined) return { name: undefined, qmpSockets: [], uuid: undefined };
+/** How many command lines discovery reads at once: a burst of new VMs must not use up the fds. */
+export const CMDLINE_READ_CONCURRENCY = 16;
+
+/** Why a command line could not be read, in the order `kvm_exporter_cmdline_read_errors` lists them. */
+export const CMDLINE_ERROR_REASONS: readonly ReadErrorReason[] = [
+  "permission",
+  "vanished",
+  "too_large",
+  "not_regular",
+  "blocked",
+  "other",
+];
+
+/** One attempt to read a command line: what it says, or why it could not be read. */
+type CmdlineRead = { vmm: VmmCommandLine } | { error: unknown };
+
+function parseVmmCommandLine(argv: readonly string[]): VmmCommandLine {
   return {
     name: vmNameFromArgv(argv),
     qmpSockets: qmpSocketsFromArgv(argv),
@@ -49,6 +72,11 @@ export interface Discovery {
   vms: DiscoveredVm[];
   /** Set when the debugfs root could not be listed. */
   error: Error | undefined;
+  /**
+   * The VMs whose command line could not be read in this pass, by dir, and why: each is named
+   * without it this time and read again on the next pass.
+   */
+  cmdlineErrors: Map<string, ReadErrorReason>;
 }
 
 /** Options of {@linkcode VmDiscovery}. */
@@ -67,20 +95,25 @@ export interface VmDiscoveryOptions {
 
 /**
  * Lists VM dirs and names them. A VMM's command line is read once per
- * `PID-FD` dir and forgotten when the dir disappears. A read that blocks (a
- * VMM in D state) is waited for only until the deadline: the VM is named by
- * its dir meanwhile, and by its command line from the scrape after the read
- * returns.
+ * `PID-FD` dir and forgotten when the dir disappears; only a read that
+ * succeeded is kept: one that failed (EMFILE, a VMM that had not exec'd yet)
+ * is tried again on the next pass, so a passing error never becomes a VM's
+ * name. At most {@linkcode CMDLINE_READ_CONCURRENCY} reads run at once. A
+ * read that blocks (a VMM in D state) is waited for only until the deadline:
+ * the VM is named by its dir meanwhile, and by its command line from the
+ * scrape after the read returns.
  */
 export class VmDiscovery {
   #options: VmDiscoveryOptions;
   /** What the VMM's command line says, parsed once per dir. */
   #processByDir = new Map<string, VmmCommandLine>();
   /** Command-line reads in flight, by dir. */
-  #reading = new Map<string, GuardedRead<VmmCommandLine>>();
+  #reading = new Map<string, GuardedRead<CmdlineRead>>();
   #reads: ReadGuard;
+  #limiter = new Limiter(CMDLINE_READ_CONCURRENCY);
   #warnedRenames = new Set<string>();
-  #warnedProcfs = false;
+  /** Reasons of command-line read errors logged at warn, until a pass has none of that reason. */
+  #warnedReads = new Set<ReadErrorReason>();
 
   /**
    * Creates a discovery with empty caches.
@@ -110,7 +143,7 @@ export class VmDiscovery {
     try {
       entries = await listDir(fs, kvmdebugDir);
     } catch (error) {
-      return { rootFiles: [], vms: [], error: error as Error };
+      return { rootFiles: [], vms: [], error: error as Error, cmdlineErrors: new Map() };
     }
     const rootFiles: Deno.DirEntry[] = [];
     const dirs: { dir: string; pid: number }[] = [];
@@ -126,9 +159,14 @@ export class VmDiscovery {
     for (const dir of this.#warnedRenames) {
       if (!present.has(dir)) this.#warnedRenames.delete(dir);
     }
+    const cmdlineErrors = new Map<string, ReadErrorReason>();
     const candidates = await Promise.all(dirs.map(async ({ dir, pid }) => {
       const vmm = await this.#commandLine(dir, pid, signal);
-      return { dir, pid, cmdlineName: vmm?.name };
+      if (typeof vmm === "string") {
+        cmdlineErrors.set(dir, vmm);
+        return { dir, pid, cmdlineName: undefined };
+      }
+      return { dir, pid, cmdlineName: vmm.name };
     }));
     const vms = resolveVmNames(candidates, { config, onlyListed }).map((vm): DiscoveredVm => {
       const vmm = this.#processByDir.get(vm.dir);
@@ -153,59 +191,91 @@ export class VmDiscovery {
         );
       }
     }
-    return { rootFiles, vms, error: undefined };
+    const failing = new Set(cmdlineErrors.values());
+    for (const reason of this.#warnedReads) {
+      if (!failing.has(reason)) this.#warnedReads.delete(reason);
+    }
+    return { rootFiles, vms, error: undefined, cmdlineErrors };
   }
 
-  /** The VMM's command line, or undefined while its read is blocked past `signal`. */
+  /** The VMM's command line, or why it is not known in this pass. */
   async #commandLine(
     dir: string,
     pid: number,
     signal: AbortSignal,
-  ): Promise<VmmCommandLine | undefined> {
+  ): Promise<VmmCommandLine | ReadErrorReason> {
     const known = this.#processByDir.get(dir);
     if (known !== undefined) return known;
     let reading = this.#reading.get(dir);
     if (reading === undefined) {
       const path = `${this.#options.procfs}/${pid}/cmdline`;
       try {
-        reading = this.#reads.begin(
-          path,
-          async () => parseVmmCommandLine(await this.#readArgv(path)),
-        );
+        reading = this.#reads.begin(path, () => this.#readLimited(path, signal));
       } catch {
-        return undefined; // Too many reads blocked: name it by its dir this time.
+        return "blocked"; // Too many reads blocked: name it by its dir this time.
       }
       const started = reading;
       this.#reading.set(dir, started);
-      void started.done.then((vmm) => {
+      void started.done.then((read) => {
         this.#reading.delete(dir);
-        this.#processByDir.set(dir, vmm);
+        if ("vmm" in read) this.#processByDir.set(dir, read.vmm);
+        else this.#logReadError(path, read.error);
       });
     }
     // Blocked past an earlier deadline: no new wait (each would cost a quarter of a scrape).
-    if (reading.blocked) return undefined;
+    if (reading.blocked) return "blocked";
     try {
-      return await reading.wait(signal);
+      const read = await reading.wait(signal);
+      return "vmm" in read ? read.vmm : classifyReadError(read.error);
     } catch {
-      return undefined; // Still blocked: named by its dir until the read returns.
+      return "blocked"; // Still blocked: named by its dir until the read returns.
     }
   }
 
-  async #readArgv(path: string): Promise<readonly string[] | undefined> {
+  /**
+   * Reads a command line once one of the limiter's slots is free. The slot is given back when
+   * the read returns or the pass's deadline passes, whichever comes first: a read blocked for
+   * good must not hold it (the ReadGuard bounds those). A read whose turn comes after the
+   * deadline is not started.
+   */
+  async #readLimited(path: string, signal: AbortSignal): Promise<CmdlineRead> {
+    const turn = await this.#limiter.run(async () => {
+      if (signal.aborted) return undefined;
+      const read = this.#readArgv(path);
+      await untilAborted(read, signal).catch(() => {});
+      return { read };
+    });
+    if (turn === undefined) {
+      return { error: new BlockedReadError(`Not read "${path}": the deadline passed first`) };
+    }
+    return await turn.read;
+  }
+
+  async #readArgv(path: string): Promise<CmdlineRead> {
     try {
       const text = await this.#options.fs.readTextFile(path, { maxBytes: CMDLINE_MAX_BYTES });
-      return splitCmdline(text);
+      return { vmm: parseVmmCommandLine(splitCmdline(text)) };
     } catch (error) {
-      // A process that just exited is normal; a procfs we may not read at all is worth one warning.
-      const fields = { path, err: describeReadError(path, error) };
-      const msg = "Cannot read the VMM's command line; naming the VM by its dir";
-      if (error instanceof Deno.errors.NotFound || this.#warnedProcfs) {
-        this.#options.logger.debug(msg, fields);
-      } else {
-        this.#warnedProcfs = true;
-        this.#options.logger.warn(msg, fields);
-      }
-      return undefined;
+      return { error };
+    }
+  }
+
+  /**
+   * Warns once per reason while VMs keep failing for it (one cause, such as a procfs Deno may not
+   * read or fds run out, fails every VM: one line, not one per VM); the rest at debug. A process
+   * that just exited, or a read not started or blocked at the deadline (kvm_exporter_blocked_reads
+   * tells), is debug only.
+   */
+  #logReadError(path: string, error: unknown): void {
+    const reason = classifyReadError(error);
+    const fields = { path, reason, err: describeReadError(path, error) };
+    const msg = "Cannot read the VMM's command line; naming the VM without it and trying again " +
+      "on the next scrape";
+    if (reason === "vanished" || reason === "blocked" || this.#warnedReads.has(reason)) {
+      this.#options.logger.debug(msg, fields);
+    } else {
+      this.#warnedReads.add(reason);
+      this.#options.logger.warn(`${msg} (logged once)`, fields);
     }
   }
 }

@@ -1,16 +1,19 @@
 /**
- * Which VMM a QMP socket found by `--collector.qmp.socket-glob` belongs to,
- * from evidence the process listening on it cannot forge: the kernel's table
- * of unix sockets says which socket inode listens on the path
- * (`<procfs>/net/unix`), and the VMM holding that inode has a
- * `<procfs>/PID/fd/N` link `socket:[INODE]`. Nothing the peer says is used.
+ * Which VMM a QMP socket belongs to, from evidence the process listening on
+ * it cannot forge: the kernel's table of unix sockets says which socket inode
+ * listens on the path (`<procfs>/net/unix`), and the VMM holding that inode
+ * has a `<procfs>/PID/fd/N` link `socket:[INODE]`. Nothing the peer says is
+ * used, and neither is what a VMM's command line says (whoever starts a VM
+ * writes its argv): a socket found by `--collector.qmp.socket-glob` is given
+ * to the VMM that holds it, and one a command line names only to that VMM, if
+ * it holds it.
  *
  * @module
  */
 
 import { indexListeners, parseUnixSockets, socketInodeOfLink } from "./unix_sockets.ts";
 
-/** Why a socket found by glob was not queried. */
+/** Why a socket found by glob or named on a command line was not queried. */
 export type SkipReason = "not_socket" | "not_listening" | "ambiguous" | "no_owner";
 
 /** Every {@linkcode SkipReason}, for the metric. */
@@ -36,6 +39,32 @@ const NO_OWNER: SocketOwnership = {
   detail: "no VMM of an exported VM holds its listening socket",
 };
 
+/** A socket a VMM's command line names as its monitor. */
+export interface SocketClaim {
+  /** The socket's path. */
+  path: string;
+  /** The VMM's pid. */
+  pid: number;
+}
+
+/** What {@linkcode SocketOwners.resolve} is asked. */
+export interface OwnershipQuery {
+  /** Sockets found by glob. */
+  found: readonly string[];
+  /** The VMMs that may own them (VMs without a socket yet). */
+  pids: readonly number[];
+  /** Sockets named on command lines, each to be proven its VMM's. */
+  claims?: readonly SocketClaim[];
+}
+
+/** What {@linkcode SocketOwners.resolve} established. */
+export interface Ownerships {
+  /** For each socket found by glob, its owner or the reason to skip it. */
+  found: Map<string, SocketOwnership>;
+  /** For each claim, in order: `{ pid }` when its VMM holds it, else the reason to skip it. */
+  claims: SocketOwnership[];
+}
+
 /** Where a listener was found: re-checked with one readlink on the next call. */
 interface Found {
   inode: number;
@@ -52,6 +81,8 @@ export class SocketOwners {
   #procfs: string;
   #found = new Map<string, Found>();
   #notFound = new Map<string, string>();
+  /** Claims (`pid\npath`) whose VMM did not hold the socket, by the inode it did not hold. */
+  #notHeld = new Map<string, number>();
   #cursor = 0;
 
   /**
@@ -64,31 +95,90 @@ export class SocketOwners {
   }
 
   /**
-   * Establishes the owner of each socket among `pids`.
+   * Establishes the owner of each socket found by glob among `pids`, and
+   * whether each claimed socket is its VMM's. A claim is checked against its
+   * own VMM only: one process's fds the first time, one readlink after, and
+   * nothing while the refused inode and VMM stay the same. The VMMs whose
+   * claim holds are not scanned for glob-found sockets.
    *
-   * @param sockets Socket paths found by glob.
-   * @param pids The VMMs that may own them (VMs without a socket yet).
-   * @returns The owner or the reason to skip, for each socket.
+   * @param query The sockets, the candidate VMMs and the claims.
+   * @returns The owner or the reason to skip, for each socket and each claim.
    */
-  async resolve(
-    sockets: readonly string[],
-    pids: readonly number[],
-  ): Promise<Map<string, SocketOwnership>> {
+  async resolve(query: OwnershipQuery): Promise<Ownerships> {
+    const claims = query.claims ?? [];
+    const paths = [...new Set([...query.found, ...claims.map((c) => c.path)])];
     const result = new Map<string, SocketOwnership>();
-    const files = await Promise.all(sockets.map((path) => socketFileProblem(path)));
-    const candidates = sockets.filter((path, i) => {
+    const files = await Promise.all(paths.map((path) => socketFileProblem(path)));
+    const candidates = paths.filter((path, i) => {
       const problem = files[i];
       if (problem !== undefined) result.set(path, { skipped: "not_socket", detail: problem });
       return problem === undefined;
     });
-    const current = new Set(candidates);
-    for (const path of this.#found.keys()) if (!current.has(path)) this.#found.delete(path);
-    for (const path of this.#notFound.keys()) if (!current.has(path)) this.#notFound.delete(path);
-    if (candidates.length === 0) return result;
-    const wanted = await this.#listeners(candidates, result);
+    this.#forgetAllBut(candidates, claims);
+    const wanted = candidates.length === 0 ? new Map() : await this.#listeners(candidates, result);
+    const inodeOf = new Map([...wanted].map(([inode, path]) => [path, inode]));
+    const claimed: SocketOwnership[] = [];
+    // One VMM at a time: each reads at most MAX_FDS_PER_PROCESS links, once in its life.
+    for (const claim of claims) {
+      claimed.push(result.get(claim.path) ?? await this.#checkClaim(claim, inodeOf));
+    }
+    const held = new Set(claims.filter((_, i) => "pid" in claimed[i]!).map((c) => c.pid));
+    const pids = query.pids.filter((pid) => !held.has(pid));
+    const globbed = new Set(query.found);
+    for (const [inode, path] of wanted) if (!globbed.has(path)) wanted.delete(inode);
     await this.#confirmKnown(wanted, pids, result);
     await this.#scan(wanted, pids, result);
-    return result;
+    const found = new Map<string, SocketOwnership>();
+    for (const path of query.found) {
+      const ownership = result.get(path);
+      if (ownership !== undefined) found.set(path, ownership);
+    }
+    return { found, claims: claimed };
+  }
+
+  /** Forgets what was learnt about sockets and claims not asked about any more. */
+  #forgetAllBut(paths: readonly string[], claims: readonly SocketClaim[]): void {
+    const current = new Set(paths);
+    for (const path of this.#found.keys()) if (!current.has(path)) this.#found.delete(path);
+    for (const path of this.#notFound.keys()) if (!current.has(path)) this.#notFound.delete(path);
+    const keys = new Set(claims.map((c) => `${c.pid}\n${c.path}`));
+    for (const key of this.#notHeld.keys()) if (!keys.has(key)) this.#notHeld.delete(key);
+  }
+
+  /** Whether a claim's VMM holds the socket that listens on its path. */
+  async #checkClaim(
+    claim: SocketClaim,
+    inodeOf: ReadonlyMap<string, number>,
+  ): Promise<SocketOwnership> {
+    const { path, pid } = claim;
+    const inode = inodeOf.get(path)!; // Every candidate has a listener or a result already.
+    const refused: SocketOwnership = {
+      skipped: "no_owner",
+      detail: `the VMM whose command line names it (pid ${pid}) does not hold its listening socket`,
+    };
+    const key = `${pid}\n${path}`;
+    if (this.#notHeld.get(key) === inode) return refused;
+    const known = this.#found.get(path);
+    if (known !== undefined && known.pid === pid && known.inode === inode) {
+      const link = await Deno.readLink(`${this.#procfs}/${pid}/fd/${known.fd}`).catch(() => "");
+      if (socketInodeOfLink(link) === inode) return { pid };
+    }
+    const dir = `${this.#procfs}/${pid}/fd`;
+    let fds;
+    try {
+      fds = await readSocketFds(dir);
+    } catch (error) {
+      // Not remembered: a passing error (EMFILE) must not refuse the socket for good.
+      return { skipped: "no_owner", detail: `cannot read ${dir}: ${(error as Error).message}` };
+    }
+    const fd = fds.find((s) => s.inode === inode);
+    if (fd === undefined) {
+      this.#notHeld.set(key, inode);
+      return refused;
+    }
+    this.#found.set(path, { inode, pid, fd: fd.fd });
+    this.#notFound.delete(path);
+    return { pid };
   }
 
   /** The listening inode of each candidate, from the kernel's table. */
@@ -195,16 +285,18 @@ async function socketFileProblem(path: string): Promise<string | undefined> {
 
 /** The socket fds of a process, at most MAX_FDS_PER_PROCESS looked at; none when unreadable. */
 async function socketFds(dir: string): Promise<{ fd: string; inode: number }[]> {
+  // The process exited, or its fds are not ours to read: it owns nothing we can prove.
+  return await readSocketFds(dir).catch(() => []);
+}
+
+/** The socket fds of a process, at most MAX_FDS_PER_PROCESS looked at. */
+async function readSocketFds(dir: string): Promise<{ fd: string; inode: number }[]> {
   const sockets: { fd: string; inode: number }[] = [];
-  try {
-    let seen = 0;
-    for await (const entry of Deno.readDir(dir)) {
-      if (++seen > MAX_FDS_PER_PROCESS) break;
-      const inode = socketInodeOfLink(await Deno.readLink(`${dir}/${entry.name}`).catch(() => ""));
-      if (inode !== undefined) sockets.push({ fd: entry.name, inode });
-    }
-  } catch {
-    // The process exited, or its fds are not ours to read: it owns nothing we can prove.
+  let seen = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    if (++seen > MAX_FDS_PER_PROCESS) break;
+    const inode = socketInodeOfLink(await Deno.readLink(`${dir}/${entry.name}`).catch(() => ""));
+    if (inode !== undefined) sockets.push({ fd: entry.name, inode });
   }
   return sockets;
 }

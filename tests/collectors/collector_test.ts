@@ -17,7 +17,7 @@ const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
 function context(signal: AbortSignal): ScrapeContext {
   const logger = createLogger({ write: () => {} });
   return {
-    discovery: { rootFiles: [], vms: [], error: undefined },
+    discovery: { rootFiles: [], vms: [], error: undefined, cmdlineErrors: new Map() },
     readErrors: new ReadErrorLog(logger).begin(),
     vcpuCounts: new Map(),
     qmpOutcomes: new Map(),

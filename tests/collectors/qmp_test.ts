@@ -7,6 +7,8 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { type FakeQmp, type FakeQmpBehaviour, startFakeQmp } from "../support/fake_qmp.ts";
+import { waitFor } from "../support/exporter_process.ts";
+import { acceptsConnections } from "../support/qemu.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 /** A debugfs tree as under lockdown (instant stats only) with VMs "good" and "bad", and a vm.yaml. */
@@ -307,6 +309,165 @@ Deno.test("qmp collector reports success 1 when no VM has a socket to try", asyn
     strictEqual(seriesValue(text, QMP_SUCCESS), "1");
     ok(!text.includes("kvm_exporter_qmp_errors{"), "no VM tried");
   } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+type Reply = Record<string, unknown>[];
+
+const DUPLICATES: {
+  what: string;
+  rewrite: (command: string, reply: unknown, args: Record<string, unknown> | undefined) => unknown;
+  vcpu0: string;
+  vcpu1: string | undefined;
+  sum: string;
+  log: RegExp;
+}[] = [
+  {
+    what: "two vCPUs with one cpu-index",
+    rewrite: (command, reply) =>
+      command === "query-cpus-fast"
+        ? (reply as Reply).map((cpu) => ({ ...cpu, "cpu-index": 0 }))
+        : reply,
+    vcpu0: "1000",
+    vcpu1: undefined,
+    sum: "1000",
+    log: /query-cpus-fast lists cpu-index 0 twice/,
+  },
+  {
+    what: "two vCPUs with one qom-path",
+    rewrite: (command, reply) =>
+      command === "query-cpus-fast"
+        ? (reply as Reply).map((cpu) => ({ ...cpu, "qom-path": "/machine/unattached/device[0]" }))
+        : reply,
+    vcpu0: "1000",
+    vcpu1: undefined,
+    sum: "1000",
+    log: /query-cpus-fast lists qom-path \\"\/machine\/unattached\/device\[0\]\\" twice/,
+  },
+  {
+    what: "two query-stats results for one vCPU",
+    rewrite: (command, reply, args) =>
+      command === "query-stats" && args?.["target"] === "vcpu"
+        ? [...(reply as Reply), { ...(reply as Reply)[0], stats: [{ name: "exits", value: 7 }] }]
+        : reply,
+    vcpu0: "1000",
+    vcpu1: "1001",
+    sum: "2001",
+    log: /query-stats has qom-path/,
+  },
+];
+
+Deno.test("qmp collector counts and logs once the vCPUs a monitor reports under a repeated identity", async (t) => {
+  for (const c of DUPLICATES) {
+    await t.step(c.what, async () => {
+      const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_" });
+      const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu", rewrite: c.rewrite });
+      const bad = startFakeQmp(`${tmp}/bad.sock`, { behaviour: "qemu" });
+      try {
+        const { app, logs } = await buildApp(await layOut(tmp));
+        for (let scrape = 1; scrape <= 2; scrape++) {
+          const text = await scrapeText(app);
+          const vcpu = (n: number): string | undefined =>
+            seriesValue(text, `kvm_stat_vcpu_exits_count{domain="good",vcpu="${n}"}`);
+          strictEqual(vcpu(0), String(Number(c.vcpu0) + 1000 * (scrape - 1)));
+          strictEqual(
+            vcpu(1),
+            c.vcpu1 === undefined ? undefined : String(Number(c.vcpu1) + 1000 * (scrape - 1)),
+          );
+          // The VM's sum covers the vCPUs exported, not the repeats.
+          if (scrape === 1) {
+            strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="good"}'), c.sum);
+          }
+          strictEqual(seriesValue(text, 'kvm_exporter_qmp_duplicate_vcpus{domain="good"}'), "1");
+          strictEqual(seriesValue(text, 'kvm_exporter_qmp_duplicate_vcpus{domain="bad"}'), "0");
+          strictEqual(
+            seriesValue(text, 'kvm_exporter_qmp_errors{domain="good",reason="protocol"}'),
+            "0",
+          );
+        }
+        const warns = logs.filter((l) => l.includes("level=warn") && l.includes("good.sock"));
+        strictEqual(warns.length, 1, warns.join(""));
+        ok(c.log.test(warns[0]!), warns[0]);
+      } finally {
+        await good.close();
+        await bad.close();
+        await Deno.remove(tmp, { recursive: true });
+      }
+    });
+  }
+});
+
+Deno.test("qmp collector never connects to a socket a VMM's command line names but does not hold", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_" });
+  const socket = `${tmp}/good.qmp`;
+  const qmpArg = `unix:${socket},server=on,wait=off`;
+  // "good" is a real process that listens on the socket its argv names; "evil" is a process whose
+  // argv names good's socket too (whoever starts a VM writes its argv): a shell waiting on stdin.
+  const good = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      `--allow-read=${tmp}`,
+      `--allow-write=${tmp}`,
+      `--allow-net=unix:${socket}`,
+      new URL("../support/fake_qmp_vmm.ts", import.meta.url).pathname,
+      "-name",
+      "good",
+      "-qmp",
+      qmpArg,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const evil = new Deno.Command("sh", {
+    args: ["-c", "read line", "qemu-system-x86_64", "-name", "evil", "-qmp", qmpArg],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (const [pid, fd] of [[good.pid, 7], [evil.pid, 8]]) {
+      await Deno.mkdir(`${tmp}/kvm/${pid}-${fd}`, { recursive: true });
+      await Deno.writeTextFile(`${tmp}/kvm/${pid}-${fd}/pages_4k`, "1\n");
+    }
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+    await waitFor(() => acceptsConnections(socket), { what: "the fake VMM's monitor" });
+    const { app, logs } = await buildApp([
+      `--collector.kvmdebug.dir=${tmp}/kvm`,
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      "--path.procfs=/proc",
+      "--collector.qmp",
+    ]);
+    for (let scrape = 1; scrape <= 2; scrape++) {
+      const text = await scrapeText(app);
+      // Connection 1 was the readiness probe; then exactly one per scrape: good's own.
+      strictEqual(
+        seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="good",vcpu="1"}'),
+        String(1000 * (scrape + 1) + 1),
+      );
+      strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="evil"}'), "1");
+      ok(!text.includes('kvm_stat_vcpu_exits_count{domain="evil"'), "good's stats not as evil's");
+      strictEqual(
+        seriesValue(text, 'kvm_exporter_qmp_errors{domain="evil",reason="other"}'),
+        undefined,
+      );
+      strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="no_owner"}'), "1");
+    }
+    const warns = logs.filter((l) => l.includes("level=warn") && l.includes("good.qmp"));
+    strictEqual(warns.length, 1, warns.join(""));
+    ok(warns[0]!.includes(`pid ${evil.pid}`) && warns[0]!.includes("reason=no_owner"), warns[0]);
+  } finally {
+    for (const child of [good, evil]) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // It exited already (the failure says why).
+      }
+    }
+    await good.status;
+    await evil.stdin.close().catch(() => {});
+    await evil.status;
     await Deno.remove(tmp, { recursive: true });
   }
 });

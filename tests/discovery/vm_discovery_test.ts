@@ -1,5 +1,5 @@
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { VmDiscovery } from "../../src/discovery/vm_discovery.ts";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { CMDLINE_READ_CONCURRENCY, VmDiscovery } from "../../src/discovery/vm_discovery.ts";
 import { createLogger } from "../../src/log/logger.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { ReadGuard } from "../../src/system/read_guard.ts";
@@ -85,7 +85,10 @@ Deno.test("VmDiscovery names a VM by its dir while its command line is a FIFO, p
     strictEqual(reads.blocked, 1, "not read again while blocked");
     await releaseFifo(`${tmp}/proc/20/cmdline`);
     await waitFor(() => reads.blocked === 0, { what: "the blocked read to return" });
-    deepStrictEqual(await names(), ["web", "20-1"], "a FIFO is no command line");
+    // What it returned was no command line: not kept, so a readable one names the VM next time.
+    await Deno.remove(`${tmp}/proc/20/cmdline`);
+    await Deno.writeTextFile(`${tmp}/proc/20/cmdline`, "qemu\0-name\0guest=db\0");
+    deepStrictEqual(await names(), ["web", "db"]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -145,6 +148,101 @@ Deno.test("VmDiscovery exposes the VMM's -uuid on each VM that has one", async (
       ["web", "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21"],
       ["db", undefined],
     ]);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("VmDiscovery retries a command line whose read failed, and keeps its -uuid and -qmp once read", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    await tree(tmp, { "10-1": "web", "20-1": "db", "30-1": "app" });
+    await Deno.writeTextFile(
+      `${tmp}/proc/20/cmdline`,
+      "qemu\0-name\0guest=db\0-uuid\0" + "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21\0" +
+        "-qmp\0unix:/run/db.qmp,server=on,wait=off\0",
+    );
+    // Out of fds for one pass: the read fails as Deno reports EMFILE.
+    let failing = true;
+    const fs: FileSystem = {
+      readDir: denoFileSystem.readDir,
+      readTextFile: (path, options) =>
+        failing && /\/[23]0\/cmdline$/.test(path)
+          ? Promise.reject(Object.assign(new Error("Too many open files (os error 24)"), {
+            code: "EMFILE",
+          }))
+          : denoFileSystem.readTextFile(path, options),
+    };
+    const logs: string[] = [];
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs,
+      logger: createLogger({ write: (line) => logs.push(line) }),
+    });
+    const discover = async () => {
+      const found = await discovery.discover({ entries: [] }, false);
+      return {
+        vms: found.vms.map((vm) => [vm.domain, vm.nameSource, vm.uuid, vm.qmpSockets.join()]),
+        errors: [...found.cmdlineErrors],
+      };
+    };
+    const failed = {
+      vms: [
+        ["web", "cmdline", undefined, ""],
+        ["20-1", "dir", undefined, ""],
+        ["30-1", "dir", undefined, ""],
+      ],
+      errors: [["20-1", "other"], ["30-1", "other"]],
+    };
+    deepStrictEqual(await discover(), failed);
+    deepStrictEqual(await discover(), failed, "tried again, still failing");
+    // One cause, one line: not one per VM, nor per scrape.
+    const warns = logs.filter((l) => l.includes("level=warn") && l.includes("/cmdline"));
+    strictEqual(warns.length, 1, logs.join(""));
+    ok(warns[0]!.includes("Too many open files"), warns[0]);
+    failing = false;
+    deepStrictEqual(await discover(), {
+      vms: [
+        ["web", "cmdline", undefined, ""],
+        ["db", "cmdline", "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21", "/run/db.qmp"],
+        ["app", "cmdline", undefined, ""],
+      ],
+      errors: [],
+    });
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("VmDiscovery reads at most CMDLINE_READ_CONCURRENCY command lines at once", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    const vms = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`${i + 1}-1`, `vm${i}`]));
+    await tree(tmp, vms);
+    let open = 0;
+    let most = 0;
+    const fs: FileSystem = {
+      readDir: denoFileSystem.readDir,
+      readTextFile: async (path, options) => {
+        most = Math.max(most, ++open);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          return await denoFileSystem.readTextFile(path, options);
+        } finally {
+          open--;
+        }
+      },
+    };
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs,
+      logger: createLogger({ write: () => {} }),
+    });
+    const found = await discovery.discover({ entries: [] }, false);
+    strictEqual(found.vms.filter((vm) => vm.nameSource === "cmdline").length, 100);
+    strictEqual(most, CMDLINE_READ_CONCURRENCY);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -92,6 +92,14 @@ function scenario(backend: Backend): void {
         // 1. Both monitors answer; under KVM every VM and vCPU has exits, and they grow.
         const first = await scrape();
         strictEqual(seriesValue(first, 'kvm_scrape_collector_success{collector="qmp"}'), "1");
+        // The sockets come from each QEMU's -qmp, and each QEMU holds its own: none refused.
+        for (const reason of ["not_socket", "not_listening", "ambiguous", "no_owner"]) {
+          strictEqual(
+            seriesValue(first, `kvm_exporter_qmp_skipped_sockets{reason="${reason}"}`),
+            "0",
+            reason,
+          );
+        }
         for (const domain of ["one", "three"]) {
           strictEqual(
             JSON.stringify(errorsOf(first, domain)),

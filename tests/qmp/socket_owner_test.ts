@@ -7,7 +7,7 @@
  * @module
  */
 
-import { deepStrictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok } from "node:assert/strict";
 import { MAX_PROCESSES_PER_CALL, SocketOwners } from "../../src/qmp/socket_owner.ts";
 
 Deno.test("SocketOwners.resolve() reads at most MAX_PROCESSES_PER_CALL VMMs per call, in turns", async () => {
@@ -31,18 +31,106 @@ Deno.test("SocketOwners.resolve() reads at most MAX_PROCESSES_PER_CALL VMMs per 
     const owner = pids.at(-1)!;
     await Deno.symlink("socket:[4242]", `${proc}/${owner}/fd/9`);
     const owners = new SocketOwners(proc);
-    const first = await owners.resolve([socket], pids);
-    deepStrictEqual(first.get(socket), {
+    const resolve = async () => (await owners.resolve({ found: [socket], pids })).found.get(socket);
+    deepStrictEqual(await resolve(), {
       skipped: "no_owner",
       detail: "no VMM of an exported VM holds its listening socket",
     });
     // The next call starts where the last one stopped.
-    deepStrictEqual((await owners.resolve([socket], pids)).get(socket), { pid: owner });
+    deepStrictEqual(await resolve(), { pid: owner });
     // Then the owner is confirmed by its one link; gone, it is looked for again.
-    deepStrictEqual((await owners.resolve([socket], pids)).get(socket), { pid: owner });
+    deepStrictEqual(await resolve(), { pid: owner });
     await Deno.remove(`${proc}/${owner}/fd/9`);
-    const gone = (await owners.resolve([socket], pids)).get(socket);
+    const gone = await resolve();
     deepStrictEqual(gone !== undefined && "skipped" in gone ? gone.skipped : gone, "no_owner");
+  } finally {
+    listener.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("SocketOwners.resolve() grants a claimed socket only to the VMM that holds it", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_owners_" });
+  const socket = `${tmp}/vm.qmp`;
+  const listener = Deno.listen({ transport: "unix", path: socket });
+  try {
+    const proc = `${tmp}/proc`;
+    await Deno.mkdir(`${proc}/net`, { recursive: true });
+    await Deno.writeTextFile(
+      `${proc}/net/unix`,
+      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
+        `0000000000000000: 00000002 00000000 00010000 0001 01 4242 ${socket}\n`,
+    );
+    for (const pid of [100, 200]) await Deno.mkdir(`${proc}/${pid}/fd`, { recursive: true });
+    await Deno.symlink("socket:[4242]", `${proc}/100/fd/5`);
+    await Deno.symlink("socket:[9999]", `${proc}/200/fd/5`);
+    const owners = new SocketOwners(proc);
+    const claims = [{ path: socket, pid: 100 }, { path: socket, pid: 200 }, {
+      path: `${tmp}/none.qmp`,
+      pid: 200,
+    }];
+    const resolve = async () => (await owners.resolve({ found: [], pids: [], claims })).claims;
+    const expected = [
+      { pid: 100 },
+      {
+        skipped: "no_owner",
+        detail: "the VMM whose command line names it (pid 200) does not hold its listening socket",
+      },
+    ];
+    const first = await resolve();
+    deepStrictEqual(first.slice(0, 2), expected);
+    deepStrictEqual(
+      first[2] !== undefined && "skipped" in first[2] && first[2].skipped,
+      "not_socket",
+    );
+    // Remembered: the owner confirmed by its link, the refusal kept while nothing changes.
+    deepStrictEqual((await resolve()).slice(0, 2), expected);
+    // The socket moves to pid 200: the owner's link is gone, and 200's fds are read anew once the
+    // refused inode changes.
+    await Deno.remove(`${proc}/100/fd/5`);
+    await Deno.symlink("socket:[4343]", `${proc}/200/fd/6`);
+    await Deno.writeTextFile(
+      `${proc}/net/unix`,
+      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
+        `0000000000000000: 00000002 00000000 00010000 0001 01 4343 ${socket}\n`,
+    );
+    const moved = await resolve();
+    deepStrictEqual(
+      moved[0] !== undefined && "skipped" in moved[0] && moved[0].skipped,
+      "no_owner",
+    );
+    deepStrictEqual(moved[1], { pid: 200 });
+  } finally {
+    listener.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("SocketOwners.resolve() checks a claim again when its VMM's fds could not be read", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_owners_" });
+  const socket = `${tmp}/vm.qmp`;
+  const listener = Deno.listen({ transport: "unix", path: socket });
+  try {
+    const proc = `${tmp}/proc`;
+    await Deno.mkdir(`${proc}/net`, { recursive: true });
+    await Deno.writeTextFile(
+      `${proc}/net/unix`,
+      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
+        `0000000000000000: 00000002 00000000 00010000 0001 01 4242 ${socket}\n`,
+    );
+    const owners = new SocketOwners(proc);
+    const resolve = async () =>
+      (await owners.resolve({ found: [], pids: [], claims: [{ path: socket, pid: 300 }] }))
+        .claims[0];
+    // Its fd dir cannot be read (here: not there yet; on a host: EMFILE, say).
+    const first = await resolve();
+    ok(
+      first !== undefined && "skipped" in first && /cannot read/.test(first.detail),
+      JSON.stringify(first),
+    );
+    await Deno.mkdir(`${proc}/300/fd`, { recursive: true });
+    await Deno.symlink("socket:[4242]", `${proc}/300/fd/5`);
+    deepStrictEqual(await resolve(), { pid: 300 });
   } finally {
     listener.close();
     await Deno.remove(tmp, { recursive: true });

@@ -99,24 +99,31 @@ export function fakeReplies(
 /** A running fake monitor. */
 export type FakeQmp = QmpPeer;
 
+/** Options of {@linkcode startFakeQmp}. */
+export interface FakeQmpOptions {
+  /** How it treats each client. */
+  behaviour: FakeQmpBehaviour;
+  /** The vCPU thread ids that query-cpus-fast reports, one per vCPU. Default `[1, 2]`. */
+  threadIds?: readonly number[];
+  /** Edits a reply before it is sent (a monitor that lies in one place), by command. */
+  rewrite?: (command: string, reply: unknown, args: Record<string, unknown> | undefined) => unknown;
+}
+
 /**
  * Serves a fake QMP monitor at `path` until closed.
  *
  * @param path The socket path.
- * @param options The behaviour, and the vCPU thread ids that query-cpus-fast reports.
+ * @param options The behaviour, the vCPU thread ids and an optional edit of replies.
  * @returns The running monitor.
  */
-export function startFakeQmp(
-  path: string,
-  options: { behaviour: FakeQmpBehaviour; threadIds?: readonly number[] },
-): FakeQmp {
+export function startFakeQmp(path: string, options: FakeQmpOptions): FakeQmp {
   return startQmpPeer(path, (client, n) => serve(client, { ...options, connection: n }));
 }
 
 /** Talks to one client as `behaviour` says; `connection` counts clients from 1. */
 async function serve(
   client: QmpPeerClient,
-  options: { behaviour: FakeQmpBehaviour; threadIds?: readonly number[]; connection: number },
+  options: FakeQmpOptions & { connection: number },
 ): Promise<void> {
   const { write } = client;
   switch (options.behaviour) {
@@ -156,7 +163,14 @@ async function serve(
         },
         id: message.id,
       }
-      : { return: handler(message.arguments), id: message.id };
+      : {
+        return: (options.rewrite ?? ((_, reply) => reply))(
+          message.execute,
+          handler(message.arguments),
+          message.arguments,
+        ),
+        id: message.id,
+      };
     await write(JSON.stringify(reply).replace('"U64_MAX"', "18446744073709551615") + "\r\n");
   }
 }
