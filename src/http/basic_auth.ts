@@ -30,9 +30,8 @@ export interface BasicAuthOptions {
  * same as against a user's hash of that cost, and never matches.
  */
 function dummyHash(cost: number): string {
-  return `$2y$${
-    String(cost).padStart(2, "0")
-  }$Q1/j1OWD8KI1ZRnVQx4bc.8FqAhkftSWlOM9Me4FN9qs3GYmtLSRq`;
+  const twoDigits = String(cost).padStart(2, "0");
+  return `$2y$${twoDigits}$Q1/j1OWD8KI1ZRnVQx4bc.8FqAhkftSWlOM9Me4FN9qs3GYmtLSRq`;
 }
 
 /** The cost of a bcrypt hash (`$2y$12$...` is 12); 10 when the hash does not say. */

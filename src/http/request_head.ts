@@ -124,7 +124,7 @@ export function parseRequestHead(text: string, options: { maxBodyBytes: number }
   }
   const hosts = values("host");
   if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
-    throw new BadRequestError(400, "HTTP/1.1 needs exactly one Host header");
+    throw new BadRequestError(400, "one Host header at most, and exactly one on HTTP/1.1");
   }
   // Not echoed: the client knows what it sent, and the answer is no place for its bytes.
   if (hosts.length === 1 && !isHost(hosts[0]!)) {

@@ -67,6 +67,7 @@ const BAD: { head: string; status: number }[] = [
   { head: "GET /a\x01 HTTP/1.1\r\nHost: a", status: 400 },
   { head: "GET / HTTP/1.1", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost: a\r\nHost: b", status: 400 },
+  { head: "GET / HTTP/1.0\r\nHost: a\r\nHost: b", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost : a", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost: a\r\n folded", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost: a\r\nNoColon", status: 400 },
