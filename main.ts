@@ -13,6 +13,7 @@ import { effectiveMaxConnections, FD_RESERVE, readFdLimit } from "./src/http/con
 import { DEFAULT_LIMITS, HttpServer } from "./src/http/http_server.ts";
 import { parseListenAddress } from "./src/http/listen_address.ts";
 import { openListener } from "./src/http/listener.ts";
+import { responseHeaders } from "./src/http/security_headers.ts";
 import type { TlsSettings } from "./src/http/web_config.ts";
 import { WebConfigStore, type WebConfigStoreOptions } from "./src/http/web_config_store.ts";
 import { createLogger, type Logger } from "./src/log/logger.ts";
@@ -187,6 +188,7 @@ function buildServer(
       maxConnections,
     },
     logger,
+    headers: () => responseHeaders(webConfig.config.headers),
   });
 }
 

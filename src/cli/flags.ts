@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../log/logger.ts";
 import { parseListenAddress } from "../http/listen_address.ts";
+import { pathProblem } from "../http/request_head.ts";
 import { NAMING_SCHEMES, type NamingScheme } from "../naming/naming_scheme.ts";
 
 /** The parsed, validated configuration of one exporter process. */
@@ -490,6 +491,15 @@ export function parseFlags(
       where("web.telemetry-path"),
       telemetryPath,
       'must start with "/" and not be "/" or under "/-/"',
+    );
+  }
+  // The server refuses such paths before routing, so the metrics would never be served.
+  const problem = pathProblem(telemetryPath);
+  if (problem !== undefined) {
+    throw invalid(
+      where("web.telemetry-path"),
+      telemetryPath,
+      `must be a plain path: it ${problem}`,
     );
   }
   const listenAddress = get<string>("web.listen-address");

@@ -18,6 +18,7 @@ import type { Logger } from "../log/logger.ts";
 import type { IdleHeapRelease } from "../system/idle_heap_release.ts";
 import { VERSION } from "../version.ts";
 import { acceptsGzip, gzipBody } from "./gzip_body.ts";
+import { responseHeaders } from "./security_headers.ts";
 import { renderStatusPage } from "./status_page.ts";
 import type { WebConfigStore } from "./web_config_store.ts";
 
@@ -41,19 +42,6 @@ export interface AppOptions {
 
 /** The basic auth realm named in `WWW-Authenticate`. */
 export const AUTH_REALM = "kvm_exporter";
-
-/**
- * Headers on every response unless the web config sets them: the status page runs no script,
- * loads nothing and may not be framed.
- */
-export const DEFAULT_HEADERS: readonly [string, string][] = [
-  [
-    "Content-Security-Policy",
-    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  ],
-  ["X-Content-Type-Options", "nosniff"],
-  ["X-Frame-Options", "DENY"],
-];
 
 /**
  * Whether a request comes from another site's page: browsers send `Sec-Fetch-Site` and, on
@@ -101,12 +89,9 @@ function isAddressOrLocalhost(hostname: string): boolean {
 function addHeaders(app: App, webConfig: WebConfigStore | undefined): void {
   app.use(async (c, next) => {
     await next();
-    const configured = webConfig?.config.headers ?? [];
-    const names = new Set(configured.map(([name]) => name.toLowerCase()));
-    for (const [name, value] of DEFAULT_HEADERS) {
-      if (!names.has(name.toLowerCase())) c.res.headers.set(name, value);
+    for (const [name, value] of responseHeaders(webConfig?.config.headers ?? [])) {
+      c.res.headers.set(name, value);
     }
-    for (const [name, value] of configured) c.res.headers.set(name, value);
   });
 }
 

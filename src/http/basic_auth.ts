@@ -25,8 +25,19 @@ export interface BasicAuthOptions {
   now?: () => number;
 }
 
-// A hash to spend the same time on when the user is unknown, so timing does not tell names.
-const DUMMY_HASH = "$2y$10$Q1/j1OWD8KI1ZRnVQx4bc.8FqAhkftSWlOM9Me4FN9qs3GYmtLSRq";
+/**
+ * A hash of nothing anyone sends, at a chosen cost: hashing a password against it costs the
+ * same as against a user's hash of that cost, and never matches.
+ */
+function dummyHash(cost: number): string {
+  const twoDigits = String(cost).padStart(2, "0");
+  return `$2y$${twoDigits}$Q1/j1OWD8KI1ZRnVQx4bc.8FqAhkftSWlOM9Me4FN9qs3GYmtLSRq`;
+}
+
+/** The cost of a bcrypt hash (`$2y$12$...` is 12); 10 when the hash does not say. */
+function costOf(hash: string): number {
+  return Number(/^\$2[aby]\$(\d\d)\$/.exec(hash)?.[1] ?? 10);
+}
 
 /**
  * What a check decided: let the request in, refuse it (401), or refuse it for now because
@@ -46,6 +57,8 @@ export class BasicAuth {
   #verified = new Map<string, number>();
   #failed = new Map<string, number>();
   #hashing = 0;
+  /** The highest cost among the users' hashes: what every failed check costs. */
+  #maxCost: number;
 
   /**
    * Creates a verifier; make a new one when the users change, which empties the cache.
@@ -60,6 +73,7 @@ export class BasicAuth {
     this.#maxEntries = options.maxEntries ?? 1_024;
     this.#maxConcurrent = options.maxConcurrent ?? 2;
     this.#now = options.now ?? Date.now;
+    this.#maxCost = Math.max(4, ...[...users.values()].map(costOf));
   }
 
   /** Whether any user is configured (else every request passes). */
@@ -87,7 +101,7 @@ export class BasicAuth {
     const credentials = parseBasic(header);
     if (credentials === undefined) return "denied";
     const hash = this.#hashOf(credentials.user);
-    const key = cacheKey(credentials.user, credentials.password, hash ?? DUMMY_HASH);
+    const key = cacheKey(credentials.user, credentials.password, hash ?? "");
     const now = this.#now();
     if (hash !== undefined && (this.#verified.get(key) ?? 0) > now) return "allowed";
     if ((this.#failed.get(key) ?? 0) > now) return "denied";
@@ -95,16 +109,34 @@ export class BasicAuth {
     this.#hashing++;
     let ok: boolean;
     try {
-      ok = await bcrypt.compare(credentials.password, hash ?? DUMMY_HASH);
+      ok = await this.#verify(credentials.password, hash);
     } finally {
       this.#hashing--;
     }
-    if (!ok || hash === undefined) {
+    if (!ok) {
       this.#remember(this.#failed, key, now + this.#failureTtlMs);
       return "denied";
     }
     this.#remember(this.#verified, key, now + this.#ttlMs);
     return "allowed";
+  }
+
+  /**
+   * Whether the password matches the hash. A failure costs 2^maxCost bcrypt rounds whoever the
+   * user: an unknown one is hashed at the highest cost, a cheaper user's wrong password is
+   * padded with dummy hashes of costs c, c+1, ..., max-1 (2^c + 2^c + ... + 2^(max-1) = 2^max),
+   * so timing tells neither which names exist nor which hash is cheap.
+   */
+  async #verify(password: string, hash: string | undefined): Promise<boolean> {
+    if (hash === undefined) {
+      await bcrypt.compare(password, dummyHash(this.#maxCost));
+      return false;
+    }
+    if (await bcrypt.compare(password, hash)) return true;
+    for (let cost = costOf(hash); cost < this.#maxCost; cost++) {
+      await bcrypt.compare(password, dummyHash(cost));
+    }
+    return false;
   }
 
   /** The user's hash, comparing names in constant time over every user. */

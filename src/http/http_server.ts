@@ -14,6 +14,7 @@ import {
   parseRequestHead,
   type RequestHead,
 } from "./request_head.ts";
+import { DEFAULT_HEADERS } from "./security_headers.ts";
 
 /** Bounds of {@linkcode HttpServer}. */
 export interface ServerLimits {
@@ -49,6 +50,11 @@ export interface HttpServerOptions {
   limits: ServerLimits;
   /** Logger. */
   logger: Logger;
+  /**
+   * Headers of the server's own answers (malformed requests, the connection cap), asked for
+   * each; default {@linkcode DEFAULT_HEADERS}.
+   */
+  headers?: () => readonly [string, string][];
 }
 
 /** Connections answered 503 at once beyond the cap; past this many they are closed unanswered. */
@@ -182,6 +188,10 @@ export class HttpServer {
     this.#connections.clear();
   }
 
+  #headers(): readonly [string, string][] {
+    return this.#options.headers?.() ?? DEFAULT_HEADERS;
+  }
+
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
     let backoffMs = 10;
     for (;;) {
@@ -248,7 +258,8 @@ export class HttpServer {
     this.#refusing++;
     const deadline = new Deadline(conn);
     deadline.arm(1_000);
-    writeAll(conn, plainResponse(503, "Too many open connections (--web.max-connections)\n"))
+    const text = "Too many open connections (--web.max-connections)\n";
+    writeAll(conn, plainResponse(503, text, this.#headers()))
       .catch(() => {})
       .finally(() => {
         deadline.disarm();
@@ -305,7 +316,8 @@ export class HttpServer {
     } catch (error) {
       if (!(error instanceof BadRequestError)) throw error;
       deadline.arm(limits.writeTimeoutMs);
-      await writeAll(connection.conn, plainResponse(error.status, `${error.message}\n`));
+      const response = plainResponse(error.status, `${error.message}\n`, this.#headers());
+      await writeAll(connection.conn, response);
       return false;
     }
     deadline.disarm();
@@ -329,9 +341,12 @@ export class HttpServer {
         headers,
         ...(withBody ? { body: body as Uint8Array<ArrayBuffer> } : {}),
       });
-    } catch (error) {
-      return new Response(`Bad request: ${(error as Error).message.split("\n")[0]}\n`, {
+    } catch {
+      // The parser checked the Host and target, so this is a gap in it; the URL parser's
+      // message would echo the client's bytes.
+      return new Response("Bad request: cannot make a URL of the Host and target\n", {
         status: 400,
+        headers: [...this.#headers()],
       });
     }
     try {
@@ -415,11 +430,16 @@ const STATUS_TEXT: Record<number, string> = {
   505: "HTTP Version Not Supported",
 };
 
-/** A complete `Connection: close` response with a text body. */
-function plainResponse(status: number, text: string): Uint8Array {
+/** A complete `Connection: close` response with a text body and the security headers. */
+function plainResponse(
+  status: number,
+  text: string,
+  headers: readonly [string, string][],
+): Uint8Array {
   const body = encoder.encode(text);
   const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\n` +
     `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
+    headers.map(([name, value]) => `${name}: ${value}\r\n`).join("") +
     `Connection: close\r\n\r\n`;
   return concat(encoder.encode(head), body);
 }

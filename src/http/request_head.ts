@@ -44,6 +44,16 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, obs-text, spaces and tabs; no control characters (CR, LF, NUL).
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^\/[\x21-\x7e]*$/;
+// RFC 3986 pchar without pct-encoded: what a path segment may hold here.
+const SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]*$/;
+// Visible ASCII but "#": a query never routes, so it may hold what clients send, "%" included.
+const QUERY = /^[\x21\x22\x24-\x7e]*$/;
+// A name or IPv4 address (RFC 3986 reg-name without "%" and sub-delims), or a bracketed IPv6
+// address, then an optional port.
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~]+)(?::(\d{0,5}))?$/;
+
+/** The methods the server implements; methods are case-sensitive, so `head` is none of them. */
+export const METHODS: readonly string[] = ["GET", "HEAD", "POST"];
 
 /**
  * Finds the blank line that ends a request head.
@@ -69,9 +79,10 @@ export function findHeadEnd(bytes: Uint8Array): number {
 
 /**
  * Parses a request head (without its final blank line), strictly: CRLF line ends, token
- * methods and field names, origin-form targets, no obsolete line folding, a `Host` on
- * HTTP/1.1, one `Content-Length` at most `maxBodyBytes`, and no `Transfer-Encoding` (no request
- * to this exporter has a body worth streaming).
+ * field names, one of {@linkcode METHODS} (else 501), origin-form targets whose path is routed
+ * as written (see {@linkcode pathProblem}), no obsolete line folding, one well-formed `Host`
+ * (required on HTTP/1.1), one `Content-Length` at most `maxBodyBytes`, and no
+ * `Transfer-Encoding` (no request to this exporter has a body worth streaming).
  *
  * @example Usage
  * ```ts
@@ -98,15 +109,26 @@ export function parseRequestHead(text: string, options: { maxBodyBytes: number }
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
     throw new BadRequestError(505, `HTTP version ${version} not supported`);
   }
-  if (!TARGET.test(target)) throw new BadRequestError(400, "request target must be a path");
+  if (!METHODS.includes(method)) {
+    throw new BadRequestError(
+      501,
+      `method not implemented: only ${METHODS.join(", ")} (methods are case-sensitive)`,
+    );
+  }
+  checkTarget(target);
   const headers = lines.slice(1).map(parseField);
   const values = (name: string): string[] =>
     headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
   if (values("transfer-encoding").length > 0) {
     throw new BadRequestError(501, "Transfer-Encoding is not supported: send Content-Length");
   }
-  if (version === "HTTP/1.1" && values("host").length !== 1) {
-    throw new BadRequestError(400, "HTTP/1.1 needs exactly one Host header");
+  const hosts = values("host");
+  if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
+    throw new BadRequestError(400, "one Host header at most, and exactly one on HTTP/1.1");
+  }
+  // Not echoed: the client knows what it sent, and the answer is no place for its bytes.
+  if (hosts.length === 1 && !isHost(hosts[0]!)) {
+    throw new BadRequestError(400, "malformed Host header");
   }
   const contentLength = parseContentLength(values("content-length"), options.maxBodyBytes);
   const connection = values("connection").join(",").toLowerCase().split(",").map((t) => t.trim());
@@ -114,6 +136,59 @@ export function parseRequestHead(text: string, options: { maxBodyBytes: number }
     ? !connection.includes("close")
     : connection.includes("keep-alive");
   return { method, target, version, headers, contentLength, keepAlive };
+}
+
+/**
+ * Refuses a target that a proxy in front and this server could route differently: the server
+ * routes the path exactly as sent (no decoding, no normalising), so a path with `//`, a dot
+ * segment, percent-encoding or a backslash, which a URL parser would rewrite, is refused.
+ */
+function checkTarget(target: string): void {
+  if (!TARGET.test(target)) throw new BadRequestError(400, "request target must be a path");
+  const question = target.indexOf("?");
+  const path = question < 0 ? target : target.slice(0, question);
+  const problem = pathProblem(path);
+  if (problem !== undefined) throw new BadRequestError(400, `request target path ${problem}`);
+  if (question >= 0 && !QUERY.test(target.slice(question + 1))) {
+    throw new BadRequestError(400, "request target has a fragment (#)");
+  }
+}
+
+/**
+ * Why a path would not be routed as sent, if it would not: a URL parser (and many proxies)
+ * would collapse `//`, resolve `.` and `..`, decode `%2d`, or read `\` as `/`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pathProblem } from "./request_head.ts";
+ * assert.equal(pathProblem("/metrics"), undefined);
+ * assert.equal(pathProblem("/%2d/reload"), "is percent-encoded");
+ * ```
+ *
+ * @param path A path, without query.
+ * @returns What is wrong, or undefined when the path is routed exactly as written.
+ */
+export function pathProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return 'does not start with "/"';
+  const segments = path.slice(1).split("/");
+  for (const [i, segment] of segments.entries()) {
+    // A trailing slash is routed as sent (`/metrics/` is not `/metrics`); `//` is not.
+    if (segment === "" && i < segments.length - 1) return "has an empty segment (//)";
+    if (segment === "." || segment === "..") return "has a dot segment (. or ..)";
+    if (segment.includes("%")) return "is percent-encoded";
+    if (!SEGMENT.test(segment)) return "has a character outside RFC 3986 pchar";
+  }
+  return undefined;
+}
+
+/**
+ * Whether a Host header is a name or address with an optional port of at most 65535, which
+ * the URL parser takes too (it alone knows a well-formed IPv6 address).
+ */
+function isHost(value: string): boolean {
+  const match = HOST.exec(value);
+  return match !== null && Number(match[1] ?? 0) <= 65_535 && URL.canParse(`http://${value}/`);
 }
 
 function parseField(line: string): [string, string] {

@@ -170,3 +170,39 @@ Deno.test("BasicAuth.check() keeps at most maxEntries failures", async () => {
   assert.equal(await auth.check(basic("alice", "a")), "busy", "oldest: forgotten");
   await hashing;
 });
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+Deno.test("BasicAuth.check() takes as long for an unknown user as for any user's wrong password", async () => {
+  // htpasswd -nbBC 12 dear secret; htpasswd -nbBC 4 cheap secret
+  const auth = new BasicAuth(
+    new Map([
+      ["dear", "$2y$12$VZGTekeM4tyf2j4TW4WlqO1S9JSMPj1VtHZ.w8VEKWoNedOG/SQSC"],
+      ["cheap", "$2y$04$OcpEFkxq3dtVyNFHRmezWOqA4s9QwErNZIMuJzHEof52zlWsxjtxm"],
+    ]),
+    { maxConcurrent: 1 },
+  );
+  const classes = { unknown: "mallory", dear: "dear", cheap: "cheap" };
+  const times: Record<string, number[]> = { unknown: [], dear: [], cheap: [] };
+  // Interleaved, so a noisy spell on the shared machine falls on every class alike. A fresh
+  // password each time: a remembered failure would not be hashed at all.
+  for (let i = 0; i < 5; i++) {
+    for (const [name, user] of Object.entries(classes)) {
+      const start = performance.now();
+      assert.equal(await auth.check(basic(user, `wrong${i}`)), "denied");
+      times[name]!.push(performance.now() - start);
+    }
+  }
+  const dear = median(times.dear!);
+  // Before: the unknown user cost a cost-10 bcrypt (1/4 of dear's), cheap's wrong password 1/256.
+  for (const name of ["unknown", "cheap"]) {
+    const ratio = median(times[name]!) / dear;
+    assert.ok(
+      ratio > 0.5 && ratio < 2,
+      `median ${name} / median dear = ${ratio.toFixed(2)} (${JSON.stringify(times)})`,
+    );
+  }
+});

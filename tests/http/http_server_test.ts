@@ -238,3 +238,124 @@ Deno.test("HttpServer.shutdown() closes idle connections, waits for a request up
     busy.close();
   }
 });
+
+/** Sends one request on a fresh connection and reads until the server closes. */
+async function exchange(port: number, request: string): Promise<string> {
+  const conn = await connect(port);
+  try {
+    await conn.write(encoder.encode(request));
+    return await readSome(conn, () => false);
+  } finally {
+    conn.close();
+  }
+}
+
+/** A server whose handler counts the requests that reach it. */
+function counting(): Running & { handled: string[] } {
+  const handled: string[] = [];
+  // A short idle timeout: a request wrongly kept alive fails the test in 2 s, not 60.
+  const running = start({ idleTimeoutMs: 2_000 }, (request) => {
+    const url = new URL(request.url);
+    handled.push(`${request.method} ${url.pathname}${url.search}`);
+    return Promise.resolve(new Response(`${url.pathname}${url.search}\n`));
+  });
+  return Object.assign(running, { handled });
+}
+
+/** Asserts a response of the server's own: its status, the security headers, no echo. */
+function assertOwnAnswer(text: string, status: number, notEchoed: string): void {
+  assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), text);
+  assert.match(text, /\r\nX-Content-Type-Options: nosniff\r\n/i, text);
+  assert.match(text, /\r\nX-Frame-Options: DENY\r\n/i, text);
+  assert.match(text, /\r\nContent-Security-Policy: default-src 'none'/i, text);
+  assert.match(text, /\r\nContent-Length: [1-9]\d*\r\n/i, text);
+  assert.match(text, /\r\nConnection: close\r\n/i, text);
+  if (notEchoed !== "") assert.ok(!text.includes(notEchoed), `echoes ${notEchoed}: ${text}`);
+}
+
+Deno.test("HttpServer refuses targets a proxy would route otherwise with 400, before the handler", async () => {
+  await using running = counting();
+  // Each was normalised by the URL parser (or decoded by the router) into /-/reload or /metrics,
+  // past a proxy in front that blocks the literal paths.
+  const targets = [
+    "POST //x/-/reload",
+    "POST /%2d/reload",
+    "POST /a/../-/reload",
+    "POST /%2e/-/reload",
+    "POST /-//reload",
+    "POST /./-/reload",
+    "POST /\\-/reload",
+    "GET //evil/metrics",
+    "GET /%6detrics",
+    "GET /metrics#x",
+  ];
+  for (const target of targets) {
+    const text = await exchange(running.port, `${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assertOwnAnswer(text, 400, "");
+  }
+  assert.deepEqual(running.handled, []);
+});
+
+Deno.test("HttpServer routes queries as sent, percent-encoding and dots in them included", async () => {
+  await using running = counting();
+  const targets = ["/metrics?collect%5B%5D=qmp", "/metrics?x=../%2e//y", "/metrics/?a=b?c"];
+  for (const target of targets) {
+    const text = await exchange(
+      running.port,
+      `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    );
+    assert.match(text, /^HTTP\/1\.1 200 /, target);
+    assert.ok(text.endsWith(`\r\n\r\n${target}\n`), text);
+  }
+  assert.deepEqual(running.handled, targets.map((target) => `GET ${target}`));
+});
+
+Deno.test("HttpServer answers an unparsable or empty Host with a plain 400, security headers, no echo", async () => {
+  await using running = counting();
+  for (const host of ["[::1", "", "[::1]:99999", "<script>x", "a@evil", "[1:2:3]"]) {
+    const text = await exchange(running.port, `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    assertOwnAnswer(text, 400, host === "" ? "" : host);
+  }
+  assert.deepEqual(running.handled, []);
+});
+
+Deno.test("HttpServer answers lower-case and unimplemented methods 501 before the handler", async () => {
+  await using running = counting();
+  // Methods are case-sensitive (RFC 9110 9.1): "head" is an unknown method, not HEAD.
+  for (const method of ["head", "get", "PUT", "DELETE", "OPTIONS", "TRACE"]) {
+    const text = await exchange(running.port, `${method} /metrics HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assertOwnAnswer(text, 501, "");
+    assert.match(text, /GET, HEAD, POST/, text);
+  }
+  assert.deepEqual(running.handled, []);
+});
+
+Deno.test("HttpServer answers at the connection cap with the security headers", async () => {
+  await using running = start({ maxConnections: 1, headerTimeoutMs: 5_000 });
+  const held = await connect(running.port);
+  try {
+    await waitFor(() => running.server.connectionCount === 1, { what: "1 connection served" });
+    assertOwnAnswer(await exchange(running.port, ""), 503, "");
+  } finally {
+    held.close();
+  }
+});
+
+Deno.test("HttpServer puts the headers it is given on its own answers", async () => {
+  const server = new HttpServer({
+    handler: () => new Response("ok"),
+    limits: { ...DEFAULT_LIMITS, idleTimeoutMs: 2_000 },
+    logger: createLogger({ level: "error", write: () => {} }),
+    headers: () => [["X-Frame-Options", "sameorigin"], ["Strict-Transport-Security", "max-age=60"]],
+  });
+  server.serve(Deno.listen({ hostname: "127.0.0.1", port: 0 }), "http");
+  try {
+    const text = await exchange(server.addr.port, "GET /a/../b HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /\r\nX-Frame-Options: sameorigin\r\n/);
+    assert.match(text, /\r\nStrict-Transport-Security: max-age=60\r\n/);
+    assert.doesNotMatch(text, /DENY/);
+  } finally {
+    await server.shutdown(100);
+  }
+});

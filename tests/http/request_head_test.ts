@@ -28,6 +28,18 @@ const GOOD: { head: string; want: Partial<RequestHead> }[] = [
     head: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5",
     want: { contentLength: 5 },
   },
+  // Queries keep working as Prometheus and browsers send them, percent-encoding included.
+  {
+    head: "GET /metrics?collect%5B%5D=qmp&x=a%20b/c?d HTTP/1.1\r\nHost: a",
+    want: { target: "/metrics?collect%5B%5D=qmp&x=a%20b/c?d" },
+  },
+  { head: "GET /metrics/ HTTP/1.1\r\nHost: a", want: { target: "/metrics/" } },
+  { head: "GET /a.b/..c/.d/~e-f_g:h@i!$&'()*+,;= HTTP/1.1\r\nHost: a", want: {} },
+  { head: "GET /?x=../..//%2e HTTP/1.1\r\nHost: a", want: { target: "/?x=../..//%2e" } },
+  // Host: a name, an IPv4 or bracketed IPv6 address, with or without a port.
+  ...["a.example", "127.0.0.1:9900", "[::1]:9900", "[::ffff:127.0.0.1]", "a:", "a-b_c~d:65535"]
+    .map((host) => ({ head: `GET / HTTP/1.1\r\nHost: ${host}`, want: {} })),
+  { head: "POST /-/reload HTTP/1.0", want: { method: "POST" } },
   {
     head: "GET / HTTP/1.1\r\nHost:a\r\nX-Empty:\r\nUser-Agent:  curl/8 ",
     want: { headers: [["Host", "a"], ["X-Empty", ""], ["User-Agent", "curl/8"]] },
@@ -55,6 +67,7 @@ const BAD: { head: string; status: number }[] = [
   { head: "GET /a\x01 HTTP/1.1\r\nHost: a", status: 400 },
   { head: "GET / HTTP/1.1", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost: a\r\nHost: b", status: 400 },
+  { head: "GET / HTTP/1.0\r\nHost: a\r\nHost: b", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost : a", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost: a\r\n folded", status: 400 },
   { head: "GET / HTTP/1.1\r\nHost: a\r\nNoColon", status: 400 },
@@ -66,6 +79,52 @@ const BAD: { head: string; status: number }[] = [
   { head: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1e3", status: 400 },
   { head: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6", status: 400 },
   { head: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999", status: 400 },
+  // Targets a proxy and this server would route differently: refused before routing.
+  ...[
+    "//x/-/reload",
+    "//evil/metrics",
+    "/%2d/reload",
+    "/%6detrics",
+    "/a/../-/reload",
+    "/%2e/-/reload",
+    "/./metrics",
+    "/metrics/.",
+    "/metrics/..",
+    "/-//reload",
+    "/\\evil/metrics",
+    "/-\\reload",
+    "/metrics#x",
+    "/metrics?x#y",
+    "/a%",
+    '/a"b',
+    "/a<b>",
+    "/a{b}",
+    "/a^b",
+    "/a|b",
+    "/a`b",
+  ].map((target) => ({ head: `GET ${target} HTTP/1.1\r\nHost: a`, status: 400 })),
+  // Unparsable or empty Host.
+  ...[
+    "",
+    "[::1",
+    "::1",
+    "a b",
+    "a/b",
+    "a@b",
+    "[::1]x",
+    "a:99999",
+    "a:1:2",
+    "[zz]",
+    "a%41",
+    "a\\b",
+    "[1:2:3]",
+    "[::1::2]",
+  ]
+    .map((host) => ({ head: `GET / HTTP/1.1\r\nHost: ${host}`, status: 400 })),
+  // Methods are case-sensitive: "head" is not HEAD. Only GET, HEAD and POST are implemented.
+  ...["head", "get", "Post", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT", "BREW"].map(
+    (method) => ({ head: `${method} / HTTP/1.1\r\nHost: a`, status: 501 }),
+  ),
 ];
 
 for (const { head, status } of BAD) {

@@ -204,6 +204,11 @@ Deno.test("main.ts serves POST /-/reload only with --web.enable-lifecycle, and n
     "Origin: http://evil.example",
   ]);
   assert.equal(rebound.status, 403, rebound.body);
+  // Paths a proxy in front blocking the literal /-/reload lets through; each reloaded before.
+  for (const path of ["//x/-/reload", "/%2d/reload", "/a/../-/reload", "/%2e/-/reload"]) {
+    const sneaked = await curl(`${on.baseUrl}${path}`, ["--path-as-is", "-X", "POST"]);
+    assert.equal(sneaked.status, 400, `${path}: ${sneaked.body}`);
+  }
   assert.equal(reloads(), 0, "no refused request reloaded");
   for (const headers of [{}, { Origin: `http://${host}`, "Sec-Fetch-Site": "same-origin" }]) {
     const response = await fetchText(`${on.baseUrl}/-/reload`, { method: "POST", headers });
@@ -234,5 +239,28 @@ Deno.test("main.ts sends CSP, nosniff and DENY on the status page, and the web c
     const page = await fetchText(`${exporter.baseUrl}/metrics`);
     assert.equal(page.headers.get("x-frame-options"), "sameorigin");
     assert.equal(page.headers.get("strict-transport-security"), "max-age=60");
+    // The server's own answer to an unparsable Host: the same headers, the Host not echoed.
+    const badHost = await curl(`${exporter.baseUrl}/`, ["-i", "-H", "Host: [::1"]);
+    assert.equal(badHost.status, 400, badHost.body);
+    assert.match(badHost.body, /\r\nX-Frame-Options: sameorigin\r\n/i);
+    assert.match(badHost.body, /\r\nStrict-Transport-Security: max-age=60\r\n/i);
+    assert.match(badHost.body, /\r\nX-Content-Type-Options: nosniff\r\n/i);
+    assert.ok(!badHost.body.includes("[::1"), badHost.body);
   });
+});
+
+Deno.test("main.ts refuses paths a proxy would route otherwise, and serves metrics as sent", async () => {
+  await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
+  for (const path of ["//evil/metrics", "/%6detrics", "/./metrics", "/x/../metrics"]) {
+    const response = await curl(`${exporter.baseUrl}${path}`, ["--path-as-is"]);
+    assert.equal(response.status, 400, `${path}: ${response.body}`);
+    assert.doesNotMatch(response.body, /# TYPE/, path);
+  }
+  const metrics = await curl(`${exporter.baseUrl}/metrics?collect%5B%5D=x&y=..%2F`, []);
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.body, /# TYPE /);
+  // Methods are case-sensitive: "head" is unknown, answered 501 with a body saying so.
+  const lower = await curl(`${exporter.baseUrl}/metrics`, ["-X", "head"]);
+  assert.equal(lower.status, 501, lower.body);
+  assert.match(lower.body, /GET, HEAD, POST/);
 });
