@@ -41,6 +41,7 @@ export const QMP_ERROR_REASONS: readonly QmpErrorReason[] = [
   "timeout",
   "refused",
   "protocol",
+  "permission",
   "other",
 ];
 

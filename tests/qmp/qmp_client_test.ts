@@ -515,10 +515,10 @@ try {
       },
     ];
     for (const c of cases) {
-      await t.step(`${c.name} fails with reason "other" naming the flags`, async () => {
+      await t.step(`${c.name} fails with reason "permission" naming the flags`, async () => {
         await withFakeQmp(serve, async (path) => {
           const result = await probe(path, c.flags(path)) as { reason: string; message: string };
-          strictEqual(result.reason, "other");
+          strictEqual(result.reason, "permission");
           ok(
             result.message.includes(
               `run with --allow-read=${path} --allow-write=${path} --allow-net=unix:${path}`,
