@@ -1,4 +1,4 @@
-import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
+import { deepStrictEqual, throws } from "node:assert/strict";
 import { parseSchedstat } from "../../src/system/schedstat.ts";
 
 Deno.test("parseSchedstat() reads CPU time, run delay and timeslices", async (t) => {
