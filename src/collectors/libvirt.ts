@@ -14,7 +14,7 @@ import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
 import { type DomainInfoCache } from "../libvirt/domain_info.ts";
 import { type DomainStats, type KvmStat, parseDomainStats } from "../libvirt/domain_stats.ts";
-import { LibvirtClient, LibvirtError, type LibvirtErrorReason } from "../libvirt/libvirt_client.ts";
+import { LibvirtClient, LibvirtError } from "../libvirt/libvirt_client.ts";
 import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
 import {
   type RemoteDomain,
@@ -23,13 +23,14 @@ import {
 } from "../libvirt/remote_protocol.ts";
 import { type StatLevel, StatSet, type StatVm } from "../stats/stat.ts";
 import { libvirtStatType } from "../stats/stat_type.ts";
+import type { ClientErrorReason } from "../system/client_error.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 
 /** The name of this collector. */
 export const LIBVIRT = "libvirt";
 
 /** The reasons of `kvm_exporter_libvirt_errors`. */
-export const LIBVIRT_ERROR_REASONS: readonly LibvirtErrorReason[] = [
+export const LIBVIRT_ERROR_REASONS: readonly ClientErrorReason[] = [
   "timeout",
   "refused",
   "closed",
@@ -101,7 +102,7 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
   return out;
 }
 
-function addErrors(out: FamilySet, failed: LibvirtErrorReason | undefined): void {
+function addErrors(out: FamilySet, failed: ClientErrorReason | undefined): void {
   for (const reason of LIBVIRT_ERROR_REASONS) {
     out.add(
       {

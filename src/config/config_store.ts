@@ -36,7 +36,12 @@ export class ConfigStore {
     const { path, logger } = options;
     this.#store = new PolledStore<VmConfig>({
       initial: { entries: [] },
-      load: (reason, initial) => this.#load(reason, initial),
+      load: (reason) => this.#load(reason),
+      onReloadError: (error, reason) =>
+        logger.error("Cannot load vm.yaml; keeping the config in force", {
+          reason,
+          err: error.message,
+        }),
       // Least privilege: whoever runs without a vm.yaml need not grant read access to one.
       files: () => this.#readable() ? [path] : [],
       notRegular: (_, kind) =>
@@ -110,24 +115,13 @@ export class ConfigStore {
     return explicit || Deno.permissions.querySync({ name: "read", path }).state === "granted";
   }
 
-  async #load(reason: string, initial: boolean): Promise<VmConfig> {
+  async #load(reason: string): Promise<VmConfig> {
     const { path, explicit, logger } = this.#options;
     if (!this.#readable()) {
       logger.info("No read permission for the default vm.yaml; naming VMs without it", { path });
       return { entries: [] };
     }
-    let config: VmConfig | undefined;
-    try {
-      config = await readVmConfig(path, { explicit });
-    } catch (error) {
-      if (!initial) {
-        logger.error("Cannot load vm.yaml; keeping the config in force", {
-          reason,
-          err: (error as Error).message,
-        });
-      }
-      throw error;
-    }
+    const config = await readVmConfig(path, { explicit });
     if (config === undefined) {
       logger.info("No vm.yaml; naming VMs from their command lines", { path });
     } else {

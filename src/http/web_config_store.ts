@@ -30,6 +30,8 @@ interface InForce {
 export class WebConfigStore {
   #options: WebConfigStoreOptions;
   #store: PolledStore<InForce>;
+  /** The error of the last TLS switch that failed, to log it as such. */
+  #tlsFailure: unknown;
 
   /**
    * Creates a store holding the empty config until the first load.
@@ -42,6 +44,12 @@ export class WebConfigStore {
     this.#store = new PolledStore<InForce>({
       initial: { config: EMPTY_WEB_CONFIG, auth: new BasicAuth(new Map()) },
       load: (reason, initial) => this.#load(reason, initial),
+      onReloadError: (error, reason) => {
+        const msg = error === this.#tlsFailure
+          ? "Cannot serve the new TLS settings; keeping the ones in force"
+          : "Cannot load the web config; keeping the one in force";
+        options.logger.error(msg, { reason, err: error.message });
+      },
       files: ({ config }) => path === undefined ? [] : [path, ...(config.tls?.files ?? [])],
     });
   }
@@ -92,28 +100,14 @@ export class WebConfigStore {
     const { path, logger, onTlsChange } = this.#options;
     const previous = this.#store.value.config;
     if (path === undefined) return this.#store.value;
-    let config: WebConfig;
-    try {
-      config = await readWebConfig(path);
-    } catch (error) {
-      if (!initial) {
-        logger.error("Cannot load the web config; keeping the one in force", {
-          reason,
-          err: (error as Error).message,
-        });
-      }
-      throw error;
-    }
+    const config = await readWebConfig(path);
     const tlsChanged = config.tls?.cert !== previous.tls?.cert ||
       config.tls?.key !== previous.tls?.key;
     if (!initial && tlsChanged && onTlsChange !== undefined) {
       try {
         await onTlsChange(config, previous);
       } catch (error) {
-        logger.error("Cannot serve the new TLS settings; keeping the ones in force", {
-          reason,
-          err: (error as Error).message,
-        });
+        this.#tlsFailure = error;
         throw error;
       }
     }

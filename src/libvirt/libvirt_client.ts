@@ -34,47 +34,17 @@ import {
 } from "./remote_protocol.ts";
 import { XdrError, type XdrReader } from "./xdr.ts";
 import { ByteReader } from "../system/byte_reader.ts";
-import {
-  ClientError,
-  type ClientErrorOptions,
-  type ClientErrorReason,
-  oneLine,
-} from "../system/client_error.ts";
+import { ClientError, type ClientErrorReason, oneLine } from "../system/client_error.ts";
 import { Deadline } from "../system/deadline.ts";
 import { SerialQueue } from "../system/serial_queue.ts";
 import { connectUnixSocket, isPeerGone } from "../system/unix_socket.ts";
 
 /**
- * What kind of failure a {@linkcode LibvirtError} is: the reasons shared with QMP
- * ({@linkcode ClientErrorReason}), all of which libvirt raises; `remote` is libvirt's error reply
- * (then `code` is libvirt's `virErrorNumber`).
+ * A failed libvirt call, with a one-line message saying where and what. libvirt raises every
+ * {@linkcode ClientErrorReason}; `remote` is libvirt's error reply, and then `code` is libvirt's
+ * `virErrorNumber`.
  */
-export type LibvirtErrorReason = ClientErrorReason;
-
-/** Options of {@linkcode LibvirtError}. */
-export interface LibvirtErrorOptions extends ClientErrorOptions {
-  /** libvirt's `virErrorNumber` of an error reply. */
-  code?: number;
-}
-
-/** A failed libvirt call, with a one-line message saying where and what. */
-export class LibvirtError extends ClientError {
-  /** libvirt's `virErrorNumber`, for `remote` errors. */
-  readonly code?: number;
-
-  /**
-   * Creates an error.
-   *
-   * @param reason What kind of failure this is.
-   * @param message One line saying what happened.
-   * @param options The libvirt error code and the cause.
-   */
-  constructor(reason: LibvirtErrorReason, message: string, options: LibvirtErrorOptions = {}) {
-    super(reason, message, options);
-    this.name = "LibvirtError";
-    if (options.code !== undefined) this.code = options.code;
-  }
-}
+export class LibvirtError extends ClientError<number> {}
 
 /** Options of {@linkcode LibvirtClient}. */
 export interface LibvirtClientOptions {

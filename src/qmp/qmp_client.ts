@@ -9,35 +9,19 @@
  */
 
 import { ByteLimitError, ByteReader } from "../system/byte_reader.ts";
-import {
-  ClientError,
-  type ClientErrorOptions,
-  type ClientErrorReason,
-  oneLine,
-} from "../system/client_error.ts";
+import { ClientError, type ClientErrorReason, oneLine } from "../system/client_error.ts";
 import { Deadline } from "../system/deadline.ts";
 import { SerialQueue } from "../system/serial_queue.ts";
 import { connectUnixSocket, isPeerGone } from "../system/unix_socket.ts";
 
 /**
- * Why a QMP session failed: the reasons shared with libvirt ({@linkcode ClientErrorReason}), of
- * which QMP raises `timeout`, `refused`, `protocol`, `permission` and `other`.
- */
-export type QmpErrorReason = ClientErrorReason;
-
-/** Options of {@linkcode QmpError}. */
-export interface QmpErrorOptions extends ClientErrorOptions {
-  /** QMP error class of an error reply, e.g. `"CommandNotFound"`. */
-  errorClass?: string;
-}
-
-/**
- * Error of a QMP session. `reason` says what kind of failure it was:
+ * Error of a QMP session. `reason` ({@linkcode ClientErrorReason}, shared with libvirt) says
+ * what kind of failure it was; QMP raises these:
  * - `timeout`: the deadline passed (e.g. another client holds the monitor);
  * - `refused`: the socket is missing, not a socket, or nobody listens on it;
  * - `protocol`: the peer is not QMP, sent something unparsable, closed early, or replied with
- *   an error (then `errorClass` is set, e.g. `"CommandNotFound"` for `query-stats` on QEMU
- *   before 7.1);
+ *   an error (then `code` is the QMP error class, e.g. `"CommandNotFound"` for `query-stats`
+ *   on QEMU before 7.1);
  * - `permission`: Deno (a missing `--allow-*` flag) or the OS refused the socket;
  * - `other`: anything else.
  *
@@ -47,28 +31,12 @@ export interface QmpErrorOptions extends ClientErrorOptions {
  * import { QmpError } from "./qmp_client.ts";
  *
  * function isOldQemu(error: unknown): boolean {
- *   return error instanceof QmpError && error.errorClass === "CommandNotFound";
+ *   return error instanceof QmpError && error.code === "CommandNotFound";
  * }
- * ok(isOldQemu(new QmpError("protocol", "...", { errorClass: "CommandNotFound" })));
+ * ok(isOldQemu(new QmpError("protocol", "...", { code: "CommandNotFound" })));
  * ```
  */
-export class QmpError extends ClientError {
-  /** QMP error class when the peer replied with an error, e.g. `"CommandNotFound"`. */
-  readonly errorClass?: string;
-
-  /**
-   * Creates an error.
-   *
-   * @param reason What kind of failure this is.
-   * @param message One line saying what happened.
-   * @param options Error class of an error reply and underlying cause.
-   */
-  constructor(reason: QmpErrorReason, message: string, options: QmpErrorOptions = {}) {
-    super(reason, message, options);
-    this.name = "QmpError";
-    if (options.errorClass !== undefined) this.errorClass = options.errorClass;
-  }
-}
+export class QmpError extends ClientError<string> {}
 
 /** Options of {@linkcode withQmpSession}. */
 export interface QmpSessionOptions {
@@ -88,7 +56,7 @@ export interface QmpSession {
    * Runs one command and resolves to the `return` member of its reply. Calls are sent one at
    * a time, in call order. Integers beyond 2^53 - 1 in the reply are `bigint`s.
    *
-   * @throws {QmpError} `protocol` with `errorClass` when QEMU replies with an error.
+   * @throws {QmpError} `protocol` with `code` when QEMU replies with an error.
    */
   execute(command: string, args?: Record<string, unknown>): Promise<unknown>;
 }
@@ -306,12 +274,12 @@ class Session implements QmpSession {
       channel.state.activity = "running the session";
       if ("return" in message) return message.return;
       if (isObject(message.error)) {
-        const errorClass = String(message.error.class);
+        const code = String(message.error.class);
         const desc = oneLine(String(message.error.desc));
         throw new QmpError(
           "protocol",
-          `QMP command "${command}" on "${path}" failed: ${errorClass}: ${desc}`,
-          { errorClass },
+          `QMP command "${command}" on "${path}" failed: ${code}: ${desc}`,
+          { code },
         );
       }
       throw channel.fail(

@@ -27,13 +27,17 @@ export type ClientErrorReason =
   | "other";
 
 /** Options of {@linkcode ClientError}. */
-export interface ClientErrorOptions {
+export interface ClientErrorOptions<Code = never> {
   /** The underlying error. */
   cause?: unknown;
+  /** The peer's own name for the error of an error reply. */
+  code?: Code;
 }
 
 /**
- * A failed call of a socket client, with a one-line message saying where and what.
+ * A failed call of a socket client, with a one-line message saying where and what. A client
+ * subclasses it, naming the type of its peer's error codes (QMP's error class is a string,
+ * libvirt's `virErrorNumber` a number).
  *
  * @example Tell a stopped peer from a broken one
  * ```ts
@@ -44,21 +48,28 @@ export interface ClientErrorOptions {
  * ok(error instanceof ClientError && error.reason === "refused");
  * ```
  */
-export class ClientError extends Error {
+export class ClientError<Code = never> extends Error {
   /** What kind of failure this is. */
   readonly reason: ClientErrorReason;
+  /** The peer's own name for the error, when it sent an error reply. */
+  readonly code?: Code;
 
   /**
    * Creates an error.
    *
    * @param reason What kind of failure this is.
    * @param message One line saying what happened.
-   * @param options The cause.
+   * @param options The cause, and the peer's code of an error reply.
    */
-  constructor(reason: ClientErrorReason, message: string, options: ClientErrorOptions = {}) {
+  constructor(
+    reason: ClientErrorReason,
+    message: string,
+    options: ClientErrorOptions<Code> = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "ClientError";
+    this.name = new.target.name;
     this.reason = reason;
+    if (options.code !== undefined) this.code = options.code;
   }
 }
 
@@ -67,7 +78,7 @@ export type ClientErrorFactory = (
   reason: ClientErrorReason,
   message: string,
   options: ClientErrorOptions,
-) => ClientError;
+) => ClientError<unknown>;
 
 /**
  * An error's message on one line: runs of white space (newlines included) become one space.

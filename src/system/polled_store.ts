@@ -13,10 +13,12 @@ export interface PolledStoreOptions<T> {
   /** The value until the first good load. */
   initial: T;
   /**
-   * Reads and checks the files; throws what is wrong (the value in force stays). Logs what it
-   * wants to; `initial` is true for {@linkcode PolledStore.loadInitial}.
+   * Reads and checks the files; throws what is wrong (the value in force stays). `initial` is
+   * true for {@linkcode PolledStore.loadInitial}.
    */
   load: (reason: string, initial: boolean) => Promise<T>;
+  /** Told why a reload failed (not the initial load: its caller gets the error), e.g. to log it. */
+  onReloadError?: (error: Error, reason: string) => void;
   /** The files a value was read from, the main file first: a change to one asks for a load. */
   files: (value: T) => readonly string[];
   /**
@@ -155,6 +157,7 @@ export class PolledStore<T> {
       await this.#load(reason, false);
       return undefined;
     } catch (error) {
+      this.#options.onReloadError?.(error as Error, reason);
       return error as Error;
     }
   }

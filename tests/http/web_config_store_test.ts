@@ -86,3 +86,36 @@ Deno.test("WebConfigStore.reload() refuses a FIFO as cert_file in one line, then
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("WebConfigStore.reload() keeps the old config when the new TLS settings cannot be served", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
+  try {
+    const pem = (kind: string, body: string): string =>
+      `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
+    await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "old"));
+    await Deno.writeTextFile(`${dir}/server.key`, pem("PRIVATE KEY", "key"));
+    await Deno.writeTextFile(
+      `${dir}/web.yml`,
+      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    const logs: string[] = [];
+    const store = new WebConfigStore({
+      path: `${dir}/web.yml`,
+      logger: createLogger({ level: "debug", write: (line) => logs.push(line) }),
+      onTlsChange: () => Promise.reject(new Error("cannot listen")),
+    });
+    await store.loadInitial();
+    await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "new"));
+    const before = logs.length;
+    assert.equal((await store.reload("test"))?.message, "cannot listen");
+    assert.equal(store.config.tls?.cert, pem("CERTIFICATE", "old"), "the old cert stays");
+    assert.equal(logs.length - before, 1, logs.slice(before).join(""));
+    assert.match(logs.at(-1)!, /level=error msg="Cannot serve the new TLS settings/);
+    // A plain read error is logged as one.
+    await Deno.writeTextFile(`${dir}/web.yml`, "bogus: 1\n");
+    assert.ok(await store.reload("test") instanceof Error);
+    assert.match(logs.at(-1)!, /level=error msg="Cannot load the web config/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
