@@ -46,17 +46,24 @@ Deno.test("WebConfigStore without a path serves the empty config: no TLS, no aut
   assert.equal(await store.reload("test"), undefined);
 });
 
+function pem(kind: string, body: string): string {
+  return `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
+}
+
+/** Writes web.yml naming server.crt (body "old") and server.key in `dir`. */
+async function writeTlsConfig(dir: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "old"));
+  await Deno.writeTextFile(`${dir}/server.key`, pem("PRIVATE KEY", "key"));
+  await Deno.writeTextFile(
+    `${dir}/web.yml`,
+    "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+  );
+}
+
 Deno.test("WebConfigStore.reload() refuses a FIFO as cert_file in one line, then loads a new cert", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
   try {
-    const pem = (kind: string, body: string): string =>
-      `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
-    await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "old"));
-    await Deno.writeTextFile(`${dir}/server.key`, pem("PRIVATE KEY", "key"));
-    await Deno.writeTextFile(
-      `${dir}/web.yml`,
-      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
-    );
+    await writeTlsConfig(dir);
     const logs: string[] = [];
     const served: string[] = [];
     const store = new WebConfigStore({
@@ -90,14 +97,7 @@ Deno.test("WebConfigStore.reload() refuses a FIFO as cert_file in one line, then
 Deno.test("WebConfigStore.reload() keeps the old config when the new TLS settings cannot be served", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
   try {
-    const pem = (kind: string, body: string): string =>
-      `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
-    await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "old"));
-    await Deno.writeTextFile(`${dir}/server.key`, pem("PRIVATE KEY", "key"));
-    await Deno.writeTextFile(
-      `${dir}/web.yml`,
-      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
-    );
+    await writeTlsConfig(dir);
     const logs: string[] = [];
     const store = new WebConfigStore({
       path: `${dir}/web.yml`,
