@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { WebConfigStore } from "../../src/http/web_config_store.ts";
 import { createLogger } from "../../src/log/logger.ts";
+import { waitFor } from "../support/exporter_process.ts";
 import { mkfifo } from "../support/fifo.ts";
 
 const HASH = "$2y$10$9rBQ97XfkulR16ekCmwDZ.U1SHp6JuT.VnHfvSk9ZyQvC19gDaa7C";
@@ -116,6 +117,29 @@ Deno.test("WebConfigStore.reload() keeps the old config when the new TLS setting
     assert.ok(await store.reload("test") instanceof Error);
     assert.match(logs.at(-1)!, /level=error msg="Cannot load the web config/);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("WebConfigStore.watch() loads a change made before the watch was armed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
+  const controller = new AbortController();
+  let watching: Promise<void> | undefined;
+  try {
+    const path = `${dir}/web.yml`;
+    await Deno.writeTextFile(path, `basic_auth_users:\n  a: ${HASH}\n`);
+    const store = new WebConfigStore({ path, logger: createLogger({ write: () => {} }) });
+    await store.loadInitial();
+    // Between the first load and the first watch (a busy machine makes this window long).
+    await Deno.writeTextFile(path, `basic_auth_users:\n  b: ${HASH}\n`);
+    watching = store.watch(controller.signal);
+    await waitFor(() => store.config.users.has("b"), {
+      timeoutMs: 10_000,
+      what: "the early change to load",
+    });
+  } finally {
+    controller.abort();
+    await watching;
     await Deno.remove(dir, { recursive: true });
   }
 });
