@@ -13,7 +13,11 @@ import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
 import { type DomainInfoCache } from "../libvirt/domain_info.ts";
-import { type DomainStats, type KvmStat, parseDomainStats } from "../libvirt/domain_stats.ts";
+import {
+  type DomainStats,
+  type LibvirtKvmStat,
+  parseDomainStats,
+} from "../libvirt/domain_stats.ts";
 import { LibvirtClient, LibvirtError } from "../libvirt/libvirt_client.ts";
 import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
 import {
@@ -59,7 +63,7 @@ export interface LibvirtCollectorOptions {
   logger: Logger;
 }
 
-function statValue(stat: KvmStat): bigint | undefined {
+function statValue(stat: LibvirtKvmStat): bigint | undefined {
   if (typeof stat.value === "bigint") return stat.value;
   return Number.isSafeInteger(stat.value) ? BigInt(stat.value) : undefined;
 }
@@ -67,7 +71,7 @@ function statValue(stat: KvmStat): bigint | undefined {
 function addKvmStats(
   out: StatSet,
   place: { level: StatLevel; vm: StatVm; vcpu: string | undefined },
-  stats: readonly KvmStat[],
+  stats: readonly LibvirtKvmStat[],
 ): void {
   for (const stat of stats) {
     const value = statValue(stat);
@@ -87,7 +91,7 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
   const out = new StatSet();
   const place: StatVm = { dir: vm.dir, domain: vm.domain };
   addKvmStats(out, { level: "vm", vm: place, vcpu: undefined }, stats.vm);
-  const sums = new Map<string, KvmStat>();
+  const sums = new Map<string, LibvirtKvmStat>();
   for (const vcpu of stats.vcpus) {
     addKvmStats(out, { level: "vcpu", vm: place, vcpu: String(vcpu.index) }, vcpu.kvm);
     for (const stat of vcpu.kvm) {
