@@ -391,13 +391,13 @@ async function learnLockdown(state: ExporterState, counts: ReadErrorCounts): Pro
 }
 
 /** A scrape's deadline: aborted at `timeoutMs`. */
-interface Deadline {
+interface ScrapeBudget {
   signal: AbortSignal;
   timeoutMs: number;
 }
 
 /** Finds the VMs within a quarter of the scrape's time. */
-async function discoverVms(state: ExporterState, deadline: Deadline): Promise<Discovery> {
+async function discoverVms(state: ExporterState, deadline: ScrapeBudget): Promise<Discovery> {
   const { signal, timeoutMs } = deadline;
   // Discovery gets a quarter of the time: a VMM's command line that blocks must leave the
   // collectors theirs.
@@ -469,7 +469,7 @@ function vmStatuses(vms: readonly DiscoveredVm[], seen: VmObservations): VmStatu
 }
 
 /** Runs a scrape whose deadline is `deadline.signal`. */
-async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<MetricFamily[]> {
+async function scrapeUntil(state: ExporterState, deadline: ScrapeBudget): Promise<MetricFamily[]> {
   const { options, collectors, readErrorLog } = state;
   const { signal } = deadline;
   const found = await discoverVms(state, deadline);

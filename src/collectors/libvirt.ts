@@ -13,8 +13,12 @@ import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
 import { type DomainInfoCache } from "../libvirt/domain_info.ts";
-import { type DomainStats, type KvmStat, parseDomainStats } from "../libvirt/domain_stats.ts";
-import { LibvirtClient, LibvirtError, type LibvirtErrorReason } from "../libvirt/libvirt_client.ts";
+import {
+  type DomainStats,
+  type LibvirtKvmStat,
+  parseDomainStats,
+} from "../libvirt/domain_stats.ts";
+import { LibvirtClient, LibvirtError } from "../libvirt/libvirt_client.ts";
 import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
 import {
   type RemoteDomain,
@@ -23,13 +27,14 @@ import {
 } from "../libvirt/remote_protocol.ts";
 import { type StatLevel, StatSet, type StatVm } from "../stats/stat.ts";
 import { libvirtStatType } from "../stats/stat_type.ts";
+import type { ClientErrorReason } from "../system/client_error.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 
 /** The name of this collector. */
 export const LIBVIRT = "libvirt";
 
 /** The reasons of `kvm_exporter_libvirt_errors`. */
-export const LIBVIRT_ERROR_REASONS: readonly LibvirtErrorReason[] = [
+export const LIBVIRT_ERROR_REASONS: readonly ClientErrorReason[] = [
   "timeout",
   "refused",
   "closed",
@@ -58,7 +63,7 @@ export interface LibvirtCollectorOptions {
   logger: Logger;
 }
 
-function statValue(stat: KvmStat): bigint | undefined {
+function statValue(stat: LibvirtKvmStat): bigint | undefined {
   if (typeof stat.value === "bigint") return stat.value;
   return Number.isSafeInteger(stat.value) ? BigInt(stat.value) : undefined;
 }
@@ -66,7 +71,7 @@ function statValue(stat: KvmStat): bigint | undefined {
 function addKvmStats(
   out: StatSet,
   place: { level: StatLevel; vm: StatVm; vcpu: string | undefined },
-  stats: readonly KvmStat[],
+  stats: readonly LibvirtKvmStat[],
 ): void {
   for (const stat of stats) {
     const value = statValue(stat);
@@ -86,7 +91,7 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
   const out = new StatSet();
   const place: StatVm = { dir: vm.dir, domain: vm.domain };
   addKvmStats(out, { level: "vm", vm: place, vcpu: undefined }, stats.vm);
-  const sums = new Map<string, KvmStat>();
+  const sums = new Map<string, LibvirtKvmStat>();
   for (const vcpu of stats.vcpus) {
     addKvmStats(out, { level: "vcpu", vm: place, vcpu: String(vcpu.index) }, vcpu.kvm);
     for (const stat of vcpu.kvm) {
@@ -101,7 +106,7 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
   return out;
 }
 
-function addErrors(out: FamilySet, failed: LibvirtErrorReason | undefined): void {
+function addErrors(out: FamilySet, failed: ClientErrorReason | undefined): void {
   for (const reason of LIBVIRT_ERROR_REASONS) {
     out.add(
       {

@@ -12,12 +12,7 @@ import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
 import { type StatLevel, type StatSchema, StatSet, type StatVm } from "../stats/stat.ts";
 import { qmpStatType } from "../stats/stat_type.ts";
-import {
-  QmpError,
-  type QmpErrorReason,
-  type QmpSession,
-  withQmpSession,
-} from "../qmp/qmp_client.ts";
+import { QmpError, type QmpSession, withQmpSession } from "../qmp/qmp_client.ts";
 import {
   parseCpusFast,
   parseQueryStats,
@@ -28,6 +23,7 @@ import {
 } from "../qmp/query_stats.ts";
 import { SKIP_REASONS, type SkipReason, SocketOwners } from "../qmp/socket_owner.ts";
 import { type IdentifiedVcpu, identifyVcpus } from "../qmp/vcpu_identities.ts";
+import type { ClientErrorReason } from "../system/client_error.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../system/glob.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
@@ -37,10 +33,11 @@ import type { VcpuThreadIds } from "./vcpu_time.ts";
 export const QMP = "qmp";
 
 /** The reasons of `kvm_exporter_qmp_errors`. */
-export const QMP_ERROR_REASONS: readonly QmpErrorReason[] = [
+export const QMP_ERROR_REASONS: readonly ClientErrorReason[] = [
   "timeout",
   "refused",
   "protocol",
+  "permission",
   "other",
 ];
 

@@ -72,7 +72,7 @@ interface Connection {
 }
 
 /** Closes a connection when its deadline passes. */
-class Deadline {
+class CloseTimer {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #conn: Deno.Conn;
 
@@ -256,7 +256,7 @@ export class HttpServer {
     this.#atCap = true;
     if (this.#refusing >= MAX_REFUSING) return closeQuietly(conn);
     this.#refusing++;
-    const deadline = new Deadline(conn);
+    const deadline = new CloseTimer(conn);
     deadline.arm(1_000);
     const text = "Too many open connections (--web.max-connections)\n";
     writeAll(conn, plainResponse(503, text, this.#headers()))
@@ -271,7 +271,7 @@ export class HttpServer {
   async #serveConnection(conn: Deno.Conn, scheme: string): Promise<void> {
     const connection: Connection = { conn, busy: false };
     this.#connections.add(connection);
-    const deadline = new Deadline(conn);
+    const deadline = new CloseTimer(conn);
     const reader = new HeadReader(conn);
     try {
       for (let first = true; !this.#closing; first = false) {
@@ -294,7 +294,7 @@ export class HttpServer {
     args: {
       connection: Connection;
       reader: HeadReader;
-      deadline: Deadline;
+      deadline: CloseTimer;
       scheme: string;
       first: boolean;
     },

@@ -111,7 +111,7 @@ export async function parseWebConfig(
  */
 export async function readWebConfig(path: string): Promise<WebConfig> {
   const text = await readText(path, MAX_FILE_BYTES).catch((error) => {
-    throw new Error(`Cannot read web config ${JSON.stringify(path)}: ${oneLine(error)}`);
+    throw new Error(`Cannot read web config ${JSON.stringify(path)}: ${readFailure(error)}`);
   });
   return await parseWebConfig(text, { path, readFile: (file) => readText(file, MAX_PEM_BYTES) });
 }
@@ -121,7 +121,8 @@ async function readText(path: string, maxBytes: number): Promise<string> {
   return new TextDecoder().decode(await readRegularFile(path, { maxBytes }));
 }
 
-function oneLine(error: unknown): string {
+/** Why a file could not be read, in a few words. */
+function readFailure(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.NotCapable) return "no Deno read permission";
@@ -187,7 +188,7 @@ async function checkTls(
       const text = await options.readFile(file).catch((error) => {
         throw new NodeProblem(
           value,
-          `cannot read ${name} ${JSON.stringify(file)}: ${oneLine(error)}`,
+          `cannot read ${name} ${JSON.stringify(file)}: ${readFailure(error)}`,
         );
       });
       const kind = name === "cert_file" ? "cert" : "key";

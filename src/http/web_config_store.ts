@@ -6,7 +6,7 @@
  */
 
 import type { LogFields, Logger } from "../log/logger.ts";
-import { CoalescedReload } from "../system/coalesced_reload.ts";
+import { PolledStore } from "../system/polled_store.ts";
 import { BasicAuth } from "./basic_auth.ts";
 import { EMPTY_WEB_CONFIG, readWebConfig, type WebConfig } from "./web_config.ts";
 
@@ -20,15 +20,18 @@ export interface WebConfigStoreOptions {
   onTlsChange?: (config: WebConfig, previous: WebConfig) => Promise<void> | void;
 }
 
-/** How often the files are checked for changes. */
-const POLL_MS = 1_000;
+/** The web config in force and the basic auth verifier built from it. */
+interface InForce {
+  config: WebConfig;
+  auth: BasicAuth;
+}
 
 /** The web config in force, and the basic auth verifier built from it. */
 export class WebConfigStore {
   #options: WebConfigStoreOptions;
-  #config: WebConfig = EMPTY_WEB_CONFIG;
-  #auth = new BasicAuth(new Map());
-  #reloads = new CoalescedReload((reason) => this.#load(reason));
+  #store: PolledStore<InForce>;
+  /** The error of the last TLS switch that failed, to log it as such. */
+  #tlsFailure: unknown;
 
   /**
    * Creates a store holding the empty config until the first load.
@@ -37,16 +40,28 @@ export class WebConfigStore {
    */
   constructor(options: WebConfigStoreOptions) {
     this.#options = options;
+    const { path } = options;
+    this.#store = new PolledStore<InForce>({
+      initial: { config: EMPTY_WEB_CONFIG, auth: new BasicAuth(new Map()) },
+      load: (reason, initial) => this.#load(reason, initial),
+      onReloadError: (error, reason) => {
+        const msg = error === this.#tlsFailure
+          ? "Cannot serve the new TLS settings; keeping the ones in force"
+          : "Cannot load the web config; keeping the one in force";
+        options.logger.error(msg, { reason, err: error.message });
+      },
+      files: ({ config }) => path === undefined ? [] : [path, ...(config.tls?.files ?? [])],
+    });
   }
 
   /** The config in force. */
   get config(): WebConfig {
-    return this.#config;
+    return this.#store.value.config;
   }
 
   /** The basic auth verifier of the config in force. */
   get auth(): BasicAuth {
-    return this.#auth;
+    return this.#store.value.auth;
   }
 
   /**
@@ -56,108 +71,57 @@ export class WebConfigStore {
    * @throws {Error} Why the file was rejected (a `ConfigError` with `path:line:col`).
    */
   async loadInitial(): Promise<WebConfig> {
-    if (this.#options.path === undefined) return this.#config;
-    this.#install(await readWebConfig(this.#options.path));
-    this.#options.logger.info("Loaded the web config", this.#summary());
-    return this.#config;
+    return (await this.#store.loadInitial()).config;
   }
 
   /**
    * Loads the file again; on failure keeps the config in force. Requests are coalesced (see
-   * {@linkcode CoalescedReload}): at most one load runs and one waits, asking while one waits
+   * {@linkcode PolledStore}): at most one load runs and one waits, asking while one waits
    * joins it.
    *
    * @param reason What asked, for the log.
    * @returns undefined when the new config is in force, else why it was rejected.
    */
   reload(reason: string): Promise<Error | undefined> {
-    return this.#reloads.request(reason);
-  }
-
-  async #load(reason: string): Promise<Error | undefined> {
-    const { path, logger } = this.#options;
-    if (path === undefined) return undefined;
-    let config: WebConfig;
-    try {
-      config = await readWebConfig(path);
-    } catch (error) {
-      logger.error("Cannot load the web config; keeping the one in force", {
-        reason,
-        err: (error as Error).message,
-      });
-      return error as Error;
-    }
-    const tlsChanged = config.tls?.cert !== this.#config.tls?.cert ||
-      config.tls?.key !== this.#config.tls?.key;
-    const previous = this.#config;
-    this.#install(config);
-    if (tlsChanged && this.#options.onTlsChange !== undefined) {
-      try {
-        await this.#options.onTlsChange(config, previous);
-      } catch (error) {
-        this.#install(previous);
-        logger.error("Cannot serve the new TLS settings; keeping the ones in force", {
-          reason,
-          err: (error as Error).message,
-        });
-        return error as Error;
-      }
-    }
-    logger.info("Loaded the web config", { reason, ...this.#summary() });
-    return undefined;
-  }
-
-  #install(config: WebConfig): void {
-    this.#config = config;
-    this.#auth = new BasicAuth(config.users);
-  }
-
-  #summary(): LogFields {
-    return {
-      path: this.#options.path,
-      tls: this.#config.tls !== undefined,
-      users: this.#config.users.size,
-      headers: this.#config.headers.length,
-    };
+    return this.#store.reload(reason);
   }
 
   /**
-   * Reloads when the file or a PEM file it names changes (size, mtime or inode), checking
-   * every second until `signal` aborts.
+   * Reloads when the file or a PEM file it names changes (inode, size or change times),
+   * checking every second until `signal` aborts.
    *
    * @param signal Stops watching.
    */
-  async watch(signal: AbortSignal): Promise<void> {
-    const { path } = this.#options;
-    if (path === undefined) return;
-    let last = await this.#fingerprint();
-    while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, POLL_MS);
-        function done(): void {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          resolve();
-        }
-        signal.addEventListener("abort", done, { once: true });
-      });
-      if (signal.aborted) return;
-      const now = await this.#fingerprint();
-      if (now !== last) await this.reload("file changed");
-      last = now;
-    }
+  watch(signal: AbortSignal): Promise<void> {
+    return this.#store.watch(signal);
   }
 
-  async #fingerprint(): Promise<string> {
-    const files = [this.#options.path!, ...(this.#config.tls?.files ?? [])];
-    const parts = await Promise.all(files.map(async (file) => {
+  async #load(reason: string, initial: boolean): Promise<InForce> {
+    const { path, logger, onTlsChange } = this.#options;
+    const previous = this.#store.value.config;
+    if (path === undefined) return this.#store.value;
+    const config = await readWebConfig(path);
+    const tlsChanged = config.tls?.cert !== previous.tls?.cert ||
+      config.tls?.key !== previous.tls?.key;
+    if (!initial && tlsChanged && onTlsChange !== undefined) {
       try {
-        const info = await Deno.stat(file);
-        return `${file}:${info.size}:${info.mtime?.getTime()}:${info.ino}`;
+        await onTlsChange(config, previous);
       } catch (error) {
-        return `${file}:${(error as Error).name}`;
+        this.#tlsFailure = error;
+        throw error;
       }
-    }));
-    return parts.join("|");
+    }
+    const fields = summary(path, config);
+    logger.info("Loaded the web config", initial ? fields : { reason, ...fields });
+    return { config, auth: new BasicAuth(config.users) };
   }
+}
+
+function summary(path: string, config: WebConfig): LogFields {
+  return {
+    path,
+    tls: config.tls !== undefined,
+    users: config.users.size,
+    headers: config.headers.length,
+  };
 }

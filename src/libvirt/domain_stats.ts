@@ -16,14 +16,14 @@
 import type { DomainStatsRecord, TypedParamValue } from "./remote_protocol.ts";
 
 /** How a KVM stat accumulates: libvirt's suffix. */
-export type KvmStatType = "cur" | "sum" | "max";
+export type LibvirtKvmStatType = "cur" | "sum" | "max";
 
 /** One KVM stat as libvirt republishes it. */
-export interface KvmStat {
+export interface LibvirtKvmStat {
   /** KVM's stat name, e.g. `exits`. */
   name: string;
   /** `cur` (instant), `sum` (cumulative) or `max` (peak). */
-  type: KvmStatType;
+  type: LibvirtKvmStatType;
   /** The value; a boolean is 1 or 0. Integers stay exact. */
   value: bigint | number;
 }
@@ -41,7 +41,7 @@ export interface VcpuStats {
   /** `vcpu.N.delay`: time runnable but not running (steal, as the guest sees it), in ns. */
   delayNs?: bigint;
   /** KVM's per-vCPU stats, in libvirt's order. */
-  kvm: KvmStat[];
+  kvm: LibvirtKvmStat[];
 }
 
 /** One domain's stats. */
@@ -59,7 +59,7 @@ export interface DomainStats {
   /** `vcpu.maximum`. */
   vcpuMaximum?: number;
   /** KVM's VM-wide stats. */
-  vm: KvmStat[];
+  vm: LibvirtKvmStat[];
   /** The vCPUs, by index. */
   vcpus: VcpuStats[];
   /** One line per field that had an unexpected value type (the field is skipped). */
@@ -115,7 +115,7 @@ export function parseDomainStats(record: DomainStatsRecord): DomainStats {
       const number = kvmValue(value);
       if (number === undefined) problem(field, value, "an integer or a boolean");
       else {
-        const stat = { name: kvm[3]!, type: kvm[4] as KvmStatType, value: number };
+        const stat = { name: kvm[3]!, type: kvm[4] as LibvirtKvmStatType, value: number };
         (kvm[2] === undefined ? stats.vm : vcpu(Number(kvm[2])).kvm).push(stat);
       }
       continue;

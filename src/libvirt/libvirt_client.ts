@@ -33,55 +33,18 @@ import {
   VIR_NET_MESSAGE_MAX,
 } from "./remote_protocol.ts";
 import { XdrError, type XdrReader } from "./xdr.ts";
+import { ByteReader } from "../system/byte_reader.ts";
+import { ClientError, type ClientErrorReason, oneLine } from "../system/client_error.ts";
+import { Deadline } from "../system/deadline.ts";
+import { SerialQueue } from "../system/serial_queue.ts";
+import { connectUnixSocket, isPeerGone } from "../system/unix_socket.ts";
 
 /**
- * What kind of failure a {@linkcode LibvirtError} is:
- * - `timeout`: the deadline passed (libvirtd busy or hung, or a peer that never answers);
- * - `refused`: no socket, or nobody listens on it (libvirtd not running);
- * - `closed`: libvirtd closed the connection (restart, or it dropped us);
- * - `protocol`: the peer sent something that is not libvirt's protocol;
- * - `remote`: libvirt answered with an error (then `code` is libvirt's `virErrorNumber`);
- * - `permission`: Deno or the OS refused the socket;
- * - `other`: anything else.
+ * A failed libvirt call, with a one-line message saying where and what. libvirt raises every
+ * {@linkcode ClientErrorReason}; `remote` is libvirt's error reply, and then `code` is libvirt's
+ * `virErrorNumber`.
  */
-export type LibvirtErrorReason =
-  | "timeout"
-  | "refused"
-  | "closed"
-  | "protocol"
-  | "remote"
-  | "permission"
-  | "other";
-
-/** Options of {@linkcode LibvirtError}. */
-export interface LibvirtErrorOptions {
-  /** libvirt's `virErrorNumber` of an error reply. */
-  code?: number;
-  /** The underlying error. */
-  cause?: unknown;
-}
-
-/** A failed libvirt call, with a one-line message saying where and what. */
-export class LibvirtError extends Error {
-  /** What kind of failure this is. */
-  readonly reason: LibvirtErrorReason;
-  /** libvirt's `virErrorNumber`, for `remote` errors. */
-  readonly code?: number;
-
-  /**
-   * Creates an error.
-   *
-   * @param reason What kind of failure this is.
-   * @param message One line saying what happened.
-   * @param options The libvirt error code and the cause.
-   */
-  constructor(reason: LibvirtErrorReason, message: string, options: LibvirtErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "LibvirtError";
-    this.reason = reason;
-    if (options.code !== undefined) this.code = options.code;
-  }
-}
+export class LibvirtError extends ClientError<number> {}
 
 /** Options of {@linkcode LibvirtClient}. */
 export interface LibvirtClientOptions {
@@ -131,7 +94,7 @@ export class LibvirtClient {
   readonly #timeoutMs: number;
   readonly #maxFrameBytes: number;
   #connection: Connection | undefined;
-  #tail: Promise<unknown> = Promise.resolve();
+  #calls = new SerialQueue();
 
   /**
    * Creates a client; nothing is opened until the first call.
@@ -208,10 +171,9 @@ export class LibvirtClient {
     decode: (reader: XdrReader) => T,
     options: CallOptions,
   ): Promise<T> {
-    const deadline = new Deadline(this.#timeoutMs, options.signal, `calling ${procedure}`);
-    const run = this.#tail.then(() => this.#run(procedure, body, decode, deadline));
-    this.#tail = run.catch(() => {});
-    return run.finally(() => deadline.clear());
+    const deadline = callDeadline(this.#timeoutMs, options.signal, `calling ${procedure}`);
+    return this.#calls.run(() => this.#run(procedure, body, decode, deadline))
+      .finally(() => deadline.clear());
   }
 
   async #run<T>(
@@ -225,7 +187,7 @@ export class LibvirtClient {
         const connection = await this.#open(deadline);
         return await deadline.race(
           connection.call(REMOTE_PROC[procedure], body, decode),
-          () => connection.close(),
+          { onExpire: () => connection.close() },
         );
       } catch (error) {
         this.close();
@@ -246,7 +208,14 @@ export class LibvirtClient {
 
   async #open(deadline: Deadline): Promise<Connection> {
     if (this.#connection !== undefined) return this.#connection;
-    const conn = await deadline.race(connectSocket(this.#path), undefined, (late) => late.close());
+    const conn = await deadline.race(
+      connectUnixSocket(this.#path, {
+        what: "libvirt socket",
+        refusedHint: "is libvirtd running?",
+        error: (reason, message, options) => new LibvirtError(reason, message, options),
+      }),
+      { onLateResult: (late) => late.close() },
+    );
     const connection = new Connection(conn, this.#path, this.#maxFrameBytes);
     try {
       await this.#handshake(connection, deadline);
@@ -262,7 +231,7 @@ export class LibvirtClient {
   async #handshake(connection: Connection, deadline: Deadline): Promise<void> {
     const authTypes = await deadline.race(
       connection.call(REMOTE_PROC.authList, new Uint8Array(0), decodeAuthListRet),
-      () => connection.close(),
+      { onExpire: () => connection.close() },
     );
     if (!authTypes.includes(REMOTE_AUTH.none)) {
       // A non-root client of a polkit-enabled build (Debian's): libvirtd asks polkit, whose
@@ -277,7 +246,7 @@ export class LibvirtClient {
       }
       await deadline.race(
         connection.call(REMOTE_PROC.authPolkit, new Uint8Array(0), (reader) => reader.int()),
-        () => connection.close(),
+        { onExpire: () => connection.close() },
       );
     }
     await deadline.race(
@@ -286,119 +255,37 @@ export class LibvirtClient {
         encodeConnectOpenArgs(this.#uri, VIR_CONNECT_RO),
         () => undefined,
       ),
-      () => connection.close(),
+      { onExpire: () => connection.close() },
     );
   }
 }
 
 /** A call's time budget, shared by connecting, opening and the call itself. */
-class Deadline {
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #expired: Promise<never>;
-  #onAbort: (() => void) | undefined;
-  #signal: AbortSignal | undefined;
-
-  constructor(timeoutMs: number, signal: AbortSignal | undefined, activity: string) {
-    this.#signal = signal;
-    this.#expired = new Promise<never>((_, reject) => {
-      this.#timer = setTimeout(
-        () =>
-          reject(
-            new LibvirtError(
-              "timeout",
-              `libvirt did not answer within ${timeoutMs} ms ${activity}`,
-            ),
-          ),
-        timeoutMs,
-      );
-      if (signal !== undefined) {
-        this.#onAbort = () =>
-          reject(
-            new LibvirtError("timeout", `libvirt call aborted ${activity}`, {
-              cause: signal.reason,
-            }),
-          );
-        if (signal.aborted) this.#onAbort();
-        else signal.addEventListener("abort", this.#onAbort, { once: true });
-      }
-    });
-    this.#expired.catch(() => {});
-  }
-
-  /** Waits for `work`, or rejects when the deadline passes, after running `onExpire`. */
-  async race<T>(
-    work: Promise<T>,
-    onExpire?: () => void,
-    onLateResult?: (value: T) => void,
-  ): Promise<T> {
-    try {
-      return await Promise.race([work, this.#expired]);
-    } catch (error) {
-      if (error instanceof LibvirtError && error.reason === "timeout") {
-        onExpire?.();
-        work.then((value) => onLateResult?.(value), () => {});
-      }
-      throw error;
-    }
-  }
-
-  clear(): void {
-    clearTimeout(this.#timer);
-    if (this.#onAbort !== undefined) this.#signal?.removeEventListener("abort", this.#onAbort);
-  }
+function callDeadline(
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  activity: string,
+): Deadline {
+  const options = {
+    timeoutMs,
+    timeoutError: () =>
+      new LibvirtError("timeout", `libvirt did not answer within ${timeoutMs} ms ${activity}`),
+    abortError: (reason: unknown) =>
+      new LibvirtError("timeout", `libvirt call aborted ${activity}`, { cause: reason }),
+  };
+  return new Deadline(signal === undefined ? options : { ...options, signal });
 }
-
-async function connectSocket(path: string): Promise<Deno.UnixConn> {
-  try {
-    return await Deno.connect({ transport: "unix", path });
-  } catch (error) {
-    throw connectError(path, error);
-  }
-}
-
-function connectError(path: string, error: unknown): LibvirtError {
-  const detail = oneLine(error instanceof Error ? error.message : String(error));
-  if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.ConnectionRefused) {
-    return new LibvirtError(
-      "refused",
-      `Cannot connect to libvirt socket "${path}" (is libvirtd running?): ${detail}`,
-      { cause: error },
-    );
-  }
-  if (error instanceof Deno.errors.NotCapable || /--allow-/.test(detail)) {
-    const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
-    return new LibvirtError(
-      "permission",
-      `Deno lacks permission to connect to libvirt socket "${path}": run with --allow-read=${path} --allow-write=${path} --allow-net=unix:${absolute}`,
-      { cause: error },
-    );
-  }
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return new LibvirtError(
-      "permission",
-      `Permission denied by the OS on libvirt socket "${path}" (check its owner and mode): ${detail}`,
-      { cause: error },
-    );
-  }
-  return new LibvirtError("other", `Cannot connect to libvirt socket "${path}": ${detail}`, {
-    cause: error,
-  });
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
-}
-
-const READ_CHUNK_BYTES = 64 * 1024;
 
 /** One open socket: frames out, frames in, one call at a time. */
 class Connection {
   readonly #conn: Deno.UnixConn;
   readonly #path: string;
   readonly #maxFrameBytes: number;
+  readonly #reader: ByteReader;
   #serial = 1;
-  #buffered: Uint8Array = new Uint8Array(0);
   #closed = false;
+  /** The procedure whose reply is awaited, for messages. */
+  #procedure = 0;
   /** No byte arrived since the last call was sent. */
   silent = true;
 
@@ -406,6 +293,7 @@ class Connection {
     this.#conn = conn;
     this.#path = path;
     this.#maxFrameBytes = maxFrameBytes;
+    this.#reader = new ByteReader((buffer) => this.#read(buffer));
   }
 
   close(): void {
@@ -421,6 +309,7 @@ class Connection {
   async call<T>(procedure: number, body: Uint8Array, decode: (reader: XdrReader) => T): Promise<T> {
     const serial = this.#serial++;
     this.silent = true;
+    this.#procedure = procedure;
     await this.#write(encodeMessage({
       program: REMOTE_PROGRAM,
       version: REMOTE_PROTOCOL_VERSION,
@@ -430,7 +319,7 @@ class Connection {
       status: MESSAGE_STATUS.ok,
     }, body));
     while (true) {
-      const message = await this.#readFrame(procedure);
+      const message = await this.#readFrame();
       const { header, body: reader } = this.#decode(() => decodeMessage(message), procedure);
       if (header.program === KEEPALIVE_PROGRAM) {
         await this.#answerKeepalive(header.procedure);
@@ -502,20 +391,19 @@ class Connection {
   }
 
   #ioError(error: unknown, activity: string): LibvirtError {
-    const detail = oneLine(error instanceof Error ? error.message : String(error));
-    const closed = error instanceof Deno.errors.BrokenPipe ||
-      error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BadResource;
+    const detail = oneLine(error);
     return new LibvirtError(
-      closed ? "closed" : "other",
+      isPeerGone(error) ? "closed" : "other",
       `libvirt connection on "${this.#path}" failed while ${activity}: ${detail}`,
       { cause: error },
     );
   }
 
   /** Reads one whole frame and returns what follows its length word. */
-  async #readFrame(procedure: number): Promise<Uint8Array> {
-    await this.#fill(4, procedure, 0);
-    const length = new DataView(this.#buffered.buffer, this.#buffered.byteOffset).getUint32(0);
+  async #readFrame(): Promise<Uint8Array> {
+    await this.#fillTo(4, 0);
+    const buffered = this.#reader.buffered;
+    const length = new DataView(buffered.buffer, buffered.byteOffset).getUint32(0);
     let bodyLength: number;
     try {
       bodyLength = frameBodyLength(length);
@@ -527,45 +415,31 @@ class Connection {
         `frame of ${length} bytes exceeds the limit of ${this.#maxFrameBytes}`,
       );
     }
-    await this.#fill(length, procedure, length);
-    const frame = this.#buffered.slice(4, 4 + bodyLength);
-    this.#buffered = this.#buffered.slice(length);
-    return frame;
+    await this.#fillTo(length, length);
+    return this.#reader.take(length).subarray(4, 4 + bodyLength);
   }
 
-  /** Reads until `want` bytes are buffered. */
-  async #fill(want: number, procedure: number, frameLength: number): Promise<void> {
-    const chunks: Uint8Array[] = [this.#buffered];
-    let have = this.#buffered.length;
-    const chunk = new Uint8Array(READ_CHUNK_BYTES);
-    while (have < want) {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(chunk);
-      } catch (error) {
-        throw this.#ioError(error, `waiting for the reply to procedure ${procedure}`);
-      }
-      if (n === null) {
-        const where = have === 0
-          ? "before replying"
-          : `in the middle of a frame (${have} of ${frameLength || "?"} bytes)`;
-        throw new LibvirtError(
-          "closed",
-          `libvirt closed the connection on "${this.#path}" ${where} to procedure ${procedure}`,
-        );
-      }
-      this.silent = false;
-      chunks.push(chunk.slice(0, n));
-      have += n;
+  /** Reads until `want` bytes are buffered; the peer closing first is a `closed` error. */
+  async #fillTo(want: number, frameLength: number): Promise<void> {
+    if (await this.#reader.fillTo(want)) return;
+    const have = this.#reader.buffered.length;
+    const where = have === 0
+      ? "before replying"
+      : `in the middle of a frame (${have} of ${frameLength || "?"} bytes)`;
+    throw new LibvirtError(
+      "closed",
+      `libvirt closed the connection on "${this.#path}" ${where} to procedure ${this.#procedure}`,
+    );
+  }
+
+  async #read(buffer: Uint8Array): Promise<number | null> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buffer);
+    } catch (error) {
+      throw this.#ioError(error, `waiting for the reply to procedure ${this.#procedure}`);
     }
-    if (chunks.length > 1) {
-      const joined = new Uint8Array(have);
-      let offset = 0;
-      for (const part of chunks) {
-        joined.set(part, offset);
-        offset += part.length;
-      }
-      this.#buffered = joined;
-    }
+    if (n !== null) this.silent = false;
+    return n;
   }
 }

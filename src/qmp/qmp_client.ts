@@ -8,25 +8,22 @@
  * @module
  */
 
-/** Why a QMP session failed. */
-export type QmpErrorReason = "timeout" | "refused" | "protocol" | "other";
-
-/** Options of {@linkcode QmpError}. */
-export interface QmpErrorOptions {
-  /** QMP error class of an error reply, e.g. `"CommandNotFound"`. */
-  errorClass?: string;
-  /** Underlying error. */
-  cause?: unknown;
-}
+import { ByteLimitError, ByteReader } from "../system/byte_reader.ts";
+import { ClientError, type ClientErrorReason, oneLine } from "../system/client_error.ts";
+import { Deadline } from "../system/deadline.ts";
+import { SerialQueue } from "../system/serial_queue.ts";
+import { connectUnixSocket, isPeerGone } from "../system/unix_socket.ts";
 
 /**
- * Error of a QMP session. `reason` says what kind of failure it was:
+ * Error of a QMP session. `reason` ({@linkcode ClientErrorReason}, shared with libvirt) says
+ * what kind of failure it was; QMP raises these:
  * - `timeout`: the deadline passed (e.g. another client holds the monitor);
  * - `refused`: the socket is missing, not a socket, or nobody listens on it;
  * - `protocol`: the peer is not QMP, sent something unparsable, closed early, or replied with
- *   an error (then `errorClass` is set, e.g. `"CommandNotFound"` for `query-stats` on QEMU
- *   before 7.1);
- * - `other`: anything else, such as missing Deno permissions.
+ *   an error (then `code` is the QMP error class, e.g. `"CommandNotFound"` for `query-stats`
+ *   on QEMU before 7.1);
+ * - `permission`: Deno (a missing `--allow-*` flag) or the OS refused the socket;
+ * - `other`: anything else.
  *
  * @example Tell an old QEMU from a broken one
  * ```ts
@@ -34,31 +31,12 @@ export interface QmpErrorOptions {
  * import { QmpError } from "./qmp_client.ts";
  *
  * function isOldQemu(error: unknown): boolean {
- *   return error instanceof QmpError && error.errorClass === "CommandNotFound";
+ *   return error instanceof QmpError && error.code === "CommandNotFound";
  * }
- * ok(isOldQemu(new QmpError("protocol", "...", { errorClass: "CommandNotFound" })));
+ * ok(isOldQemu(new QmpError("protocol", "...", { code: "CommandNotFound" })));
  * ```
  */
-export class QmpError extends Error {
-  /** What kind of failure this is. */
-  readonly reason: QmpErrorReason;
-  /** QMP error class when the peer replied with an error, e.g. `"CommandNotFound"`. */
-  readonly errorClass?: string;
-
-  /**
-   * Creates an error.
-   *
-   * @param reason What kind of failure this is.
-   * @param message One line saying what happened.
-   * @param options Error class of an error reply and underlying cause.
-   */
-  constructor(reason: QmpErrorReason, message: string, options: QmpErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "QmpError";
-    this.reason = reason;
-    if (options.errorClass !== undefined) this.errorClass = options.errorClass;
-  }
-}
+export class QmpError extends ClientError<string> {}
 
 /** Options of {@linkcode withQmpSession}. */
 export interface QmpSessionOptions {
@@ -78,7 +56,7 @@ export interface QmpSession {
    * Runs one command and resolves to the `return` member of its reply. Calls are sent one at
    * a time, in call order. Integers beyond 2^53 - 1 in the reply are `bigint`s.
    *
-   * @throws {QmpError} `protocol` with `errorClass` when QEMU replies with an error.
+   * @throws {QmpError} `protocol` with `code` when QEMU replies with an error.
    */
   execute(command: string, args?: Record<string, unknown>): Promise<unknown>;
 }
@@ -86,7 +64,6 @@ export interface QmpSession {
 /** Default of {@linkcode QmpSessionOptions.maxLineBytes}: 1 MiB. */
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 
-const READ_CHUNK_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 
 /**
@@ -130,23 +107,23 @@ export async function withQmpSession<T>(
 
   const state: SessionState = { path, activity: "connecting", closed: false };
   let channel: QmpChannel | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new QmpError(
-          "timeout",
-          `QMP session on "${path}" timed out after ${timeoutMs} ms while ${state.activity}` +
-            (state.activity === "waiting for the greeting"
-              ? " (another client may hold the monitor)"
-              : ""),
-        ),
-      );
-    }, timeoutMs);
+  const deadline = new Deadline({
+    timeoutMs,
+    timeoutError: () =>
+      new QmpError(
+        "timeout",
+        `QMP session on "${path}" timed out after ${timeoutMs} ms while ${state.activity}` +
+          (state.activity === "waiting for the greeting"
+            ? " (another client may hold the monitor)"
+            : ""),
+      ),
   });
 
   const work = (async (): Promise<T> => {
-    const conn = await connect(path);
+    const conn = await connectUnixSocket(path, {
+      what: "QMP socket",
+      error: (reason, message, options) => new QmpError(reason, message, options),
+    });
     if (state.closed) {
       conn.close();
       throw closedError(path);
@@ -157,9 +134,9 @@ export async function withQmpSession<T>(
   })();
 
   try {
-    return await Promise.race([work, deadline]);
+    return await deadline.race(work);
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     state.closed = true;
     // A late failure of the abandoned work (reads cut short by the close) is not reported.
     work.catch(() => {});
@@ -214,56 +191,6 @@ interface SessionState {
 
 type Message = Record<string, unknown>;
 
-async function connect(path: string): Promise<Deno.UnixConn> {
-  try {
-    return await Deno.connect({ transport: "unix", path });
-  } catch (error) {
-    throw connectError(path, error);
-  }
-}
-
-function connectError(path: string, error: unknown): QmpError {
-  const detail = oneLine(error instanceof Error ? error.message : String(error));
-  if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
-    return new QmpError("refused", `QMP socket "${path}" does not exist: ${detail}`, {
-      cause: error,
-    });
-  }
-  if (error instanceof Deno.errors.ConnectionRefused) {
-    return new QmpError(
-      "refused",
-      `Cannot connect to QMP socket "${path}" (not a socket, or nobody listens): ${detail}`,
-      { cause: error },
-    );
-  }
-  const missingFlag = error instanceof Deno.errors.NotCapable ||
-    (error instanceof Deno.errors.PermissionDenied && /--allow-/.test(detail));
-  if (missingFlag) {
-    return new QmpError(
-      "other",
-      `Deno lacks permission to connect to QMP socket "${path}": run with ${
-        permissionFlags(path)
-      }; the compiled kvm_exporter reaches sockets under /run and /var/run only (${detail})`,
-      { cause: error },
-    );
-  }
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return new QmpError(
-      "other",
-      `Permission denied by the OS on QMP socket "${path}" (check its owner and mode): ${detail}`,
-      { cause: error },
-    );
-  }
-  return new QmpError("other", `Cannot connect to QMP socket "${path}": ${detail}`, {
-    cause: error,
-  });
-}
-
-function permissionFlags(path: string): string {
-  const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
-  return `--allow-read=${path} --allow-write=${path} --allow-net=unix:${absolute}`;
-}
-
 async function handshake(channel: QmpChannel): Promise<QmpSession> {
   channel.state.activity = "waiting for the greeting";
   const greeting = await channel.readMessage();
@@ -308,7 +235,7 @@ class Session implements QmpSession {
   readonly version: QmpSession["version"];
   #channel: QmpChannel;
   #nextId = 1;
-  #tail: Promise<unknown> = Promise.resolve();
+  #calls = new SerialQueue();
 
   constructor(channel: QmpChannel, version: QmpSession["version"]) {
     this.#channel = channel;
@@ -316,9 +243,7 @@ class Session implements QmpSession {
   }
 
   execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    const run = this.#tail.then(() => this.#run(command, args));
-    this.#tail = run.catch(() => {});
-    return run;
+    return this.#calls.run(() => this.#run(command, args));
   }
 
   async #run(command: string, args: Record<string, unknown> | undefined): Promise<unknown> {
@@ -349,12 +274,12 @@ class Session implements QmpSession {
       channel.state.activity = "running the session";
       if ("return" in message) return message.return;
       if (isObject(message.error)) {
-        const errorClass = String(message.error.class);
+        const code = String(message.error.class);
         const desc = oneLine(String(message.error.desc));
         throw new QmpError(
           "protocol",
-          `QMP command "${command}" on "${path}" failed: ${errorClass}: ${desc}`,
-          { errorClass },
+          `QMP command "${command}" on "${path}" failed: ${code}: ${desc}`,
+          { code },
         );
       }
       throw channel.fail(
@@ -374,19 +299,21 @@ class QmpChannel {
   readonly state: SessionState;
   #conn: Deno.UnixConn;
   #maxLineBytes: number;
-  #buffer = new Uint8Array(0);
-  #chunk = new Uint8Array(READ_CHUNK_BYTES);
+  #reader: ByteReader;
   #decoder = new TextDecoder("utf-8", { fatal: true });
   #encoder = new TextEncoder();
   #pending = new Set<Promise<unknown>>();
   #failure: QmpError | undefined;
-  #eof = false;
   #connClosed = false;
 
   constructor(conn: Deno.UnixConn, state: SessionState, maxLineBytes: number) {
     this.#conn = conn;
     this.state = state;
     this.#maxLineBytes = maxLineBytes;
+    this.#reader = new ByteReader((buffer) => {
+      this.#check();
+      return this.#track(this.#conn.read(buffer));
+    });
   }
 
   /** Records a failure that leaves the stream unusable, and returns it. */
@@ -408,9 +335,9 @@ class QmpChannel {
         throw this.fail(
           new QmpError(
             "protocol",
-            `Invalid JSON from QMP peer on "${this.state.path}": ${
-              oneLine(error instanceof Error ? error.message : String(error))
-            }: ${preview(line)}`,
+            `Invalid JSON from QMP peer on "${this.state.path}": ${oneLine(error)}: ${
+              preview(line)
+            }`,
             { cause: error },
           ),
         );
@@ -450,52 +377,35 @@ class QmpChannel {
   }
 
   async #readLine(): Promise<string | undefined> {
-    let scanFrom = 0;
-    while (true) {
-      this.#check();
-      const end = this.#buffer.indexOf(NEWLINE, scanFrom);
-      if (end >= 0) {
-        if (end > this.#maxLineBytes) throw this.#tooLong();
-        const raw = this.#buffer.subarray(0, end);
-        this.#buffer = this.#buffer.slice(end + 1);
-        try {
-          return this.#decoder.decode(raw).replace(/\r$/, "");
-        } catch (error) {
-          throw this.fail(
-            new QmpError("protocol", `QMP peer on "${this.state.path}" sent invalid UTF-8`, {
-              cause: error,
-            }),
-          );
-        }
-      }
-      if (this.#buffer.length > this.#maxLineBytes) throw this.#tooLong();
-      if (this.#eof) {
-        if (this.#buffer.length === 0) return undefined;
-        throw this.fail(
-          new QmpError(
-            "protocol",
-            `QMP peer on "${this.state.path}" closed the connection in the middle of a message: ${
-              preview(new TextDecoder().decode(this.#buffer))
-            }`,
-          ),
-        );
-      }
-      scanFrom = this.#buffer.length;
-      await this.#fill();
+    this.#check();
+    let raw: Uint8Array | undefined;
+    try {
+      raw = await this.#reader.readUntil(NEWLINE, this.#maxLineBytes);
+    } catch (error) {
+      if (error instanceof ByteLimitError) throw this.#tooLong();
+      throw error;
     }
-  }
-
-  async #fill(): Promise<void> {
-    const chunk = this.#chunk;
-    const n = await this.#track(this.#conn.read(chunk));
-    if (n === null) {
-      this.#eof = true;
-      return;
+    if (raw === undefined) {
+      const rest = this.#reader.buffered;
+      if (rest.length === 0) return undefined;
+      throw this.fail(
+        new QmpError(
+          "protocol",
+          `QMP peer on "${this.state.path}" closed the connection in the middle of a message: ${
+            preview(new TextDecoder().decode(rest))
+          }`,
+        ),
+      );
     }
-    const next = new Uint8Array(this.#buffer.length + n);
-    next.set(this.#buffer);
-    next.set(chunk.subarray(0, n), this.#buffer.length);
-    this.#buffer = next;
+    try {
+      return this.#decoder.decode(raw).replace(/\r$/, "");
+    } catch (error) {
+      throw this.fail(
+        new QmpError("protocol", `QMP peer on "${this.state.path}" sent invalid UTF-8`, {
+          cause: error,
+        }),
+      );
+    }
   }
 
   async #track<T>(op: Promise<T>): Promise<T> {
@@ -511,11 +421,8 @@ class QmpChannel {
   }
 
   #ioError(error: unknown): QmpError {
-    const detail = oneLine(error instanceof Error ? error.message : String(error));
-    const peerGone = error instanceof Deno.errors.ConnectionReset ||
-      error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.UnexpectedEof ||
-      error instanceof Deno.errors.ConnectionAborted;
-    return peerGone
+    const detail = oneLine(error);
+    return isPeerGone(error)
       ? new QmpError(
         "protocol",
         `QMP peer on "${this.state.path}" closed the connection: ${detail}`,
@@ -549,10 +456,6 @@ function closedError(path: string): QmpError {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
 }
 
 function preview(text: string): string {

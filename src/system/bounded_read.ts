@@ -7,6 +7,7 @@
  */
 
 import { constants as fsConstants, promises as fsPromises, type Stats } from "node:fs";
+import type { ReadFn } from "./byte_reader.ts";
 
 /** A debugfs stat file holds one integer: 20 digits, a sign and a newline. */
 export const STAT_FILE_MAX_BYTES = 4 * 1024;
@@ -79,14 +80,27 @@ let syncBuffer = new Uint8Array(STAT_FILE_MAX_BYTES + 1);
 export async function readBoundedText(path: string, maxBytes: number): Promise<string> {
   using file = await Deno.open(path, { read: true });
   checkInfo(path, await file.stat(), maxBytes);
+  const bytes = await readUpTo((buffer) => file.read(buffer), maxBytes);
+  if (bytes === undefined) throw tooLarge(path, maxBytes);
+  return decoder.decode(bytes);
+}
+
+/**
+ * The one cap-plus-one read loop: reads until the end of the stream, asking for at most
+ * `maxBytes + 1` bytes in all, so that a stream holding more than the cap is seen without
+ * reading the rest of it.
+ *
+ * @returns What was read; undefined when the stream holds more than `maxBytes`.
+ */
+async function readUpTo(read: ReadFn, maxBytes: number): Promise<Uint8Array | undefined> {
   const buffer = new Uint8Array(maxBytes + 1);
   let used = 0;
   while (used < buffer.length) {
-    const n = await file.read(buffer.subarray(used));
-    if (n === null) return decoder.decode(buffer.subarray(0, used));
+    const n = await read(buffer.subarray(used));
+    if (n === null) return buffer.subarray(0, used);
     used += n;
   }
-  throw tooLarge(path, maxBytes);
+  return undefined;
 }
 
 /**
@@ -165,14 +179,12 @@ export async function readRegularFile(
     if (!info.isFile()) throw new NotRegularError(`not a regular file (${nodeFileType(info)})`);
     if (info.size > maxBytes) throw new TooLargeError(`larger than ${maxBytes} bytes`);
     // The file may grow after the fstat: read up to one byte past the cap to see that it did.
-    const buffer = new Uint8Array(maxBytes + 1);
-    let used = 0;
-    while (used < buffer.length) {
-      const { bytesRead } = await file.read(buffer, used, buffer.length - used, null);
-      if (bytesRead === 0) return buffer.subarray(0, used);
-      used += bytesRead;
-    }
-    throw new TooLargeError(`larger than ${maxBytes} bytes`);
+    const bytes = await readUpTo(async (buffer) => {
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+      return bytesRead === 0 ? null : bytesRead;
+    }, maxBytes);
+    if (bytes === undefined) throw new TooLargeError(`larger than ${maxBytes} bytes`);
+    return bytes;
   } finally {
     await file.close();
   }

@@ -58,34 +58,3 @@ export function parseSchedstat(text: string): Schedstat {
   }
   return { cpuNs, delayNs, timeslices };
 }
-
-/**
- * Reads and parses one thread's `schedstat`, reading at most
- * {@linkcode MAX_SCHEDSTAT_BYTES}.
- *
- * @param procfs The procfs mount point, e.g. `/proc`.
- * @param pid The process id.
- * @param tid The thread id.
- * @returns The counters.
- * @throws {Deno.errors.NotFound} If the thread is gone.
- * @throws {SyntaxError} If the content is not a schedstat (with its path).
- */
-export async function readSchedstat(procfs: string, pid: number, tid: number): Promise<Schedstat> {
-  const path = `${procfs}/${pid}/task/${tid}/schedstat`;
-  using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(MAX_SCHEDSTAT_BYTES + 1);
-  let length = 0;
-  while (length < buffer.length) {
-    const n = await file.read(buffer.subarray(length));
-    if (n === null) break;
-    length += n;
-  }
-  if (length > MAX_SCHEDSTAT_BYTES) {
-    throw new SyntaxError(`Invalid schedstat "${path}": longer than ${MAX_SCHEDSTAT_BYTES} bytes`);
-  }
-  try {
-    return parseSchedstat(new TextDecoder().decode(buffer.subarray(0, length)));
-  } catch (error) {
-    throw new SyntaxError(`${path}: ${(error as Error).message}`);
-  }
-}

@@ -43,7 +43,10 @@ Deno.test("main.ts --collector.qmp without socket permissions names the flags to
     ], { permissions: [`--allow-read=${tmp}`, "--allow-net=127.0.0.1"] });
     for (let i = 0; i < 2; i++) {
       const text = await (await fetch(`${exporter.baseUrl}/metrics`)).text();
-      strictEqual(seriesValue(text, 'kvm_exporter_qmp_errors{domain="vm",reason="other"}'), "1");
+      strictEqual(
+        seriesValue(text, 'kvm_exporter_qmp_errors{domain="vm",reason="permission"}'),
+        "1",
+      );
       strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="vm"}'), "1");
     }
     const warns = exporter.stderrText().split("\n").filter((l) =>

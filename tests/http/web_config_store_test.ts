@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { WebConfigStore } from "../../src/http/web_config_store.ts";
 import { createLogger } from "../../src/log/logger.ts";
+import { waitFor } from "../support/exporter_process.ts";
 import { mkfifo } from "../support/fifo.ts";
 
 const HASH = "$2y$10$9rBQ97XfkulR16ekCmwDZ.U1SHp6JuT.VnHfvSk9ZyQvC19gDaa7C";
@@ -46,17 +47,24 @@ Deno.test("WebConfigStore without a path serves the empty config: no TLS, no aut
   assert.equal(await store.reload("test"), undefined);
 });
 
+function pem(kind: string, body: string): string {
+  return `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
+}
+
+/** Writes web.yml naming server.crt (body "old") and server.key in `dir`. */
+async function writeTlsConfig(dir: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "old"));
+  await Deno.writeTextFile(`${dir}/server.key`, pem("PRIVATE KEY", "key"));
+  await Deno.writeTextFile(
+    `${dir}/web.yml`,
+    "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+  );
+}
+
 Deno.test("WebConfigStore.reload() refuses a FIFO as cert_file in one line, then loads a new cert", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
   try {
-    const pem = (kind: string, body: string): string =>
-      `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
-    await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "old"));
-    await Deno.writeTextFile(`${dir}/server.key`, pem("PRIVATE KEY", "key"));
-    await Deno.writeTextFile(
-      `${dir}/web.yml`,
-      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
-    );
+    await writeTlsConfig(dir);
     const logs: string[] = [];
     const served: string[] = [];
     const store = new WebConfigStore({
@@ -83,6 +91,55 @@ Deno.test("WebConfigStore.reload() refuses a FIFO as cert_file in one line, then
     assert.equal(await store.reload("test"), undefined);
     assert.deepEqual(served, [pem("CERTIFICATE", "new")]);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("WebConfigStore.reload() keeps the old config when the new TLS settings cannot be served", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
+  try {
+    await writeTlsConfig(dir);
+    const logs: string[] = [];
+    const store = new WebConfigStore({
+      path: `${dir}/web.yml`,
+      logger: createLogger({ level: "debug", write: (line) => logs.push(line) }),
+      onTlsChange: () => Promise.reject(new Error("cannot listen")),
+    });
+    await store.loadInitial();
+    await Deno.writeTextFile(`${dir}/server.crt`, pem("CERTIFICATE", "new"));
+    const before = logs.length;
+    assert.equal((await store.reload("test"))?.message, "cannot listen");
+    assert.equal(store.config.tls?.cert, pem("CERTIFICATE", "old"), "the old cert stays");
+    assert.equal(logs.length - before, 1, logs.slice(before).join(""));
+    assert.match(logs.at(-1)!, /level=error msg="Cannot serve the new TLS settings/);
+    // A plain read error is logged as one.
+    await Deno.writeTextFile(`${dir}/web.yml`, "bogus: 1\n");
+    assert.ok(await store.reload("test") instanceof Error);
+    assert.match(logs.at(-1)!, /level=error msg="Cannot load the web config/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("WebConfigStore.watch() loads a change made before the watch was armed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_webstore_" });
+  const controller = new AbortController();
+  let watching: Promise<void> | undefined;
+  try {
+    const path = `${dir}/web.yml`;
+    await Deno.writeTextFile(path, `basic_auth_users:\n  a: ${HASH}\n`);
+    const store = new WebConfigStore({ path, logger: createLogger({ write: () => {} }) });
+    await store.loadInitial();
+    // Between the first load and the first watch (a busy machine makes this window long).
+    await Deno.writeTextFile(path, `basic_auth_users:\n  b: ${HASH}\n`);
+    watching = store.watch(controller.signal);
+    await waitFor(() => store.config.users.has("b"), {
+      timeoutMs: 10_000,
+      what: "the early change to load",
+    });
+  } finally {
+    controller.abort();
+    await watching;
     await Deno.remove(dir, { recursive: true });
   }
 });

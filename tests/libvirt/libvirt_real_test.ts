@@ -8,7 +8,8 @@ import {
   VIR_CONNECT_GET_ALL_DOMAINS_STATS,
   VIR_DOMAIN_STATS,
 } from "../../src/libvirt/remote_protocol.ts";
-import { readSchedstat } from "../../src/system/schedstat.ts";
+import { readBoundedText } from "../../src/system/bounded_read.ts";
+import { MAX_SCHEDSTAT_BYTES, parseSchedstat } from "../../src/system/schedstat.ts";
 import {
   type ExporterProcess,
   LOOPBACK_ANY_PORT,
@@ -311,7 +312,14 @@ Deno.test({
           const threads = vcpuThreads(qemuPid);
           const before = parseDomainStats(await ourRecord(client));
           const ours = await Promise.all(
-            [0, 1].map((i) => readSchedstat("/proc", qemuPid, threads.get(i)!)),
+            [0, 1].map(async (i) =>
+              parseSchedstat(
+                await readBoundedText(
+                  `/proc/${qemuPid}/task/${threads.get(i)!}/schedstat`,
+                  MAX_SCHEDSTAT_BYTES,
+                ),
+              )
+            ),
           );
           const after = parseDomainStats(await ourRecord(client));
           for (const i of [0, 1]) {

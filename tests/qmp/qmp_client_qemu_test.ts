@@ -113,7 +113,7 @@ Deno.test({
           if (!hasQueryStats(s.version)) {
             await rejects(s.execute("query-stats-schemas"), (error: unknown) => {
               ok(error instanceof QmpError && error.reason === "protocol");
-              strictEqual(error.errorClass, "CommandNotFound");
+              strictEqual(error.code, "CommandNotFound");
               return true;
             });
             return { version: s.version, cpus, stats: undefined };

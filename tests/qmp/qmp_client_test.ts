@@ -2,10 +2,10 @@ import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert";
 import {
   parseQmpJson,
   QmpError,
-  type QmpErrorReason,
   type QmpSession,
   withQmpSession,
 } from "../../src/qmp/qmp_client.ts";
+import type { ClientErrorReason } from "../../src/system/client_error.ts";
 
 const GREETING = `{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, ` +
   `"package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}\r\n`;
@@ -103,7 +103,7 @@ async function withFakeQmp(handler: Handler, body: (path: string) => Promise<voi
   if (accepted && serverError !== undefined) throw serverError;
 }
 
-function hasReason(reason: QmpErrorReason, message: RegExp): (error: unknown) => boolean {
+function hasReason(reason: ClientErrorReason, message: RegExp): (error: unknown) => boolean {
   return (error: unknown): boolean => {
     ok(error instanceof QmpError, `expected a QmpError, got ${error}`);
     strictEqual(error.reason, reason, error.message);
@@ -216,7 +216,7 @@ Deno.test("withQmpSession() reports a QMP error reply with its class and stays u
         hasReason("protocol", /CommandNotFound: The command query-stats has not been found/)(
           error,
         );
-        strictEqual((error as QmpError).errorClass, "CommandNotFound");
+        strictEqual((error as QmpError).code, "CommandNotFound");
         return true;
       });
       deepStrictEqual(await session.execute("query-cpus-fast"), []);
@@ -260,7 +260,7 @@ Deno.test("withQmpSession() fails cleanly", async (t) => {
     timeoutMs?: number;
     maxLineBytes?: number;
     fn?: (session: QmpSession) => Promise<unknown>;
-    reason: QmpErrorReason;
+    reason: ClientErrorReason;
     message: RegExp;
   }[] = [
     {
@@ -515,10 +515,10 @@ try {
       },
     ];
     for (const c of cases) {
-      await t.step(`${c.name} fails with reason "other" naming the flags`, async () => {
+      await t.step(`${c.name} fails with reason "permission" naming the flags`, async () => {
         await withFakeQmp(serve, async (path) => {
           const result = await probe(path, c.flags(path)) as { reason: string; message: string };
-          strictEqual(result.reason, "other");
+          strictEqual(result.reason, "permission");
           ok(
             result.message.includes(
               `run with --allow-read=${path} --allow-write=${path} --allow-net=unix:${path}`,
