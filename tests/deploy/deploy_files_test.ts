@@ -62,7 +62,7 @@ Deno.test({
     try {
       // verify checks that ExecStart exists: point it at a real executable.
       const unit = (await read("deploy/kvm_exporter.service"))
-        .replace("/usr/local/bin/kvm_exporter", "/bin/true");
+        .replaceAll("/usr/bin/kvm_exporter", "/bin/true");
       await Deno.writeTextFile(`${tmp}/kvm_exporter.service`, unit);
       const run = async (args: string[]): Promise<{ code: number; out: string }> => {
         const { code, stdout, stderr } = await new Deno.Command("systemd-analyze", {

@@ -12,6 +12,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import yaml from "js-yaml";
 import { COMPILE_PERMISSIONS } from "../../tools/compile.ts";
+import { launcherScript } from "../../tools/release.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const read = (path: string): Promise<string> => Deno.readTextFile(`${root}${path}`);
@@ -77,6 +78,22 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
     write: ["src/build_info.json", "src/build_info.json.tmp"],
     env: ["DENORT_BIN", "REVISION"],
     run: "all",
+  },
+  "deno.json task release": {
+    ...NONE,
+    build: true,
+    read: "all",
+    write: "all",
+    env: ["DENORT_BIN", "REVISION", "SOURCE_DATE_EPOCH"],
+    run: "all",
+  },
+  // The offline bundle's and the .deb's bin/kvm_exporter: what the single executable bakes in.
+  "bundle launcher (tools/release.ts)": {
+    ...NONE,
+    read: "all",
+    write: ["/run", "/var/run"],
+    net: "all",
+    env: ["KVM_EXPORTER_*"],
   },
   // Baked into the binary that the systemd unit, the image and the DaemonSet run.
   "compiled binary (tools/compile.ts)": {
@@ -214,6 +231,21 @@ Deno.test("the compiled binary's baked flags are its documented permissions", ()
   );
 });
 
+Deno.test("the bundle's launcher grants its documented permissions, the compiled binary's", () => {
+  const script = launcherScript();
+  const flags = denoFlags(
+    script.slice(script.indexOf('exec "$lib/deno" run')).replace("$lib/", ""),
+  );
+  deepStrictEqual(
+    parsePermissions(flags),
+    withoutBuild(DOCUMENTED["bundle launcher (tools/release.ts)"]!),
+  );
+  deepStrictEqual(
+    withoutBuild(DOCUMENTED["bundle launcher (tools/release.ts)"]!),
+    withoutBuild(DOCUMENTED["compiled binary (tools/compile.ts)"]!),
+  );
+});
+
 Deno.test("the README's deno run example grants its documented permissions", async () => {
   const readme = await read("README.md");
   const block = /```shell\n(deno run --allow-read[^`]*?)```/.exec(readme)?.[1];
@@ -289,8 +321,8 @@ Deno.test("the systemd unit has no capability, no new privileges, read-only bind
   deepStrictEqual(values("BindPaths"), []);
   deepStrictEqual(values("ReadWritePaths"), []);
   ok(values("BindReadOnlyPaths").length === 3);
-  // It runs the compiled binary, whose permissions are its row above.
-  ok(/^ExecStart=\/usr\/local\/bin\/kvm_exporter /m.test(unit));
+  // It runs the package's launcher (or the compiled binary), whose permissions are rows above.
+  ok(/^ExecStart=\/usr\/bin\/kvm_exporter /m.test(unit));
 });
 
 /** hostPath volumes the DaemonSet may mount (all read-only), by host path. */
