@@ -28,7 +28,17 @@ Deno.test("README's flag list is --help's", async () => {
 
 Deno.test("every exporter flag named in the docs, Dockerfile, unit and tasks exists", async () => {
   const known = new Set(FLAGS.map((f) => f.name));
-  for (const file of ["README.md", "Dockerfile", "deploy/kvm_exporter.service", "deno.json"]) {
+  for (
+    const file of [
+      "README.md",
+      "docs/deployment.md",
+      "Dockerfile",
+      "deploy/kvm_exporter.service",
+      "deploy/kvm_exporter-start",
+      "deploy/debian/kvm_exporter.default",
+      "deno.json",
+    ]
+  ) {
     const text = await read(file);
     for (const match of text.matchAll(/--(?:no-)?((?:collector|web|path|log)\.[a-z_.-]*[a-z_])/g)) {
       ok(known.has(match[1]!), `${file} names unknown flag --${match[1]}`);

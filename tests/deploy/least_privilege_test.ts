@@ -104,7 +104,7 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
     net: "all",
     env: ["KVM_EXPORTER_*"],
   },
-  "README deno run with --collector.qmp (Proxmox)": {
+  "docs/deployment.md deno run with --collector.qmp (Proxmox)": {
     ...NONE,
     read: ["/etc/vm.yaml", "/run/kvm_exporter", "/run/qemu-server"],
     write: ["/run/qemu-server"],
@@ -246,21 +246,21 @@ Deno.test("the bundle's launcher grants its documented permissions, the compiled
   );
 });
 
-Deno.test("the README's deno run example grants its documented permissions", async () => {
-  const readme = await read("README.md");
+Deno.test("docs/deployment.md's deno run example grants its documented permissions", async () => {
+  const readme = await read("docs/deployment.md");
   const block = /```shell\n(deno run --allow-read[^`]*?)```/.exec(readme)?.[1];
-  ok(block !== undefined, "README has a deno run example");
+  ok(block !== undefined, "docs/deployment.md has a deno run example");
   deepStrictEqual(
     parsePermissions(denoFlags(block)),
-    withoutBuild(DOCUMENTED["README deno run with --collector.qmp (Proxmox)"]!),
+    withoutBuild(DOCUMENTED["docs/deployment.md deno run with --collector.qmp (Proxmox)"]!),
   );
 });
 
-Deno.test("the README's deno run example with --collector.libvirt grants its documented permissions", async () => {
-  const readme = await read("README.md");
+Deno.test("docs/deployment.md's deno run example with --collector.libvirt grants its documented permissions", async () => {
+  const readme = await read("docs/deployment.md");
   const block = /```shell\n(deno run --allow-read[^`]*?--collector\.libvirt[^`]*?)```/.exec(readme)
     ?.[1];
-  ok(block !== undefined, "README has a deno run example with --collector.libvirt");
+  ok(block !== undefined, "docs/deployment.md has a deno run example with --collector.libvirt");
   deepStrictEqual(
     parsePermissions(denoFlags(block)),
     withoutBuild(DOCUMENTED["deno.json task start-libvirt"]!),
@@ -273,19 +273,23 @@ Deno.test("every run mode in the table follows the rules: no run, ffi, sys; only
   }
 });
 
-Deno.test("the README states the start task's permissions as deno.json has them", async () => {
-  const readme = await read("README.md");
+Deno.test("docs/deployment.md states the start task's permissions as deno.json has them", async () => {
+  const readme = await read("docs/deployment.md");
   const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, { command: string }>;
   for (const flag of denoFlags(tasks.start!.command)) ok(readme.includes(flag), flag);
 });
 
-Deno.test("the Dockerfile runs the baked binary as a non-root user", async () => {
+Deno.test("the Dockerfile runs the bundle with the launcher's permissions, as a non-root user", async () => {
   const dockerfile = await read("Dockerfile");
   const finalStage = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
   const user = /^USER (\d+):(\d+)$/m.exec(finalStage);
   ok(user !== null, "a numeric USER in the final stage");
   ok(Number(user[1]) !== 0 && Number(user[2]) !== 0, user[0]);
-  ok(finalStage.includes('ENTRYPOINT ["/kvm_exporter"]'), "runs the compiled binary");
+  const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(finalStage)![1]!) as string[];
+  deepStrictEqual(
+    parsePermissions(denoFlags(["deno", ...entrypoint.slice(1)].join(" "))),
+    withoutBuild(DOCUMENTED["bundle launcher (tools/release.ts)"]!),
+  );
   ok(!/chmod\s+[^\n]*[ug]\+s|setcap/.test(dockerfile), "no setuid bit, no file capabilities");
 });
 

@@ -249,6 +249,76 @@ Deno.test("the bundle serves from an empty dir, with an empty DENO_DIR and no re
   }
 });
 
+/** The final stage of the Dockerfile: its ENTRYPOINT, ENV, USER and what it copies to /etc. */
+async function imageSpec(): Promise<
+  { entrypoint: string[]; env: Record<string, string>; uid: number; etc: string[] }
+> {
+  const dockerfile = await Deno.readTextFile(`${REPO_ROOT}/Dockerfile`);
+  const stage = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+  const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(stage)![1]!) as string[];
+  const env = Object.fromEntries(
+    /^ENV (.*)$/m.exec(stage)![1]!.split(/\s+/).map((kv) => kv.split("=", 2) as [string, string]),
+  );
+  const uid = Number(/^USER (\d+):\d+$/m.exec(stage)![1]);
+  const etc = /^COPY (deploy\/container\/\S+(?: deploy\/container\/\S+)*) \/etc\/$/m.exec(
+    stage,
+  )![1]!
+    .split(" ");
+  return { entrypoint, env, uid, etc };
+}
+
+Deno.test("the image's root file system, laid out as files, serves as its non-root user", async () => {
+  const dir = await dist();
+  const spec = await imageSpec();
+  const rootfs = await Deno.makeTempDir({ prefix: "kvm_exporter_rootfs_" });
+  try {
+    await Deno.chmod(rootfs, 0o755);
+    // The Dockerfile's steps: the bundle unpacked at /opt/kvm_exporter, passwd and group in /etc.
+    await Deno.mkdir(`${rootfs}/opt/kvm_exporter`, { recursive: true });
+    await text("tar", [
+      "-xzf",
+      `${dir}/kvm_exporter-${VERSION}-linux-amd64.tar.gz`,
+      "-C",
+      `${rootfs}/opt/kvm_exporter`,
+      "--strip-components=1",
+    ]);
+    await Deno.mkdir(`${rootfs}/etc`);
+    for (const file of spec.etc) {
+      await Deno.copyFile(`${REPO_ROOT}/${file}`, `${rootfs}/etc/${file.split("/").at(-1)}`);
+    }
+    // The user has a record (name and group), as libvirt wants of a client's uid.
+    const passwd = await Deno.readTextFile(`${rootfs}/etc/passwd`);
+    ok(new RegExp(`^[a-z_]+:x:${spec.uid}:${spec.uid}:`, "m").test(passwd), passwd);
+    ok(
+      new RegExp(`^[a-z_]+:x:${spec.uid}:`, "m").test(
+        await Deno.readTextFile(`${rootfs}/etc/group`),
+      ),
+    );
+    // The entrypoint is the launcher's command, and the files it names are in the image.
+    const rooted = spec.entrypoint.map((w) => w.startsWith("/opt/") ? `${rootfs}${w}` : w);
+    for (const path of rooted.filter((w) => w.startsWith(rootfs))) ok(await exists(path), path);
+    strictEqual(spec.env.DENO_DIR, "/dev/null/kvm_exporter");
+    const sample = SAMPLE_ARGS.map((a) => a.replace(/=tests\//, `=${REPO_ROOT}/tests/`));
+    const asUser = Deno.uid() === 0 && programPath("setpriv") !== undefined
+      ? ["setpriv", `--reuid=${spec.uid}`, `--regid=${spec.uid}`, "--clear-groups"]
+      : [];
+    if (asUser.length === 0) {
+      console.log("release_test: image run as the caller (not root, or no setpriv)");
+    }
+    await using exporter = await startExporter([...sample, "--web.listen-address=127.0.0.1:0"], {
+      program: [...asUser, ...rooted],
+      env: { ...spec.env, PATH: "/usr/bin:/bin" },
+    });
+    const metrics = await fetchText(`${exporter.baseUrl}/metrics`);
+    strictEqual(
+      seriesValue(metrics.body, 'kvm_scrape_collector_success{collector="kvm_stat"}'),
+      "1",
+    );
+  } finally {
+    await Deno.remove(rootfs, { recursive: true });
+  }
+});
+
 /** Why the .deb cannot be installed here, or undefined. */
 function debUnavailable(): string | undefined {
   if (Deno.uid() !== 0) return "installing a .deb needs root";
