@@ -2,7 +2,7 @@
 # Run:   see README.md, "In a container".
 # The image is the offline bundle from dist/ (the same files as the tarball and the .deb), run
 # by Deno's runtime with the launcher's flags, on distroless/cc (glibc and nothing else).
-# tests/deploy/container_test.ts lays out this root file system as files and runs it.
+# tests/deploy/release_test.ts lays out this root file system as files and runs it.
 FROM debian:12-slim AS bundle
 ARG VERSION=0.1.0
 ARG ARCH=amd64
