@@ -185,6 +185,21 @@ Deno.test("deno task release writes the bundle, the .deb and SHA256SUMS", async 
   );
 });
 
+Deno.test("deno task release builds the same bytes again, from another temporary dir", async () => {
+  const dir = await dist();
+  const other = await Deno.makeTempDir({ prefix: "kvm_exporter_dist_again_" });
+  try {
+    const { code, out } = await release(`${other}/dist`, { TMPDIR: other });
+    strictEqual(code, 0, out);
+    strictEqual(
+      await Deno.readTextFile(`${other}/dist/SHA256SUMS`),
+      await Deno.readTextFile(`${dir}/SHA256SUMS`),
+    );
+  } finally {
+    await Deno.remove(other, { recursive: true });
+  }
+});
+
 Deno.test("the bundle serves from an empty dir, with an empty DENO_DIR and no registry", async () => {
   const dir = await dist();
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_bundle_" });
