@@ -270,8 +270,20 @@ async function normalize(dir: string, epoch: string): Promise<void> {
   await run("find", [dir, "-exec", "touch", "-h", "-d", `@${epoch}`, "{}", "+"]);
 }
 
+/** Options of {@linkcode tarball}. */
+interface TarballOptions {
+  /** The directory holding `name`. */
+  parent: string;
+  /** The directory to archive, as its members are named. */
+  name: string;
+  /** The .tar.gz to write. */
+  output: string;
+  /** Every member's time. */
+  epoch: string;
+}
+
 /** A gzipped tar of `name` under `parent`, sorted, owned by root, with fixed times. */
-async function tarball(parent: string, name: string, output: string, epoch: string): Promise<void> {
+async function tarball({ parent, name, output, epoch }: TarballOptions): Promise<void> {
   const tar = new Deno.Command("tar", {
     args: [
       "--sort=name",
@@ -377,10 +389,25 @@ async function buildDeb(tree: string, options: DebOptions): Promise<void> {
   }
 }
 
-/** The single executable from the staged app, with the permissions of {@linkcode COMPILE_PERMISSIONS}. */
-async function compileExecutable(app: string, output: string, denort: string): Promise<void> {
+/**
+ * The single executable from the staged app, with the permissions of
+ * {@linkcode COMPILE_PERMISSIONS}.
+ */
+async function compileExecutable(
+  { app, output, denort }: { app: string; output: string; denort: string },
+): Promise<void> {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "--quiet", ...COMPILE_PERMISSIONS, "--output", output, "main.ts"],
+    // --no-check: the gate type-checks the code; checking here would want @types/node, which is
+    // neither in node_modules ("manual") nor, offline, to be had.
+    args: [
+      "compile",
+      "--quiet",
+      "--no-check",
+      ...COMPILE_PERMISSIONS,
+      "--output",
+      output,
+      "main.ts",
+    ],
     cwd: app,
     env: { DENORT_BIN: denort },
     stdout: "null",
@@ -428,7 +455,7 @@ async function release(out: string): Promise<void> {
       const name = `kvm_exporter-${VERSION}-linux-${platform.arch}`;
       await stageBundle(`${work}/${name}`, { app, deno });
       await normalize(`${work}/${name}`, epoch);
-      await tarball(work, name, `${out}/${name}.tar.gz`, epoch);
+      await tarball({ parent: work, name, output: `${out}/${name}.tar.gz`, epoch });
       await buildDeb(`${work}/deb-${platform.arch}`, {
         bundle: `${work}/${name}`,
         arch: platform.arch,
@@ -442,7 +469,11 @@ async function release(out: string): Promise<void> {
         "release: no single executable: set DENORT_BIN to denort " + DENO_VERSION + " to build it",
       );
     } else {
-      await compileExecutable(app, `${out}/kvm_exporter-${VERSION}-linux-amd64`, denort);
+      await compileExecutable({
+        app,
+        output: `${out}/kvm_exporter-${VERSION}-linux-amd64`,
+        denort,
+      });
     }
     await writeSums(out);
   } finally {

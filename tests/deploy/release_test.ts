@@ -185,16 +185,36 @@ Deno.test("deno task release writes the bundle, the .deb and SHA256SUMS", async 
   );
 });
 
-Deno.test("deno task release builds the same bytes again, from another temporary dir", async () => {
+Deno.test("deno task release builds the same bytes again, and with DENORT_BIN the executable", async () => {
   const dir = await dist();
   const other = await Deno.makeTempDir({ prefix: "kvm_exporter_dist_again_" });
   try {
-    const { code, out } = await release(`${other}/dist`, { TMPDIR: other });
+    // /bin/true stands in for denort, which cannot be had here: the executable does not run, but
+    // holds what deno compile embeds (permissions, sources), built offline from the same inputs.
+    const { code, out } = await release(`${other}/dist`, {
+      TMPDIR: other,
+      DENORT_BIN: "/bin/true",
+    });
     strictEqual(code, 0, out);
-    strictEqual(
-      await Deno.readTextFile(`${other}/dist/SHA256SUMS`),
-      await Deno.readTextFile(`${dir}/SHA256SUMS`),
+    const executable = `kvm_exporter-${VERSION}-linux-amd64`;
+    const again = (await Deno.readTextFile(`${other}/dist/SHA256SUMS`)).split("\n")
+      .filter((line) => !line.endsWith(`  ${executable}`)).join("\n");
+    strictEqual(again, await Deno.readTextFile(`${dir}/SHA256SUMS`));
+    const binary = new TextDecoder("latin1").decode(
+      await Deno.readFile(`${other}/dist/${executable}`),
     );
+    const permissions = JSON.parse(/"permissions":(\{[^}]*\})/.exec(binary)![1]!);
+    deepStrictEqual(
+      [
+        permissions.allow_read,
+        permissions.allow_write,
+        permissions.allow_net,
+        permissions.allow_env,
+      ],
+      [[], ["/run", "/var/run"], [], ["KVM_EXPORTER_*"]],
+    );
+    strictEqual(permissions.allow_run, null);
+    ok(binary.includes(`"revision":"${await gitRevision()}"`), "revision stamped");
   } finally {
     await Deno.remove(other, { recursive: true });
   }
