@@ -212,7 +212,9 @@ function listen(
       address,
       err: reason,
       ...(error instanceof Deno.errors.NotCapable
-        ? { fix: "grant --allow-net for this address (README: Another address or port)" }
+        ? {
+          fix: "grant --allow-net for this address (docs/deployment.md: Another address or port)",
+        }
         : {}),
     });
     return false;

@@ -16,8 +16,12 @@ export const COMPILE_PERMISSIONS = [
   "--allow-write=/run,/var/run",
 ];
 
-/** The git revision of the checkout, or REVISION from the environment (a Docker build arg). */
-async function revision(): Promise<string> {
+/**
+ * The git revision of the checkout, or REVISION from the environment (a Docker build arg).
+ *
+ * @returns 12 hex digits, or "unknown" outside a git checkout.
+ */
+export async function revision(): Promise<string> {
   const fromEnv = Deno.env.get("REVISION");
   if (fromEnv) return fromEnv;
   try {

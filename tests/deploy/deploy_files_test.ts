@@ -28,7 +28,17 @@ Deno.test("README's flag list is --help's", async () => {
 
 Deno.test("every exporter flag named in the docs, Dockerfile, unit and tasks exists", async () => {
   const known = new Set(FLAGS.map((f) => f.name));
-  for (const file of ["README.md", "Dockerfile", "deploy/kvm_exporter.service", "deno.json"]) {
+  for (
+    const file of [
+      "README.md",
+      "docs/deployment.md",
+      "Dockerfile",
+      "deploy/kvm_exporter.service",
+      "deploy/kvm_exporter-start",
+      "deploy/debian/kvm_exporter.default",
+      "deno.json",
+    ]
+  ) {
     const text = await read(file);
     for (const match of text.matchAll(/--(?:no-)?((?:collector|web|path|log)\.[a-z_.-]*[a-z_])/g)) {
       ok(known.has(match[1]!), `${file} names unknown flag --${match[1]}`);
@@ -62,7 +72,7 @@ Deno.test({
     try {
       // verify checks that ExecStart exists: point it at a real executable.
       const unit = (await read("deploy/kvm_exporter.service"))
-        .replace("/usr/local/bin/kvm_exporter", "/bin/true");
+        .replaceAll("/usr/bin/kvm_exporter", "/bin/true");
       await Deno.writeTextFile(`${tmp}/kvm_exporter.service`, unit);
       const run = async (args: string[]): Promise<{ code: number; out: string }> => {
         const { code, stdout, stderr } = await new Deno.Command("systemd-analyze", {

@@ -12,6 +12,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import yaml from "js-yaml";
 import { COMPILE_PERMISSIONS } from "../../tools/compile.ts";
+import { launcherScript } from "../../tools/release.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const read = (path: string): Promise<string> => Deno.readTextFile(`${root}${path}`);
@@ -78,6 +79,22 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
     env: ["DENORT_BIN", "REVISION"],
     run: "all",
   },
+  "deno.json task release": {
+    ...NONE,
+    build: true,
+    read: "all",
+    write: "all",
+    env: ["DENORT_BIN", "REVISION", "SOURCE_DATE_EPOCH"],
+    run: "all",
+  },
+  // The offline bundle's and the .deb's bin/kvm_exporter: what the single executable bakes in.
+  "bundle launcher (tools/release.ts)": {
+    ...NONE,
+    read: "all",
+    write: ["/run", "/var/run"],
+    net: "all",
+    env: ["KVM_EXPORTER_*"],
+  },
   // Baked into the binary that the systemd unit, the image and the DaemonSet run.
   "compiled binary (tools/compile.ts)": {
     ...NONE,
@@ -87,7 +104,7 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
     net: "all",
     env: ["KVM_EXPORTER_*"],
   },
-  "README deno run with --collector.qmp (Proxmox)": {
+  "docs/deployment.md deno run with --collector.qmp (Proxmox)": {
     ...NONE,
     read: ["/etc/vm.yaml", "/run/kvm_exporter", "/run/qemu-server"],
     write: ["/run/qemu-server"],
@@ -214,21 +231,36 @@ Deno.test("the compiled binary's baked flags are its documented permissions", ()
   );
 });
 
-Deno.test("the README's deno run example grants its documented permissions", async () => {
-  const readme = await read("README.md");
-  const block = /```shell\n(deno run --allow-read[^`]*?)```/.exec(readme)?.[1];
-  ok(block !== undefined, "README has a deno run example");
+Deno.test("the bundle's launcher grants its documented permissions, the compiled binary's", () => {
+  const script = launcherScript();
+  const flags = denoFlags(
+    script.slice(script.indexOf('exec "$lib/deno" run')).replace("$lib/", ""),
+  );
   deepStrictEqual(
-    parsePermissions(denoFlags(block)),
-    withoutBuild(DOCUMENTED["README deno run with --collector.qmp (Proxmox)"]!),
+    parsePermissions(flags),
+    withoutBuild(DOCUMENTED["bundle launcher (tools/release.ts)"]!),
+  );
+  deepStrictEqual(
+    withoutBuild(DOCUMENTED["bundle launcher (tools/release.ts)"]!),
+    withoutBuild(DOCUMENTED["compiled binary (tools/compile.ts)"]!),
   );
 });
 
-Deno.test("the README's deno run example with --collector.libvirt grants its documented permissions", async () => {
-  const readme = await read("README.md");
+Deno.test("docs/deployment.md's deno run example grants its documented permissions", async () => {
+  const readme = await read("docs/deployment.md");
+  const block = /```shell\n(deno run --allow-read[^`]*?)```/.exec(readme)?.[1];
+  ok(block !== undefined, "docs/deployment.md has a deno run example");
+  deepStrictEqual(
+    parsePermissions(denoFlags(block)),
+    withoutBuild(DOCUMENTED["docs/deployment.md deno run with --collector.qmp (Proxmox)"]!),
+  );
+});
+
+Deno.test("docs/deployment.md's deno run example with --collector.libvirt grants its documented permissions", async () => {
+  const readme = await read("docs/deployment.md");
   const block = /```shell\n(deno run --allow-read[^`]*?--collector\.libvirt[^`]*?)```/.exec(readme)
     ?.[1];
-  ok(block !== undefined, "README has a deno run example with --collector.libvirt");
+  ok(block !== undefined, "docs/deployment.md has a deno run example with --collector.libvirt");
   deepStrictEqual(
     parsePermissions(denoFlags(block)),
     withoutBuild(DOCUMENTED["deno.json task start-libvirt"]!),
@@ -241,19 +273,23 @@ Deno.test("every run mode in the table follows the rules: no run, ffi, sys; only
   }
 });
 
-Deno.test("the README states the start task's permissions as deno.json has them", async () => {
-  const readme = await read("README.md");
+Deno.test("docs/deployment.md states the start task's permissions as deno.json has them", async () => {
+  const readme = await read("docs/deployment.md");
   const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, { command: string }>;
   for (const flag of denoFlags(tasks.start!.command)) ok(readme.includes(flag), flag);
 });
 
-Deno.test("the Dockerfile runs the baked binary as a non-root user", async () => {
+Deno.test("the Dockerfile runs the bundle with the launcher's permissions, as a non-root user", async () => {
   const dockerfile = await read("Dockerfile");
   const finalStage = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
   const user = /^USER (\d+):(\d+)$/m.exec(finalStage);
   ok(user !== null, "a numeric USER in the final stage");
   ok(Number(user[1]) !== 0 && Number(user[2]) !== 0, user[0]);
-  ok(finalStage.includes('ENTRYPOINT ["/kvm_exporter"]'), "runs the compiled binary");
+  const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(finalStage)![1]!) as string[];
+  deepStrictEqual(
+    parsePermissions(denoFlags(["deno", ...entrypoint.slice(1)].join(" "))),
+    withoutBuild(DOCUMENTED["bundle launcher (tools/release.ts)"]!),
+  );
   ok(!/chmod\s+[^\n]*[ug]\+s|setcap/.test(dockerfile), "no setuid bit, no file capabilities");
 });
 
@@ -289,8 +325,8 @@ Deno.test("the systemd unit has no capability, no new privileges, read-only bind
   deepStrictEqual(values("BindPaths"), []);
   deepStrictEqual(values("ReadWritePaths"), []);
   ok(values("BindReadOnlyPaths").length === 3);
-  // It runs the compiled binary, whose permissions are its row above.
-  ok(/^ExecStart=\/usr\/local\/bin\/kvm_exporter /m.test(unit));
+  // It runs the package's launcher (or the compiled binary), whose permissions are rows above.
+  ok(/^ExecStart=\/usr\/bin\/kvm_exporter /m.test(unit));
 });
 
 /** hostPath volumes the DaemonSet may mount (all read-only), by host path. */

@@ -1,6 +1,6 @@
 /**
  * The tasks grant `--allow-net` for `:9900` only: another address must fail at start with a
- * one-line error naming the address Deno refused and where the README says how to grant it.
+ * one-line error naming the address Deno refused and where docs/deployment.md says how to grant it.
  */
 
 import assert from "node:assert/strict";
@@ -21,7 +21,7 @@ Deno.test("main.ts with the demo task's --allow-net on another port exits 1 nami
   const line = run.stderr.split("\n").find((l) => l.includes("Cannot listen"));
   assert.ok(line, run.stderr);
   assert.ok(line.includes(`Requires net access to \\"[::]:${port}\\"`), line);
-  assert.ok(line.includes("README: Another address or port"), line);
+  assert.ok(line.includes("docs/deployment.md: Another address or port"), line);
 });
 
 Deno.test("main.ts with --allow-net for exactly its address serves there", async () => {

@@ -57,6 +57,11 @@ export interface ChildOptions {
   permissions?: string[];
   /** A command that runs deno, e.g. `["prlimit", "--nofile=256"]`; the pid is then its own. */
   prefix?: string[];
+  /**
+   * What to run instead of `deno run <permissions> main.ts`, e.g. an installed launcher
+   * (`["/usr/bin/kvm_exporter"]`); `args` follow it.
+   */
+  program?: readonly string[];
 }
 
 /** Options of {@linkcode startExporter}. */
@@ -170,10 +175,12 @@ function childEnv(extra: Record<string, string> | undefined): Record<string, str
 }
 
 function command(args: readonly string[], options: ChildOptions): Deno.Command {
-  const deno = ["run", ...(options.permissions ?? ["-A"]), MAIN_PATH, ...args];
-  const [program, ...prefix] = [...(options.prefix ?? []), Deno.execPath()];
+  const deno = options.program !== undefined
+    ? [...options.program, ...args]
+    : [Deno.execPath(), "run", ...(options.permissions ?? ["-A"]), MAIN_PATH, ...args];
+  const [program, ...rest] = [...(options.prefix ?? []), ...deno];
   return new Deno.Command(program!, {
-    args: [...prefix, ...deno],
+    args: rest,
     cwd: REPO_ROOT,
     clearEnv: true,
     env: childEnv(options.env),
