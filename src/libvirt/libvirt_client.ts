@@ -34,14 +34,14 @@ import {
 } from "./remote_protocol.ts";
 import { XdrError, type XdrReader } from "./xdr.ts";
 import { ByteReader } from "../system/byte_reader.ts";
-import { ClientError, type ClientErrorReason, oneLine } from "../system/client_error.ts";
+import { ClientError, oneLine } from "../system/client_error.ts";
 import { Deadline } from "../system/deadline.ts";
 import { SerialQueue } from "../system/serial_queue.ts";
 import { connectUnixSocket, isPeerGone } from "../system/unix_socket.ts";
 
 /**
  * A failed libvirt call, with a one-line message saying where and what. libvirt raises every
- * {@linkcode ClientErrorReason}; `remote` is libvirt's error reply, and then `code` is libvirt's
+ * `ClientErrorReason` in `system/client_error.ts`; `remote` is libvirt's error reply, and then `code` is libvirt's
  * `virErrorNumber`.
  */
 export class LibvirtError extends ClientError<number> {}

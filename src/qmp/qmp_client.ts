@@ -9,13 +9,13 @@
  */
 
 import { ByteLimitError, ByteReader } from "../system/byte_reader.ts";
-import { ClientError, type ClientErrorReason, oneLine } from "../system/client_error.ts";
+import { ClientError, oneLine } from "../system/client_error.ts";
 import { Deadline } from "../system/deadline.ts";
 import { SerialQueue } from "../system/serial_queue.ts";
 import { connectUnixSocket, isPeerGone } from "../system/unix_socket.ts";
 
 /**
- * Error of a QMP session. `reason` ({@linkcode ClientErrorReason}, shared with libvirt) says
+ * Error of a QMP session. `reason` (`ClientErrorReason` in `system/client_error.ts`, shared with libvirt) says
  * what kind of failure it was; QMP raises these:
  * - `timeout`: the deadline passed (e.g. another client holds the monitor);
  * - `refused`: the socket is missing, not a socket, or nobody listens on it;
