@@ -168,21 +168,23 @@ class ScrapeLimit {
     const timeoutMs = this.#timeoutMs(prometheusTimeout);
     return this.#flights.join(timeoutMs, () => {
       if (!this.#take()) return undefined;
-      const work = async () => {
-        try {
-          const families = await this.#exporter.scrape({ timeoutMs });
-          // Sliced: a large host's text takes longer to render than a health check may wait.
-          const text = await renderBytesSliced(families);
-          const release = this.#heapRelease;
-          const answer = new ScrapeAnswer(text, release && ((gzip) => release.around(gzip)));
-          if (gzip) await answer.gzipped();
-          return answer;
-        } finally {
-          this.#inFlight--;
-        }
-      };
+      const work = () => this.#scrapeAndRender(timeoutMs, gzip);
       return this.#heapRelease?.around(work) ?? work();
     });
+  }
+
+  async #scrapeAndRender(timeoutMs: number, gzip: boolean): Promise<ScrapeAnswer> {
+    try {
+      const families = await this.#exporter.scrape({ timeoutMs });
+      // Sliced: a large host's text takes longer to render than a health check may wait.
+      const text = await renderBytesSliced(families);
+      const release = this.#heapRelease;
+      const answer = new ScrapeAnswer(text, release && ((work) => release.around(work)));
+      if (gzip) await answer.gzipped();
+      return answer;
+    } finally {
+      this.#inFlight--;
+    }
   }
 
   #timeoutMs(prometheusTimeout: string | undefined): number {
