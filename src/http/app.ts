@@ -17,8 +17,10 @@ import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "../system/scrape_deadli
 import type { Logger } from "../log/logger.ts";
 import type { IdleHeapRelease } from "../system/idle_heap_release.ts";
 import { VERSION } from "../version.ts";
-import { acceptsGzip, gzipBody } from "./gzip_body.ts";
+import { acceptsGzip } from "./gzip_body.ts";
+import { chunkStream, ScrapeAnswer } from "./scrape_answer.ts";
 import { responseHeaders } from "./security_headers.ts";
+import { SingleFlight } from "./single_flight.ts";
 import { renderStatusPage } from "./status_page.ts";
 import type { WebConfigStore } from "./web_config_store.ts";
 
@@ -115,59 +117,99 @@ function addAuth(app: App, options: AppOptions): void {
   });
 }
 
-/** Scrapes, at most --web.max-requests at once. */
+/**
+ * Scrapes, at most --web.max-requests at once. Metrics requests share: one that arrives while a
+ * scrape with the same deadline is in flight joins it, and gets its answer (the same bytes) when
+ * it ends; only scrapes that start count against the limit.
+ */
 class ScrapeLimit {
   readonly #exporter: Exporter;
   readonly #maxRequests: number;
+  readonly #heapRelease: IdleHeapRelease | undefined;
+  readonly #flights = new SingleFlight<number, ScrapeAnswer>();
   #inFlight = 0;
 
-  constructor(exporter: Exporter, maxRequests: number) {
+  constructor(exporter: Exporter, maxRequests: number, heapRelease?: IdleHeapRelease) {
     this.#exporter = exporter;
     this.#maxRequests = maxRequests;
+    this.#heapRelease = heapRelease;
   }
 
   /** Runs a scrape unless --web.max-requests are in flight already; it ends by its deadline. */
   async scrape(prometheusTimeout?: string): Promise<MetricFamily[] | undefined> {
-    if (this.#maxRequests > 0 && this.#inFlight >= this.#maxRequests) return undefined;
-    this.#inFlight++;
+    if (!this.#take()) return undefined;
     try {
-      return await this.#exporter.scrape({
-        timeoutMs: scrapeDeadlineMs(this.#exporter.scrapeTimeoutMs, prometheusTimeout),
-      });
+      return await this.#exporter.scrape({ timeoutMs: this.#timeoutMs(prometheusTimeout) });
     } finally {
       this.#inFlight--;
     }
   }
+
+  /**
+   * The rendered answer of the scrape in flight with this request's deadline, or of a new one
+   * (gzipped at once when `gzip`); undefined when a new one would pass --web.max-requests.
+   */
+  answer(prometheusTimeout: string | undefined, gzip: boolean): Promise<ScrapeAnswer> | undefined {
+    const timeoutMs = this.#timeoutMs(prometheusTimeout);
+    return this.#flights.join(timeoutMs, () => {
+      if (!this.#take()) return undefined;
+      const work = () => this.#scrapeAndRender(timeoutMs, gzip);
+      return this.#heapRelease?.around(work) ?? work();
+    });
+  }
+
+  async #scrapeAndRender(timeoutMs: number, gzip: boolean): Promise<ScrapeAnswer> {
+    try {
+      const families = await this.#exporter.scrape({ timeoutMs });
+      // Sliced: a large host's text takes longer to render than a health check may wait.
+      const text = await renderBytesSliced(families);
+      const release = this.#heapRelease;
+      const answer = new ScrapeAnswer(text, release && ((work) => release.around(work)));
+      if (gzip) await answer.gzipped();
+      return answer;
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  #timeoutMs(prometheusTimeout: string | undefined): number {
+    return scrapeDeadlineMs(this.#exporter.scrapeTimeoutMs, prometheusTimeout);
+  }
+
+  #take(): boolean {
+    if (this.#maxRequests > 0 && this.#inFlight >= this.#maxRequests) return false;
+    this.#inFlight++;
+    return true;
+  }
 }
 
 function addMetricsRoute(app: App, options: AppOptions & { scrapes: ScrapeLimit }): void {
-  const { telemetryPath, maxRequests, logger, scrapes, heapRelease } = options;
+  const { telemetryPath, maxRequests, logger, scrapes } = options;
   // Matched literally: as a route pattern, a path such as "/*" or "/m/:x" would shadow the others.
   app.get("*", async (c, next) => {
     if (c.req.path !== telemetryPath) return await next();
-    // Hono answers HEAD with the GET route's headers: no reason to read every stat for that.
-    if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": TEXT_CONTENT_TYPE });
     const gzipped = acceptsGzip(c.req.header("Accept-Encoding"));
-    const scrapeAndRender = async () => {
-      const families = await scrapes.scrape(c.req.header(SCRAPE_TIMEOUT_HEADER));
-      if (families === undefined) return undefined;
-      // Sliced: a large host's text takes longer to render than a health check may wait.
-      const text = await renderBytesSliced(families);
-      return gzipped ? await gzipBody(text) : text;
-    };
-    const body = await (heapRelease?.around(scrapeAndRender) ?? scrapeAndRender());
-    if (body === undefined) {
+    // HEAD joins or starts a scrape too, as node_exporter's does: its Content-Length is the GET's.
+    const flight = scrapes.answer(c.req.header(SCRAPE_TIMEOUT_HEADER), gzipped);
+    if (flight === undefined) {
       logger.debug("Too many scrapes in flight; answering 503", { limit: maxRequests });
       return c.text(
         `Too many concurrent scrapes: ${maxRequests} already in flight (--web.max-requests)\n`,
         503,
       );
     }
-    // Gzipped here, off the event loop; the compress middleware leaves an encoded body alone.
-    return c.body(body, 200, {
-      "Content-Type": TEXT_CONTENT_TYPE,
-      "Vary": "Accept-Encoding",
-      ...(gzipped ? { "Content-Encoding": "gzip" } : {}),
+    const answer = await flight;
+    // Gzipped off the event loop; the compress middleware leaves an encoded body alone.
+    const body = gzipped ? await answer.gzipped() : answer.text;
+    // A stream of the shared bytes: a Response made from the bytes would copy them per client.
+    return new Response(c.req.method === "HEAD" ? null : chunkStream(body), {
+      status: 200,
+      headers: {
+        "Content-Type": TEXT_CONTENT_TYPE,
+        "Content-Length": String(body.length),
+        "Vary": "Accept-Encoding",
+        ...(gzipped ? { "Content-Encoding": "gzip" } : {}),
+      },
     });
   });
 }
@@ -227,7 +269,7 @@ function addReloadRoute(app: App, options: AppOptions): void {
  */
 export function createApp(options: AppOptions): App {
   const app = new Hono();
-  const scrapes = new ScrapeLimit(options.exporter, options.maxRequests);
+  const scrapes = new ScrapeLimit(options.exporter, options.maxRequests, options.heapRelease);
   addHeaders(app, options.webConfig);
   addAuth(app, options);
   app.use(compress({ encoding: "gzip" }));

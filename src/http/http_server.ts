@@ -324,7 +324,7 @@ export class HttpServer {
     const response = await this.#answer(head, body, scheme);
     const keepAlive = head.keepAlive && !this.#closing;
     deadline.arm(limits.writeTimeoutMs);
-    await writeAll(connection.conn, await serialise(response, { head, keepAlive }));
+    await writeResponse(connection.conn, await serialise(response, { head, keepAlive }));
     deadline.disarm();
     connection.busy = false;
     return keepAlive;
@@ -452,13 +452,33 @@ const FRAMING_HEADERS = new Set([
   "keep-alive",
 ]);
 
-/** The response's bytes: bodies here are bounded (a scrape's text), so they are buffered. */
+/** A response as written: its head, then its body's chunks as the handler made them. */
+interface Serialised {
+  head: Uint8Array;
+  chunks: Uint8Array[];
+}
+
+/**
+ * Bodies up to this size go out in one write with the head; a larger body is written from the
+ * handler's own chunks, never copied: a scrape's answer is one buffer shared by every client
+ * that asked in the same moment, and a client that does not read must not cost a copy of it.
+ */
+const COALESCE_BYTES = 64 * 1024;
+
+/** The response's head and body: bodies here are bounded (a scrape's text), so they are read. */
 async function serialise(
   response: Response,
   options: { head: RequestHead; keepAlive: boolean },
-): Promise<Uint8Array> {
+): Promise<Serialised> {
   const { head, keepAlive } = options;
-  const body = new Uint8Array(await response.arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  if (response.body !== null) {
+    for await (const chunk of response.body) {
+      chunks.push(chunk);
+      length += chunk.length;
+    }
+  }
   const status = response.status;
   let text = `HTTP/1.1 ${status} ${response.statusText || STATUS_TEXT[status] || "Status"}\r\n`;
   for (const [name, value] of response.headers) {
@@ -466,8 +486,8 @@ async function serialise(
     text += `${name}: ${value.replace(/[\r\n]/g, " ")}\r\n`;
   }
   const declared = response.headers.get("content-length");
-  if (head.method !== "HEAD" || body.length > 0) {
-    text += `content-length: ${body.length}\r\n`;
+  if (head.method !== "HEAD" || length > 0) {
+    text += `content-length: ${length}\r\n`;
   } else if (declared !== null) {
     text += `content-length: ${declared}\r\n`;
   }
@@ -475,13 +495,23 @@ async function serialise(
   else if (head.version === "HTTP/1.0") text += "connection: keep-alive\r\n";
   text += "\r\n";
   const bytes = encoder.encode(text);
-  return head.method === "HEAD" ? bytes : concat(bytes, body);
+  if (head.method === "HEAD") return { head: bytes, chunks: [] };
+  if (length > COALESCE_BYTES) return { head: bytes, chunks };
+  return { head: concat(bytes, ...chunks), chunks: [] };
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+async function writeResponse(conn: Deno.Conn, response: Serialised): Promise<void> {
+  await writeAll(conn, response.head);
+  for (const chunk of response.chunks) await writeAll(conn, chunk);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
   return out;
 }
 

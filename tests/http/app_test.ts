@@ -5,6 +5,7 @@
 import { isCrossOrigin } from "../../src/http/app.ts";
 import { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
 import assert from "node:assert/strict";
+import { gunzipSync } from "node:zlib";
 import { REPO_ROOT, waitFor } from "../support/exporter_process.ts";
 import { buildSampleApp, GatedFileSystem } from "../support/sample_exporter.ts";
 
@@ -207,11 +208,11 @@ Deno.test("createApp() POST /-/reload loads a good vm.yaml and keeps it over a b
 /** Starts requests and records which have settled. */
 function startRequests(
   count: number,
-  request: () => Response | Promise<Response>,
+  request: (i: number) => Response | Promise<Response>,
 ): { settled: Set<number>; all: Promise<{ status: number; body: string; type: string }[]> } {
   const settled = new Set<number>();
   const all = Promise.all(Array.from({ length: count }, async (_, i) => {
-    const response = await request();
+    const response = await request(i);
     const result = {
       status: response.status,
       body: await response.text(),
@@ -223,12 +224,17 @@ function startRequests(
   return { settled, all };
 }
 
+/** A request with its own Prometheus timeout (5.01 s, 5.02 s, ...): its own scrape, not shared. */
+function ownScrape(i: number): RequestInit {
+  return { headers: { "X-Prometheus-Scrape-Timeout-Seconds": `${5 + (i + 1) / 100}` } };
+}
+
 for (const limit of [1, 3]) {
   Deno.test(`createApp() answers 503 to scrape ${limit + 1} with --web.max-requests=${limit}`, async () => {
     const fs = new GatedFileSystem();
     try {
       const { app, logs } = await buildSampleApp({ args: [`--web.max-requests=${limit}`], fs });
-      const requests = startRequests(limit + 1, () => app.request("/metrics"));
+      const requests = startRequests(limit + 1, (i) => app.request("/metrics", ownScrape(i)));
       // Each scrape in flight holds exactly one file operation at the gate (listing the root).
       await waitFor(() => fs.waiting === limit && requests.settled.size === 1, {
         timeoutMs: 5000,
@@ -263,7 +269,7 @@ Deno.test("createApp() sets no limit with --web.max-requests=0", async () => {
   try {
     const { app } = await buildSampleApp({ args: ["--web.max-requests=0"], fs });
     const count = 50; // More than the default limit of 40.
-    const requests = startRequests(count, () => app.request("/metrics"));
+    const requests = startRequests(count, (i) => app.request("/metrics", ownScrape(i)));
     await waitFor(() => fs.waiting === count, {
       timeoutMs: 5000,
       what: `${count} scrapes held at the gate`,
@@ -277,12 +283,60 @@ Deno.test("createApp() sets no limit with --web.max-requests=0", async () => {
   }
 });
 
-Deno.test("createApp() answers HEAD /metrics without reading any stat", async () => {
-  const { app, exporter } = await buildSampleApp();
-  const response = await app.request("/metrics", { method: "HEAD" });
-  assert.equal(response.status, 200);
-  assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
-  assert.equal(exporter.lastScrape, undefined);
+Deno.test("createApp() shares one scrape among the requests of the same moment", async () => {
+  const fs = new GatedFileSystem();
+  try {
+    const { app } = await buildSampleApp({ fs });
+    const count = 45; // More than --web.max-requests (40): joining a scrape takes no slot.
+    const gzip = { headers: { "Accept-Encoding": "gzip" } };
+    const responses = Array.from(
+      { length: count },
+      (_, i) => app.request("/metrics", i % 2 === 0 ? {} : gzip),
+    );
+    await waitFor(() => fs.waiting > 0, { timeoutMs: 5000, what: "a scrape held at the gate" });
+    const other = app.request("/metrics", ownScrape(0)); // Another deadline: a scrape of its own.
+    await waitFor(() => fs.waiting === 2, { timeoutMs: 5000, what: "two scrapes at the gate" });
+    fs.open();
+    const bodies = await Promise.all(responses.map(async (pending) => {
+      const response = await pending;
+      assert.equal(response.status, 200);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      assert.equal(Number(response.headers.get("Content-Length")), bytes.length);
+      if (response.headers.get("Content-Encoding") !== "gzip") {
+        return new TextDecoder().decode(bytes);
+      }
+      return new TextDecoder().decode(gunzipSync(bytes));
+    }));
+    // One scrape: byte for byte the same text, its durations too, gzip'd or not.
+    assert.match(bodies[0]!, /^kvm_scrape_collector_duration_seconds\{/m);
+    assert.deepEqual(new Set(bodies).size, 1);
+    assert.equal((await (await other).text()).endsWith("\n"), true);
+  } finally {
+    fs.open();
+  }
+});
+
+Deno.test("createApp() answers HEAD /metrics with the Content-Length of the GET", async () => {
+  const fs = new GatedFileSystem();
+  try {
+    const { app } = await buildSampleApp({ fs });
+    for (const encoding of ["identity", "gzip"]) {
+      const init = (method: string) => ({ method, headers: { "Accept-Encoding": encoding } });
+      // Asked in the same moment, so both answer from the same scrape.
+      const get = app.request("/metrics", init("GET"));
+      const head = app.request("/metrics", init("HEAD"));
+      fs.open();
+      const [got, headed] = [await get, await head];
+      const length = (await got.arrayBuffer()).byteLength;
+      assert.equal(headed.status, 200, encoding);
+      assert.equal(await headed.text(), "", encoding);
+      assert.equal(headed.headers.get("Content-Length"), String(length), encoding);
+      assert.equal(headed.headers.get("Content-Encoding"), got.headers.get("Content-Encoding"));
+      assert.equal(headed.headers.get("Content-Type"), CONTENT_TYPE);
+    }
+  } finally {
+    fs.open();
+  }
 });
 
 Deno.test("createApp() does not scrape for / when --web.max-requests are in flight", async () => {

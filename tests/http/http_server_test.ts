@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_LIMITS, HttpServer, type ServerLimits } from "../../src/http/http_server.ts";
 import { createLogger } from "../../src/log/logger.ts";
+import { chunkStream } from "../../src/http/scrape_answer.ts";
 import { waitFor } from "../support/exporter_process.ts";
 
 const encoder = new TextEncoder();
@@ -357,5 +358,56 @@ Deno.test("HttpServer puts the headers it is given on its own answers", async ()
     assert.doesNotMatch(text, /DENY/);
   } finally {
     await server.shutdown(100);
+  }
+});
+
+/** A handler answering with one large body, streamed as the app streams a scrape's answer. */
+function bigBody(bytes: Uint8Array): (r: Request) => Promise<Response> {
+  return () => Promise.resolve(new Response(chunkStream(bytes)));
+}
+
+const BIG = 32 * 1024 * 1024; // Far more than loopback's socket buffers take.
+
+Deno.test("HttpServer writes a large body from the handler's own bytes, not a copy", async () => {
+  const bytes = new Uint8Array(BIG).fill(0x61); // "a"
+  await using running = start({}, bigBody(bytes));
+  const conn = await connect(running.port);
+  try {
+    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const buffer = new Uint8Array(65536);
+    const first = await conn.read(buffer);
+    assert.ok(first !== null && first > 0);
+    // The server is writing now, held back by this client; change what it has yet to write.
+    bytes.fill(0x62); // "b"
+    let last = 0;
+    let total = first;
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      total += n;
+      last = buffer[n - 1]!;
+    }
+    assert.ok(total > BIG, `${total} bytes`);
+    // A copy made before writing would still end in "a".
+    assert.equal(String.fromCharCode(last), "b");
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("HttpServer cuts a client that never reads a large body at the write timeout", async () => {
+  await using running = start({ writeTimeoutMs: 300 }, bigBody(new Uint8Array(BIG)));
+  const conns = await Promise.all(Array.from({ length: 3 }, () => connect(running.port)));
+  try {
+    for (const conn of conns) {
+      await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    await waitFor(() => running.server.connectionCount === 3, { what: "three connections" });
+    // Never read: each write stalls on a full socket buffer until the deadline closes it.
+    await waitFor(() => running.server.connectionCount === 0, {
+      timeoutMs: 10_000,
+      what: "every non-reading connection closed",
+    });
+    assert.ok(running.logs.some((line) => /Connection closed/.test(line)), running.logs.join("\n"));
+  } finally {
+    for (const conn of conns) conn.close();
   }
 });

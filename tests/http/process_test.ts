@@ -32,6 +32,32 @@ Deno.test("main.ts serves /metrics over TCP", async () => {
   assert.match(body, /^process_cpu_seconds_total /m, "process metrics in the real process");
 });
 
+/** Sends one request with `Connection: close` and reads the answer to its end. */
+async function rawRequest(port: number, method: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const head = `${method} /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`;
+    await conn.write(new TextEncoder().encode(head));
+    return await new Response(conn.readable).text();
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
+Deno.test("main.ts answers HEAD /metrics with a GET's Content-Length and no body", async () => {
+  await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
+  const get = await rawRequest(exporter.port, "GET");
+  const head = await rawRequest(exporter.port, "HEAD");
+  const length = (text: string) => Number(/^content-length: (\d+)\r$/mi.exec(text)?.[1]);
+  const getBody = get.slice(get.indexOf("\r\n\r\n") + 4);
+  assert.equal(length(get), new TextEncoder().encode(getBody).length);
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  assert.ok(head.endsWith("\r\n\r\n"), "no body after the head");
+  // Two scrapes: their durations may differ by a digit or so, nothing more.
+  assert.ok(Math.abs(length(head) - length(get)) < 50, `HEAD ${length(head)}, GET ${length(get)}`);
+});
+
 const promtool = findPromtool();
 if (promtool === undefined) {
   console.log("process_test: promtool check skipped: promtool is not on PATH");
