@@ -323,7 +323,10 @@ Deno.test("the image's root file system, laid out as files, serves as its non-ro
     const rooted = spec.entrypoint.map((w) => w.startsWith("/opt/") ? `${rootfs}${w}` : w);
     for (const path of rooted.filter((w) => w.startsWith(rootfs))) ok(await exists(path), path);
     strictEqual(spec.env.DENO_DIR, "/dev/null/kvm_exporter");
-    const sample = SAMPLE_ARGS.map((a) => a.replace(/=tests\//, `=${REPO_ROOT}/tests/`));
+    // A copy inside the image's tree: the checkout may sit in a dir the image's user can't enter.
+    await Deno.mkdir(`${rootfs}/tests/fixtures`, { recursive: true });
+    await text("cp", ["-r", `${REPO_ROOT}/tests/fixtures/sample`, `${rootfs}/tests/fixtures/`]);
+    const sample = SAMPLE_ARGS.map((a) => a.replace(/=tests\//, `=${rootfs}/tests/`));
     const asUser = Deno.uid() === 0 && programPath("setpriv") !== undefined
       ? ["setpriv", `--reuid=${spec.uid}`, `--regid=${spec.uid}`, "--clear-groups"]
       : [];
