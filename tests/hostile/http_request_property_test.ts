@@ -172,7 +172,7 @@ interface Smuggled {
   status: number;
 }
 
-/** Header lines of a model's text, without any Content-Length (the shapes bring their own). */
+/** The model without its Content-Length: the shapes bring their own. */
 function withoutLength(model: HeadModel): HeadModel {
   return {
     ...model,
@@ -444,10 +444,11 @@ const clientBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.uint8Array({ maxLength: LIMITS.maxHeadBytes + 40 }),
   soup,
   smuggled.map(({ text }) => latin1Bytes(`${text}\r\n\r\n`)),
-  fc.tuple(validHead, fc.uint8Array({ maxLength: LIMITS.maxBodyBytes }), fc.nat(8)).map(
-    ([model, body, cut]) => {
-      const sent = Math.max(0, model.contentLength - cut % 2 * cut);
-      return concat([latin1Bytes(`${serialise(model)}\r\n\r\n`), body.subarray(0, sent)]);
+  fc.tuple(validHead, fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 8 }))).map(
+    ([model, missing]) => {
+      // The body whole, or `missing` bytes short: then the server waits for them and gets EOF.
+      const body = new Uint8Array(Math.max(0, model.contentLength - missing)).fill(0x61);
+      return concat([latin1Bytes(`${serialise(model)}\r\n\r\n`), body]);
     },
   ),
 );
@@ -533,7 +534,9 @@ Deno.test("HttpServer with valid heads: the handler gets the method, target and 
           assert.deepEqual(JSON.parse(json), {
             method: want.method,
             target: url.pathname + url.search,
-            headers: [...new Headers(want.headers)],
+            // As the Fetch API shows them: a Request made from a Headers trims a combined value
+            // ("a," of "a" and ""), as the server makes it.
+            headers: [...new Request(url, { headers: new Headers(want.headers) }).headers],
           });
         } finally {
           conn.close();
