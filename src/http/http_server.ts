@@ -7,6 +7,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import type { Logger } from "../log/logger.ts";
 import {
   BadRequestError,
@@ -63,7 +64,6 @@ const MAX_ACCEPT_BACKOFF_MS = 1_000;
 /** Accepts that work this long after a failure end an accept failure episode. */
 const ACCEPT_QUIET_MS = 5_000;
 const encoder = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
 
 /** One accepted connection and whether a request on it is being answered. */
 interface Connection {
@@ -378,7 +378,7 @@ class HeadReader {
         throw new BadRequestError(431, `request head over ${options.maxHeadBytes} bytes`);
       }
       if (end >= 0) {
-        const text = latin1.decode(this.#buffer.subarray(0, end));
+        const text = latin1(this.#buffer.subarray(0, end));
         this.#buffer = this.#buffer.slice(end + 4);
         return text;
       }
@@ -414,6 +414,15 @@ class HeadReader {
     this.#buffer = grown;
     return true;
   }
+}
+
+/**
+ * The bytes as ISO-8859-1, one code point per byte, as the parser reads them: `TextDecoder`'s
+ * "latin1" is windows-1252, which turns bytes 0x80-0x9f (obs-text in a field value) into code
+ * points such as U+20AC that the parser refuses. Node's "latin1" is ISO-8859-1, and native.
+ */
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 }
 
 const STATUS_TEXT: Record<number, string> = {

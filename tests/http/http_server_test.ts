@@ -320,6 +320,27 @@ Deno.test("HttpServer answers an unparsable or empty Host with a plain 400, secu
   assert.deepEqual(running.handled, []);
 });
 
+Deno.test("HttpServer hands obs-text bytes 0x80-0xff in a field value to the handler as sent", async () => {
+  // Found by tests/hostile/http_request_property_test.ts: the head was decoded with
+  // TextDecoder("latin1"), which is windows-1252, so 0x80 became U+20AC and got a 400.
+  await using running = start({}, (request) => {
+    const codes = [...request.headers.get("x-obs") ?? ""].map((c) => c.charCodeAt(0));
+    return Promise.resolve(new Response(`${codes.join(",")}\n`));
+  });
+  for (const byte of [0x80, 0x8f, 0x9f, 0xa0, 0xff]) {
+    const conn = await connect(running.port);
+    try {
+      const head = encoder.encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Obs: a");
+      await conn.write(Uint8Array.from([...head, byte, ...encoder.encode("b\r\n\r\n")]));
+      const text = await readSome(conn, () => false);
+      assert.match(text, /^HTTP\/1\.1 200 /, `byte ${byte}: ${text}`);
+      assert.ok(text.endsWith(`\r\n\r\n97,${byte},98\n`), text);
+    } finally {
+      conn.close();
+    }
+  }
+});
+
 Deno.test("HttpServer answers lower-case and unimplemented methods 501 before the handler", async () => {
   await using running = counting();
   // Methods are case-sensitive (RFC 9110 9.1): "head" is an unknown method, not HEAD.
