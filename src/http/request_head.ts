@@ -204,9 +204,10 @@ function parseField(line: string): [string, string] {
 
 function parseContentLength(values: string[], maxBodyBytes: number): number {
   if (values.length === 0) return 0;
-  const distinct = new Set(values.flatMap((v) => v.split(",").map((p) => p.trim())));
-  const [only] = distinct;
-  if (distinct.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) {
+  // One field with one value: RFC 9112 lets a server merge repeated equal values, but a proxy in
+  // front may not have, and the exporter takes no body worth that risk.
+  const [only] = values;
+  if (values.length !== 1 || only === undefined || !/^\d{1,15}$/.test(only.trim())) {
     throw new BadRequestError(400, "malformed Content-Length");
   }
   const length = Number(only);
