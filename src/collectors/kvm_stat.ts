@@ -25,7 +25,8 @@ import {
   listDir,
 } from "../system/file_system.ts";
 import { STAT_FILE_MAX_BYTES, tooLarge } from "../system/bounded_read.ts";
-import { Limiter, SLICE_MS, yieldToEventLoop } from "../system/limiter.ts";
+import { Limiter } from "../system/limiter.ts";
+import { SLICE_MS, yieldToEventLoop } from "../system/event_loop_slice.ts";
 import { DeadlineError } from "../system/read_guard.ts";
 import type { ReaderPool, VmBatch } from "../system/reader_pool.ts";
 import type { SideEntry, StatFilesResult } from "../system/reader_worker.ts";
@@ -473,7 +474,12 @@ class ScrapeReader {
     const batchFiles: StatFile[][] = [];
     const batchListings: VmListing[] = [];
     const root = { key: ROOT_KEY, listing: this.#state.root, files: scrape.root };
+    let sliceStart = performance.now();
     for (const vm of [root, ...scrape.vms]) {
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
       const { files, paths } = workerFiles(vm, others);
       if (files.length === 0) continue;
       batches.push({ key: vm.key, paths });

@@ -12,6 +12,7 @@ import type {
   Sample,
   SampleValue,
 } from "../metrics/model.ts";
+import { yieldToEventLoop } from "../system/event_loop_slice.ts";
 
 /** The Content-Type of the text exposition format. */
 export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -325,7 +326,7 @@ export async function renderBytesSliced(
     for (const family of sortedFamilies(families)) {
       if (family.samples.length === 0) continue;
       if (performance.now() - sliceStart > sliceMs) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
+        await yieldToEventLoop();
         sliceStart = performance.now();
       }
       writeFamily(out, family);

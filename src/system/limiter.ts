@@ -5,17 +5,7 @@
  * @module
  */
 
-/** How long work may hold the event loop before it lets others (HTTP, QMP timers) run. */
-export const SLICE_MS = 10;
-
-/**
- * Lets the event loop run everything that is ready (connections, timers) before going on.
- *
- * @returns A promise that settles on the next turn of the event loop.
- */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
+import { SLICE_MS, yieldToEventLoop } from "./event_loop_slice.ts";
 
 /**
  * A counting semaphore around async functions. It also yields to the event
