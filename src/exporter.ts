@@ -32,6 +32,7 @@ import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import { ReaderPool } from "./system/reader_pool.ts";
+import { SLICE_MS, yieldToEventLoop } from "./system/event_loop_slice.ts";
 import { HEAP_RELEASE_QUIET_MS } from "./system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";
 import { REVISION, VERSION } from "./version.ts";
@@ -120,12 +121,18 @@ function discoveredLabels(vm: DiscoveredVm, domainInfo: DomainInfoCache): Labels
   return labels.filter(([name]) => !Object.hasOwn(own, name));
 }
 
-function addVmInfo(
+/** One series per VM, letting the event loop run every few ms: 20,000 VMs take ~100 ms. */
+async function addVmInfo(
   out: FamilySet,
   vms: readonly DiscoveredVm[],
   domainInfo: DomainInfoCache,
-): void {
+): Promise<void> {
+  let sliceStart = performance.now();
   for (const vm of vms) {
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await yieldToEventLoop();
+      sliceStart = performance.now();
+    }
     out.add(
       {
         name: "kvm_vm_info",
@@ -412,7 +419,7 @@ async function ownFamilies(
   const { options, reads } = state;
   const { vms, counts } = seen;
   const own = new FamilySet();
-  addVmInfo(own, vms, state.domainInfo);
+  await addVmInfo(own, vms, state.domainInfo);
   if (options.kvmStat) addReadErrors(own, counts.byCollector.get(KVM_STAT));
   addSafetyState(own, {
     timeouts: state.timeouts,
