@@ -32,7 +32,7 @@ import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import { ReaderPool } from "./system/reader_pool.ts";
-import { SLICE_MS, yieldToEventLoop } from "./system/event_loop_slice.ts";
+import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
 import { HEAP_RELEASE_QUIET_MS } from "./system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";
 import { REVISION, VERSION } from "./version.ts";
@@ -127,12 +127,8 @@ async function addVmInfo(
   vms: readonly DiscoveredVm[],
   domainInfo: DomainInfoCache,
 ): Promise<void> {
-  let sliceStart = performance.now();
   for (const vm of vms) {
-    if (performance.now() - sliceStart > SLICE_MS) {
-      await yieldToEventLoop();
-      sliceStart = performance.now();
-    }
+    if (sliceSpent()) await yieldToEventLoop();
     out.add(
       {
         name: "kvm_vm_info",
@@ -473,6 +469,8 @@ async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<Me
     logger: state.init.logger,
     conditions: state.conditions,
   });
+  // Stage by stage on one clock: merging, naming and rendering must not add up in one turn.
+  if (sliceSpent()) await yieldToEventLoop();
   if (outcomes.some((o) => o.timedOut)) state.timeouts++;
   readErrorLog.summarize(readErrors.counts, {
     suppliedElsewhere: suppliedElsewhere(stats),
@@ -488,6 +486,7 @@ async function scrapeUntil(state: ExporterState, deadline: Deadline): Promise<Me
     collectors: outcomes,
     vms: vmStatuses(found.vms, { vcpuCounts, qmpOutcomes, counts: readErrors.counts }),
   };
+  if (sliceSpent()) await yieldToEventLoop();
   return nameStats(stats, [...families, ...own.families()], {
     naming: options.naming,
     kvmdebugDir: options.kvmdebugDir,

@@ -11,7 +11,7 @@ import type { Logger } from "../log/logger.ts";
 import { CMDLINE_MAX_BYTES } from "../system/bounded_read.ts";
 import { describeReadError, type FileSystem, listDir } from "../system/file_system.ts";
 import { type GuardedRead, ReadGuard } from "../system/read_guard.ts";
-import { SLICE_MS, yieldToEventLoop } from "../system/event_loop_slice.ts";
+import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 import { type NamedVm, resolveVmNames, type VmCandidate } from "./vm_names.ts";
 import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv, vmUuidFromArgv } from "./vmm_cmdline.ts";
 
@@ -163,12 +163,8 @@ export class VmDiscovery {
     signal: AbortSignal,
   ): Promise<Promise<VmCandidate>[]> {
     const started: Promise<VmCandidate>[] = [];
-    let sliceStart = performance.now();
     for (const { dir, pid } of dirs) {
-      if (performance.now() - sliceStart > SLICE_MS) {
-        await yieldToEventLoop();
-        sliceStart = performance.now();
-      }
+      if (sliceSpent()) await yieldToEventLoop();
       started.push(
         this.#commandLine(dir, pid, signal).then((vmm) => ({ dir, pid, cmdlineName: vmm?.name })),
       );

@@ -9,6 +9,29 @@
 /** How long work may hold the event loop before it lets others (HTTP, QMP timers) run. */
 export const SLICE_MS = 10;
 
+/** When the slice now running began: when the last waiter resumed. */
+let sliceStart = performance.now();
+
+/**
+ * Whether the work running has held the event loop for a slice. One clock for every piece of
+ * work, not one per loop: a scrape that goes from listing to naming to rendering in one turn
+ * would otherwise hold the loop a slice per stage.
+ *
+ * @example Usage
+ * ```ts
+ * import { sliceSpent, yieldToEventLoop } from "./event_loop_slice.ts";
+ * for (let i = 0; i < 1000; i++) {
+ *   if (sliceSpent()) await yieldToEventLoop();
+ * }
+ * ```
+ *
+ * @param sliceMs The slice's length. Default {@linkcode SLICE_MS}.
+ * @returns True when it is time to yield; work resumed by I/O may find it so at once.
+ */
+export function sliceSpent(sliceMs: number = SLICE_MS): boolean {
+  return performance.now() - sliceStart > sliceMs;
+}
+
 /** Work that yielded and waits for its turn, first come first served; from `head` on. */
 let waiting: ((() => void) | undefined)[] = [];
 let head = 0;
@@ -23,6 +46,7 @@ function nextTurn(): void {
     waiting = [];
     head = 0;
   }
+  sliceStart = performance.now();
   resume?.();
   if (waiting.length > head) scheduleTurn();
 }

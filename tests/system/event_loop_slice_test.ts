@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { yieldToEventLoop } from "../../src/system/event_loop_slice.ts";
+import { sliceSpent, yieldToEventLoop } from "../../src/system/event_loop_slice.ts";
 
 Deno.test("yieldToEventLoop() resumes one waiter per turn, with other tasks between them", async () => {
   const order: string[] = [];
@@ -33,4 +33,15 @@ Deno.test("yieldToEventLoop() resumes waiters first come first served", async ()
     }),
   );
   assert.deepEqual(order, Array.from({ length: 20 }, (_, i) => i));
+});
+
+Deno.test("sliceSpent() is one clock for every stage: the next stage yields at once", async () => {
+  await yieldToEventLoop(); // A slice of its own, begun now.
+  let spins = 0;
+  while (!sliceSpent()) spins++; // The first stage spends the slice.
+  assert.ok(spins > 0);
+  // A stage that began after it in the same turn (naming after listing, say) must not take a
+  // slice of its own: before, each loop kept its own clock and held the loop for another.
+  assert.equal(sliceSpent(), true);
+  assert.equal(sliceSpent(1_000_000), false, "a longer slice is not spent yet");
 });
