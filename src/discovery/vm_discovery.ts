@@ -10,6 +10,7 @@ import { parseVmDirName } from "../debugfs/stat_value.ts";
 import type { Logger } from "../log/logger.ts";
 import { CMDLINE_MAX_BYTES } from "../system/bounded_read.ts";
 import { describeReadError, type FileSystem, listDir } from "../system/file_system.ts";
+import { Limiter } from "../system/limiter.ts";
 import { type GuardedRead, ReadGuard } from "../system/read_guard.ts";
 import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 import { type NamedVm, resolveVmNames, type VmCandidate } from "./vm_names.ts";
@@ -66,6 +67,9 @@ export interface VmDiscoveryOptions {
   reads?: ReadGuard;
 }
 
+/** Command-line reads a discovery waits for at once. */
+export const COMMAND_LINE_READS = 32;
+
 /**
  * Lists VM dirs and names them. A VMM's command line is read once per
  * `PID-FD` dir and forgotten when the dir disappears. A read that blocks (a
@@ -80,6 +84,8 @@ export class VmDiscovery {
   /** Command-line reads in flight, by dir. */
   #reading = new Map<string, GuardedRead<VmmCommandLine>>();
   #reads: ReadGuard;
+  /** Command-line reads waited for at once; a wait ends by the deadline, freeing its place. */
+  #limiter = new Limiter(COMMAND_LINE_READS);
   #warnedRenames = new Set<string>();
   #warnedProcfs = false;
 
@@ -155,8 +161,11 @@ export class VmDiscovery {
   }
 
   /**
-   * Starts every VM's command-line read (or takes it from the cache), letting the event loop run
-   * every few milliseconds: a first scrape of 20,000 VMs starts 20,000 reads.
+   * Every VM's command line, from the cache or read, letting the event loop run every few
+   * milliseconds, with at most {@linkcode COMMAND_LINE_READS} reads waited for at once: a first
+   * scrape of 20,000 VMs started 20,000 reads in one go, and their completions, all handled in one
+   * turn of the event loop, held it for most of a second. A read not started by the deadline is
+   * not started: the VM is named by its dir until a later scrape reads it.
    */
   async #startCommandLines(
     dirs: readonly { dir: string; pid: number }[],
@@ -165,9 +174,13 @@ export class VmDiscovery {
     const started: Promise<VmCandidate>[] = [];
     for (const { dir, pid } of dirs) {
       if (sliceSpent()) await yieldToEventLoop();
-      started.push(
-        this.#commandLine(dir, pid, signal).then((vmm) => ({ dir, pid, cmdlineName: vmm?.name })),
-      );
+      const known = this.#processByDir.get(dir);
+      const vmm = known !== undefined
+        ? Promise.resolve(known)
+        : this.#limiter.run(() =>
+          signal.aborted ? Promise.resolve(undefined) : this.#commandLine(dir, pid, signal)
+        );
+      started.push(vmm.then((found) => ({ dir, pid, cmdlineName: found?.name })));
     }
     return started;
   }
