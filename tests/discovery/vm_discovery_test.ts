@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { VmDiscovery } from "../../src/discovery/vm_discovery.ts";
+import { COMMAND_LINE_READS, VmDiscovery } from "../../src/discovery/vm_discovery.ts";
 import { createLogger } from "../../src/log/logger.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { ReadGuard } from "../../src/system/read_guard.ts";
@@ -145,6 +145,42 @@ Deno.test("VmDiscovery exposes the VMM's -uuid on each VM that has one", async (
       ["web", "6a1f3b2c-0d4e-4f5a-9b8c-7d6e5f4a3b21"],
       ["db", undefined],
     ]);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("VmDiscovery waits for at most COMMAND_LINE_READS command-line reads at once", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    const vms = 3 * COMMAND_LINE_READS;
+    await tree(
+      tmp,
+      Object.fromEntries(Array.from({ length: vms }, (_, i) => [`${100 + i}-1`, `vm${i}`])),
+    );
+    let inFlight = 0;
+    let most = 0;
+    const fs: FileSystem = {
+      readDir: denoFileSystem.readDir,
+      readTextFile: async (path, options) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await denoFileSystem.readTextFile(path, options);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs,
+      logger: createLogger({ write: () => {} }),
+    });
+    const found = await discovery.discover({ entries: [] }, false);
+    strictEqual(found.vms.filter((vm) => vm.nameSource === "cmdline").length, vms);
+    // Before: every read started at once, and their completions held the event loop in one turn.
+    strictEqual(most, COMMAND_LINE_READS);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
