@@ -10,6 +10,9 @@
  * `--rss-scrapes=1000` (RSS after that many scrapes, on trees of at most
  * 20,000 files; larger trees report RSS after the scrapes already made; and
  * RSS again 2 s later),
+ * `--health=100x16,20000x1` (trees on which `/-/healthy` is probed while
+ * `--health-clients=4` clients scrape `--health-scrapes=3` times each; the
+ * 20,000-VM tree takes minutes to write),
  * `--check`, `--tolerance=0.25`, `--out=bench/RESULTS.md`, `--note=TEXT`.
  * A run with fewer sizes, scrapes or RSS scrapes than the defaults writes
  * RESULTS.md only when `--out` names a file.
@@ -21,11 +24,14 @@ import { renderText } from "../src/exposition/text_format.ts";
 import { buildApp } from "../tests/support/sample_exporter.ts";
 import { countStatFiles, parseShape, planTree, writeTree } from "./debugfs_tree.ts";
 import { compileFloor, Floor } from "./floor.ts";
+import { healthUnderLoad } from "./health_load.ts";
 import { cpuMs, freePort, median, percentile, probe, rssMb, waitUntilUp } from "./probe.ts";
 import {
   type BenchRun,
   findRegressions,
   type GoMeasurements,
+  type HealthResult,
+  healthTable,
   measurementTable,
   parseRatios,
   ratiosOf,
@@ -35,6 +41,7 @@ import {
 } from "./results.ts";
 
 const DEFAULT_SIZES = ["10x4", "100x16", "400x8"];
+const DEFAULT_HEALTH_SIZES = ["100x16", "20000x1"];
 const EXCLUDE = "^mmu_rmaps_stat$";
 const RSS_MAX_FILES = 20_000;
 const QUIET_WAIT_MS = 2_000;
@@ -45,6 +52,9 @@ export interface BenchOptions {
   scrapes: number;
   warmup: number;
   rssScrapes: number;
+  healthSizes: string[];
+  healthClients: number;
+  healthScrapes: number;
   check: boolean;
   tolerance: number;
   out: string | undefined;
@@ -63,6 +73,9 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions {
     scrapes: 20,
     warmup: 3,
     rssScrapes: 1000,
+    healthSizes: DEFAULT_HEALTH_SIZES,
+    healthClients: 4,
+    healthScrapes: 3,
     check: false,
     tolerance: 0.25,
     out: undefined,
@@ -74,6 +87,9 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions {
     else if (name === "--scrapes") options.scrapes = positive(name, value);
     else if (name === "--warmup") options.warmup = positive(name, value);
     else if (name === "--rss-scrapes") options.rssScrapes = positive(name, value);
+    else if (name === "--health") options.healthSizes = value.split(",");
+    else if (name === "--health-clients") options.healthClients = positive(name, value);
+    else if (name === "--health-scrapes") options.healthScrapes = positive(name, value);
     else if (name === "--tolerance") options.tolerance = Number(value);
     else if (name === "--out") options.out = value;
     else if (name === "--note") options.note = value;
@@ -81,6 +97,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions {
     else throw new Error(`Unknown bench option "${arg}"`);
   }
   options.sizes.forEach(parseShape);
+  options.healthSizes.forEach(parseShape);
   return options;
 }
 
@@ -295,6 +312,28 @@ async function benchSize(
   }
 }
 
+/** `/-/healthy` while several clients scrape a tree back to back (bench/health_load.ts). */
+async function benchHealth(size: string, options: BenchOptions): Promise<HealthResult> {
+  const shape = parseShape(size);
+  const root = await Deno.makeTempDir({ prefix: `kvm_exporter_health_${size}_` });
+  let server: Server | undefined;
+  try {
+    log(`${size}: writing ${countStatFiles(shape)} stat files for the health run`);
+    await writeTree(root, planTree(shape));
+    server = spawnOurs(root);
+    await waitUntilUp(server.port, "/-/healthy");
+    const load = await healthUnderLoad(server.port, {
+      clients: options.healthClients,
+      scrapes: options.healthScrapes,
+    });
+    log(`${size}: /-/healthy p95 ${load.p95Ms.toFixed(1)} ms, max ${load.maxMs.toFixed(1)} ms`);
+    return { size, files: countStatFiles(shape), clients: options.healthClients, ...load };
+  } finally {
+    if (server !== undefined) await stopServer(server);
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
 function goMeasurements(
   timed: { plain: number[][]; gzip: number[][]; cpu: number[] },
   rss: number,
@@ -353,6 +392,8 @@ async function main(options: BenchOptions): Promise<number> {
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+  const health: HealthResult[] = [];
+  for (const size of options.healthSizes) health.push(await benchHealth(size, options));
   const run: BenchRun = {
     ...(await describeMachine()),
     scrapes: options.scrapes,
@@ -361,12 +402,16 @@ async function main(options: BenchOptions): Promise<number> {
         ? "Go original measured interleaved"
         : "Go original not measured (KVM_EXPORTER_GO_BIN unset)"),
     sizes,
+    health,
   };
-  console.log([...measurementTable(sizes), "", ...ratioTable(ratiosOf(sizes))].join("\n"));
+  console.log(
+    [...measurementTable(sizes), "", ...healthTable(health), "", ...ratioTable(ratiosOf(sizes))]
+      .join("\n"),
+  );
   const out = options.out ?? new URL("./RESULTS.md", import.meta.url).pathname;
   if (options.check) return check(out, ratiosOf(sizes), options.tolerance);
   const quick = options.sizes.join() !== DEFAULT_SIZES.join() || options.scrapes < 20 ||
-    options.rssScrapes < 1000;
+    options.rssScrapes < 1000 || options.healthSizes.join() !== DEFAULT_HEALTH_SIZES.join();
   if (quick && options.out === undefined) {
     log("quick run: bench/RESULTS.md not written (name a file with --out to write one)");
   } else {

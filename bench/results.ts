@@ -61,6 +61,46 @@ export interface SizeResult {
   go?: GoMeasurements;
 }
 
+/** `/-/healthy` on one tree while several clients scrape it back to back. */
+export interface HealthResult {
+  /** `VMSxVCPUS`. */
+  size: string;
+  /** Stat files in the tree. */
+  files: number;
+  /** Clients scraping at once. */
+  clients: number;
+  /** Health checks made. */
+  checks: number;
+  /** Median, p95 and slowest check, ms. */
+  p50Ms: number;
+  p95Ms: number;
+  maxMs: number;
+  /** Checks that did not answer 200. */
+  failed: number;
+  /** Median scrape as the clients saw it, ms. */
+  scrapeMs: number;
+}
+
+/**
+ * The health table: absolute figures against the goals (p95 within 50 ms on 100×16, every
+ * check within the liveness timeout at 20,000 VMs), not ratios.
+ *
+ * @param health One row per tree.
+ * @returns Markdown lines.
+ */
+export function healthTable(health: readonly HealthResult[]): string[] {
+  if (health.length === 0) return [];
+  return [
+    "| tree | files | clients | median scrape | checks | health p50 | health p95 | health max | not 200 |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...health.map((h) =>
+      `| ${h.size} | ${h.files} | ${h.clients} | ${fixed(h.scrapeMs)} | ${h.checks} | ${
+        fixed(h.p50Ms)
+      } | ${fixed(h.p95Ms)} | ${fixed(h.maxMs)} | ${h.failed} |`
+    ),
+  ];
+}
+
 /** A whole run. */
 export interface BenchRun {
   /** ISO date. */
@@ -79,6 +119,8 @@ export interface BenchRun {
   note: string;
   /** One per tree. */
   sizes: SizeResult[];
+  /** `/-/healthy` under several scraping clients, one per health tree. */
+  health?: HealthResult[];
 }
 
 /** Ratios of one run, keyed `SIZE ratio_name`; lower is better for all. */
@@ -187,6 +229,14 @@ export function renderResults(run: BenchRun): string {
     "",
     ...measurementTable(run.sizes),
     "",
+    ...(run.health?.length
+      ? [
+        "## `/-/healthy` while several clients scrape back to back",
+        "",
+        ...healthTable(run.health),
+        "",
+      ]
+      : []),
     "## Ratios (lower is better)",
     "",
     ...ratioTable(ratiosOf(run.sizes)),

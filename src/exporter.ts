@@ -37,6 +37,7 @@ import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import { ReaderPool } from "./system/reader_pool.ts";
+import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
 import { HEAP_RELEASE_QUIET_MS } from "./system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";
 import { REVISION, VERSION } from "./version.ts";
@@ -125,12 +126,14 @@ function discoveredLabels(vm: DiscoveredVm, domainInfo: DomainInfoCache): Labels
   return labels.filter(([name]) => !Object.hasOwn(own, name));
 }
 
-function addVmInfo(
+/** One series per VM, letting the event loop run every few ms: 20,000 VMs take ~100 ms. */
+async function addVmInfo(
   out: FamilySet,
   vms: readonly DiscoveredVm[],
   domainInfo: DomainInfoCache,
-): void {
+): Promise<void> {
   for (const vm of vms) {
+    if (sliceSpent()) await yieldToEventLoop();
     out.add(
       {
         name: "kvm_vm_info",
@@ -434,7 +437,7 @@ async function ownFamilies(
   const { options, reads } = state;
   const { discovery, counts } = seen;
   const own = new FamilySet();
-  addVmInfo(own, discovery.vms, state.domainInfo);
+  await addVmInfo(own, discovery.vms, state.domainInfo);
   if (options.kvmStat) addReadErrors(own, counts.byCollector.get(KVM_STAT));
   addCmdlineReadErrors(own, discovery.cmdlineErrors);
   addSafetyState(own, {
@@ -489,6 +492,8 @@ async function scrapeUntil(state: ExporterState, deadline: ScrapeBudget): Promis
     logger: state.init.logger,
     conditions: state.conditions,
   });
+  // Stage by stage on one clock: merging, naming and rendering must not add up in one turn.
+  if (sliceSpent()) await yieldToEventLoop();
   if (outcomes.some((o) => o.timedOut)) state.timeouts++;
   readErrorLog.summarize(readErrors.counts, {
     suppliedElsewhere: suppliedElsewhere(stats),
@@ -504,6 +509,7 @@ async function scrapeUntil(state: ExporterState, deadline: ScrapeBudget): Promis
     collectors: outcomes,
     vms: vmStatuses(found.vms, { vcpuCounts, qmpOutcomes, counts: readErrors.counts }),
   };
+  if (sliceSpent()) await yieldToEventLoop();
   return nameStats(stats, [...families, ...own.families()], {
     naming: options.naming,
     kvmdebugDir: options.kvmdebugDir,

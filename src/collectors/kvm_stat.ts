@@ -25,7 +25,8 @@ import {
   listDir,
 } from "../system/file_system.ts";
 import { STAT_FILE_MAX_BYTES, tooLarge } from "../system/bounded_read.ts";
-import { Limiter, SLICE_MS, yieldToEventLoop } from "../system/limiter.ts";
+import { Limiter } from "../system/limiter.ts";
+import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 import { DeadlineError } from "../system/read_guard.ts";
 import type { ReaderPool, VmBatch } from "../system/reader_pool.ts";
 import type { SideEntry, StatFilesResult } from "../system/reader_worker.ts";
@@ -159,12 +160,8 @@ async function listVms(state: KvmStatState, context: ScrapeContext): Promise<VmF
     )).filter((v) => v !== undefined);
   }
   const files: VmFiles[] = [];
-  let sliceStart = performance.now();
   for (const vm of vms) {
-    if (performance.now() - sliceStart > SLICE_MS) {
-      await yieldToEventLoop();
-      sliceStart = performance.now();
-    }
+    if (sliceSpent()) await yieldToEventLoop();
     if (context.signal.aborted) break;
     const listed = await listVm(state, { vm, context });
     if (listed !== undefined) files.push(listed);
@@ -439,12 +436,8 @@ class ScrapeReader {
     const { limiter } = this.#state;
     const readSync = guarded ? undefined : this.#state.options.fs.readRegularSync;
     const pending: Promise<void>[] = [];
-    let sliceStart = performance.now();
     for (let i = 0; i < files.length; i++) {
-      if (i % CLOCK_EVERY === 0 && performance.now() - sliceStart > SLICE_MS) {
-        await yieldToEventLoop();
-        sliceStart = performance.now();
-      }
+      if (i % CLOCK_EVERY === 0 && sliceSpent()) await yieldToEventLoop();
       if (signal.aborted) break;
       const file = files[i]!;
       if (!file.regular || readSync === undefined) {
@@ -476,6 +469,7 @@ class ScrapeReader {
     const batchListings: VmListing[] = [];
     const root = { key: ROOT_KEY, listing: this.#state.root, files: scrape.root };
     for (const vm of [root, ...scrape.vms]) {
+      if (sliceSpent()) await yieldToEventLoop();
       const { files, paths } = workerFiles(vm, others);
       if (files.length === 0) continue;
       batches.push({ key: vm.key, paths });

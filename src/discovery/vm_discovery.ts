@@ -19,7 +19,8 @@ import {
 } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
 import { type GuardedRead, ReadGuard, untilAborted } from "../system/read_guard.ts";
-import { type NamedVm, resolveVmNames } from "./vm_names.ts";
+import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
+import { type NamedVm, resolveVmNames, type VmCandidate } from "./vm_names.ts";
 import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv, vmUuidFromArgv } from "./vmm_cmdline.ts";
 
 /** A VM found by discovery. */
@@ -160,14 +161,19 @@ export class VmDiscovery {
       if (!present.has(dir)) this.#warnedRenames.delete(dir);
     }
     const cmdlineErrors = new Map<string, ReadErrorReason>();
-    const candidates = await Promise.all(dirs.map(async ({ dir, pid }) => {
-      const vmm = await this.#commandLine(dir, pid, signal);
-      if (typeof vmm === "string") {
-        cmdlineErrors.set(dir, vmm);
-        return { dir, pid, cmdlineName: undefined };
-      }
-      return { dir, pid, cmdlineName: vmm.name };
-    }));
+    const started: Promise<VmCandidate>[] = [];
+    for (const { dir, pid } of dirs) {
+      // A first pass over 20,000 VMs would otherwise start every read in one turn of the loop.
+      if (sliceSpent()) await yieldToEventLoop();
+      started.push(
+        this.#commandLine(dir, pid, signal).then((vmm) => {
+          if (typeof vmm !== "string") return { dir, pid, cmdlineName: vmm.name };
+          cmdlineErrors.set(dir, vmm);
+          return { dir, pid, cmdlineName: undefined };
+        }),
+      );
+    }
+    const candidates = await Promise.all(started);
     const vms = resolveVmNames(candidates, { config, onlyListed }).map((vm): DiscoveredVm => {
       const vmm = this.#processByDir.get(vm.dir);
       const found: DiscoveredVm = {

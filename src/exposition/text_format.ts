@@ -12,6 +12,7 @@ import type {
   Sample,
   SampleValue,
 } from "../metrics/model.ts";
+import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 
 /** The Content-Type of the text exposition format. */
 export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -321,13 +322,9 @@ export async function renderBytesSliced(
 ): Promise<Uint8Array<ArrayBuffer>> {
   const out = takeBuffer();
   try {
-    let sliceStart = performance.now();
     for (const family of sortedFamilies(families)) {
       if (family.samples.length === 0) continue;
-      if (performance.now() - sliceStart > sliceMs) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        sliceStart = performance.now();
-      }
+      if (sliceSpent(sliceMs)) await yieldToEventLoop();
       writeFamily(out, family);
     }
     // A copy: the buffer is reused by the next scrape while this response may still be sent.

@@ -214,11 +214,11 @@ function addMetricsRoute(app: App, options: AppOptions & { scrapes: ScrapeLimit 
   });
 }
 
-function addStatusRoutes(app: App, options: AppOptions & { scrapes: ScrapeLimit }): void {
-  const { exporter, telemetryPath, scrapes } = options;
-  app.get("/", async (c) => {
-    // The first visit shows the VMs too; it counts against the scrape limit like any scrape.
-    if (exporter.lastScrape === undefined && c.req.method !== "HEAD") await scrapes.scrape();
+function addStatusRoutes(app: App, options: AppOptions): void {
+  const { exporter, telemetryPath } = options;
+  // Never waits on a scrape: one stuck stat file would hold a person or a probe for the whole
+  // scrape deadline. The page shows the last scrape, or says that none has finished yet.
+  app.get("/", (c) => {
     return c.html(renderStatusPage({
       version: VERSION,
       telemetryPath,
@@ -274,7 +274,7 @@ export function createApp(options: AppOptions): App {
   addAuth(app, options);
   app.use(compress({ encoding: "gzip" }));
   addMetricsRoute(app, { ...options, scrapes });
-  addStatusRoutes(app, { ...options, scrapes });
+  addStatusRoutes(app, options);
   addReloadRoute(app, options);
   return app;
 }

@@ -20,7 +20,7 @@ export interface StatusPageData {
   lockdownSource?: LockdownSource;
   /** Whether the last vm.yaml load succeeded. */
   configOk: boolean;
-  /** The last scrape, if any. */
+  /** The last scrape to finish, if any: the page never waits for one. */
   scrape: ScrapeSnapshot | undefined;
 }
 
@@ -68,7 +68,9 @@ export function renderStatusPage(data: StatusPageData): string {
       e(vm.dir)
     }</td><td>${vm.vcpus ?? ""}</td><td>${vm.readErrors}</td><td>${e(vm.qmp ?? "")}</td></tr>`
   ).join("\n");
-  const when = data.scrape === undefined ? "never" : e(data.scrape.at.toISOString());
+  const when = data.scrape === undefined
+    ? `none has finished yet (<a href="${e(data.telemetryPath)}">scrape now</a>)`
+    : e(data.scrape.at.toISOString());
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -87,7 +89,7 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
 <p id="lockdown">Kernel lockdown: ${e(lockdownNote(data.lockdown, data.lockdownSource))}</p>
 <p id="config">vm.yaml: ${data.configOk ? "loaded" : "<strong>last reload failed</strong>"}</p>
 <h2>Collectors</h2>
-<p>Last scrape: ${when}</p>
+<p id="last-scrape">Last scrape: ${when}</p>
 <table id="collectors">
 <thead><tr><th>Collector</th><th>Duration (s)</th><th>Success</th></tr></thead>
 <tbody>

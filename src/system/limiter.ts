@@ -5,17 +5,7 @@
  * @module
  */
 
-/** How long work may hold the event loop before it lets others (HTTP, QMP timers) run. */
-export const SLICE_MS = 10;
-
-/**
- * Lets the event loop run everything that is ready (connections, timers) before going on.
- *
- * @returns A promise that settles on the next turn of the event loop.
- */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
+import { sliceSpent, yieldToEventLoop } from "./event_loop_slice.ts";
 
 /**
  * A counting semaphore around async functions. It also yields to the event
@@ -26,7 +16,6 @@ export class Limiter {
   /** Waiters from `#head` on; a moving head keeps a long queue linear (`shift()` is not). */
   #waiting: ((() => void) | undefined)[] = [];
   #head = 0;
-  #sliceStart = performance.now();
 
   /**
    * Creates a limiter.
@@ -46,10 +35,7 @@ export class Limiter {
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#free > 0) this.#free--;
     else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    if (performance.now() - this.#sliceStart > SLICE_MS) {
-      await yieldToEventLoop();
-      this.#sliceStart = performance.now();
-    }
+    if (sliceSpent()) await yieldToEventLoop();
     try {
       return await fn();
     } finally {

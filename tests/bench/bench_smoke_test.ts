@@ -23,6 +23,9 @@ async function bench(args: string[]): Promise<{ code: number; stderr: string }> 
       "--scrapes=2",
       "--warmup=1",
       "--rss-scrapes=1",
+      "--health=2x1",
+      "--health-clients=2",
+      "--health-scrapes=1",
       ...args,
     ],
     env,
@@ -59,6 +62,13 @@ Deno.test({
           `2x1 ${name} in ${[...ratios.keys()]}`,
         );
       }
+
+      const results = await Deno.readTextFile(out);
+      strictEqual(
+        /^\| 2x1 +\| \d+ +\| 2 +\|.*\| 0 +\|$/m.test(results),
+        true,
+        `a /-/healthy row for 2x1, 2 clients, every check 200:\n${results}`,
+      );
 
       const lenient = await bench(["--check", `--out=${out}`, "--tolerance=1000000"]);
       strictEqual(lenient.code, 0, lenient.stderr);

@@ -6,8 +6,16 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { LOOPBACK_ANY_PORT, SAMPLE_ARGS, startExporter } from "../support/exporter_process.ts";
+import {
+  fetchText,
+  LOOPBACK_ANY_PORT,
+  SAMPLE_ARGS,
+  startExporter,
+  waitFor,
+} from "../support/exporter_process.ts";
+import { blockedOnFifo, releaseFifo, sampleWithFifo } from "../support/fifo.ts";
 import { buildApp, fixtureArgs } from "../support/sample_exporter.ts";
+import { onPath } from "../support/tls.ts";
 
 /** The cells of each row of the table with this id. */
 function tableRows(html: string, id: string): string[][] {
@@ -20,6 +28,7 @@ function tableRows(html: string, id: string): string[][] {
 
 Deno.test("GET / shows lockdown, collectors and a table of the VMs found", async () => {
   const { app } = await buildApp(fixtureArgs("sample"));
+  await (await app.request("/metrics")).body?.cancel();
   const response = await app.request("/");
   strictEqual(response.status, 200);
   ok(response.headers.get("content-type")?.startsWith("text/html"));
@@ -42,9 +51,55 @@ Deno.test("GET / shows lockdown, collectors and a table of the VMs found", async
 
 Deno.test("GET / escapes VM names", async () => {
   const { app } = await buildApp(fixtureArgs("edge"));
+  await (await app.request("/metrics")).body?.cancel();
   const html = await (await app.request("/")).text();
   ok(html.includes("<td>we&#34;ird\\na\nme ü</td>"), "quotes escaped, text kept");
   ok(!html.includes('we"ird'));
+});
+
+Deno.test("GET / before any scrape says none has finished yet, and starts none", async () => {
+  const { app, exporter } = await buildApp(fixtureArgs("sample"));
+  const html = await (await app.request("/")).text();
+  ok(/<p id="last-scrape">Last scrape: none has finished yet/.test(html), html);
+  strictEqual(tableRows(html, "vms").length, 0);
+  strictEqual(exporter.lastScrape, undefined, "the page started no scrape");
+});
+
+const hasMkfifo = onPath("mkfifo");
+if (!hasMkfifo) console.log("status_page_test: FIFO test skipped: mkfifo is not on PATH");
+
+Deno.test({
+  name: "GET / answers while the first scrape is blocked on a FIFO stat file, without waiting",
+  ignore: !hasMkfifo,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_status_fifo_" });
+    try {
+      // The root stat "exits" is a FIFO: the scrape blocks opening it until its deadline (10 s).
+      const { fifo, args } = await sampleWithFifo(dir);
+      await using exporter = await startExporter([...args, LOOPBACK_ANY_PORT]);
+      let scraped = false;
+      const scrape = fetchText(`${exporter.baseUrl}/metrics`).finally(() => scraped = true);
+      scrape.catch(() => {}); // Awaited below; this only keeps an early failure readable.
+      try {
+        await waitFor(() => blockedOnFifo(exporter.pid), {
+          what: "the scrape to block opening the FIFO",
+        });
+        // Before: the page ran a scrape of its own, which waited for the same FIFO until the
+        // deadline, so it answered after the scrape above did.
+        const page = await fetchText(`${exporter.baseUrl}/`);
+        strictEqual(page.status, 200);
+        strictEqual(scraped, false, "the page answered while the scrape was still blocked");
+        ok(page.body.includes("Last scrape: none has finished yet"), page.body);
+      } finally {
+        await releaseFifo(fifo);
+      }
+      strictEqual((await scrape).status, 200);
+      const after = await fetchText(`${exporter.baseUrl}/`);
+      strictEqual(tableRows(after.body, "vms").length, 3, "the finished scrape's VMs");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 function chromium(): string | undefined {
@@ -69,6 +124,7 @@ Deno.test({
   ignore: browser === undefined,
   async fn() {
     await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
+    await (await fetch(`${exporter.baseUrl}/metrics`)).body?.cancel(); // The page shows it.
     const profile = await Deno.makeTempDir({ prefix: "kvm_exporter_chromium_" });
     try {
       const { code, stdout, stderr } = await new Deno.Command(browser!, {

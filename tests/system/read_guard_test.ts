@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BlockedReadError } from "../../src/system/file_system.ts";
-import { DeadlineError, ReadGuard } from "../../src/system/read_guard.ts";
+import { DeadlineError, ReadGuard, untilAborted } from "../../src/system/read_guard.ts";
 
 /** A read that returns when the test says. */
 function pending(): {
@@ -64,4 +64,25 @@ Deno.test("ReadGuard.read() skips every path once too many reads are blocked", a
     BlockedReadError,
   );
   for (const r of reads) r.finish("");
+});
+
+Deno.test("untilAborted() adds one abort listener per signal however many reads wait on it", async () => {
+  const controller = new AbortController();
+  const { signal } = controller;
+  let listeners = 0;
+  const add = signal.addEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<typeof add>) => {
+    listeners++;
+    add(...args);
+  };
+  const never = new Promise<never>(() => {});
+  // Before: one listener per wait, each added after a look through all the others, so 20,000
+  // command-line reads of a first scrape held the event loop for seconds.
+  const waits = Array.from({ length: 1000 }, () => untilAborted(never, signal));
+  const done = untilAborted(Promise.resolve("read"), signal);
+  assert.equal(await done, "read");
+  assert.equal(listeners, 1);
+  controller.abort();
+  const outcomes = await Promise.allSettled(waits);
+  assert.ok(outcomes.every((o) => o.status === "rejected" && o.reason instanceof DeadlineError));
 });
