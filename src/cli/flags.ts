@@ -50,7 +50,7 @@ export interface Options {
   libvirtTimeoutMs: number;
   /** Whether the vcpu_time collector runs. */
   vcpuTime: boolean;
-  /** Whether the heap is collected once scrapes stop (docs/performance.md). */
+  /** Whether the heap is collected once scrapes stop (README "Performance"). */
   releaseMemoryWhenIdle: boolean;
   /** Listen address as given (`:9900`, `127.0.0.1:9900`, `[::1]:9900`). */
   listenAddress: string;
@@ -235,7 +235,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "web.config.file",
     type: "string",
     default: undefined,
-    help: "Path of the web configuration file: TLS, basic auth, response headers (see docs/web.md)",
+    help: "Path of the web configuration file: TLS, basic auth, response headers (see README)",
   },
   {
     name: "web.enable-lifecycle",
