@@ -14,13 +14,11 @@ import { denoFileSystem } from "../../src/system/file_system.ts";
 
 const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
 
-function context(signal: AbortSignal): ScrapeContext {
+function context(signal: AbortSignal): Omit<ScrapeContext, "observed"> {
   const logger = createLogger({ write: () => {} });
   return {
     discovery: { rootFiles: [], vms: [], error: undefined, cmdlineErrors: new Map() },
     readErrors: new ReadErrorLog(logger).begin(),
-    vcpuCounts: new Map(),
-    qmpOutcomes: new Map(),
     signal,
     reads: new ReadGuard(),
     vmDirs: new VmDirListings(denoFileSystem),
