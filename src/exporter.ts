@@ -20,6 +20,7 @@ import { type DiscoveredVm, type Discovery, VmDiscovery } from "./discovery/vm_d
 import { VmDirListings } from "./discovery/vm_dir_listings.ts";
 import type { EXPORTER_FLAGS } from "./exporter_flags.ts";
 import { exporterFamilies } from "./exporter_metrics.ts";
+import type { MetricsSource } from "./http/metrics_source.ts";
 import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
 import type { MetricFamily } from "./metrics/model.ts";
@@ -56,24 +57,8 @@ export interface ExporterOptions {
   readerMinFiles?: number;
 }
 
-/** The scrape pipeline. */
-export interface Exporter {
-  /**
-   * Runs one scrape. Never throws: failures show in the metrics. Answers by
-   * its deadline with what was collected; a collector still running then
-   * reports success 0.
-   */
-  scrape(options?: { timeoutMs?: number }): Promise<MetricFamily[]>;
-  /** `--web.scrape-timeout` in ms. */
-  readonly scrapeTimeoutMs: number;
-  /** The last scrape's report, if any. */
-  readonly lastScrape: ScrapeReport | undefined;
-  /** Kernel lockdown mode: from securityfs at start, or inferred from debugfs later. */
-  readonly lockdown: LockdownMode;
-  /** Where the lockdown mode came from. */
-  readonly lockdownSource: LockdownSource;
-  /** The vm.yaml in force. */
-  readonly configStore: ConfigStore;
+/** The scrape pipeline: what the HTTP app serves from, and a way to end it. */
+export interface Exporter extends MetricsSource {
   /** Ends what collectors hold (reader Workers); scrapes after this read the guarded async way. */
   close(): void;
 }

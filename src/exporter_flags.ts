@@ -29,7 +29,6 @@ export const EXPORTER_FLAGS = {
     type: "string",
     default: "/etc/vm.yaml",
     help: "VmMap yaml path",
-    convert: (path) => path ?? "",
   }),
   histogramMaxBuckets: flag({
     name: "metrics.histogram.max-buckets",

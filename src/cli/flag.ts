@@ -92,7 +92,7 @@ export type FlagValues<F extends FlagSet> = {
 };
 
 /**
- * Declares a flag. Its value is the parsed value unless `convert` says otherwise.
+ * Declares a flag with a default. Its value is the parsed value, never undefined.
  *
  * @example Usage
  * ```ts
@@ -101,6 +101,15 @@ export type FlagValues<F extends FlagSet> = {
  * ```
  *
  * @param spec Name, type, default, help and conversion.
+ * @returns The flag.
+ */
+export function flag<T extends FlagType>(
+  spec: FlagSpec<T, ParsedValue[T]> & { default: DefaultValue[T]; convert?: undefined },
+): Flag<NonNullable<ParsedValue[T]>>;
+/**
+ * Declares a flag without a default: its value may be undefined.
+ *
+ * @param spec Name, type and help.
  * @returns The flag.
  */
 export function flag<T extends FlagType>(

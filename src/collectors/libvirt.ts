@@ -253,7 +253,6 @@ export const LIBVIRT_COLLECTOR = declareCollector({
       type: "string",
       default: "/run/libvirt/libvirt-sock-ro",
       help: "libvirt's read-only socket (modular daemons: /run/libvirt/virtqemud-sock-ro)",
-      convert: (socket) => socket ?? "",
     }),
     timeoutMs: flag({
       name: "collector.libvirt.timeout",
