@@ -12,11 +12,16 @@ import type { ConfiguredCollector } from "./collectors/collector_declaration.ts"
 import { KVM_STAT } from "./collectors/kvm_stat.ts";
 import { LIBVIRT } from "./collectors/libvirt.ts";
 import { QMP } from "./collectors/qmp.ts";
-import { type ReadErrorCounts, ReadErrorLog } from "./collectors/read_errors.ts";
+import {
+  pathOfPresentVm,
+  type ReadErrorCounts,
+  ReadErrorLog,
+  suppliedElsewhere,
+} from "./collectors/read_errors.ts";
 import type { ScrapeReport } from "./collectors/scrape_report.ts";
 import type { VmObservations } from "./collectors/vm_observations.ts";
 import type { ConfigStore } from "./config/config_store.ts";
-import { type DiscoveredVm, type Discovery, VmDiscovery } from "./discovery/vm_discovery.ts";
+import { type Discovery, VmDiscovery } from "./discovery/vm_discovery.ts";
 import { VmDirListings } from "./discovery/vm_dir_listings.ts";
 import type { EXPORTER_FLAGS } from "./exporter_flags.ts";
 import { exporterFamilies } from "./exporter_metrics.ts";
@@ -25,7 +30,6 @@ import { ConditionLog } from "./log/condition_log.ts";
 import type { Logger } from "./log/logger.ts";
 import type { MetricFamily } from "./metrics/model.ts";
 import { nameStats } from "./naming/naming_scheme.ts";
-import type { StatSet } from "./stats/stat.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { ReadGuard } from "./system/read_guard.ts";
@@ -157,32 +161,6 @@ async function discoverVms(state: ExporterState, budget: ScrapeBudget): Promise<
   }
 }
 
-/** Forgets logged paths of VMs that are gone; root files and other sources stay. */
-function forgetGoneVms(state: ExporterState, vms: readonly DiscoveredVm[]): void {
-  const present = new Set(vms.map((vm) => vm.dir));
-  const root = `${state.options.kvmdebugDir}/`;
-  state.readErrorLog.prune((path) => {
-    if (!path.startsWith(root)) return true;
-    const rest = path.slice(root.length);
-    const slash = rest.indexOf("/");
-    return slash === -1 || present.has(rest.slice(0, slash));
-  });
-}
-
-/**
- * Whether a VM's stats came from a collector other than debugfs in this scrape (QMP, libvirt):
- * what debugfs refuses for it is then not lost. Looked up only when a refusal is summarized.
- */
-function suppliedElsewhere(stats: StatSet): (domain: string) => boolean {
-  let domains: Set<string> | undefined;
-  return (domain) => {
-    domains ??= new Set(
-      stats.stats().flatMap((s) => s.source !== "debugfs" && s.vm ? [s.vm.domain] : []),
-    );
-    return domains.has(domain);
-  };
-}
-
 /** Logs what could not be read, and learns the lockdown mode from it. */
 async function afterCollecting(
   state: ExporterState,
@@ -197,7 +175,9 @@ async function afterCollecting(
     libvirtEnabled: running(LIBVIRT),
   });
   await learnLockdown(state, counts);
-  if (found.error === undefined) forgetGoneVms(state, found.vms);
+  if (found.error === undefined) {
+    state.readErrorLog.prune(pathOfPresentVm(state.options.kvmdebugDir, found.vms));
+  }
   state.lastObservations = result.byCollector;
 }
 
