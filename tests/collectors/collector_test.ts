@@ -14,7 +14,7 @@ import { denoFileSystem } from "../../src/system/file_system.ts";
 
 const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
 
-function context(signal: AbortSignal): Omit<ScrapeContext, "observed"> {
+function contextOf(signal: AbortSignal): Omit<ScrapeContext, "observed"> {
   const logger = createLogger({ write: () => {} });
   return {
     discovery: { rootFiles: [], vms: [], error: undefined, cmdlineErrors: new Map() },
@@ -45,7 +45,7 @@ Deno.test("runCollectors() reports a collector still running at the deadline and
   const conditions = new ConditionLog(logger);
   const run = (signal: AbortSignal) =>
     runCollectors([stuck("late", until), { name: "quick", collect: async () => {} }], {
-      context: context(signal),
+      context: contextOf(signal),
       logger,
       conditions,
     });
@@ -76,7 +76,11 @@ Deno.test("runCollectors() logs a collector failing every scrape once, and its r
   const logger = createLogger({ write: (line) => lines.push(line) });
   const conditions = new ConditionLog(logger);
   const once = () =>
-    runCollectors([flaky], { context: context(new AbortController().signal), logger, conditions });
+    runCollectors([flaky], {
+      context: contextOf(new AbortController().signal),
+      logger,
+      conditions,
+    });
   for (let i = 0; i < 3; i++) await once();
   fail = false;
   for (let i = 0; i < 3; i++) await once();
@@ -84,4 +88,48 @@ Deno.test("runCollectors() logs a collector failing every scrape once, and its r
     ["error", '"Collector failed"'],
     ["info", '"Collector recovered"'],
   ]);
+});
+
+/** Observes a VM's vCPU count and outcome after `delayMs`. */
+function observer(name: string, seen: { vcpus: number; delayMs: number }): Collector {
+  return {
+    name,
+    async collect(_context: ScrapeContext, out: CollectorOutput): Promise<void> {
+      await new Promise((resolve) => setTimeout(resolve, seen.delayMs));
+      out.observations.observe("1-2", { vcpus: seen.vcpus, outcome: `${name} ok` });
+    },
+  };
+}
+
+Deno.test("runCollectors() merges observations in registry order, whoever finishes first", async () => {
+  const logger = createLogger({ write: () => {} });
+  const context = contextOf(new AbortController().signal);
+  for (const [firstDelay, secondDelay] of [[0, 20], [20, 0]]) {
+    const { observations } = await runCollectors([
+      observer("first", { vcpus: 2, delayMs: firstDelay! }),
+      observer("second", { vcpus: 4, delayMs: secondDelay! }),
+    ], { context, logger });
+    const vm = observations.get("1-2");
+    assert.equal(vm?.vcpus, 2, `first after ${firstDelay} ms, second after ${secondDelay} ms`);
+    assert.deepEqual([...vm?.outcomes ?? []], [["first", "first ok"], ["second", "second ok"]]);
+  }
+});
+
+Deno.test("runCollectors() gives a collector what the collectors it observes learned last scrape", async () => {
+  const logger = createLogger({ write: () => {} });
+  const context = contextOf(new AbortController().signal);
+  const seenBy: (number | undefined)[] = [];
+  const reader: Collector = {
+    name: "reader",
+    collect(scrape: ScrapeContext): Promise<void> {
+      seenBy.push(scrape.observed.get("1-2")?.vcpus);
+      return Promise.resolve();
+    },
+  };
+  const collectors = [observer("source", { vcpus: 3, delayMs: 0 }), reader];
+  const observes = new Map([["reader", ["source"]]]);
+  const first = await runCollectors(collectors, { context, logger, observes });
+  await runCollectors(collectors, { context, logger, observes, last: first.byCollector });
+  await runCollectors(collectors, { context, logger, last: first.byCollector });
+  assert.deepEqual(seenBy, [undefined, 3, undefined], "last scrape's, and only when declared");
 });
