@@ -183,13 +183,11 @@ async function afterCollecting(
 
 /** Runs a scrape whose deadline is `budget.signal`. */
 async function scrapeUntil(state: ExporterState, budget: ScrapeBudget): Promise<MetricFamily[]> {
-  const { options, collectors, readErrorLog } = state;
+  const { options, collectors } = state;
   const found = await discoverVms(state, budget);
-  const readErrors = readErrorLog.begin();
   const result = await runCollectors(collectors, {
     context: {
       discovery: found,
-      readErrors,
       signal: budget.signal,
       reads: state.reads,
       vmDirs: new VmDirListings(state.fs),
@@ -197,11 +195,12 @@ async function scrapeUntil(state: ExporterState, budget: ScrapeBudget): Promise<
     observes: state.observes,
     ...(state.lastObservations === undefined ? {} : { last: state.lastObservations }),
     logger: state.init.logger,
+    readErrorLog: state.readErrorLog,
     conditions: state.conditions,
   });
   // Stage by stage on one clock: merging, naming and rendering must not add up in one turn.
   if (sliceSpent()) await yieldToEventLoop();
-  const { counts } = readErrors;
+  const counts = result.readErrors;
   await afterCollecting(state, { found, result, counts });
   const own = await exporterFamilies({
     discovery: found,

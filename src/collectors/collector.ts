@@ -13,15 +13,18 @@ import type { Logger } from "../log/logger.ts";
 import { FamilySet, type MetricFamily } from "../metrics/model.ts";
 import type { ReadGuard } from "../system/read_guard.ts";
 import { StatSet } from "../stats/stat.ts";
-import type { ReadErrorRecorder } from "./read_errors.ts";
+import {
+  mergeReadErrorCounts,
+  type ReadErrorCounts,
+  type ReadErrorLog,
+  type ReadErrorRecorder,
+} from "./read_errors.ts";
 import { type MergedObservations, mergeObservations, VmObservations } from "./vm_observations.ts";
 
 /** What every collector gets for one scrape. */
 export interface ScrapeContext {
   /** The VMs found for this scrape. */
   discovery: Discovery;
-  /** Where unreadable stats are counted. */
-  readErrors: ReadErrorRecorder;
   /**
    * What the collectors this one declares it observes learned of each VM in the last scrape
    * (empty for the others).
@@ -46,6 +49,8 @@ export interface CollectorOutput {
   families: FamilySet;
   /** What it learned of each VM beside its stats. */
   observations: VmObservations;
+  /** The stats it could not read. */
+  readErrors: ReadErrorRecorder;
 }
 
 /** A source of KVM stats. */
@@ -85,6 +90,8 @@ export interface CollectorsResult {
   observations: MergedObservations;
   /** What each collector learned, by collector name: the next scrape's `observed`. */
   byCollector: ReadonlyMap<string, VmObservations>;
+  /** The stats the collectors could not read. */
+  readErrors: ReadErrorCounts;
 }
 
 /** Options of {@linkcode runCollectors}. */
@@ -97,6 +104,8 @@ export interface RunCollectorsOptions {
   last?: ReadonlyMap<string, VmObservations>;
   /** Logger. */
   logger: Logger;
+  /** Logs the stats collectors cannot read, once per path across scrapes. */
+  readErrorLog: ReadErrorLog;
   /** Logs a collector's failure when it starts and when it stops; one of its own by default. */
   conditions?: ConditionLog;
   /** Clock, for tests. */
@@ -129,6 +138,7 @@ async function runOne(
     stats: new StatSet(),
     families: new FamilySet(),
     observations: new VmObservations(),
+    readErrors: options.readErrorLog.begin(),
   };
   const start = now();
   const context = { ...options.context, observed: observedBy(collector.name, options) };
@@ -203,6 +213,7 @@ export async function runCollectors(
     outcomes,
     observations: mergeObservations(byCollector),
     byCollector: new Map(byCollector),
+    readErrors: mergeReadErrorCounts(runs.map((r) => r.out.readErrors.counts)),
   };
 }
 

@@ -366,7 +366,7 @@ class ScrapeReader {
 
   failed(file: StatFile, error: unknown): void {
     const where = { collector: KVM_STAT, domain: file.domain, path: file.path };
-    this.#context.readErrors.record(
+    this.#out.readErrors.record(
       where,
       classifyReadError(error),
       (error as Error).message,
@@ -377,7 +377,7 @@ class ScrapeReader {
   accept(file: StatFile, text: string): void | Promise<void> {
     const value = parseStatValue(text);
     if (value === undefined) {
-      this.#context.readErrors.record(
+      this.#out.readErrors.record(
         { collector: KVM_STAT, domain: file.domain, path: file.path },
         "malformed",
         // A reader Worker sends the first 40 characters: enough, as a text over 22 is malformed.

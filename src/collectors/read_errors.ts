@@ -197,6 +197,35 @@ export class ReadErrorRecorder {
 }
 
 /**
+ * Adds up the read errors of several collectors; the first refused path, in the order given,
+ * is kept.
+ *
+ * @param all Each collector's counts, in registry order.
+ * @returns The sums.
+ */
+export function mergeReadErrorCounts(all: readonly ReadErrorCounts[]): ReadErrorCounts {
+  const merged: ReadErrorCounts = {
+    byCollector: new Map(),
+    byDomain: new Map(),
+    refused: new Map(),
+    refusedPath: undefined,
+  };
+  for (const counts of all) {
+    for (const [collector, reasons] of counts.byCollector) {
+      merged.byCollector.set(collector, new Map(reasons));
+    }
+    for (const [domain, n] of counts.byDomain) {
+      merged.byDomain.set(domain, (merged.byDomain.get(domain) ?? 0) + n);
+    }
+    for (const [collector, byDomain] of counts.refused) {
+      merged.refused.set(collector, new Map(byDomain));
+    }
+    merged.refusedPath ??= counts.refusedPath;
+  }
+  return merged;
+}
+
+/**
  * Whether a VM's stats came from a collector other than debugfs in this scrape (QMP, libvirt):
  * what debugfs refuses for it is then not lost. Looked up only when a refusal is summarized.
  *

@@ -15,10 +15,8 @@ import { denoFileSystem } from "../../src/system/file_system.ts";
 const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
 
 function contextOf(signal: AbortSignal): Omit<ScrapeContext, "observed"> {
-  const logger = createLogger({ write: () => {} });
   return {
     discovery: { rootFiles: [], vms: [], error: undefined, cmdlineErrors: new Map() },
-    readErrors: new ReadErrorLog(logger).begin(),
     signal,
     reads: new ReadGuard(),
     vmDirs: new VmDirListings(denoFileSystem),
@@ -47,6 +45,7 @@ Deno.test("runCollectors() reports a collector still running at the deadline and
     runCollectors([stuck("late", until), { name: "quick", collect: async () => {} }], {
       context: contextOf(signal),
       logger,
+      readErrorLog: new ReadErrorLog(logger),
       conditions,
     });
   const pending = run(deadline.signal);
@@ -79,6 +78,7 @@ Deno.test("runCollectors() logs a collector failing every scrape once, and its r
     runCollectors([flaky], {
       context: contextOf(new AbortController().signal),
       logger,
+      readErrorLog: new ReadErrorLog(logger),
       conditions,
     });
   for (let i = 0; i < 3; i++) await once();
@@ -108,7 +108,7 @@ Deno.test("runCollectors() merges observations in registry order, whoever finish
     const { observations } = await runCollectors([
       observer("first", { vcpus: 2, delayMs: firstDelay! }),
       observer("second", { vcpus: 4, delayMs: secondDelay! }),
-    ], { context, logger });
+    ], { context, logger, readErrorLog: new ReadErrorLog(logger) });
     const vm = observations.get("1-2");
     assert.equal(vm?.vcpus, 2, `first after ${firstDelay} ms, second after ${secondDelay} ms`);
     assert.deepEqual([...vm?.outcomes ?? []], [["first", "first ok"], ["second", "second ok"]]);
@@ -128,8 +128,15 @@ Deno.test("runCollectors() gives a collector what the collectors it observes lea
   };
   const collectors = [observer("source", { vcpus: 3, delayMs: 0 }), reader];
   const observes = new Map([["reader", ["source"]]]);
-  const first = await runCollectors(collectors, { context, logger, observes });
-  await runCollectors(collectors, { context, logger, observes, last: first.byCollector });
-  await runCollectors(collectors, { context, logger, last: first.byCollector });
+  const readErrorLog = new ReadErrorLog(logger);
+  const first = await runCollectors(collectors, { context, logger, readErrorLog, observes });
+  await runCollectors(collectors, {
+    context,
+    logger,
+    readErrorLog,
+    observes,
+    last: first.byCollector,
+  });
+  await runCollectors(collectors, { context, logger, readErrorLog, last: first.byCollector });
   assert.deepEqual(seenBy, [undefined, 3, undefined], "last scrape's, and only when declared");
 });
