@@ -4,6 +4,7 @@
  * @module
  */
 
+import { QMP } from "../collectors/qmp.ts";
 import type { ScrapeReport } from "../collectors/scrape_report.ts";
 import type { NameSource } from "../discovery/vm_names.ts";
 
@@ -41,7 +42,7 @@ export function vmStatuses(report: ScrapeReport): VmStatus[] {
       dir: vm.dir,
       vcpus: seen?.vcpus,
       readErrors: report.readErrorsByDomain.get(vm.domain) ?? 0,
-      qmp: seen?.outcomes.get("qmp"),
+      qmp: seen?.outcomes.get(QMP),
     };
   });
 }
