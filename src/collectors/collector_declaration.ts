@@ -91,8 +91,6 @@ export interface ConfiguredCollector {
   create(services: CollectorServices): Collector;
 }
 
-const enableFlags = new WeakMap<CollectorDeclaration, Flag<boolean>>();
-
 /**
  * The `--collector.<name>` switch of a collector, with its generated help.
  *
@@ -100,18 +98,13 @@ const enableFlags = new WeakMap<CollectorDeclaration, Flag<boolean>>();
  * @returns The flag.
  */
 export function enableFlag(declaration: CollectorDeclaration): Flag<boolean> {
-  let made = enableFlags.get(declaration);
-  if (made === undefined) {
-    const { name, defaultEnabled } = declaration;
-    made = flag({
-      name: `collector.${name}`,
-      type: "bool",
-      default: defaultEnabled,
-      help: `Enable the ${name} collector (default: ${defaultEnabled ? "enabled" : "disabled"}).`,
-    });
-    enableFlags.set(declaration, made);
-  }
-  return made;
+  const { name, defaultEnabled } = declaration;
+  return flag({
+    name: `collector.${name}`,
+    type: "bool",
+    default: defaultEnabled,
+    help: `Enable the ${name} collector (default: ${defaultEnabled ? "enabled" : "disabled"}).`,
+  });
 }
 
 /**
