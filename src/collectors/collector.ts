@@ -1,5 +1,6 @@
 /**
- * The collector contract and the registry that runs collectors, times each
+ * The collector contract, and the runner: it runs the enabled collectors of
+ * the registry in parallel, merges their outputs in registry order, times each
  * one and reports `kvm_scrape_collector_duration_seconds` and
  * `kvm_scrape_collector_success`, as node_exporter does.
  *
