@@ -63,6 +63,8 @@ export interface ExporterOptions {
 
 /** The scrape pipeline: what the HTTP app serves from, and a way to end it. */
 export interface Exporter extends MetricsSource {
+  /** The vm.yaml in force. */
+  readonly configStore: ConfigStore;
   /** Ends what collectors hold (reader Workers); scrapes after this read the guarded async way. */
   close(): void;
 }

@@ -26,6 +26,6 @@ export interface MetricsSource {
   readonly lockdown: LockdownMode;
   /** Where the lockdown mode came from. */
   readonly lockdownSource: LockdownSource;
-  /** The vm.yaml in force. */
-  readonly configStore: ConfigStore;
+  /** The vm.yaml in force: whether it loaded, and a reload. */
+  readonly configStore: Pick<ConfigStore, "lastReloadSuccessful" | "ready" | "reload">;
 }
