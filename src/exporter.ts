@@ -31,7 +31,7 @@ import type { Logger } from "./log/logger.ts";
 import type { MetricFamily } from "./metrics/model.ts";
 import { nameStats } from "./naming/naming_scheme.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
-import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
+import { KernelLockdown, type LockdownMode } from "./system/lockdown.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
 
@@ -86,8 +86,7 @@ interface ExporterState {
   lastObservations: ReadonlyMap<string, VmObservations> | undefined;
   lastScrape: ScrapeReport | undefined;
   timeouts: number;
-  lockdown: LockdownMode;
-  lockdownSource: LockdownSource;
+  readonly lockdown: KernelLockdown;
 }
 
 function createExporterState(init: ExporterOptions): ExporterState {
@@ -118,25 +117,8 @@ function createExporterState(init: ExporterOptions): ExporterState {
     lastObservations: undefined,
     lastScrape: undefined,
     timeouts: 0,
-    lockdown: init.lockdown,
-    lockdownSource: init.lockdown === "unknown" ? "unknown" : "securityfs",
+    lockdown: new KernelLockdown(init.lockdown),
   };
-}
-
-/** Under lockdown with securityfs silent, learns the mode from what debugfs refused. */
-async function learnLockdown(state: ExporterState, counts: ReadErrorCounts): Promise<void> {
-  if (state.lockdown !== "unknown" || counts.refusedPath === undefined) return;
-  const inferred = await inferLockdown({
-    refusedPath: counts.refusedPath,
-    procfs: state.options.procfs,
-  });
-  if (inferred === undefined) return;
-  state.lockdown = inferred;
-  state.lockdownSource = "debugfs";
-  state.init.logger.info("Kernel lockdown inferred: debugfs refuses a 0644 file to root", {
-    lockdown: state.lockdown,
-    path: counts.refusedPath,
-  });
 }
 
 /** A scrape's deadline: aborted at `timeoutMs`. */
@@ -176,7 +158,13 @@ async function afterCollecting(
     qmpEnabled: running(QMP),
     libvirtEnabled: running(LIBVIRT),
   });
-  await learnLockdown(state, counts);
+  const { refusedPath } = counts;
+  if (await state.lockdown.learn({ refusedPath, procfs: state.options.procfs })) {
+    state.init.logger.info("Kernel lockdown inferred: debugfs refuses a 0644 file to root", {
+      lockdown: state.lockdown.mode,
+      path: refusedPath,
+    });
+  }
   if (found.error === undefined) {
     state.readErrorLog.prune(pathOfPresentVm(state.options.kvmdebugDir, found.vms));
   }
@@ -213,8 +201,8 @@ async function scrapeUntil(state: ExporterState, budget: ScrapeBudget): Promise<
     safety: {
       timeouts: state.timeouts,
       blocked: state.reads.blocked,
-      lockdown: state.lockdown,
-      source: state.lockdownSource,
+      lockdown: state.lockdown.mode,
+      source: state.lockdown.source,
     },
     config: state.init.configStore,
     procfs: state.init.processMetrics ?? true ? options.procfs : undefined,
@@ -264,10 +252,10 @@ export function createExporter(init: ExporterOptions): Exporter {
       return state.lastScrape;
     },
     get lockdown() {
-      return state.lockdown;
+      return state.lockdown.mode;
     },
     get lockdownSource() {
-      return state.lockdownSource;
+      return state.lockdown.source;
     },
     configStore: init.configStore,
     close: () => state.collectors.forEach((c) => c.close?.()),
