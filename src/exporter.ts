@@ -36,7 +36,7 @@ import { denoFileSystem, type FileSystem, type ReadErrorReason } from "./system/
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
-import { ReaderPool } from "./system/reader_pool.ts";
+import { ReaderPool } from "./debugfs/reader_pool.ts";
 import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
 import { HEAP_RELEASE_QUIET_MS } from "./system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";

@@ -28,8 +28,8 @@ import { STAT_FILE_MAX_BYTES, tooLarge } from "../system/bounded_read.ts";
 import { Limiter } from "../system/limiter.ts";
 import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 import { DeadlineError } from "../system/read_guard.ts";
-import type { ReaderPool, VmBatch } from "../system/reader_pool.ts";
-import type { SideEntry, StatFilesResult } from "../system/reader_worker.ts";
+import type { ReaderPool, VmBatch } from "../debugfs/reader_pool.ts";
+import type { SideEntry, StatFilesResult } from "../debugfs/reader_worker.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 
 /** Options of {@linkcode createKvmStatCollector}. */
@@ -523,12 +523,8 @@ class ScrapeReader {
    */
   #stuck(listing: VmListing, file: StatFile, released: Promise<void>): void {
     listing.blocking.add(file.path);
-    try {
-      this.#context.reads.begin(file.path, () => released).wait(AbortSignal.abort())
-        .catch(() => {});
-    } catch {
-      // Too many reads are blocked already: this one is not counted, and still not read again.
-    }
+    // Not counted when too many reads are blocked already; still not read again by a Worker.
+    this.#context.reads.markBlocked(file.path, released);
   }
 }
 

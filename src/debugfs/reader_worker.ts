@@ -14,8 +14,8 @@
  * @module
  */
 
-import { parseStatBytes } from "../debugfs/stat_bytes.ts";
-import { exposedGc } from "./idle_heap_release.ts";
+import { parseStatBytes } from "./stat_bytes.ts";
+import { exposedGc } from "../system/idle_heap_release.ts";
 
 /** A file whose bytes are not a safe integer, or which could not be read. */
 export type SideEntry =

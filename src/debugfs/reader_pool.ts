@@ -22,7 +22,7 @@ import {
   readerWorkerSource,
   type StatFilesResult,
 } from "./reader_worker.ts";
-import { sliceSpent, yieldToEventLoop } from "./event_loop_slice.ts";
+import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 
 /** Path lists sent between looks at the slice clock: a few ms of copying at 70 files per VM. */
 const LISTS_PER_CHECK = 64;
