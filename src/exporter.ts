@@ -8,7 +8,12 @@
 
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
-import { createKvmStatCollector, KVM_STAT, READER_MIN_FILES } from "./collectors/kvm_stat.ts";
+import {
+  createKvmStatCollector,
+  KVM_STAT,
+  READER_MIN_FILES,
+  type StatReads,
+} from "./collectors/kvm_stat.ts";
 import { createLibvirtCollector, LIBVIRT } from "./collectors/libvirt.ts";
 import { createQmpCollector, QMP } from "./collectors/qmp.ts";
 import { createVcpuTimeCollector, type VcpuThreadIds } from "./collectors/vcpu_time.ts";
@@ -36,7 +41,7 @@ import { denoFileSystem, type FileSystem, type ReadErrorReason } from "./system/
 import { inferLockdown, type LockdownMode, type LockdownSource } from "./system/lockdown.ts";
 import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
-import { ReaderPool } from "./debugfs/reader_pool.ts";
+import { ReaderPool, type StartReader } from "./debugfs/reader_pool.ts";
 import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
 import { HEAP_RELEASE_QUIET_MS } from "./system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";
@@ -86,6 +91,16 @@ export interface ExporterOptions {
   processMetrics?: boolean;
   /** Files a scrape must read before reader Workers start. Default {@linkcode READER_MIN_FILES}. */
   readerMinFiles?: number;
+  /**
+   * How kvm_stat reads stat files; by default `workers` with `--collector.kvm_stat.readers` above
+   * 0, else `sync`.
+   */
+  kvmStatReads?: StatReads["kind"];
+  /**
+   * Starts a reader Worker. By default a real Worker, which reads through Deno's file API, not
+   * `fs`: a file system seam that reader Workers must read through needs its own.
+   */
+  startReader?: StartReader;
 }
 
 /** Options of {@linkcode Exporter.scrape}. */
@@ -272,12 +287,12 @@ interface CollectorDeps {
   fs: FileSystem;
   logger: Logger;
   domainInfo: DomainInfoCache;
-  readers: { pool: ReaderPool; minFiles: number } | undefined;
+  reads: StatReads;
 }
 
 /** The enabled collectors, in registry order. */
 function createCollectors(options: Options, deps: CollectorDeps): Collector[] {
-  const { fs, logger, domainInfo, readers } = deps;
+  const { fs, logger, domainInfo, reads } = deps;
   const collectors: Collector[] = [];
   const qmpThreads: VcpuThreadIds = new Map();
   // Registry order is precedence order for a stat two collectors read: debugfs, QMP, libvirt.
@@ -288,7 +303,7 @@ function createCollectors(options: Options, deps: CollectorDeps): Collector[] {
       include: options.filesInclude,
       exclude: options.filesExclude,
       fs,
-      ...(readers === undefined ? {} : { readers }),
+      reads,
     }));
   }
   if (options.qmp) {
@@ -326,6 +341,8 @@ interface ExporterState {
   readonly discovery: VmDiscovery;
   readonly collectors: Collector[];
   readonly readerPool: ReaderPool | undefined;
+  /** How kvm_stat reads; `async` lists VM dirs asynchronously too. */
+  readonly kvmStatReads: StatReads["kind"];
   readonly domainInfo: DomainInfoCache;
   readonly readErrorLog: ReadErrorLog;
   readonly conditions: ConditionLog;
@@ -347,18 +364,19 @@ function createExporterState(init: ExporterOptions): ExporterState {
     reads,
   });
   const domainInfo = new DomainInfoCache();
-  // Workers read through Deno's file API: with a file system seam (tests), the main thread reads.
-  const readerPool = options.kvmStat && options.kvmStatReaders > 0 && fs === denoFileSystem
+  const kind = init.kvmStatReads ?? (options.kvmStatReaders > 0 ? "workers" : "sync");
+  const readerPool = options.kvmStat && kind === "workers"
     ? new ReaderPool({
-      size: options.kvmStatReaders,
+      size: Math.max(1, options.kvmStatReaders),
       maxBytes: STAT_FILE_MAX_BYTES,
       collectAfterMs: options.releaseMemoryWhenIdle ? HEAP_RELEASE_QUIET_MS : undefined,
+      ...(init.startReader === undefined ? {} : { start: init.startReader }),
     })
     : undefined;
-  const readers = readerPool === undefined
-    ? undefined
-    : { pool: readerPool, minFiles: init.readerMinFiles ?? READER_MIN_FILES };
-  const collectors = createCollectors(options, { fs, logger, domainInfo, readers });
+  const statReads: StatReads = readerPool === undefined
+    ? { kind: kind === "workers" ? "sync" : kind }
+    : { kind, pool: readerPool, minFiles: init.readerMinFiles ?? READER_MIN_FILES };
+  const collectors = createCollectors(options, { fs, logger, domainInfo, reads: statReads });
   return {
     init,
     options,
@@ -367,6 +385,7 @@ function createExporterState(init: ExporterOptions): ExporterState {
     discovery,
     collectors,
     readerPool,
+    kvmStatReads: kind,
     domainInfo,
     readErrorLog: new ReadErrorLog(logger),
     conditions: new ConditionLog(logger),
@@ -487,7 +506,7 @@ async function scrapeUntil(state: ExporterState, deadline: ScrapeBudget): Promis
       qmpOutcomes,
       signal,
       reads: state.reads,
-      vmDirs: new VmDirListings(state.fs),
+      vmDirs: new VmDirListings(state.fs, { sync: state.kvmStatReads !== "async" }),
     },
     logger: state.init.logger,
     conditions: state.conditions,

@@ -11,7 +11,9 @@ import { ConfigStore } from "../../src/config/config_store.ts";
 import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
-import type { FileSystem } from "../../src/system/file_system.ts";
+import type { StatReads } from "../../src/collectors/kvm_stat.ts";
+import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+import { inThreadReaders } from "./in_thread_readers.ts";
 import type { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
 import type { LockdownMode } from "../../src/system/lockdown.ts";
 import { treeArgs } from "./exporter_process.ts";
@@ -26,6 +28,8 @@ export interface BuiltApp {
   options: Options;
   /** Log lines written so far (logfmt, debug level). */
   logs: string[];
+  /** The in-thread readers started (`reads: "workers"` with a seam). */
+  readers: { started: number };
 }
 
 /**
@@ -44,6 +48,11 @@ export async function buildApp(
     lockdown?: LockdownMode;
     readerMinFiles?: number;
     heapRelease?: IdleHeapRelease;
+    /**
+     * How kvm_stat reads (default: as the flags say). `workers` with a seam reads in
+     * {@linkcode inThreadReaders} through the seam, from the first scrape on.
+     */
+    reads?: StatReads["kind"];
   } = {},
 ): Promise<BuiltApp> {
   const command = parseFlags(args, () => undefined);
@@ -59,6 +68,8 @@ export async function buildApp(
     logger,
   });
   await configStore.loadInitial();
+  const readers = { started: 0 };
+  const startInThread = options.fs === undefined ? undefined : inThreadReaders(options.fs);
   const exporter = createExporter({
     options: command.options,
     configStore,
@@ -67,6 +78,16 @@ export async function buildApp(
     processMetrics: options.processMetrics ?? false,
     ...(options.fs ? { fs: options.fs } : {}),
     ...(options.readerMinFiles === undefined ? {} : { readerMinFiles: options.readerMinFiles }),
+    ...(options.reads === undefined ? {} : { kvmStatReads: options.reads }),
+    ...(options.reads === "workers" && startInThread !== undefined
+      ? {
+        startReader: (name: string) => {
+          readers.started++;
+          return startInThread(name);
+        },
+        readerMinFiles: 0,
+      }
+      : {}),
   });
   const app = createApp({
     exporter,
@@ -76,7 +97,7 @@ export async function buildApp(
     enableLifecycle: command.options.enableLifecycle,
     ...(options.heapRelease ? { heapRelease: options.heapRelease } : {}),
   });
-  return { app, exporter, options: command.options, logs };
+  return { app, exporter, options: command.options, logs, readers };
 }
 
 /**
@@ -157,6 +178,11 @@ export class GatedFileSystem implements FileSystem {
     await this.#pass();
     return await Deno.readTextFile(path);
   }
+
+  // Not held: every scrape lists the root through the async op first, and is held there.
+  readDirSync = denoFileSystem.readDirSync;
+  readRegularSync = denoFileSystem.readRegularSync;
+  mode = denoFileSystem.mode;
 
   async #pass(): Promise<void> {
     this.#waiting++;
