@@ -365,6 +365,10 @@ function createExporterState(init: ExporterOptions): ExporterState {
   });
   const domainInfo = new DomainInfoCache();
   const kind = init.kvmStatReads ?? (options.kvmStatReaders > 0 ? "workers" : "sync");
+  if (kind === "workers" && init.fs !== undefined && init.startReader === undefined) {
+    // A Worker reads through Deno's file API: it would read past the seam's faults unseen.
+    throw new Error("Reader Workers with a file system seam need a startReader that uses it");
+  }
   const readerPool = options.kvmStat && kind === "workers"
     ? new ReaderPool({
       size: Math.max(1, options.kvmStatReaders),

@@ -49,8 +49,8 @@ export async function buildApp(
     readerMinFiles?: number;
     heapRelease?: IdleHeapRelease;
     /**
-     * How kvm_stat reads (default: as the flags say). `workers` with a seam reads in
-     * {@linkcode inThreadReaders} through the seam, from the first scrape on.
+     * How kvm_stat reads (default: as the flags say); `workers` from the first scrape on. With a
+     * seam, the readers are {@linkcode inThreadReaders} reading through it.
      */
     reads?: StatReads["kind"];
   } = {},
@@ -79,15 +79,14 @@ export async function buildApp(
     ...(options.fs ? { fs: options.fs } : {}),
     ...(options.readerMinFiles === undefined ? {} : { readerMinFiles: options.readerMinFiles }),
     ...(options.reads === undefined ? {} : { kvmStatReads: options.reads }),
-    ...(options.reads === "workers" && startInThread !== undefined
-      ? {
-        startReader: (name: string) => {
-          readers.started++;
-          return startInThread(name);
-        },
-        readerMinFiles: 0,
-      }
-      : {}),
+    // With a seam, reader Workers read through it (a real Worker could not).
+    ...(startInThread === undefined ? {} : {
+      startReader: (name: string) => {
+        readers.started++;
+        return startInThread(name);
+      },
+    }),
+    ...(options.reads === "workers" ? { readerMinFiles: 0 } : {}),
   });
   const app = createApp({
     exporter,
