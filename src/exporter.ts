@@ -8,12 +8,7 @@
 
 import type { Options } from "./cli/flags.ts";
 import { type Collector, type CollectorOutcome, runCollectors } from "./collectors/collector.ts";
-import {
-  createKvmStatCollector,
-  KVM_STAT,
-  READER_MIN_FILES,
-  type StatReads,
-} from "./collectors/kvm_stat.ts";
+import { createKvmStatCollector, KVM_STAT, READER_MIN_FILES } from "./collectors/kvm_stat.ts";
 import { createLibvirtCollector, LIBVIRT } from "./collectors/libvirt.ts";
 import { createQmpCollector, QMP } from "./collectors/qmp.ts";
 import { createVcpuTimeCollector, type VcpuThreadIds } from "./collectors/vcpu_time.ts";
@@ -43,6 +38,7 @@ import { collectProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import { ReaderPool, type StartReader } from "./debugfs/reader_pool.ts";
 import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
+import type { StatReads } from "./debugfs/stat_reader.ts";
 import { HEAP_RELEASE_QUIET_MS } from "./system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "./system/bounded_read.ts";
 import { REVISION, VERSION } from "./version.ts";

@@ -14,8 +14,6 @@ import { readMode, StatReader, type StatReads, type StatSink } from "../debugfs/
 import { StatTyping } from "../debugfs/stat_typing.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 
-export type { StatReads } from "../debugfs/stat_reader.ts";
-
 /** Options of {@linkcode createKvmStatCollector}. */
 export interface KvmStatOptions {
   /** The debugfs KVM dir (normalised). */

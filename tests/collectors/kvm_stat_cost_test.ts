@@ -8,7 +8,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { countStatFiles, parseShape, planTree, writeTree } from "../../bench/debugfs_tree.ts";
-import type { StatReads } from "../../src/collectors/kvm_stat.ts";
+import type { StatReads } from "../../src/debugfs/stat_reader.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 

@@ -11,7 +11,7 @@ import { ConfigStore } from "../../src/config/config_store.ts";
 import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
-import type { StatReads } from "../../src/collectors/kvm_stat.ts";
+import type { StatReads } from "../../src/debugfs/stat_reader.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { inThreadReaders } from "./in_thread_readers.ts";
 import type { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
