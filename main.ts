@@ -5,7 +5,8 @@
  * @module
  */
 
-import { FlagError, helpText, type Options, parseFlags } from "./src/cli/flags.ts";
+import { FlagError } from "./src/cli/flag.ts";
+import { helpText, type Options, parseFlags } from "./src/cli/flags.ts";
 import { ConfigStore } from "./src/config/config_store.ts";
 import { createExporter, type Exporter } from "./src/exporter.ts";
 import { createApp } from "./src/http/app.ts";

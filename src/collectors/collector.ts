@@ -1,5 +1,6 @@
 /**
- * The collector contract and the registry that runs collectors, times each
+ * The collector contract, and the runner: it runs the enabled collectors of
+ * the registry in parallel, merges their outputs in registry order, times each
  * one and reports `kvm_scrape_collector_duration_seconds` and
  * `kvm_scrape_collector_success`, as node_exporter does.
  *
@@ -13,18 +14,23 @@ import type { Logger } from "../log/logger.ts";
 import { FamilySet, type MetricFamily } from "../metrics/model.ts";
 import type { ReadGuard } from "../system/read_guard.ts";
 import { StatSet } from "../stats/stat.ts";
-import type { ReadErrorRecorder } from "./read_errors.ts";
+import {
+  mergeReadErrorCounts,
+  type ReadErrorCounts,
+  type ReadErrorLog,
+  type ReadErrorRecorder,
+} from "./read_errors.ts";
+import { type MergedObservations, mergeObservations, VmObservations } from "./vm_observations.ts";
 
 /** What every collector gets for one scrape. */
 export interface ScrapeContext {
   /** The VMs found for this scrape. */
   discovery: Discovery;
-  /** Where unreadable stats are counted. */
-  readErrors: ReadErrorRecorder;
-  /** vCPU count by VM dir, as collectors saw it. */
-  vcpuCounts: Map<string, number>;
-  /** How each VM's QMP query went, by VM dir ("ok" or the error reason). */
-  qmpOutcomes: Map<string, string>;
+  /**
+   * What the collectors this one declares it observes learned of each VM in the last scrape
+   * (empty for the others).
+   */
+  observed: MergedObservations;
   /** Aborts at the scrape's deadline: a collector stops waiting then. */
   signal: AbortSignal;
   /** Reads that may block go through this (see {@linkcode ReadGuard.read}). */
@@ -33,12 +39,19 @@ export interface ScrapeContext {
   vmDirs: VmDirListings;
 }
 
-/** What a collector emits: KVM stats, and the exporter's own metrics about its work. */
+/**
+ * What a collector emits: KVM stats, the exporter's own metrics about its work, and what it
+ * learned of each VM.
+ */
 export interface CollectorOutput {
   /** KVM stats, typed; naming schemes turn them into families. */
   stats: StatSet;
   /** The exporter's own metrics (e.g. `kvm_exporter_qmp_errors`), already named. */
   families: FamilySet;
+  /** What it learned of each VM beside its stats. */
+  observations: VmObservations;
+  /** The stats it could not read. */
+  readErrors: ReadErrorRecorder;
 }
 
 /** A source of KVM stats. */
@@ -50,6 +63,8 @@ export interface Collector {
    * (its success goes to 0); a single unreadable stat is recorded instead.
    */
   collect(context: ScrapeContext, out: CollectorOutput): Promise<void>;
+  /** Releases what it holds across scrapes (Workers), if anything. */
+  close?(): void;
 }
 
 /** How one collector did in a scrape. */
@@ -72,14 +87,26 @@ export interface CollectorsResult {
   families: MetricFamily[];
   /** One outcome per collector, in registry order. */
   outcomes: CollectorOutcome[];
+  /** What the collectors learned of each VM, merged in registry order. */
+  observations: MergedObservations;
+  /** What each collector learned, by collector name: the next scrape's `observed`. */
+  byCollector: ReadonlyMap<string, VmObservations>;
+  /** The stats the collectors could not read. */
+  readErrors: ReadErrorCounts;
 }
 
 /** Options of {@linkcode runCollectors}. */
 export interface RunCollectorsOptions {
   /** What every collector gets; its `signal` is the deadline. */
-  context: ScrapeContext;
+  context: Omit<ScrapeContext, "observed">;
+  /** The collectors each collector observes, by collector name (see {@linkcode ScrapeContext}). */
+  observes?: ReadonlyMap<string, readonly string[]>;
+  /** What each collector learned in the last scrape ({@linkcode CollectorsResult.byCollector}). */
+  last?: ReadonlyMap<string, VmObservations>;
   /** Logger. */
   logger: Logger;
+  /** Logs the stats collectors cannot read, once per path across scrapes. */
+  readErrorLog: ReadErrorLog;
   /** Logs a collector's failure when it starts and when it stops; one of its own by default. */
   conditions?: ConditionLog;
   /** Clock, for tests. */
@@ -94,14 +121,29 @@ function whenAborted(signal: AbortSignal): Promise<"deadline"> {
   );
 }
 
+/** What the collectors `name` observes learned in the last scrape. */
+function observedBy(name: string, options: RunCollectorsOptions): MergedObservations {
+  const observes = options.observes?.get(name) ?? [];
+  return mergeObservations(observes.flatMap((other) => {
+    const seen = options.last?.get(other);
+    return seen === undefined ? [] : [[other, seen] as const];
+  }));
+}
+
 async function runOne(
   collector: Collector,
   options: RunCollectorsOptions & { conditions: ConditionLog; deadline: Promise<"deadline"> },
 ): Promise<{ out: CollectorOutput; outcome: CollectorOutcome }> {
   const now = options.now ?? (() => performance.now());
-  const out: CollectorOutput = { stats: new StatSet(), families: new FamilySet() };
+  const out: CollectorOutput = {
+    stats: new StatSet(),
+    families: new FamilySet(),
+    observations: new VmObservations(),
+    readErrors: options.readErrorLog.begin(),
+  };
   const start = now();
-  const collecting = collector.collect(options.context, out).then(() => "done" as const);
+  const context = { ...options.context, observed: observedBy(collector.name, options) };
+  const collecting = collector.collect(context, out).then(() => "done" as const);
   let result: "done" | "deadline" | Error;
   try {
     result = await Promise.race([collecting, options.deadline]);
@@ -136,9 +178,9 @@ async function runOne(
 }
 
 /**
- * Runs collectors in parallel and merges their stats. When two collectors
- * produce the same stat (level, VM, vCPU, name), the earlier collector in
- * `collectors` wins (debugfs before QMP). At the deadline
+ * Runs collectors in parallel and merges their stats and observations. When two
+ * collectors produce the same stat (level, VM, vCPU, name) or observe the same
+ * thing of a VM, the earlier collector in `collectors` wins (debugfs before QMP). At the deadline
  * (`context.signal`) a collector still running is reported with success 0 and
  * what it had collected is kept: each stat is a whole reading.
  *
@@ -165,6 +207,19 @@ export async function runCollectors(
     }
   }
   const outcomes = runs.map((r) => r.outcome);
+  const byCollector = collectors.map((c, i) => [c.name, runs[i]!.out.observations] as const);
+  return {
+    stats,
+    families: [...merged.families(), ...selfFamilies(outcomes)],
+    outcomes,
+    observations: mergeObservations(byCollector),
+    byCollector: new Map(byCollector),
+    readErrors: mergeReadErrorCounts(runs.map((r) => r.out.readErrors.counts)),
+  };
+}
+
+/** `kvm_scrape_collector_duration_seconds` and `kvm_scrape_collector_success`. */
+function selfFamilies(outcomes: readonly CollectorOutcome[]): MetricFamily[] {
   const self = new FamilySet();
   for (const o of outcomes) {
     self.add(
@@ -186,5 +241,5 @@ export async function runCollectors(
       o.success ? 1 : 0,
     );
   }
-  return { stats, families: [...merged.families(), ...self.families()], outcomes };
+  return self.families();
 }

@@ -4,7 +4,8 @@
  * monitor and kernel lockdown hides debugfs's counters. One call per scrape
  * (`virConnectGetAllDomainStats`, groups state, vCPU and VM, running domains,
  * no wait on a busy domain job); domains are matched to discovered VMs by
- * UUID. Also reads each domain's XML once per VM lifetime for its names.
+ * UUID. Also reads each domain's XML once per VM lifetime for its names, and
+ * reports them as each VM's identity (`kvm_vm_info`).
  *
  * @module
  */
@@ -12,7 +13,8 @@
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
-import { type DomainInfoCache } from "../libvirt/domain_info.ts";
+import { flag } from "../cli/flag.ts";
+import { DomainInfoCache } from "../libvirt/domain_info.ts";
 import {
   type DomainStats,
   type LibvirtKvmStat,
@@ -29,6 +31,7 @@ import { type StatLevel, StatSet, type StatVm } from "../stats/stat.ts";
 import { libvirtStatType } from "../stats/stat_type.ts";
 import type { ClientErrorReason } from "../system/client_error.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
+import { declareCollector } from "./collector_declaration.ts";
 
 /** The name of this collector. */
 export const LIBVIRT = "libvirt";
@@ -57,8 +60,6 @@ export interface LibvirtCollectorOptions {
   socket: string;
   /** Deadline of each libvirt call, in ms (the scrape's deadline cuts it shorter). */
   timeoutMs: number;
-  /** Where domain names go, for `kvm_vm_info`. */
-  domainInfo: DomainInfoCache;
   /** Logger. */
   logger: Logger;
 }
@@ -132,6 +133,8 @@ class LibvirtCollector implements Collector {
   readonly #options: LibvirtCollectorOptions;
   readonly #client: LibvirtClient;
   readonly #logged = new Set<string>();
+  /** Domain names by VM lifetime, read once each. */
+  readonly #domainInfo = new DomainInfoCache();
 
   constructor(options: LibvirtCollectorOptions) {
     this.#options = options;
@@ -169,9 +172,13 @@ class LibvirtCollector implements Collector {
   }
 
   /** Reads the names of a VM's domain once per VM lifetime; a failure is retried next scrape. */
-  async #readInfo(matched: MatchedDomain, signal: AbortSignal): Promise<void> {
+  async #readInfo(
+    matched: MatchedDomain,
+    scrape: { signal: AbortSignal; out: CollectorOutput },
+  ): Promise<void> {
     const { vm, domain } = matched;
-    const { domainInfo } = this.#options;
+    const { signal, out } = scrape;
+    const domainInfo = this.#domainInfo;
     if (domainInfo.get(vm) !== undefined) return;
     let nova: NovaMetadata | undefined;
     try {
@@ -183,14 +190,25 @@ class LibvirtCollector implements Collector {
         fields: { domain: vm.domain, libvirt_name: domain.name, err: (error as Error).message },
       });
     }
-    domainInfo.set(vm, { libvirtName: domain.name, nova });
+    const identity = { libvirtName: domain.name, nova };
+    domainInfo.set(vm, identity);
+    out.observations.observe(vm.dir, { identity });
+  }
+
+  /** The identities read in earlier scrapes: what libvirt said stays while the VM lives. */
+  #observeKnown(vms: readonly DiscoveredVm[], out: CollectorOutput): void {
+    this.#domainInfo.retain(vms);
+    for (const vm of vms) {
+      const identity = this.#domainInfo.get(vm);
+      if (identity !== undefined) out.observations.observe(vm.dir, { identity });
+    }
   }
 
   async #collectStats(context: ScrapeContext, out: CollectorOutput): Promise<void> {
     const { signal } = context;
     const byUuid = new Map<string, DiscoveredVm>();
     for (const vm of context.discovery.vms) if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
-    this.#options.domainInfo.retain(context.discovery.vms);
+    this.#observeKnown(context.discovery.vms, out);
     const records = await this.#client.getAllDomainStats(STATS, FLAGS, { signal });
     const matched: MatchedDomain[] = [];
     for (const record of records) {
@@ -204,13 +222,13 @@ class LibvirtCollector implements Collector {
         });
       }
       out.stats.addAll(domainStats(vm, stats));
-      if (!context.vcpuCounts.has(vm.dir) && stats.vcpuCurrent !== undefined) {
-        context.vcpuCounts.set(vm.dir, stats.vcpuCurrent);
+      if (stats.vcpuCurrent !== undefined) {
+        out.observations.observe(vm.dir, { vcpus: stats.vcpuCurrent });
       }
       matched.push({ vm, domain: record.domain });
     }
     // One connection serves one call at a time: the XMLs are read in turn, each once per VM.
-    for (const match of matched) await this.#readInfo(match, signal);
+    for (const match of matched) await this.#readInfo(match, { signal, out });
   }
 }
 
@@ -218,9 +236,30 @@ class LibvirtCollector implements Collector {
  * Creates the libvirt collector. Its one client keeps the connection open
  * across scrapes and re-opens it after any error.
  *
- * @param options Socket, timeout, the domain name cache and a logger.
+ * @param options Socket, timeout and a logger.
  * @returns The collector.
  */
 export function createLibvirtCollector(options: LibvirtCollectorOptions): Collector {
   return new LibvirtCollector(options);
 }
+
+/** The libvirt collector's declaration: off by default (it needs libvirt ≥ 8.9's socket). */
+export const LIBVIRT_COLLECTOR = declareCollector({
+  name: LIBVIRT,
+  defaultEnabled: false,
+  flags: {
+    socket: flag({
+      name: "collector.libvirt.socket",
+      type: "string",
+      default: "/run/libvirt/libvirt-sock-ro",
+      help: "libvirt's read-only socket (modular daemons: /run/libvirt/virtqemud-sock-ro)",
+    }),
+    timeoutMs: flag({
+      name: "collector.libvirt.timeout",
+      type: "duration",
+      default: "2s",
+      help: "Timeout of each libvirt call",
+    }),
+  },
+  create: (values, { logger }) => createLibvirtCollector({ ...values, logger }),
+});

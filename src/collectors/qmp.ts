@@ -26,8 +26,10 @@ import { type IdentifiedVcpu, identifyVcpus } from "../qmp/vcpu_identities.ts";
 import type { ClientErrorReason } from "../system/client_error.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../qmp/glob.ts";
+import { flag } from "../cli/flag.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
-import type { VcpuThreadIds } from "./vcpu_time.ts";
+import { declareCollector } from "./collector_declaration.ts";
+import type { VmObservations } from "./vm_observations.ts";
 
 /** The name of this collector. */
 export const QMP = "qmp";
@@ -53,8 +55,6 @@ export interface QmpCollectorOptions {
   fs: FileSystem;
   /** Logger. */
   logger: Logger;
-  /** Where the vCPU thread ids of `query-cpus-fast` go, by VM dir (for `vcpu_time`). */
-  vcpuThreads?: VcpuThreadIds;
 }
 
 interface StatPlace {
@@ -198,9 +198,9 @@ function addVcpuStats(
   });
 }
 
-/** What one VM's queries found: its vCPU count and the vCPU identities it repeated. */
+/** What one VM's queries found: its vCPU thread ids and the vCPU identities it repeated. */
 interface QueryResult {
-  vcpus: number;
+  vcpuThreads: Map<string, number>;
   duplicates: string[];
 }
 
@@ -212,10 +212,6 @@ async function queryStats(state: QmpState, target: QueryTarget): Promise<QueryRe
   const vcpuStats = parseQueryStats(await session.execute("query-stats", { target: "vcpu" }));
   const cpus = parseCpusFast(await session.execute("query-cpus-fast"));
   const { vcpus, duplicates } = identifyVcpus(cpus, vcpuStats);
-  state.options.vcpuThreads?.set(
-    vm.dir,
-    new Map(vcpus.map(({ cpu }) => [String(cpu.cpuIndex), cpu.threadId])),
-  );
   const place: StatVm = { dir: vm.dir, domain: vm.domain };
   for (const result of vmStats) {
     addStats(out, { level: "vm", vm: place, vcpu: undefined }, {
@@ -224,7 +220,8 @@ async function queryStats(state: QmpState, target: QueryTarget): Promise<QueryRe
     });
   }
   addVcpuStats(out, place, { vcpus, schemas });
-  return { vcpus: vcpus.length, duplicates };
+  const vcpuThreads = new Map(vcpus.map(({ cpu }) => [String(cpu.cpuIndex), cpu.threadId]));
+  return { vcpuThreads, duplicates };
 }
 
 const CLAIM_REFUSED =
@@ -293,23 +290,25 @@ async function matchSockets(
 interface SessionTarget {
   socket: string;
   vm: DiscoveredVm;
-  context: ScrapeContext;
   out: CollectorOutput;
   /** Where each VM queried counts the vCPUs left out for a repeated identity. */
   duplicateVcpus: Map<DiscoveredVm, number>;
 }
 
 async function querySession(state: QmpState, target: SessionTarget): Promise<void> {
-  const { socket, vm, context, out } = target;
+  const { socket, vm, out } = target;
   try {
     await withQmpSession({ path: socket, timeoutMs: state.options.timeoutMs }, async (s) => {
       // Into a set of its own: a session that times out half-way adds nothing, even if its
       // last replies arrive after the scrape is over.
       const vmOut = new StatSet();
-      const { vcpus, duplicates } = await queryStats(state, { session: s, vm, out: vmOut });
+      const { vcpuThreads, duplicates } = await queryStats(state, {
+        session: s,
+        vm,
+        out: vmOut,
+      });
       out.stats.addAll(vmOut);
-      context.qmpOutcomes.set(vm.dir, "ok");
-      if (!context.vcpuCounts.has(vm.dir)) context.vcpuCounts.set(vm.dir, vcpus);
+      out.observations.observe(vm.dir, { outcome: "ok", vcpus: vcpuThreads.size, vcpuThreads });
       target.duplicateVcpus.set(vm, duplicates.length);
       if (duplicates.length > 0) {
         logOnce(state, `${socket}\nduplicate_vcpus`, {
@@ -320,7 +319,7 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
     });
   } catch (error) {
     const reason = error instanceof QmpError ? error.reason : "other";
-    context.qmpOutcomes.set(vm.dir, reason);
+    out.observations.observe(vm.dir, { outcome: reason });
     logOnce(state, `${socket}\n${reason}`, {
       msg: "Cannot query QMP; skipping this VM's QMP stats",
       fields: { socket, domain: vm.domain, reason, err: (error as Error).message },
@@ -338,12 +337,12 @@ function configuredSockets(vms: readonly DiscoveredVm[]): Map<DiscoveredVm, stri
   return socketOf;
 }
 
-function addQmpErrors(out: FamilySet, context: ScrapeContext): void {
+function addQmpErrors(out: CollectorOutput, context: ScrapeContext): void {
   for (const vm of context.discovery.vms) {
-    const outcome = context.qmpOutcomes.get(vm.dir);
+    const outcome = out.observations.get(vm.dir)?.outcome;
     if (outcome === undefined) continue;
     for (const reason of QMP_ERROR_REASONS) {
-      out.add(
+      out.families.add(
         {
           name: "kvm_exporter_qmp_errors",
           help: "Whether the VM's QMP query failed in the last scrape, by reason.",
@@ -375,14 +374,12 @@ async function collectQmp(
   // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
   const duplicateVcpus = new Map<DiscoveredVm, number>();
   await Promise.all(
-    [...socketOf].map(([vm, socket]) =>
-      querySession(state, { socket, vm, context, out, duplicateVcpus })
-    ),
+    [...socketOf].map(([vm, socket]) => querySession(state, { socket, vm, out, duplicateVcpus })),
   );
   addSkipped(out.families, skipped);
   addDuplicateVcpus(out.families, duplicateVcpus);
-  addQmpErrors(out.families, context);
-  failUnlessReachedAny([...socketOf.keys()], context.qmpOutcomes);
+  addQmpErrors(out, context);
+  failUnlessReachedAny([...socketOf.keys()], out.observations);
 }
 
 /**
@@ -392,17 +389,15 @@ async function collectQmp(
  * (added before this throws); trying no VM is no failure.
  *
  * @param tried The VMs queried this scrape.
- * @param outcomes Each VM's outcome, by VM dir ("ok" or the error reason).
+ * @param seen Each VM's outcome ("ok" or the error reason).
  * @throws {Error} When none of `tried` was reached; the message counts the reasons.
  */
-function failUnlessReachedAny(
-  tried: readonly DiscoveredVm[],
-  outcomes: ReadonlyMap<string, string>,
-): void {
-  if (tried.length === 0 || tried.some((vm) => outcomes.get(vm.dir) === "ok")) return;
+function failUnlessReachedAny(tried: readonly DiscoveredVm[], seen: VmObservations): void {
+  const outcome = (vm: DiscoveredVm): string | undefined => seen.get(vm.dir)?.outcome;
+  if (tried.length === 0 || tried.some((vm) => outcome(vm) === "ok")) return;
   const byReason = new Map<string, number>();
   for (const vm of tried) {
-    const reason = outcomes.get(vm.dir) ?? "other";
+    const reason = outcome(vm) ?? "other";
     byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
   }
   const reasons = [...byReason].map(([reason, n]) => `${n} ${reason}`).join(", ");
@@ -430,3 +425,24 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
     collect: (context: ScrapeContext, out: CollectorOutput) => collectQmp(state, { context, out }),
   };
 }
+
+/** The qmp collector's declaration: off by default (it opens each VM's monitor). */
+export const QMP_COLLECTOR = declareCollector({
+  name: QMP,
+  defaultEnabled: false,
+  flags: {
+    socketGlob: flag({
+      name: "collector.qmp.socket-glob",
+      type: "string",
+      help: "Glob of extra QMP sockets, e.g. /var/run/qemu-server/*.qmp",
+      convert: (glob) => glob || undefined,
+    }),
+    timeoutMs: flag({
+      name: "collector.qmp.timeout",
+      type: "duration",
+      default: "2s",
+      help: "Timeout of one VM's QMP queries",
+    }),
+  },
+  create: (values, { procfs, fs, logger }) => createQmpCollector({ ...values, procfs, fs, logger }),
+});

@@ -8,7 +8,9 @@
  * @module
  */
 
+import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
+import type { StatSet } from "../stats/stat.ts";
 import type { ReadErrorReason } from "../system/file_system.ts";
 
 /** The reasons, in the order the metric lists them. */
@@ -192,4 +194,72 @@ export class ReadErrorRecorder {
     byDomain.set(domain, (byDomain.get(domain) ?? 0) + 1);
     this.counts.refusedPath ??= where.path;
   }
+}
+
+/**
+ * Adds up the read errors of several collectors; the first refused path, in the order given,
+ * is kept.
+ *
+ * @param all Each collector's counts, in registry order.
+ * @returns The sums.
+ */
+export function mergeReadErrorCounts(all: readonly ReadErrorCounts[]): ReadErrorCounts {
+  const merged: ReadErrorCounts = {
+    byCollector: new Map(),
+    byDomain: new Map(),
+    refused: new Map(),
+    refusedPath: undefined,
+  };
+  for (const counts of all) {
+    for (const [collector, reasons] of counts.byCollector) {
+      merged.byCollector.set(collector, new Map(reasons));
+    }
+    for (const [domain, n] of counts.byDomain) {
+      merged.byDomain.set(domain, (merged.byDomain.get(domain) ?? 0) + n);
+    }
+    for (const [collector, byDomain] of counts.refused) {
+      merged.refused.set(collector, new Map(byDomain));
+    }
+    merged.refusedPath ??= counts.refusedPath;
+  }
+  return merged;
+}
+
+/**
+ * Whether a VM's stats came from a collector other than debugfs in this scrape (QMP, libvirt):
+ * what debugfs refuses for it is then not lost. Looked up only when a refusal is summarized.
+ *
+ * @param stats The scrape's stats.
+ * @returns The lookup, by domain, for {@linkcode RefusalContext.suppliedElsewhere}.
+ */
+export function suppliedElsewhere(stats: StatSet): (domain: string) => boolean {
+  let domains: Set<string> | undefined;
+  return (domain) => {
+    domains ??= new Set(
+      stats.stats().flatMap((s) => s.source !== "debugfs" && s.vm ? [s.vm.domain] : []),
+    );
+    return domains.has(domain);
+  };
+}
+
+/**
+ * Which logged paths to keep ({@linkcode ReadErrorLog.prune}): those of VMs still present, root
+ * files and paths outside debugfs; the paths of VMs that are gone are forgotten.
+ *
+ * @param kvmdebugDir The debugfs KVM dir.
+ * @param vms The VMs found.
+ * @returns Whether to keep a path.
+ */
+export function pathOfPresentVm(
+  kvmdebugDir: string,
+  vms: readonly DiscoveredVm[],
+): (path: string) => boolean {
+  const present = new Set(vms.map((vm) => vm.dir));
+  const root = `${kvmdebugDir}/`;
+  return (path) => {
+    if (!path.startsWith(root)) return true;
+    const rest = path.slice(root.length);
+    const slash = rest.indexOf("/");
+    return slash === -1 || present.has(rest.slice(0, slash));
+  };
 }

@@ -3,7 +3,8 @@
  * runnable but waiting for one (run delay: steal, as the guest sees it), from
  * `<procfs>/PID/task/TID/schedstat`, for every VM, libvirt or not. The thread
  * ids come from debugfs (`vcpuN/pid`, readable under lockdown), else from the
- * thread ids QMP's `query-cpus-fast` gave in an earlier scrape.
+ * thread ids QMP's `query-cpus-fast` gave in an earlier scrape (the registry
+ * declares that it observes the qmp collector).
  *
  * Its families have Prometheus names in both naming schemes:
  * `kvm_vcpu_cpu_seconds_total` and `kvm_vcpu_delay_seconds_total`.
@@ -19,12 +20,11 @@ import type { FileSystem } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
 import { MAX_SCHEDSTAT_BYTES, parseSchedstat, type Schedstat } from "./schedstat.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
+import { declareCollector } from "./collector_declaration.ts";
+import { QMP } from "./qmp.ts";
 
 /** The name of this collector. */
 export const VCPU_TIME = "vcpu_time";
-
-/** vCPU thread ids by VM dir and vCPU index, as QMP reported them. */
-export type VcpuThreadIds = Map<string, Map<string, number>>;
 
 /** Options of {@linkcode createVcpuTimeCollector}. */
 export interface VcpuTimeOptions {
@@ -32,8 +32,6 @@ export interface VcpuTimeOptions {
   procfs: string;
   /** File access. */
   fs: FileSystem;
-  /** Thread ids QMP reported, for VMs whose debugfs has no `vcpuN/pid`. */
-  qmpThreads: VcpuThreadIds;
   /** Files read at once. Default 32. */
   concurrency?: number;
 }
@@ -80,6 +78,8 @@ interface VcpuTimeState {
   readonly limiter: Limiter;
   /** Each VM's vCPU threads from debugfs, by VM dir. */
   readonly threadsByDir: Map<string, VcpuThread[]>;
+  /** Each VM's vCPU thread ids as QMP last reported them, by VM dir and vCPU index. */
+  readonly qmpThreads: Map<string, ReadonlyMap<string, number>>;
 }
 
 /** One scrape of the vCPU threads. */
@@ -184,7 +184,7 @@ class VcpuTimeScrape {
   async readVm(vm: DiscoveredVm): Promise<void> {
     if (await this.#readDebugfsVcpus(vm) > 0) return;
     if (this.#context.signal.aborted) return;
-    const fromQmp = [...this.#state.options.qmpThreads.get(vm.dir) ?? []];
+    const fromQmp = [...this.#state.qmpThreads.get(vm.dir) ?? []];
     await Promise.all(fromQmp.map(([vcpu, tid]) => this.#readVcpu(vm, { vcpu, tid })));
   }
 }
@@ -194,9 +194,13 @@ async function collectVcpuTime(
   scrape: { context: ScrapeContext; out: CollectorOutput },
 ): Promise<void> {
   const { context, out } = scrape;
-  const { qmpThreads } = state.options;
+  const { qmpThreads } = state;
   const { vms } = context.discovery;
   const dirs = new Set(vms.map((vm) => vm.dir));
+  // Kept across scrapes: a VM whose QMP query failed once keeps the ids it had.
+  for (const [dir, seen] of context.observed) {
+    if (seen.vcpuThreads !== undefined) qmpThreads.set(dir, seen.vcpuThreads);
+  }
   for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
   for (const dir of state.threadsByDir.keys()) if (!dirs.has(dir)) state.threadsByDir.delete(dir);
   const vcpus = new VcpuTimeScrape(state, { context, out: out.families });
@@ -211,7 +215,7 @@ async function collectVcpuTime(
  * (a FIFO) is waited for only until the deadline, and not read again while
  * it stays blocked.
  *
- * @param options procfs, file access and QMP's thread ids.
+ * @param options procfs and file access.
  * @returns The collector.
  */
 export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
@@ -219,6 +223,7 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
     options,
     limiter: new Limiter(options.concurrency ?? 32),
     threadsByDir: new Map(),
+    qmpThreads: new Map(),
   };
   return {
     name: VCPU_TIME,
@@ -226,3 +231,12 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
       collectVcpuTime(state, { context, out }),
   };
 }
+
+/** The vcpu_time collector's declaration: on by default, no flags of its own, reads QMP's ids. */
+export const VCPU_TIME_COLLECTOR = declareCollector({
+  name: VCPU_TIME,
+  defaultEnabled: true,
+  flags: {},
+  observes: [QMP],
+  create: (_values, { procfs, fs }) => createVcpuTimeCollector({ procfs, fs }),
+});

@@ -10,7 +10,6 @@ import { Hono } from "hono";
 /** The app type: a Hono app, served by `Deno.serve(app.fetch)`. */
 export type App = Hono;
 import { compress } from "hono/compress";
-import type { Exporter } from "../exporter.ts";
 import type { MetricFamily } from "../metrics/model.ts";
 import { renderBytesSliced, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
 import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "./scrape_deadline.ts";
@@ -18,6 +17,7 @@ import type { Logger } from "../log/logger.ts";
 import type { IdleHeapRelease } from "../system/idle_heap_release.ts";
 import { VERSION } from "../version.ts";
 import { acceptsGzip } from "./gzip_body.ts";
+import type { MetricsSource } from "./metrics_source.ts";
 import { chunkStream, ScrapeAnswer } from "./scrape_answer.ts";
 import { responseHeaders } from "./security_headers.ts";
 import { SingleFlight } from "./single_flight.ts";
@@ -27,7 +27,7 @@ import type { WebConfigStore } from "./web_config_store.ts";
 /** Options of {@linkcode createApp}. */
 export interface AppOptions {
   /** The scrape pipeline. */
-  exporter: Exporter;
+  exporter: MetricsSource;
   /** Path serving metrics. */
   telemetryPath: string;
   /** Scrapes in flight before 503; 0 means no limit. */
@@ -123,13 +123,13 @@ function addAuth(app: App, options: AppOptions): void {
  * it ends; only scrapes that start count against the limit.
  */
 class ScrapeLimit {
-  readonly #exporter: Exporter;
+  readonly #exporter: MetricsSource;
   readonly #maxRequests: number;
   readonly #heapRelease: IdleHeapRelease | undefined;
   readonly #flights = new SingleFlight<number, ScrapeAnswer>();
   #inFlight = 0;
 
-  constructor(exporter: Exporter, maxRequests: number, heapRelease?: IdleHeapRelease) {
+  constructor(exporter: MetricsSource, maxRequests: number, heapRelease?: IdleHeapRelease) {
     this.#exporter = exporter;
     this.#maxRequests = maxRequests;
     this.#heapRelease = heapRelease;

@@ -5,8 +5,9 @@
  * @module
  */
 
-import type { ScrapeSnapshot } from "../exporter.ts";
+import type { ScrapeReport } from "../collectors/scrape_report.ts";
 import type { LockdownMode, LockdownSource } from "../system/lockdown.ts";
+import { vmStatuses } from "./status_model.ts";
 
 /** What the status page shows. */
 export interface StatusPageData {
@@ -21,7 +22,7 @@ export interface StatusPageData {
   /** Whether the last vm.yaml load succeeded. */
   configOk: boolean;
   /** The last scrape to finish, if any: the page never waits for one. */
-  scrape: ScrapeSnapshot | undefined;
+  scrape: ScrapeReport | undefined;
 }
 
 /**
@@ -63,7 +64,7 @@ export function renderStatusPage(data: StatusPageData): string {
       c.success ? "yes" : "<strong>no</strong>"
     }</td></tr>`
   ).join("\n");
-  const vms = (data.scrape?.vms ?? []).map((vm) =>
+  const vms = (data.scrape === undefined ? [] : vmStatuses(data.scrape)).map((vm) =>
     `<tr><td>${e(vm.domain)}</td><td>${vm.nameSource}</td><td>${vm.pid}</td><td>${
       e(vm.dir)
     }</td><td>${vm.vcpus ?? ""}</td><td>${vm.readErrors}</td><td>${e(vm.qmp ?? "")}</td></tr>`

@@ -90,3 +90,48 @@ export async function inferLockdown(
     return undefined;
   }
 }
+
+/**
+ * The kernel lockdown mode as the exporter knows it: read from securityfs at
+ * start, or inferred later from what debugfs refuses when securityfs is silent.
+ */
+export class KernelLockdown {
+  #mode: LockdownMode;
+  #source: LockdownSource;
+
+  /**
+   * Starts from what securityfs said.
+   *
+   * @param mode The mode read at start ("unknown" when securityfs was silent).
+   */
+  constructor(mode: LockdownMode) {
+    this.#mode = mode;
+    this.#source = mode === "unknown" ? "unknown" : "securityfs";
+  }
+
+  /** The mode. */
+  get mode(): LockdownMode {
+    return this.#mode;
+  }
+
+  /** Where the mode came from. */
+  get source(): LockdownSource {
+    return this.#source;
+  }
+
+  /**
+   * While the mode is unknown, infers it from a path debugfs refused ({@linkcode inferLockdown}).
+   *
+   * @param seen A path the kernel refused with EPERM in this scrape, if any, and procfs.
+   * @returns Whether the mode was learned now.
+   */
+  async learn(seen: { refusedPath: string | undefined; procfs: string }): Promise<boolean> {
+    const { refusedPath, procfs } = seen;
+    if (this.#mode !== "unknown" || refusedPath === undefined) return false;
+    const inferred = await inferLockdown({ refusedPath, procfs });
+    if (inferred === undefined) return false;
+    this.#mode = inferred;
+    this.#source = "debugfs";
+    return true;
+  }
+}

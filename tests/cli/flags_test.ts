@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  envVarName,
-  FlagError,
-  FLAGS,
-  helpText,
-  normaliseDir,
-  type Options,
-  parseFlags,
-} from "../../src/cli/flags.ts";
+import { envVarName, FlagError, normaliseDir } from "../../src/cli/flag.ts";
+import { helpText, type Options, parseFlags, programFlags } from "../../src/cli/flags.ts";
 import { BAD_FLAGS } from "./bad_flags.ts";
 
 const NO_ENV = (): undefined => undefined;
@@ -25,35 +18,42 @@ function run(
   return command.options;
 }
 
-/** Options with the regexps as their sources, so that deepEqual can compare them. */
+/**
+ * Options with each collector's switch under its name and its values under `<name>.<key>`, and
+ * the regexps as their sources, so that deepEqual can compare them.
+ */
 function comparable(options: Options): Record<string, unknown> {
-  return {
-    ...options,
-    filesInclude: options.filesInclude?.source,
-    filesExclude: options.filesExclude?.source,
-  };
+  const { collectors, ...rest } = options;
+  const flat: Record<string, unknown> = { ...rest };
+  for (const collector of collectors) {
+    flat[collector.name] = collector.enabled;
+    for (const [key, value] of Object.entries(collector.values)) {
+      flat[`${collector.name}.${key}`] = value instanceof RegExp ? value.source : value;
+    }
+  }
+  return flat;
 }
 
 Deno.test("parseFlags() gives the original exporter's defaults without flags or env", () => {
   assert.deepEqual(comparable(run([])), {
-    depth: 2,
-    kvmStat: true,
+    "kvm_stat.depth": 2,
+    "kvm_stat": true,
     kvmdebugDir: "/sys/kernel/debug/kvm",
     vmmapPath: "/etc/vm.yaml",
     vmmapPathExplicit: false,
     vmmapOnlyListed: false,
-    filesInclude: undefined,
-    filesExclude: "^mmu_rmaps_stat$",
-    kvmStatReaders: Math.min(4, navigator.hardwareConcurrency),
+    "kvm_stat.include": undefined,
+    "kvm_stat.exclude": "^mmu_rmaps_stat$",
+    "kvm_stat.readers": Math.min(4, navigator.hardwareConcurrency),
     procfs: "/proc",
     sysfs: "/sys",
-    qmp: false,
-    qmpTimeoutMs: 2000,
-    qmpSocketGlob: undefined,
-    libvirt: false,
-    libvirtSocket: "/run/libvirt/libvirt-sock-ro",
-    libvirtTimeoutMs: 2000,
-    vcpuTime: true,
+    "qmp": false,
+    "qmp.timeoutMs": 2000,
+    "qmp.socketGlob": undefined,
+    "libvirt": false,
+    "libvirt.socket": "/run/libvirt/libvirt-sock-ro",
+    "libvirt.timeoutMs": 2000,
+    "vcpu_time": true,
     releaseMemoryWhenIdle: true,
     listenAddress: ":9900",
     maxRequests: 40,
@@ -72,12 +72,12 @@ Deno.test("parseFlags() gives the original exporter's defaults without flags or 
 });
 
 /** One command line and the options it must change (all others keep their defaults). */
-const ARG_CASES: { args: string[]; want: Partial<Record<keyof Options, unknown>> }[] = [
-  { args: ["--collector.dir.depth", "1"], want: { depth: 1 } },
-  { args: ["--collector.dir.depth=0"], want: { depth: 0 } },
+const ARG_CASES: { args: string[]; want: Record<string, unknown> }[] = [
+  { args: ["--collector.dir.depth", "1"], want: { "kvm_stat.depth": 1 } },
+  { args: ["--collector.dir.depth=0"], want: { "kvm_stat.depth": 0 } },
   { args: ["--web.scrape-timeout=500ms"], want: { scrapeTimeoutMs: 500 } },
   { args: ["--web.scrape-timeout", "1m"], want: { scrapeTimeoutMs: 60_000 } },
-  { args: ["--collector.kvm_stat=false"], want: { kvmStat: false } },
+  { args: ["--collector.kvm_stat=false"], want: { "kvm_stat": false } },
   {
     args: [
       "--collector.libvirt",
@@ -85,17 +85,17 @@ const ARG_CASES: { args: string[]; want: Partial<Record<keyof Options, unknown>>
       "--collector.libvirt.timeout=500ms",
     ],
     want: {
-      libvirt: true,
-      libvirtSocket: "/run/libvirt/virtqemud-sock-ro",
-      libvirtTimeoutMs: 500,
+      "libvirt": true,
+      "libvirt.socket": "/run/libvirt/virtqemud-sock-ro",
+      "libvirt.timeoutMs": 500,
     },
   },
-  { args: ["--no-collector.vcpu_time"], want: { vcpuTime: false } },
+  { args: ["--no-collector.vcpu_time"], want: { "vcpu_time": false } },
   { args: ["--no-runtime.release-memory-when-idle"], want: { releaseMemoryWhenIdle: false } },
-  { args: ["--collector.kvm_stat=0"], want: { kvmStat: false } },
-  { args: ["--no-collector.kvm_stat"], want: { kvmStat: false } },
-  { args: ["--collector.kvm_stat=true"], want: { kvmStat: true } },
-  { args: ["--collector.kvm_stat"], want: { kvmStat: true } },
+  { args: ["--collector.kvm_stat=0"], want: { "kvm_stat": false } },
+  { args: ["--no-collector.kvm_stat"], want: { "kvm_stat": false } },
+  { args: ["--collector.kvm_stat=true"], want: { "kvm_stat": true } },
+  { args: ["--collector.kvm_stat"], want: { "kvm_stat": true } },
   { args: ["--collector.kvmdebug.dir", "/run/kvm"], want: { kvmdebugDir: "/run/kvm" } },
   { args: ["--collector.kvmdebug.dir=/run/kvm/"], want: { kvmdebugDir: "/run/kvm" } },
   {
@@ -129,11 +129,14 @@ const ARG_CASES: { args: string[]; want: Partial<Record<keyof Options, unknown>>
   { args: ["--web.enable-lifecycle"], want: { enableLifecycle: true } },
   { args: ["--web.telemetry-path", "/kvm"], want: { telemetryPath: "/kvm" } },
   { args: ["--web.telemetry-path=/a/b"], want: { telemetryPath: "/a/b" } },
-  { args: ["--collector.kvm_stat.files-exclude", "^exits$"], want: { filesExclude: "^exits$" } },
-  { args: ["--collector.kvm_stat.files-exclude="], want: { filesExclude: undefined } },
-  { args: ["--collector.kvm_stat.files-include=^halt_"], want: { filesInclude: "^halt_" } },
-  { args: ["--collector.kvm_stat.readers=0"], want: { kvmStatReaders: 0 } },
-  { args: ["--collector.kvm_stat.readers", "3"], want: { kvmStatReaders: 3 } },
+  {
+    args: ["--collector.kvm_stat.files-exclude", "^exits$"],
+    want: { "kvm_stat.exclude": "^exits$" },
+  },
+  { args: ["--collector.kvm_stat.files-exclude="], want: { "kvm_stat.exclude": undefined } },
+  { args: ["--collector.kvm_stat.files-include=^halt_"], want: { "kvm_stat.include": "^halt_" } },
+  { args: ["--collector.kvm_stat.readers=0"], want: { "kvm_stat.readers": 0 } },
+  { args: ["--collector.kvm_stat.readers", "3"], want: { "kvm_stat.readers": 3 } },
   { args: ["--path.procfs=/host/proc/"], want: { procfs: "/host/proc" } },
   { args: ["--path.sysfs", "/host/sys"], want: { sysfs: "/host/sys" } },
   { args: ["--metrics.naming=prometheus"], want: { naming: "prometheus" } },
@@ -167,41 +170,43 @@ Deno.test("envVarName() upper-cases the flag and turns dots and dashes into unde
 });
 
 /** Environment variables and the options they must change. */
-const ENV_CASES: { env: Record<string, string>; want: Partial<Record<keyof Options, unknown>> }[] =
-  [
-    { env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" }, want: { depth: 1 } },
-    { env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "false" }, want: { kvmStat: false } },
-    {
-      env: { KVM_EXPORTER_COLLECTOR_KVMDEBUG_DIR: "/run/kvm/" },
-      want: { kvmdebugDir: "/run/kvm" },
-    },
-    {
-      env: { KVM_EXPORTER_COLLECTOR_VMMAP_PATH: "/srv/vm.yaml" },
-      want: { vmmapPath: "/srv/vm.yaml", vmmapPathExplicit: true },
-    },
-    { env: { KVM_EXPORTER_DEBUG: "true" }, want: { logLevel: "debug" } },
-    { env: { KVM_EXPORTER_LOG_LEVEL: "warn" }, want: { logLevel: "warn" } },
-    { env: { KVM_EXPORTER_LOG_FORMAT: "json" }, want: { logFormat: "json" } },
-    {
-      env: { KVM_EXPORTER_WEB_LISTEN_ADDRESS: "127.0.0.1:1" },
-      want: { listenAddress: "127.0.0.1:1" },
-    },
-    { env: { KVM_EXPORTER_WEB_MAX_REQUESTS: "0" }, want: { maxRequests: 0 } },
-    { env: { KVM_EXPORTER_WEB_SCRAPE_TIMEOUT: "2.5s" }, want: { scrapeTimeoutMs: 2500 } },
-    { env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/m" }, want: { telemetryPath: "/m" } },
-    {
-      env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_EXCLUDE: "^x$" },
-      want: { filesExclude: "^x$" },
-    },
-    { env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: "^y" }, want: { filesInclude: "^y" } },
-    { env: { KVM_EXPORTER_PATH_PROCFS: "/p" }, want: { procfs: "/p" } },
-    { env: { KVM_EXPORTER_PATH_SYSFS: "/s" }, want: { sysfs: "/s" } },
-    { env: { KVM_EXPORTER_METRICS_NAMING: "prometheus" }, want: { naming: "prometheus" } },
-    {
-      env: { KVM_EXPORTER_METRICS_HISTOGRAM_MAX_BUCKETS: "4" },
-      want: { histogramMaxBuckets: 4 },
-    },
-  ];
+const ENV_CASES: { env: Record<string, string>; want: Record<string, unknown> }[] = [
+  { env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" }, want: { "kvm_stat.depth": 1 } },
+  { env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "false" }, want: { "kvm_stat": false } },
+  {
+    env: { KVM_EXPORTER_COLLECTOR_KVMDEBUG_DIR: "/run/kvm/" },
+    want: { kvmdebugDir: "/run/kvm" },
+  },
+  {
+    env: { KVM_EXPORTER_COLLECTOR_VMMAP_PATH: "/srv/vm.yaml" },
+    want: { vmmapPath: "/srv/vm.yaml", vmmapPathExplicit: true },
+  },
+  { env: { KVM_EXPORTER_DEBUG: "true" }, want: { logLevel: "debug" } },
+  { env: { KVM_EXPORTER_LOG_LEVEL: "warn" }, want: { logLevel: "warn" } },
+  { env: { KVM_EXPORTER_LOG_FORMAT: "json" }, want: { logFormat: "json" } },
+  {
+    env: { KVM_EXPORTER_WEB_LISTEN_ADDRESS: "127.0.0.1:1" },
+    want: { listenAddress: "127.0.0.1:1" },
+  },
+  { env: { KVM_EXPORTER_WEB_MAX_REQUESTS: "0" }, want: { maxRequests: 0 } },
+  { env: { KVM_EXPORTER_WEB_SCRAPE_TIMEOUT: "2.5s" }, want: { scrapeTimeoutMs: 2500 } },
+  { env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/m" }, want: { telemetryPath: "/m" } },
+  {
+    env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_EXCLUDE: "^x$" },
+    want: { "kvm_stat.exclude": "^x$" },
+  },
+  {
+    env: { KVM_EXPORTER_COLLECTOR_KVM_STAT_FILES_INCLUDE: "^y" },
+    want: { "kvm_stat.include": "^y" },
+  },
+  { env: { KVM_EXPORTER_PATH_PROCFS: "/p" }, want: { procfs: "/p" } },
+  { env: { KVM_EXPORTER_PATH_SYSFS: "/s" }, want: { sysfs: "/s" } },
+  { env: { KVM_EXPORTER_METRICS_NAMING: "prometheus" }, want: { naming: "prometheus" } },
+  {
+    env: { KVM_EXPORTER_METRICS_HISTOGRAM_MAX_BUCKETS: "4" },
+    want: { histogramMaxBuckets: 4 },
+  },
+];
 
 for (const { env, want } of ENV_CASES) {
   Deno.test(`parseFlags() reads env var ${Object.keys(env).join(", ")}`, () => {
@@ -211,46 +216,47 @@ for (const { env, want } of ENV_CASES) {
 }
 
 /** A flag and an env var for the same option: the flag must win. */
-const PRECEDENCE_CASES: { args: string[]; env: Record<string, string>; want: Partial<Options> }[] =
-  [
-    {
-      args: ["--web.telemetry-path=/flag"],
-      env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/env" },
-      want: { telemetryPath: "/flag" },
-    },
-    {
-      args: ["--collector.dir.depth", "0"],
-      env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" },
-      want: { depth: 0 },
-    },
-    {
-      args: ["--collector.kvm_stat"],
-      env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "false" },
-      want: { kvmStat: true },
-    },
-    {
-      args: ["--no-collector.kvm_stat"],
-      env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "true" },
-      want: { kvmStat: false },
-    },
-    {
-      args: ["--web.max-requests=5"],
-      env: { KVM_EXPORTER_WEB_MAX_REQUESTS: "not a number" },
-      want: { maxRequests: 5 },
-    },
-    {
-      args: ["--log.level=error"],
-      env: { KVM_EXPORTER_LOG_LEVEL: "debug" },
-      want: { logLevel: "error" },
-    },
-  ];
+const PRECEDENCE_CASES: {
+  args: string[];
+  env: Record<string, string>;
+  want: Record<string, unknown>;
+}[] = [
+  {
+    args: ["--web.telemetry-path=/flag"],
+    env: { KVM_EXPORTER_WEB_TELEMETRY_PATH: "/env" },
+    want: { telemetryPath: "/flag" },
+  },
+  {
+    args: ["--collector.dir.depth", "0"],
+    env: { KVM_EXPORTER_COLLECTOR_DIR_DEPTH: "1" },
+    want: { "kvm_stat.depth": 0 },
+  },
+  {
+    args: ["--collector.kvm_stat"],
+    env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "false" },
+    want: { "kvm_stat": true },
+  },
+  {
+    args: ["--no-collector.kvm_stat"],
+    env: { KVM_EXPORTER_COLLECTOR_KVM_STAT: "true" },
+    want: { "kvm_stat": false },
+  },
+  {
+    args: ["--web.max-requests=5"],
+    env: { KVM_EXPORTER_WEB_MAX_REQUESTS: "not a number" },
+    want: { maxRequests: 5 },
+  },
+  {
+    args: ["--log.level=error"],
+    env: { KVM_EXPORTER_LOG_LEVEL: "debug" },
+    want: { logLevel: "error" },
+  },
+];
 
 for (const { args, env, want } of PRECEDENCE_CASES) {
   Deno.test(`parseFlags() prefers ${args.join(" ")} over ${Object.keys(env).join(", ")}`, () => {
-    const options = run(args, envOf(env));
-    for (const [key, value] of Object.entries(want)) {
-      assert.deepEqual(options[key as keyof Options], value, key);
-    }
+    const options = comparable(run(args, envOf(env)));
+    for (const [key, value] of Object.entries(want)) assert.deepEqual(options[key], value, key);
   });
 }
 
@@ -281,7 +287,7 @@ Deno.test("normaliseDir() removes trailing slashes, . segments and repeated slas
 
 Deno.test("helpText() lists every flag once, with its type word and default", () => {
   const text = helpText();
-  for (const flag of FLAGS) {
+  for (const flag of programFlags()) {
     const lines = text.split("\n").filter((line) => line.includes(`--${flag.name} `));
     assert.equal(lines.length, 1, `one line for --${flag.name}`);
     assert.ok(lines[0]!.includes(flag.help), `help of --${flag.name}`);

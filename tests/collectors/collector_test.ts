@@ -14,13 +14,9 @@ import { denoFileSystem } from "../../src/system/file_system.ts";
 
 const GAUGE = { name: "x", help: "X.", type: "gauge" } as const;
 
-function context(signal: AbortSignal): ScrapeContext {
-  const logger = createLogger({ write: () => {} });
+function contextOf(signal: AbortSignal): Omit<ScrapeContext, "observed"> {
   return {
     discovery: { rootFiles: [], vms: [], error: undefined, cmdlineErrors: new Map() },
-    readErrors: new ReadErrorLog(logger).begin(),
-    vcpuCounts: new Map(),
-    qmpOutcomes: new Map(),
     signal,
     reads: new ReadGuard(),
     vmDirs: new VmDirListings(denoFileSystem),
@@ -47,8 +43,9 @@ Deno.test("runCollectors() reports a collector still running at the deadline and
   const conditions = new ConditionLog(logger);
   const run = (signal: AbortSignal) =>
     runCollectors([stuck("late", until), { name: "quick", collect: async () => {} }], {
-      context: context(signal),
+      context: contextOf(signal),
       logger,
+      readErrorLog: new ReadErrorLog(logger),
       conditions,
     });
   const pending = run(deadline.signal);
@@ -78,7 +75,12 @@ Deno.test("runCollectors() logs a collector failing every scrape once, and its r
   const logger = createLogger({ write: (line) => lines.push(line) });
   const conditions = new ConditionLog(logger);
   const once = () =>
-    runCollectors([flaky], { context: context(new AbortController().signal), logger, conditions });
+    runCollectors([flaky], {
+      context: contextOf(new AbortController().signal),
+      logger,
+      readErrorLog: new ReadErrorLog(logger),
+      conditions,
+    });
   for (let i = 0; i < 3; i++) await once();
   fail = false;
   for (let i = 0; i < 3; i++) await once();
@@ -86,4 +88,55 @@ Deno.test("runCollectors() logs a collector failing every scrape once, and its r
     ["error", '"Collector failed"'],
     ["info", '"Collector recovered"'],
   ]);
+});
+
+/** Observes a VM's vCPU count and outcome after `delayMs`. */
+function observer(name: string, seen: { vcpus: number; delayMs: number }): Collector {
+  return {
+    name,
+    async collect(_context: ScrapeContext, out: CollectorOutput): Promise<void> {
+      await new Promise((resolve) => setTimeout(resolve, seen.delayMs));
+      out.observations.observe("1-2", { vcpus: seen.vcpus, outcome: `${name} ok` });
+    },
+  };
+}
+
+Deno.test("runCollectors() merges observations in registry order, whoever finishes first", async () => {
+  const logger = createLogger({ write: () => {} });
+  const context = contextOf(new AbortController().signal);
+  for (const [firstDelay, secondDelay] of [[0, 20], [20, 0]]) {
+    const { observations } = await runCollectors([
+      observer("first", { vcpus: 2, delayMs: firstDelay! }),
+      observer("second", { vcpus: 4, delayMs: secondDelay! }),
+    ], { context, logger, readErrorLog: new ReadErrorLog(logger) });
+    const vm = observations.get("1-2");
+    assert.equal(vm?.vcpus, 2, `first after ${firstDelay} ms, second after ${secondDelay} ms`);
+    assert.deepEqual([...vm?.outcomes ?? []], [["first", "first ok"], ["second", "second ok"]]);
+  }
+});
+
+Deno.test("runCollectors() gives a collector what the collectors it observes learned last scrape", async () => {
+  const logger = createLogger({ write: () => {} });
+  const context = contextOf(new AbortController().signal);
+  const seenBy: (number | undefined)[] = [];
+  const reader: Collector = {
+    name: "reader",
+    collect(scrape: ScrapeContext): Promise<void> {
+      seenBy.push(scrape.observed.get("1-2")?.vcpus);
+      return Promise.resolve();
+    },
+  };
+  const collectors = [observer("source", { vcpus: 3, delayMs: 0 }), reader];
+  const observes = new Map([["reader", ["source"]]]);
+  const readErrorLog = new ReadErrorLog(logger);
+  const first = await runCollectors(collectors, { context, logger, readErrorLog, observes });
+  await runCollectors(collectors, {
+    context,
+    logger,
+    readErrorLog,
+    observes,
+    last: first.byCollector,
+  });
+  await runCollectors(collectors, { context, logger, readErrorLog, last: first.byCollector });
+  assert.deepEqual(seenBy, [undefined, 3, undefined], "last scrape's, and only when declared");
 });

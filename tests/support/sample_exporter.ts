@@ -7,6 +7,7 @@
 
 import type { Hono } from "hono";
 import { type Options, parseFlags } from "../../src/cli/flags.ts";
+import type { CollectorRegistry } from "../../src/collectors/collector_declaration.ts";
 import { ConfigStore } from "../../src/config/config_store.ts";
 import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
@@ -28,7 +29,7 @@ export interface BuiltApp {
   options: Options;
   /** Log lines written so far (logfmt, debug level). */
   logs: string[];
-  /** The in-thread readers started (`reads: "workers"` with a seam). */
+  /** The in-thread readers started (with a seam and reader Workers). */
   readers: { started: number };
 }
 
@@ -37,7 +38,8 @@ export interface BuiltApp {
  *
  * @param args Command-line flags.
  * @param options A file system seam, whether to keep process metrics, the lockdown mode
- *   securityfs would give (default "none"), and the files that start reader Workers.
+ *   securityfs would give (default "none"), the files that start reader Workers, the
+ *   environment (none by default) and the collector registry (the exporter's by default).
  * @returns The app, its exporter and its log lines.
  */
 export async function buildApp(
@@ -48,6 +50,8 @@ export async function buildApp(
     lockdown?: LockdownMode;
     readerMinFiles?: number;
     heapRelease?: IdleHeapRelease;
+    env?: Record<string, string>;
+    registry?: CollectorRegistry;
     /**
      * How kvm_stat reads (default: as the flags say); `workers` from the first scrape on. With a
      * seam, the readers are {@linkcode inThreadReaders} reading through it.
@@ -55,7 +59,8 @@ export async function buildApp(
     reads?: StatReads["kind"];
   } = {},
 ): Promise<BuiltApp> {
-  const command = parseFlags(args, () => undefined);
+  const env = options.env ?? {};
+  const command = parseFlags(args, (name) => env[name], options.registry);
   if (command.kind !== "run") throw new Error(`not a run command: ${args.join(" ")}`);
   const logs: string[] = [];
   const logger: Logger = createLogger({

@@ -1,0 +1,22 @@
+/**
+ * The collector registry: every collector the exporter has, in precedence
+ * order. When two collectors read the same stat, or observe the same thing of
+ * a VM, the earlier one wins: debugfs, then QMP, then libvirt. Adding a
+ * collector is its module, which exports a declaration, and one line here.
+ *
+ * @module
+ */
+
+import type { CollectorRegistry } from "./collector_declaration.ts";
+import { KVM_STAT_COLLECTOR } from "./kvm_stat.ts";
+import { LIBVIRT_COLLECTOR } from "./libvirt.ts";
+import { QMP_COLLECTOR } from "./qmp.ts";
+import { VCPU_TIME_COLLECTOR } from "./vcpu_time.ts";
+
+/** Every collector, in precedence order. */
+export const COLLECTORS: CollectorRegistry = [
+  KVM_STAT_COLLECTOR,
+  QMP_COLLECTOR,
+  LIBVIRT_COLLECTOR,
+  VCPU_TIME_COLLECTOR,
+];
