@@ -188,7 +188,8 @@ async function scrapeUntil(state: ExporterState, budget: ScrapeBudget): Promise<
       discovery: found,
       signal: budget.signal,
       reads: state.reads,
-      vmDirs: new VmDirListings(state.fs),
+      // The `async` strategy reads nothing synchronously on the main thread, VM dirs included.
+      vmDirs: new VmDirListings(state.fs, { sync: state.init.kvmStatReads !== "async" }),
     },
     observes: state.observes,
     ...(state.lastObservations === undefined ? {} : { last: state.lastObservations }),
