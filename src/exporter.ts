@@ -33,6 +33,8 @@ import { nameStats } from "./naming/naming_scheme.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import { KernelLockdown, type LockdownMode } from "./system/lockdown.ts";
 import { ReadGuard } from "./system/read_guard.ts";
+import type { StartReader } from "./debugfs/reader_pool.ts";
+import type { StatReads } from "./debugfs/stat_reader.ts";
 import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
 
 /** The flags the pipeline reads: its own, the scrape deadline, and the configured collectors. */
@@ -59,6 +61,10 @@ export interface ExporterOptions {
   processMetrics?: boolean;
   /** Files a scrape must read before kvm_stat's reader Workers start; its default if absent. */
   readerMinFiles?: number;
+  /** How kvm_stat reads ({@linkcode CollectorServices.kvmStatReads}). */
+  kvmStatReads?: StatReads["kind"];
+  /** Starts a kvm_stat reader ({@linkcode CollectorServices.startReader}). */
+  startReader?: StartReader;
 }
 
 /** The scrape pipeline: what the HTTP app serves from, and a way to end it. */
@@ -103,6 +109,8 @@ function createExporterState(init: ExporterOptions): ExporterState {
     procfs,
     releaseMemoryWhenIdle,
     ...(init.readerMinFiles === undefined ? {} : { readerMinFiles: init.readerMinFiles }),
+    ...(init.kvmStatReads === undefined ? {} : { kvmStatReads: init.kvmStatReads }),
+    ...(init.startReader === undefined ? {} : { startReader: init.startReader }),
   };
   return {
     init,
@@ -180,7 +188,8 @@ async function scrapeUntil(state: ExporterState, budget: ScrapeBudget): Promise<
       discovery: found,
       signal: budget.signal,
       reads: state.reads,
-      vmDirs: new VmDirListings(state.fs),
+      // The `async` strategy reads nothing synchronously on the main thread, VM dirs included.
+      vmDirs: new VmDirListings(state.fs, { sync: state.init.kvmStatReads !== "async" }),
     },
     observes: state.observes,
     ...(state.lastObservations === undefined ? {} : { last: state.lastObservations }),

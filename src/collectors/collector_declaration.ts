@@ -18,6 +18,8 @@ import {
 import type { Logger } from "../log/logger.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import type { Collector } from "./collector.ts";
+import type { StartReader } from "../debugfs/reader_pool.ts";
+import type { StatReads } from "../debugfs/stat_reader.ts";
 
 /** What the exporter shares with every collector it creates. */
 export interface CollectorServices {
@@ -33,6 +35,13 @@ export interface CollectorServices {
   releaseMemoryWhenIdle: boolean;
   /** Files a scrape must read before kvm_stat's reader Workers start; its own default if absent. */
   readerMinFiles?: number;
+  /** How kvm_stat reads; by default `workers` with reader Workers asked for, else `sync`. */
+  kvmStatReads?: StatReads["kind"];
+  /**
+   * Starts a kvm_stat reader. By default a real Worker, which reads through Deno's file API, not
+   * `fs`: a file system seam that reader Workers must read through needs its own.
+   */
+  startReader?: StartReader;
 }
 
 /** One collector, as it declares itself. */

@@ -25,7 +25,7 @@ import { SKIP_REASONS, type SkipReason, SocketOwners } from "../qmp/socket_owner
 import { type IdentifiedVcpu, identifyVcpus } from "../qmp/vcpu_identities.ts";
 import type { ClientErrorReason } from "../system/client_error.ts";
 import type { FileSystem } from "../system/file_system.ts";
-import { expandGlob } from "../system/glob.ts";
+import { expandGlob } from "../qmp/glob.ts";
 import { flag } from "../cli/flag.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";

@@ -18,7 +18,7 @@ import type { FamilySet } from "../metrics/model.ts";
 import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
-import { MAX_SCHEDSTAT_BYTES, parseSchedstat, type Schedstat } from "../system/schedstat.ts";
+import { MAX_SCHEDSTAT_BYTES, parseSchedstat, type Schedstat } from "./schedstat.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
 import { QMP } from "./qmp.ts";

@@ -27,37 +27,39 @@ import { type FileSystem, listDir } from "../system/file_system.ts";
  */
 export class VmDirListings {
   readonly #fs: FileSystem;
+  readonly #sync: boolean;
   readonly #listed = new Map<string, Deno.DirEntry[] | Promise<Deno.DirEntry[]> | Error>();
 
   /**
    * Starts a scrape's listings.
    *
-   * @param fs The file system; listed synchronously where it can (debugfs dirs are made from
-   *   memory and never block).
+   * @param fs The file system.
+   * @param options `sync`: list synchronously (default; debugfs dirs are made from memory and
+   *   never block), else through the async op.
    */
-  constructor(fs: FileSystem) {
+  constructor(fs: FileSystem, options: { sync: boolean } = { sync: true }) {
     this.#fs = fs;
+    this.#sync = options.sync;
   }
 
   /**
    * A VM dir's entries, listed once per scrape.
    *
    * @param path The VM dir.
-   * @returns Its entries (synchronously when the file system lists synchronously).
+   * @returns Its entries (synchronously when listed synchronously).
    * @throws {Error} What the listing threw, to every caller.
    */
   entries(path: string): Deno.DirEntry[] | Promise<Deno.DirEntry[]> {
     const known = this.#listed.get(path);
     if (known instanceof Error) throw known;
     if (known !== undefined) return known;
-    const fs = this.#fs;
-    if (fs.readDirSync === undefined) {
-      const listing = listDir(fs, path);
+    if (!this.#sync) {
+      const listing = listDir(this.#fs, path);
       this.#listed.set(path, listing);
       return listing;
     }
     try {
-      const listing = Array.from(fs.readDirSync(path));
+      const listing = Array.from(this.#fs.readDirSync(path));
       this.#listed.set(path, listing);
       return listing;
     } catch (error) {

@@ -12,7 +12,7 @@ export type App = Hono;
 import { compress } from "hono/compress";
 import type { MetricFamily } from "../metrics/model.ts";
 import { renderBytesSliced, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
-import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "../system/scrape_deadline.ts";
+import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "./scrape_deadline.ts";
 import type { Logger } from "../log/logger.ts";
 import type { IdleHeapRelease } from "../system/idle_heap_release.ts";
 import { VERSION } from "../version.ts";

@@ -33,24 +33,24 @@ export interface ReadOptions {
   nonBlocking?: boolean;
 }
 
-/** The subset of Deno's file API the exporter reads through. */
+/**
+ * The subset of Deno's file API the exporter reads through. A seam implements every operation:
+ * which of them a caller uses is the caller's explicit choice, never a guess from what is there.
+ */
 export interface FileSystem {
   /** Lists a directory. */
   readDir(path: string): AsyncIterable<Deno.DirEntry>;
-  /**
-   * Lists a directory that a listing showed as a directory in debugfs, synchronously. Without
-   * it, such dirs are listed through `readDir`.
-   */
-  readDirSync?(path: string): Iterable<Deno.DirEntry>;
+  /** Lists a directory that a listing showed as a directory in debugfs, synchronously. */
+  readDirSync(path: string): Iterable<Deno.DirEntry>;
   /** Reads a whole regular file up to a cap; opened and closed within the call. */
   readTextFile(path: string, options?: ReadOptions): Promise<string>;
   /**
    * Reads a file listed as regular in debugfs synchronously, up to `maxBytes`; opened and closed
-   * within the call. Without it, such files are read through `readTextFile`.
+   * within the call.
    */
-  readRegularSync?(path: string, maxBytes: number): string;
+  readRegularSync(path: string, maxBytes: number): string;
   /** The permission bits of a file (not following symlinks); undefined if unknown. */
-  mode?(path: string): Promise<number | undefined>;
+  mode(path: string): Promise<number | undefined>;
 }
 
 /**

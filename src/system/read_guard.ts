@@ -162,6 +162,36 @@ export class ReadGuard {
     };
   }
 
+  /**
+   * Counts a read that runs outside this guard (a reader Worker stuck in a file's open) as
+   * blocked until `released` settles: meanwhile its path is not read again, as if a scrape had
+   * given up waiting for it here.
+   *
+   * @example Usage
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ReadGuard } from "./read_guard.ts";
+   * const guard = new ReadGuard();
+   * const released = Promise.withResolvers<void>();
+   * assert.equal(guard.markBlocked("/x", released.promise), true);
+   * assert.equal(guard.blocked, 1);
+   * released.resolve();
+   * ```
+   *
+   * @param path The file the read is stuck on.
+   * @param released Settles when the stuck read has returned.
+   * @returns Whether it is counted: false when the path is blocked already, or too many are.
+   */
+  markBlocked(path: string, released: Promise<unknown>): boolean {
+    const entry = this.#inFlight.get(path);
+    if (entry?.abandoned) return false;
+    if (entry === undefined && this.#blocked >= this.#maxBlocked) return false;
+    const current = entry ?? this.#start(path, () => released);
+    current.abandoned = true;
+    this.#blocked++;
+    return true;
+  }
+
   #start(path: string, read: () => Promise<unknown>): InFlight {
     const entry: InFlight = { promise: Promise.resolve(), abandoned: false, settled: false };
     entry.promise = read().finally(() => {

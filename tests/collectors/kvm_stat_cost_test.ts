@@ -8,6 +8,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { countStatFiles, parseShape, planTree, writeTree } from "../../bench/debugfs_tree.ts";
+import type { StatReads } from "../../src/debugfs/stat_reader.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
@@ -25,7 +26,7 @@ function countingFileSystem(counts: Counts): FileSystem {
     },
     readDirSync: (path) => {
       counts.dirs++;
-      return denoFileSystem.readDirSync!(path);
+      return denoFileSystem.readDirSync(path);
     },
     readTextFile: (path, options) => {
       counts.asyncReads++;
@@ -33,8 +34,9 @@ function countingFileSystem(counts: Counts): FileSystem {
     },
     readRegularSync: (path, maxBytes) => {
       counts.syncReads++;
-      return denoFileSystem.readRegularSync!(path, maxBytes);
+      return denoFileSystem.readRegularSync(path, maxBytes);
     },
+    mode: denoFileSystem.mode,
   };
 }
 
@@ -43,24 +45,30 @@ async function steadyScrape(
   size: string,
   // kvm_stat's own cost by default: vcpu_time reads procfs, not debugfs.
   collectors = ["--no-collector.vcpu_time"],
-): Promise<{ counts: Counts; files: number; vms: number }> {
+  reads: StatReads["kind"] = "sync",
+): Promise<{ counts: Counts; files: number; vms: number; readers: number }> {
   const shape = parseShape(size);
   const root = await Deno.makeTempDir({ prefix: "kvm_exporter_cost_" });
   try {
     await writeTree(root, planTree(shape));
     const counts: Counts = { dirs: 0, syncReads: 0, asyncReads: 0 };
-    const { app } = await buildApp([
+    const { app, readers } = await buildApp([
       `--collector.kvmdebug.dir=${root}/kvm`,
       `--path.procfs=${root}/proc`,
       "--collector.kvm_stat.files-exclude=^mmu_rmaps_stat$",
       ...collectors,
-    ], { fs: countingFileSystem(counts) });
+    ], { fs: countingFileSystem(counts), reads });
     await scrapeText(app); // Lists every dir once.
     counts.dirs = counts.syncReads = counts.asyncReads = 0;
     const text = await scrapeText(app);
     strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="kvm_stat"}'), "1");
     // One mmu_rmaps_stat per VM is excluded.
-    return { counts, files: countStatFiles(shape) - shape.vms, vms: shape.vms };
+    return {
+      counts,
+      files: countStatFiles(shape) - shape.vms,
+      vms: shape.vms,
+      readers: readers.started,
+    };
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -72,6 +80,17 @@ Deno.test("kvm_stat costs one synchronous read per stat file and one listing per
     // The root (by discovery) and each VM dir; no vCPU dir is listed again while its VM lives. Discovery reads
     // each VMM's command line once per VM lifetime, so the steady scrape reads nothing async.
     deepStrictEqual(counts, { dirs: 1 + vms, syncReads: files, asyncReads: 0 }, size);
+  }
+});
+
+Deno.test("kvm_stat reads each stat file once through the file system seam, under each read strategy", async () => {
+  // The in-thread reader Workers read through the seam's synchronous read.
+  const expected = { sync: "syncReads", async: "asyncReads", workers: "syncReads" } as const;
+  for (const reads of ["sync", "async", "workers"] as const) {
+    const { counts, files, vms, readers } = await steadyScrape("4x2", undefined, reads);
+    const other = expected[reads] === "syncReads" ? "asyncReads" : "syncReads";
+    deepStrictEqual(counts, { dirs: 1 + vms, [expected[reads]]: files, [other]: 0 }, reads);
+    strictEqual(readers > 0, reads === "workers", `${reads}: ${readers} readers started`);
   }
 });
 

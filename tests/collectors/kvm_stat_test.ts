@@ -27,28 +27,46 @@ const INSTANT = new Set([
   "pages_1g",
 ]);
 
+/** Every way kvm_stat can read: each fake file system below is tried under each. */
+const STRATEGIES = ["sync", "async", "workers"] as const;
+
 /** Refuses, as lockdown does, every file under `kvm` but the instant stats and vCPU files. */
 function lockedDown(kvm = "/sample/kvm/"): FileSystem {
+  const refusal = (path: string): Error | undefined => {
+    const name = path.split("/").at(-1)!;
+    const inDebugfs = path.includes(kvm);
+    const inVcpuDir = /\/vcpu\d+\//.test(path);
+    if (!inDebugfs || inVcpuDir || INSTANT.has(name)) return undefined;
+    return new Deno.errors.PermissionDenied(
+      `Operation not permitted (os error 1): readfile '${path}'`,
+    );
+  };
   return {
-    readDir: denoFileSystem.readDir,
-    readTextFile: (path) => {
-      const name = path.split("/").at(-1)!;
-      const inDebugfs = path.includes(kvm);
-      const inVcpuDir = /\/vcpu\d+\//.test(path);
-      if (inDebugfs && !inVcpuDir && !INSTANT.has(name)) {
-        return Promise.reject(
-          new Deno.errors.PermissionDenied(
-            `Operation not permitted (os error 1): readfile '${path}'`,
-          ),
-        );
-      }
-      return denoFileSystem.readTextFile(path);
+    ...denoFileSystem,
+    readTextFile: (path, options) => {
+      const refused = refusal(path);
+      if (refused !== undefined) return Promise.reject(refused);
+      return denoFileSystem.readTextFile(path, options);
+    },
+    readRegularSync: (path, maxBytes) => {
+      const refused = refusal(path);
+      if (refused !== undefined) throw refused;
+      return denoFileSystem.readRegularSync(path, maxBytes);
     },
   };
 }
 
-Deno.test("kvm_stat under lockdown exports instant and vCPU stats, counts the rest, stays successful", async () => {
-  const { app, logs } = await buildApp(fixtureArgs("sample"), { fs: lockedDown() });
+for (const reads of STRATEGIES) {
+  Deno.test(`kvm_stat [${reads}] under lockdown exports instant and vCPU stats, counts the rest, stays successful`, async () => {
+    await underLockdown(reads);
+  });
+}
+
+async function underLockdown(reads: typeof STRATEGIES[number]): Promise<void> {
+  const { app, logs, readers } = await buildApp(fixtureArgs("sample"), {
+    fs: lockedDown(),
+    reads,
+  });
   const text = await scrapeText(app);
   strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="kvm_stat"}'), "1");
   strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="global"}'), undefined);
@@ -67,29 +85,43 @@ Deno.test("kvm_stat under lockdown exports instant and vCPU stats, counts the re
     logs.filter((l) => l.includes("level=debug") && l.includes("reason=permission")).length,
     refused,
   );
-});
+  strictEqual(readers.started > 0, reads === "workers", `${readers.started} readers started`);
+}
 
-Deno.test("kvm_stat skips a VM dir that vanishes between listing and reading", async () => {
+for (const reads of STRATEGIES) {
+  Deno.test(`kvm_stat [${reads}] skips a VM dir that vanishes between listing and reading`, async () => {
+    await vanishingVmDir(reads);
+  });
+}
+
+async function vanishingVmDir(reads: typeof STRATEGIES[number]): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
     const src = new URL("../fixtures/sample/", import.meta.url).pathname;
     await new Deno.Command("cp", { args: ["-r", `${src}kvm`, `${src}vm.yaml`, dir] }).output();
     let removed = false;
+    const vanish = (path: string): void => {
+      if (!removed && path.endsWith("/20431-12")) {
+        removed = true;
+        Deno.removeSync(path, { recursive: true }); // The VM exits right after discovery saw it.
+      }
+    };
     const fs: FileSystem = {
+      ...denoFileSystem,
       readDir: (path) => {
-        if (!removed && path.endsWith("/20431-12")) {
-          removed = true;
-          Deno.removeSync(path, { recursive: true }); // The VM exits right after discovery saw it.
-        }
+        vanish(path);
         return denoFileSystem.readDir(path);
       },
-      readTextFile: denoFileSystem.readTextFile,
+      readDirSync: (path) => {
+        vanish(path);
+        return denoFileSystem.readDirSync(path);
+      },
     };
     const { app } = await buildApp([
       `--collector.kvmdebug.dir=${dir}/kvm`,
       `--collector.vmmap.path=${dir}/vm.yaml`,
       `--path.procfs=${src}proc`,
-    ], { fs });
+    ], { fs, reads });
     const text = await scrapeText(app);
     ok(removed);
     strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="kvm_stat"}'), "1");
@@ -102,7 +134,7 @@ Deno.test("kvm_stat skips a VM dir that vanishes between listing and reading", a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 Deno.test("kvm_stat reports success 0 with a 200 when the debugfs root cannot be listed", async () => {
   const { app, logs } = await buildApp([
@@ -310,63 +342,65 @@ Deno.test("kvm_stat counts a stat file that is a FIFO as not_regular at once, wi
   }
 });
 
-Deno.test("kvm_stat answers by the deadline when a stat file's read blocks, and reads it only once", async () => {
-  const { dir, args } = await sampleCopy();
-  // A symlink is read the guarded async way; the read hangs until released (a hung file system:
-  // since the open is non-blocking, no file here can make it wait).
-  const path = `${dir}/kvm/10620-10/exits`;
-  const release = Promise.withResolvers<void>();
-  try {
-    await Deno.rename(path, `${path}.target`);
-    await Deno.symlink(`${path}.target`, path);
-    const opened: string[] = [];
-    const fs: FileSystem = {
-      readDir: denoFileSystem.readDir,
-      readTextFile: async (p, options) => {
-        if (p === path) {
-          opened.push(p);
-          await release.promise;
-          return "42\n";
-        }
-        return denoFileSystem.readTextFile(p, options);
-      },
-    };
-    const { app } = await buildApp(args, { fs });
-    // Prometheus's timeout of 2.5s minus the 0.5s offset: a 2s deadline.
-    const headers = { "X-Prometheus-Scrape-Timeout-Seconds": "2.5" };
-    const response = await app.request("/metrics", { headers });
-    strictEqual(response.status, 200);
-    const text = await response.text();
-    strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="target_vm"}'), undefined);
-    ok(seriesValue(text, 'kvm_stat_exits_count{domain="web-01"}') !== undefined, "the rest");
-    ok(seriesValue(text, 'kvm_stat_pages_4k_count{domain="target_vm"}') !== undefined);
-    strictEqual(seriesValue(text, SUCCESS), "0");
-    strictEqual(seriesValue(text, "kvm_exporter_scrape_timeouts_total"), "1");
-    strictEqual(seriesValue(text, "kvm_exporter_blocked_reads"), "1");
+for (const reads of STRATEGIES) {
+  Deno.test(`kvm_stat [${reads}] answers by the deadline when a stat file's read blocks, and reads it only once`, async () => {
+    const { dir, args } = await sampleCopy();
+    // A symlink is read the guarded async way; the read hangs until released (a hung file system:
+    // since the open is non-blocking, no file here can make it wait).
+    const path = `${dir}/kvm/10620-10/exits`;
+    const release = Promise.withResolvers<void>();
+    try {
+      await Deno.rename(path, `${path}.target`);
+      await Deno.symlink(`${path}.target`, path);
+      const opened: string[] = [];
+      const fs: FileSystem = {
+        ...denoFileSystem,
+        readTextFile: async (p, options) => {
+          if (p === path) {
+            opened.push(p);
+            await release.promise;
+            return "42\n";
+          }
+          return denoFileSystem.readTextFile(p, options);
+        },
+      };
+      const { app } = await buildApp(args, { fs, reads });
+      // Prometheus's timeout of 2.5s minus the 0.5s offset: a 2s deadline.
+      const headers = { "X-Prometheus-Scrape-Timeout-Seconds": "2.5" };
+      const response = await app.request("/metrics", { headers });
+      strictEqual(response.status, 200);
+      const text = await response.text();
+      strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="target_vm"}'), undefined);
+      ok(seriesValue(text, 'kvm_stat_exits_count{domain="web-01"}') !== undefined, "the rest");
+      ok(seriesValue(text, 'kvm_stat_pages_4k_count{domain="target_vm"}') !== undefined);
+      strictEqual(seriesValue(text, SUCCESS), "0");
+      strictEqual(seriesValue(text, "kvm_exporter_scrape_timeouts_total"), "1");
+      strictEqual(seriesValue(text, "kvm_exporter_blocked_reads"), "1");
 
-    // The blocked path is not read again while its read is blocked: skipped, counted, no wait.
-    const again = await scrapeText(app);
-    strictEqual(opened.length, 1);
-    strictEqual(seriesValue(again, SUCCESS), "1");
-    strictEqual(seriesValue(again, readErrors("blocked")), "1");
-    strictEqual(seriesValue(again, "kvm_exporter_scrape_timeouts_total"), "1");
-    strictEqual(seriesValue(again, "kvm_exporter_blocked_reads"), "1");
+      // The blocked path is not read again while its read is blocked: skipped, counted, no wait.
+      const again = await scrapeText(app);
+      strictEqual(opened.length, 1);
+      strictEqual(seriesValue(again, SUCCESS), "1");
+      strictEqual(seriesValue(again, readErrors("blocked")), "1");
+      strictEqual(seriesValue(again, "kvm_exporter_scrape_timeouts_total"), "1");
+      strictEqual(seriesValue(again, "kvm_exporter_blocked_reads"), "1");
 
-    // Once the read returns, the gauge drops and the path is read again.
-    release.resolve();
-    await waitFor(
-      async () => seriesValue(await scrapeText(app), "kvm_exporter_blocked_reads") === "0",
-      { what: "the blocked read to return" },
-    );
-    strictEqual(
-      seriesValue(await scrapeText(app), 'kvm_stat_exits_count{domain="target_vm"}'),
-      "42",
-    );
-  } finally {
-    release.resolve();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+      // Once the read returns, the gauge drops and the path is read again.
+      release.resolve();
+      await waitFor(
+        async () => seriesValue(await scrapeText(app), "kvm_exporter_blocked_reads") === "0",
+        { what: "the blocked read to return" },
+      );
+      strictEqual(
+        seriesValue(await scrapeText(app), 'kvm_stat_exits_count{domain="target_vm"}'),
+        "42",
+      );
+    } finally {
+      release.resolve();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
 
 const REAL_DEBUGFS = "/sys/kernel/debug/kvm";
 
@@ -415,51 +449,53 @@ Deno.test({
   },
 });
 
-Deno.test("kvm_stat types stats the catalog lacks by their file mode, stat()ing each such name once", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_mode_" });
-  try {
-    const kvm = `${tmp}/kvm`;
-    await Deno.mkdir(`${kvm}/100-1`, { recursive: true });
-    const files: [name: string, mode: number][] = [
-      ["exits", 0o444], // In the catalog: a counter, whatever the mode says.
-      ["new_counter", 0o644],
-      ["new_gauge", 0o444],
-      ["max_new_peak", 0o644],
-    ];
-    for (const [name, mode] of files) {
-      await Deno.writeTextFile(`${kvm}/100-1/${name}`, "3\n", { mode });
-      await Deno.chmod(`${kvm}/100-1/${name}`, mode);
+for (const reads of STRATEGIES) {
+  Deno.test(`kvm_stat [${reads}] types stats the catalog lacks by their file mode, stat()ing each such name once`, async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_mode_" });
+    try {
+      const kvm = `${tmp}/kvm`;
+      await Deno.mkdir(`${kvm}/100-1`, { recursive: true });
+      const files: [name: string, mode: number][] = [
+        ["exits", 0o444], // In the catalog: a counter, whatever the mode says.
+        ["new_counter", 0o644],
+        ["new_gauge", 0o444],
+        ["max_new_peak", 0o644],
+      ];
+      for (const [name, mode] of files) {
+        await Deno.writeTextFile(`${kvm}/100-1/${name}`, "3\n", { mode });
+        await Deno.chmod(`${kvm}/100-1/${name}`, mode);
+      }
+      await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos:\n  a: {kvm_debug_dir: 100-1}\n");
+      const statted: string[] = [];
+      const fs: FileSystem = {
+        ...denoFileSystem,
+        mode: (path) => {
+          statted.push(path.split("/").at(-1)!);
+          return denoFileSystem.mode(path);
+        },
+      };
+      const { app } = await buildApp([
+        `--collector.kvmdebug.dir=${kvm}`,
+        `--collector.vmmap.path=${tmp}/vm.yaml`,
+        `--path.procfs=${tmp}/proc`,
+        "--metrics.naming=prometheus",
+      ], { fs, reads });
+      await scrapeText(app);
+      const text = await scrapeText(app);
+      for (
+        const line of [
+          "# TYPE kvm_vm_exits_total counter",
+          "# TYPE kvm_vm_new_counter_total counter",
+          "# TYPE kvm_vm_new_gauge gauge",
+          "# TYPE kvm_vm_max_new_peak gauge",
+        ]
+      ) ok(text.includes(`${line}\n`), line);
+      strictEqual(JSON.stringify(statted.sort()), '["max_new_peak","new_counter","new_gauge"]');
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
     }
-    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos:\n  a: {kvm_debug_dir: 100-1}\n");
-    const statted: string[] = [];
-    const fs: FileSystem = {
-      ...denoFileSystem,
-      mode: (path) => {
-        statted.push(path.split("/").at(-1)!);
-        return denoFileSystem.mode!(path);
-      },
-    };
-    const { app } = await buildApp([
-      `--collector.kvmdebug.dir=${kvm}`,
-      `--collector.vmmap.path=${tmp}/vm.yaml`,
-      `--path.procfs=${tmp}/proc`,
-      "--metrics.naming=prometheus",
-    ], { fs });
-    await scrapeText(app);
-    const text = await scrapeText(app);
-    for (
-      const line of [
-        "# TYPE kvm_vm_exits_total counter",
-        "# TYPE kvm_vm_new_counter_total counter",
-        "# TYPE kvm_vm_new_gauge gauge",
-        "# TYPE kvm_vm_max_new_peak gauge",
-      ]
-    ) ok(text.includes(`${line}\n`), line);
-    strictEqual(JSON.stringify(statted.sort()), '["max_new_peak","new_counter","new_gauge"]');
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
+  });
+}
 
 Deno.test("kvm_stat under lockdown counts the VMs libvirt supplies and names libvirt in its advice", async () => {
   const { dir, args } = await sampleCopy();

@@ -188,7 +188,7 @@ Deno.test("vcpu_time collector reads pid files once per VM lifetime, again after
     await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
     const pidReads: string[] = [];
     const fs: FileSystem = {
-      readDir: denoFileSystem.readDir,
+      ...denoFileSystem,
       readTextFile: (path, options) => {
         if (path.endsWith("/pid")) pidReads.push(path);
         return denoFileSystem.readTextFile(path, options);

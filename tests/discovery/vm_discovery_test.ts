@@ -21,7 +21,7 @@ Deno.test("VmDiscovery reads a command line once per dir, forgets it when the di
     await tree(tmp, { "10-1": "web", "20-1": "web" });
     const reads: string[] = [];
     const fs: FileSystem = {
-      readDir: denoFileSystem.readDir,
+      ...denoFileSystem,
       readTextFile: (path, options) => {
         reads.push(path.slice(tmp.length));
         return denoFileSystem.readTextFile(path, options);
@@ -103,7 +103,7 @@ Deno.test("VmDiscovery gives a VM its command-line name once a blocked read retu
     let release = (): void => {};
     const released = new Promise<void>((resolve) => release = resolve);
     const fs: FileSystem = {
-      readDir: denoFileSystem.readDir,
+      ...denoFileSystem,
       readTextFile: async (path, options) => {
         await released;
         return await denoFileSystem.readTextFile(path, options);
@@ -165,7 +165,7 @@ Deno.test("VmDiscovery retries a command line whose read failed, and keeps its -
     // Out of fds for one pass: the read fails as Deno reports EMFILE.
     let failing = true;
     const fs: FileSystem = {
-      readDir: denoFileSystem.readDir,
+      ...denoFileSystem,
       readTextFile: (path, options) =>
         failing && /\/[23]0\/cmdline$/.test(path)
           ? Promise.reject(Object.assign(new Error("Too many open files (os error 24)"), {
@@ -223,7 +223,7 @@ Deno.test("VmDiscovery reads at most CMDLINE_READ_CONCURRENCY command lines at o
     let open = 0;
     let most = 0;
     const fs: FileSystem = {
-      readDir: denoFileSystem.readDir,
+      ...denoFileSystem,
       readTextFile: async (path, options) => {
         most = Math.max(most, ++open);
         try {

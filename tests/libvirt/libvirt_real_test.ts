@@ -9,7 +9,7 @@ import {
   VIR_DOMAIN_STATS,
 } from "../../src/libvirt/remote_protocol.ts";
 import { readBoundedText } from "../../src/system/bounded_read.ts";
-import { MAX_SCHEDSTAT_BYTES, parseSchedstat } from "../../src/system/schedstat.ts";
+import { MAX_SCHEDSTAT_BYTES, parseSchedstat } from "../../src/collectors/schedstat.ts";
 import {
   type ExporterProcess,
   LOOPBACK_ANY_PORT,

@@ -12,7 +12,9 @@ import { ConfigStore } from "../../src/config/config_store.ts";
 import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
-import type { FileSystem } from "../../src/system/file_system.ts";
+import type { StatReads } from "../../src/debugfs/stat_reader.ts";
+import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+import { inThreadReaders } from "./in_thread_readers.ts";
 import type { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
 import type { LockdownMode } from "../../src/system/lockdown.ts";
 import { treeArgs } from "./exporter_process.ts";
@@ -27,6 +29,8 @@ export interface BuiltApp {
   options: Options;
   /** Log lines written so far (logfmt, debug level). */
   logs: string[];
+  /** The in-thread readers started (with a seam and reader Workers). */
+  readers: { started: number };
 }
 
 /**
@@ -48,6 +52,11 @@ export async function buildApp(
     heapRelease?: IdleHeapRelease;
     env?: Record<string, string>;
     registry?: CollectorRegistry;
+    /**
+     * How kvm_stat reads (default: as the flags say); `workers` from the first scrape on. With a
+     * seam, the readers are {@linkcode inThreadReaders} reading through it.
+     */
+    reads?: StatReads["kind"];
   } = {},
 ): Promise<BuiltApp> {
   const env = options.env ?? {};
@@ -64,6 +73,8 @@ export async function buildApp(
     logger,
   });
   await configStore.loadInitial();
+  const readers = { started: 0 };
+  const startInThread = options.fs === undefined ? undefined : inThreadReaders(options.fs);
   const exporter = createExporter({
     options: command.options,
     configStore,
@@ -72,6 +83,15 @@ export async function buildApp(
     processMetrics: options.processMetrics ?? false,
     ...(options.fs ? { fs: options.fs } : {}),
     ...(options.readerMinFiles === undefined ? {} : { readerMinFiles: options.readerMinFiles }),
+    ...(options.reads === undefined ? {} : { kvmStatReads: options.reads }),
+    // With a seam, reader Workers read through it (a real Worker could not).
+    ...(startInThread === undefined ? {} : {
+      startReader: (name: string) => {
+        readers.started++;
+        return startInThread(name);
+      },
+    }),
+    ...(options.reads === "workers" ? { readerMinFiles: 0 } : {}),
   });
   const app = createApp({
     exporter,
@@ -81,7 +101,7 @@ export async function buildApp(
     enableLifecycle: command.options.enableLifecycle,
     ...(options.heapRelease ? { heapRelease: options.heapRelease } : {}),
   });
-  return { app, exporter, options: command.options, logs };
+  return { app, exporter, options: command.options, logs, readers };
 }
 
 /**
@@ -162,6 +182,11 @@ export class GatedFileSystem implements FileSystem {
     await this.#pass();
     return await Deno.readTextFile(path);
   }
+
+  // Not held: every scrape lists the root through the async op first, and is held there.
+  readDirSync = denoFileSystem.readDirSync;
+  readRegularSync = denoFileSystem.readRegularSync;
+  mode = denoFileSystem.mode;
 
   async #pass(): Promise<void> {
     this.#waiting++;

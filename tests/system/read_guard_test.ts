@@ -86,3 +86,28 @@ Deno.test("untilAborted() adds one abort listener per signal however many reads 
   const outcomes = await Promise.allSettled(waits);
   assert.ok(outcomes.every((o) => o.status === "rejected" && o.reason instanceof DeadlineError));
 });
+
+Deno.test("ReadGuard.markBlocked() counts a read stuck elsewhere as blocked until it is released", async () => {
+  const guard = new ReadGuard(2);
+  const released = Promise.withResolvers<void>();
+  assert.equal(guard.markBlocked("/x", released.promise), true);
+  assert.equal(guard.blocked, 1);
+  assert.equal(guard.markBlocked("/x", released.promise), false, "already blocked");
+  assert.equal(guard.blocked, 1);
+  let started = 0;
+  const read = () => Promise.resolve(String(++started));
+  await assert.rejects(guard.read("/x", read, new AbortController().signal), BlockedReadError);
+  assert.equal(started, 0, "the blocked path is not read");
+  released.resolve();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(guard.blocked, 0);
+  assert.equal(await guard.read("/x", read, new AbortController().signal), "1");
+});
+
+Deno.test("ReadGuard.markBlocked() counts nothing once too many reads are blocked", () => {
+  const guard = new ReadGuard(1);
+  const never = new Promise<void>(() => {});
+  assert.equal(guard.markBlocked("/a", never), true);
+  assert.equal(guard.markBlocked("/b", never), false);
+  assert.equal(guard.blocked, 1);
+});

@@ -1,5 +1,5 @@
 import { deepStrictEqual, throws } from "node:assert/strict";
-import { parseSchedstat } from "../../src/system/schedstat.ts";
+import { parseSchedstat } from "../../src/collectors/schedstat.ts";
 
 Deno.test("parseSchedstat() reads CPU time, run delay and timeslices", async (t) => {
   const cases: { what: string; text: string; expected: [bigint, bigint, bigint] }[] = [

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type FileSystem, listDir } from "./file_system.ts";
+import { type FileSystem, listDir } from "../system/file_system.ts";
 
 /**
  * Turns a file-name glob into a regular expression.

@@ -22,7 +22,7 @@ import {
   readerWorkerSource,
   type StatFilesResult,
 } from "./reader_worker.ts";
-import { sliceSpent, yieldToEventLoop } from "./event_loop_slice.ts";
+import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 
 /** Path lists sent between looks at the slice clock: a few ms of copying at 70 files per VM. */
 const LISTS_PER_CHECK = 64;
@@ -72,6 +72,45 @@ export interface PoolReadOptions {
   onResult(batch: number, result: StatFilesResult): void;
 }
 
+/** The part of a Worker the pool uses. */
+export interface ReaderPort {
+  /** Gets the reader's replies. */
+  onmessage: ((event: MessageEvent<ReaderReply>) => void) | null;
+  /** Called when the reader fails. */
+  onerror: ((event: ErrorEvent) => void) | null;
+  /** Sends a request. */
+  postMessage(request: ReaderRequest): void;
+  /** Ends the reader. */
+  terminate(): void;
+}
+
+/**
+ * Starts one reader.
+ *
+ * @param name The reader's name.
+ * @returns Its port.
+ */
+export type StartReader = (name: string) => ReaderPort;
+
+/**
+ * Starts a reader Worker from the reader's source text in a blob: URL (a module file would need
+ * read permission on it, which no documented run mode grants); it reads through Deno's file API.
+ */
+function workerStarter(): { start: StartReader; close(): void } {
+  let source: string | undefined;
+  return {
+    start: (name) => {
+      source ??= URL.createObjectURL(
+        new Blob([readerWorkerSource()], { type: "application/javascript" }),
+      );
+      return new Worker(source, { type: "module", name });
+    },
+    close: () => {
+      if (source !== undefined) URL.revokeObjectURL(source);
+    },
+  };
+}
+
 /** Options of the {@linkcode ReaderPool} constructor. */
 export interface ReaderPoolOptions {
   /** Workers (at least 1). */
@@ -82,10 +121,12 @@ export interface ReaderPoolOptions {
   maxAbandoned?: number;
   /** How long after its last read a Worker collects its heap; undefined: never. */
   collectAfterMs?: number | undefined;
+  /** Starts a reader. Default: a Worker reading through Deno's file API. */
+  start?: StartReader;
 }
 
 interface Slot {
-  worker: Worker;
+  worker: ReaderPort;
   progress: Int32Array;
   /** Files of the VMs assigned to it. */
   files: number;
@@ -102,7 +143,7 @@ interface VmState {
   files: number;
   /** The list last sent, and to which Worker. */
   sent: readonly string[] | undefined;
-  sentTo: Worker | undefined;
+  sentTo: ReaderPort | undefined;
 }
 
 /** One read in progress: results wait here until every earlier batch's has been delivered. */
@@ -147,11 +188,12 @@ class OrderedResults {
 
 /** The pool. Workers start on the first read; {@linkcode ReaderPool.close} ends them. */
 export class ReaderPool {
-  readonly #options: Required<ReaderPoolOptions>;
+  readonly #options: Required<Omit<ReaderPoolOptions, "start">>;
+  readonly #starter: { start: StartReader; close(): void };
   readonly #slots: (Slot | undefined)[];
   readonly #vms = new Map<string, VmState>();
-  readonly #abandoned = new Map<Worker, () => void>();
-  #source: string | undefined;
+  readonly #abandoned = new Map<ReaderPort, () => void>();
+  #started = false;
   #previous: Promise<unknown> = Promise.resolve();
   /** The slots asked in the read in progress. */
   #inFlight: readonly Slot[] = [];
@@ -164,13 +206,15 @@ export class ReaderPool {
    * @param options Its size and the file size cap.
    */
   constructor(options: ReaderPoolOptions) {
-    this.#options = { maxAbandoned: MAX_ABANDONED_WORKERS, collectAfterMs: undefined, ...options };
+    const { start, ...rest } = options;
+    this.#options = { maxAbandoned: MAX_ABANDONED_WORKERS, collectAfterMs: undefined, ...rest };
+    this.#starter = start === undefined ? workerStarter() : { start, close: () => {} };
     this.#slots = new Array(Math.max(1, options.size)).fill(undefined);
   }
 
   /** Whether a Worker has been started. */
   get started(): boolean {
-    return this.#source !== undefined;
+    return this.#started;
   }
 
   /** Whether it reads: false once closed or when too many Workers are abandoned. */
@@ -362,10 +406,8 @@ export class ReaderPool {
   #slot(index: number): Slot {
     const existing = this.#slots[index];
     if (existing !== undefined) return existing;
-    this.#source ??= URL.createObjectURL(
-      new Blob([readerWorkerSource()], { type: "application/javascript" }),
-    );
-    const worker = new Worker(this.#source, { type: "module", name: `kvm_stat reader ${index}` });
+    this.#started = true;
+    const worker = this.#starter.start(`kvm_stat reader ${index}`);
     const progress = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
     Atomics.store(progress, PROGRESS.file, -1);
     Atomics.store(progress, PROGRESS.vm, -1);
@@ -456,7 +498,7 @@ export class ReaderPool {
       this.#slots[index] = undefined;
     }
     for (const end of [...this.#abandoned.values()]) end();
-    if (this.#source !== undefined) URL.revokeObjectURL(this.#source);
+    this.#starter.close();
   }
 }
 

@@ -14,8 +14,8 @@
  * @module
  */
 
-import { parseStatBytes } from "../debugfs/stat_bytes.ts";
-import { exposedGc } from "./idle_heap_release.ts";
+import { parseStatBytes } from "./stat_bytes.ts";
+import { exposedGc } from "../system/idle_heap_release.ts";
 
 /** A file whose bytes are not a safe integer, or which could not be read. */
 export type SideEntry =
@@ -73,16 +73,48 @@ export interface StatFilesResult {
 }
 
 /**
- * Reads stat files: for each, open, one read of the buffer's length, close. A read that fills the
- * buffer is over the cap (the buffer is the cap plus one byte).
+ * Reads a file into `buffer` through Deno's file API: open, one read of the buffer's length,
+ * close.
+ *
+ * @param path The file.
+ * @param buffer Where its bytes go.
+ * @returns The bytes read.
+ */
+export function readFileInto(path: string, buffer: Uint8Array): number {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    return file.readSync(buffer) ?? 0;
+  } finally {
+    file.close();
+  }
+}
+
+/** Reads a file into a buffer, returning the bytes read; {@linkcode readFileInto} in a Worker. */
+export type ReadInto = (path: string, buffer: Uint8Array) => number;
+
+/** What {@linkcode readStatFiles} reads with. */
+export interface ReaderIo {
+  /** The read buffer: the size cap plus one byte. */
+  buffer: Uint8Array;
+  /** The progress cells ({@linkcode PROGRESS}). */
+  progress: Int32Array;
+  /** Decodes what is not a number. */
+  decoder: TextDecoder;
+  /** Reads one file. */
+  read: ReadInto;
+}
+
+/**
+ * Reads stat files: for each, one read of the buffer's length. A read that fills the buffer is
+ * over the cap (the buffer is the cap plus one byte).
  *
  * @param paths The files.
- * @param io The read buffer, the progress cells and a decoder.
+ * @param io The read buffer, the progress cells, a decoder and the read.
  * @returns Values and side entries, or undefined when cancelled before a file.
  */
 export function readStatFiles(
   paths: readonly string[],
-  io: { buffer: Uint8Array; progress: Int32Array; decoder: TextDecoder },
+  io: ReaderIo,
 ): StatFilesResult | undefined {
   const { buffer, progress, decoder } = io;
   const values = new Float64Array(paths.length);
@@ -93,12 +125,7 @@ export function readStatFiles(
     Atomics.store(progress, 3, Date.now() % 2147483648);
     let used = 0;
     try {
-      const file = Deno.openSync(paths[i]!, { read: true });
-      try {
-        used = file.readSync(buffer) ?? 0;
-      } finally {
-        file.close();
-      }
+      used = io.read(paths[i]!, buffer);
     } catch (error) {
       values[i] = NaN;
       const { name, message } = error as Error;
@@ -137,11 +164,12 @@ export interface ReaderScope {
  * The Worker's main: answers requests on `scope`.
  *
  * @param scope The Worker's global scope.
+ * @param read Reads one file; {@linkcode readFileInto} in a Worker.
  */
-export function runReaderWorker(scope: ReaderScope): void {
+export function runReaderWorker(scope: ReaderScope, read: ReadInto): void {
   const lists = new Map<string, readonly string[]>();
   const decoder = new TextDecoder();
-  let io: { buffer: Uint8Array; progress: Int32Array; decoder: TextDecoder } | undefined;
+  let io: ReaderIo | undefined;
   let collectAfterMs: number | undefined;
   let quiet: ReturnType<typeof setTimeout> | undefined;
   let gc: Promise<(() => void) | undefined> | undefined;
@@ -158,7 +186,12 @@ export function runReaderWorker(scope: ReaderScope): void {
   scope.onmessage = (event) => {
     const request = event.data;
     if (request.kind === "init") {
-      io = { buffer: new Uint8Array(request.maxBytes + 1), progress: request.progress, decoder };
+      io = {
+        buffer: new Uint8Array(request.maxBytes + 1),
+        progress: request.progress,
+        decoder,
+        read,
+      };
       collectAfterMs = request.collectAfterMs;
     } else if (request.kind === "paths") {
       lists.set(request.vm, request.paths);
@@ -184,7 +217,7 @@ function readVms(
   worker: {
     scope: ReaderScope;
     lists: Map<string, readonly string[]>;
-    io: { buffer: Uint8Array; progress: Int32Array; decoder: TextDecoder };
+    io: ReaderIo;
   },
 ): boolean {
   const { scope, lists, io } = worker;
@@ -209,8 +242,7 @@ function readVms(
  * @returns JavaScript source.
  */
 export function readerWorkerSource(): string {
-  return [parseStatBytes, readStatFiles, exposedGc, readVms, runReaderWorker].map(String).join(
-    "\n",
-  ) +
-    "\nrunReaderWorker(self);\n";
+  return [parseStatBytes, readFileInto, readStatFiles, exposedGc, readVms, runReaderWorker]
+    .map(String).join("\n") +
+    "\nrunReaderWorker(self, readFileInto);\n";
 }

@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { ReaderPool } from "../../src/system/reader_pool.ts";
-import type { StatFilesResult } from "../../src/system/reader_worker.ts";
+import { ReaderPool } from "../../src/debugfs/reader_pool.ts";
+import type { StatFilesResult } from "../../src/debugfs/reader_worker.ts";
 import { blockedOnFifo, mkfifo, unblockFifo } from "../support/fifo.ts";
 import { waitFor } from "../support/exporter_process.ts";
 

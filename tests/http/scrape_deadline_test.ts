@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { scrapeDeadlineMs } from "../../src/system/scrape_deadline.ts";
+import { scrapeDeadlineMs } from "../../src/http/scrape_deadline.ts";
 
 Deno.test("scrapeDeadlineMs() takes the flag or Prometheus's timeout minus 0.5s", async (t) => {
   const cases: [number, string | undefined, number][] = [
