@@ -44,7 +44,7 @@ export const READER_MIN_FILES = 2000;
 export const KVM_STAT = "kvm_stat";
 
 /** Where one scrape's reads go: its stats and its read errors. */
-function scrapeSink(context: ScrapeContext, out: CollectorOutput): StatSink {
+function scrapeSink(out: CollectorOutput): StatSink {
   const where = (file: StatFile) => ({ collector: KVM_STAT, domain: file.domain, path: file.path });
   return {
     value: (file, type, value) =>
@@ -95,7 +95,7 @@ export function createKvmStatCollector(options: KvmStatOptions): Collector {
         pool.retain(new Set(context.discovery.vms.map((vm) => vm.dir)).add(ROOT_KEY));
       }
       const reader = new StatReader(parts, {
-        sink: scrapeSink(context, out),
+        sink: scrapeSink(out),
         reads: context.reads,
         signal: context.signal,
       });
