@@ -50,7 +50,7 @@ export interface SizeResult {
   rssScrapes: number;
   /**
    * RSS 2 s after the last of those scrapes, MB: what a host sees between scrapes, once the
-   * exporter has given the heap back (README "Performance").
+   * exporter has given the heap back (docs/performance.md).
    */
   rssQuietMb?: number;
   /** RSS before the first scrape, MB. */
@@ -212,7 +212,7 @@ export function renderResults(run: BenchRun): string {
   return [
     "# Benchmark results",
     "",
-    'Written by `deno task bench` (see README, "Performance"); `deno task bench -- --check` fails',
+    "Written by `deno task bench` (see docs/performance.md); `deno task bench -- --check` fails",
     "when a ratio below is more than 25% above its value here. Times in ms, sizes in MB (10^6 bytes).",
     "",
     `- Machine: ${run.cores} cores, ${run.cpu}`,

@@ -1,9 +1,9 @@
 /**
- * Prints the README's table of the catalog's stats in both naming schemes,
- * or with `--write` replaces it in README.md between its markers. A test
- * checks that the README's table is what this prints.
+ * Prints docs/metrics.md's table of the catalog's stats in both naming schemes,
+ * or with `--write` replaces it in docs/metrics.md between its markers. A
+ * test checks that the page's table is what this prints.
  *
- * Usage: `deno run --allow-read=README.md --allow-write=README.md tools/catalog_table.ts --write`
+ * Usage: `deno run --allow-read=docs/metrics.md --allow-write=docs/metrics.md tools/catalog_table.ts --write`
  *
  * @module
  */
@@ -13,9 +13,9 @@ import { prometheusName } from "../src/naming/prometheus.ts";
 import { CATALOG, type CatalogEntry, catalogType } from "../src/stats/catalog.ts";
 import type { StatLevel } from "../src/stats/stat.ts";
 
-/** The line before the table in README.md. */
+/** The line before the table in docs/metrics.md. */
 export const TABLE_START = "<!-- catalog-table:start (tools/catalog_table.ts --write) -->";
-/** The line after the table in README.md. */
+/** The line after the table in docs/metrics.md. */
 export const TABLE_END = "<!-- catalog-table:end -->";
 
 function isHistogram(entry: CatalogEntry): boolean {
@@ -68,11 +68,11 @@ export function catalogTable(): string {
 }
 
 /**
- * Replaces the table between the markers of a README.
+ * Replaces the table between the markers of a page.
  *
- * @param readme The README text.
+ * @param readme The page's text.
  * @param table The table.
- * @returns The new README text.
+ * @returns The new text.
  * @throws {SyntaxError} When the markers are missing.
  */
 export function replaceTable(readme: string, table: string): string {
@@ -85,7 +85,7 @@ export function replaceTable(readme: string, table: string): string {
 if (import.meta.main) {
   const table = catalogTable();
   if (Deno.args.includes("--write")) {
-    const path = new URL("../README.md", import.meta.url);
+    const path = new URL("../docs/metrics.md", import.meta.url);
     await Deno.writeTextFile(path, replaceTable(await Deno.readTextFile(path), table));
   } else {
     console.log(table);

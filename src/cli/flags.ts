@@ -60,7 +60,7 @@ const WEB_FLAGS = {
   webConfigFile: flag({
     name: "web.config.file",
     type: "string",
-    help: "Path of the web configuration file: TLS, basic auth, response headers (see README)",
+    help: "Path of the web configuration file: TLS, basic auth, response headers (see docs/web.md)",
     convert: (path) => path || undefined,
   }),
   enableLifecycle: flag({

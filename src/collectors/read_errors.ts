@@ -109,7 +109,7 @@ export class ReadErrorLog {
       const lost = perVm > 0 || (fields.host_stats > 0 && !elsewhere);
       if (lost) {
         const todo = elsewhere
-          ? 'give each VM a QMP socket (README, "qmp"), or run it under libvirt >= 8.9 (README, "libvirt"), so that an enabled collector reads them'
+          ? 'give each VM a QMP socket (docs/metrics.md, "qmp"), or run it under libvirt >= 8.9 (docs/metrics.md, "libvirt"), so that an enabled collector reads them'
           : "enable --collector.qmp to read them from QEMU, or --collector.libvirt on a libvirt host";
         this.#logger.warn(
           `The kernel refuses debugfs stats (kernel lockdown): ${perVm} per VM and ${fields.host_stats} host totals are not exported; ${todo}; each path is logged at debug`,

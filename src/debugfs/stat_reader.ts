@@ -200,7 +200,7 @@ export class StatReader {
         ? await fs.readTextFile(file.path, { regular: true, maxBytes })
         : await reads.read(
           file.path,
-          // Non-blocking: a FIFO, socket or device is `not_regular` at once, as the README
+          // Non-blocking: a FIFO, socket or device is `not_regular` at once, as docs/metrics.md
           // says, not a read that waits for a writer until the deadline.
           () => fs.readTextFile(file.path, { maxBytes, nonBlocking: true }),
           signal,

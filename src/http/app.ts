@@ -7,7 +7,7 @@
 
 import { Hono } from "hono";
 
-/** The app type: a Hono app, served by `Deno.serve(app.fetch)`. */
+/** The app type: a Hono app, served by the exporter's own `HttpServer` (`http_server.ts`). */
 export type App = Hono;
 import { compress } from "hono/compress";
 import type { MetricFamily } from "../metrics/model.ts";
@@ -265,7 +265,7 @@ function addReloadRoute(app: App, options: AppOptions): void {
  * Builds the app.
  *
  * @param options The exporter and the web flags.
- * @returns The Hono app; serve it with `Deno.serve(app.fetch)`.
+ * @returns The Hono app; an `HttpServer` (`http_server.ts`) serves its `fetch`.
  */
 export function createApp(options: AppOptions): App {
   const app = new Hono();

@@ -6,7 +6,7 @@
  */
 
 /**
- * The gzip level of `/metrics` (README "Performance"): on a 100×16 host's
+ * The gzip level of `/metrics` (docs/performance.md): on a 100×16 host's
  * 1.08 MB text, level 4 gives 121 kB in 4.3 ms, level 6 (zlib's default)
  * 118 kB in 7.8 ms, level 1 172 kB in 1.9 ms.
  */

@@ -228,7 +228,7 @@ async function denoError(path: string, error: unknown): Promise<unknown> {
 
 /**
  * {@linkcode readRegularFile} as text: for debugfs stat files that were not listed as regular
- * files (README, "When the kernel hides stats"), so a FIFO, a device (a symlink to `/dev/zero`),
+ * files (docs/metrics.md, "When the kernel hides stats"), so a FIFO, a device (a symlink to `/dev/zero`),
  * a directory or a unix socket is a {@linkcode NotRegularError} at the cost of one `open`.
  *
  * @example Usage

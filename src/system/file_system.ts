@@ -159,7 +159,7 @@ export async function listDir(fs: FileSystem, path: string): Promise<Deno.DirEnt
 export function describeReadError(path: string, error: unknown): string {
   if (error instanceof Deno.errors.NotCapable) {
     if (/^\/(proc|sys|dev)(\/|$)/.test(path)) {
-      return `Deno refuses "${path}" without --allow-all, as it does everything under /proc, /sys and /dev: bind-mount it elsewhere and point the flag there (README, "Permissions")`;
+      return `Deno refuses "${path}" without --allow-all, as it does everything under /proc, /sys and /dev: bind-mount it elsewhere and point the flag there (docs/deployment.md, "Permissions")`;
     }
     return `Deno permission missing: add --allow-read=${path}`;
   }

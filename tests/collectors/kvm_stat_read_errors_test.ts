@@ -1,5 +1,5 @@
 /**
- * kvm_stat counts each kind of unreadable stat file under the reason the README's table gives
+ * kvm_stat counts each kind of unreadable stat file under the reason docs/metrics.md's table gives
  * ("When the kernel hides stats (lockdown)"), the same on the main thread and in reader Workers:
  * files listed as what they are (read through the non-blocking checked open), and vCPU stat files
  * swapped after their dir's listing was kept (read without a type check, synchronously or in a

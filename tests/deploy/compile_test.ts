@@ -1,6 +1,6 @@
 /**
  * `deno task compile`: a missing runtime is one clear line; a build embeds
- * the git revision and exactly the permissions the README documents.
+ * the git revision and exactly the permissions docs/deployment.md documents.
  *
  * @module
  */

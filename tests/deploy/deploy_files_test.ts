@@ -1,6 +1,6 @@
 /**
- * The files users copy (README, Dockerfile, systemd unit, vm.example.yaml)
- * stay true to the code.
+ * The files users copy or read (README, docs/, Dockerfile, systemd unit,
+ * vm.example.yaml) stay true to the code.
  *
  * @module
  */
@@ -28,10 +28,14 @@ Deno.test("README's flag list is --help's", async () => {
 
 Deno.test("every exporter flag named in the docs, Dockerfile, unit and tasks exists", async () => {
   const known = new Set(programFlags().map((f) => f.name));
+  const pages: string[] = [];
+  for await (const entry of Deno.readDir(`${root}docs`)) {
+    if (entry.name.endsWith(".md")) pages.push(`docs/${entry.name}`);
+  }
   for (
     const file of [
       "README.md",
-      "docs/deployment.md",
+      ...pages,
       "Dockerfile",
       "deploy/kvm_exporter.service",
       "deploy/kvm_exporter-start",

@@ -1,10 +1,11 @@
 /**
  * Least privilege: every documented way to run the exporter (deno.json's
- * tasks, the README's `deno run`, the compiled binary's baked flags, the
- * Dockerfile, the systemd unit, the Kubernetes manifests) grants exactly what
- * the table {@linkcode DOCUMENTED} (and README "Documented grants") says.
+ * tasks, docs/deployment.md's `deno run`, the compiled binary's baked flags,
+ * the Dockerfile, the systemd unit, the Kubernetes manifests) grants exactly
+ * what the table {@linkcode DOCUMENTED} (and docs/deployment.md "Documented
+ * grants") says.
  *
- * To change a grant, change its row here and in the README.
+ * To change a grant, change its row here and in docs/deployment.md.
  *
  * @module
  */
@@ -316,7 +317,7 @@ Deno.test("the systemd unit has no capability, no new privileges, read-only bind
   const unit = await read("deploy/kvm_exporter.service");
   const values = (key: string): string[] =>
     [...unit.matchAll(new RegExp(`^${key}=(.*)$`, "gm"))].map((m) => m[1]!);
-  // Root for the QMP sockets (README "Container user"), with nothing root can do beyond files.
+  // Root for the QMP sockets (docs/deployment.md "Container user"), with nothing root can do beyond files.
   deepStrictEqual(values("User"), ["root"]);
   deepStrictEqual(values("CapabilityBoundingSet"), [""]);
   deepStrictEqual(values("AmbientCapabilities"), [""]);

@@ -22,8 +22,8 @@ const RULES = `${root}deploy/prometheus/kvm_exporter.rules.yml`;
 const PROMETHEUS_OWN = new Set(["up"]);
 
 /**
- * Every exporter metric name the shipped files use (also in README "Prometheus rules and alerts",
- * "Grafana"). A change here is a change users' dashboards and alerts see.
+ * Every exporter metric name the shipped files use (also in docs/alerts.md). A change here is a
+ * change users' dashboards and alerts see.
  */
 const SHIPPED_NAMES = [
   "kvm_exporter_build_info",

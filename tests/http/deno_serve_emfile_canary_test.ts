@@ -3,7 +3,7 @@
  * stops accepting for good once `accept` fails with EMFILE. This test pins that behaviour of the
  * Deno it runs on: a bare `Deno.serve` under `prlimit --nofile=64` is flooded past its file limit,
  * the flood released, and a fresh connection tried. The day it is answered, this test fails and
- * says so: then the hand-written server can be retired (README "The server and its bounds").
+ * says so: then the hand-written server can be retired (docs/web.md, "The server and its bounds").
  */
 
 import assert from "node:assert/strict";
@@ -17,7 +17,7 @@ const CONNECTIONS = 256;
 const RECOVERY_MS = 10_000;
 const SCRIPT = fileURLToPath(new URL("../support/bare_deno_serve.ts", import.meta.url));
 const RETIRE =
-  "Deno.serve now survives EMFILE: the hand-written server can be retired (README/docs)";
+  "Deno.serve now survives EMFILE: the hand-written server can be retired (docs/web.md)";
 
 const hasPrlimit = onPath("prlimit");
 if (!hasPrlimit) console.log("deno_serve_emfile_canary_test: skipped: prlimit is not on PATH");
