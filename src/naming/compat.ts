@@ -9,7 +9,7 @@
 
 import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
 import { FamilySet, type MetricFamily } from "../metrics/model.ts";
-import { sanitizeMetricName } from "../metrics/naming.ts";
+import { sanitizeMetricName } from "../metrics/metric_name.ts";
 import type { KvmStat } from "../stats/stat.ts";
 import { LabelSets } from "./label_sets.ts";
 

@@ -10,7 +10,7 @@
 
 import { formatValue } from "../exposition/text_format.ts";
 import { FamilySet, type MetricFamily, type MetricType } from "../metrics/model.ts";
-import { sanitizeMetricName } from "../metrics/naming.ts";
+import { sanitizeMetricName } from "../metrics/metric_name.ts";
 import { catalogEntry } from "../stats/catalog.ts";
 import type { KvmStat, StatKind, StatLevel, StatType, TypeOrigin } from "../stats/stat.ts";
 import { LabelSets } from "./label_sets.ts";

@@ -11,7 +11,7 @@
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { sanitizeMetricName } from "./naming.ts";
+ * import { sanitizeMetricName } from "./metric_name.ts";
  * assert(sanitizeMetricName("tsc-offset") === "tsc_offset");
  * ```
  *
