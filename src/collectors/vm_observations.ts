@@ -8,6 +8,15 @@
  */
 
 import type { DomainInfo } from "../libvirt/domain_info.ts";
+import type { VmState } from "../metrics/vm_families.ts";
+
+/** A VM's run state and why it is in it, as a source reported them. */
+export interface RunState {
+  /** The state. */
+  state: VmState;
+  /** The source's reason, e.g. `user` or `io_error`. */
+  reason: string;
+}
 
 /** What one collector learned about one VM in a scrape. */
 export interface VmObservation {
@@ -19,6 +28,8 @@ export interface VmObservation {
   vcpuThreads?: ReadonlyMap<string, number>;
   /** The VM's identity in libvirt. */
   identity?: DomainInfo;
+  /** The VM's run state. */
+  runState?: RunState;
 }
 
 /** What one collector learned about each VM in a scrape, by VM dir; part of its output. */
@@ -63,6 +74,8 @@ export interface MergedVmObservation {
   vcpuThreads: ReadonlyMap<string, number> | undefined;
   /** The VM's identity in libvirt. */
   identity: DomainInfo | undefined;
+  /** The VM's run state, from the first collector that reported it. */
+  runState: RunState | undefined;
   /** How each collector's source answered, by collector name. */
   outcomes: ReadonlyMap<string, string>;
 }
@@ -98,12 +111,19 @@ export function mergeObservations(
     for (const [dir, seen] of observations.entries()) {
       let vm = merged.get(dir);
       if (vm === undefined) {
-        vm = { vcpus: undefined, vcpuThreads: undefined, identity: undefined, outcomes: new Map() };
+        vm = {
+          vcpus: undefined,
+          vcpuThreads: undefined,
+          identity: undefined,
+          runState: undefined,
+          outcomes: new Map(),
+        };
         merged.set(dir, vm);
       }
       vm.vcpus ??= seen.vcpus;
       vm.vcpuThreads ??= seen.vcpuThreads;
       vm.identity ??= seen.identity;
+      vm.runState ??= seen.runState;
       if (seen.outcome !== undefined) vm.outcomes.set(name, seen.outcome);
     }
   }
