@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { HealthLoad } from "./health_load.ts";
+
 /** The Go original's measurements on one tree. */
 export interface GoMeasurements {
   /** Median full HTTP scrape, ms. */
@@ -62,23 +64,13 @@ export interface SizeResult {
 }
 
 /** `/-/healthy` on one tree while several clients scrape it back to back. */
-export interface HealthResult {
+export interface HealthResult extends HealthLoad {
   /** `VMSxVCPUS`. */
   size: string;
   /** Stat files in the tree. */
   files: number;
   /** Clients scraping at once. */
   clients: number;
-  /** Health checks made. */
-  checks: number;
-  /** Median, p95 and slowest check, ms. */
-  p50Ms: number;
-  p95Ms: number;
-  maxMs: number;
-  /** Checks that did not answer 200. */
-  failed: number;
-  /** Median scrape as the clients saw it, ms. */
-  scrapeMs: number;
 }
 
 /**

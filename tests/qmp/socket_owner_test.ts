@@ -10,18 +10,35 @@
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { MAX_PROCESSES_PER_CALL, SocketOwners } from "../../src/qmp/socket_owner.ts";
 
-Deno.test("SocketOwners.resolve() reads at most MAX_PROCESSES_PER_CALL VMMs per call, in turns", async () => {
+/** A listening socket and a procfs whose net/unix lists it (inode 4242); removed after `body`. */
+async function withListedSocket(
+  body: (fixture: { tmp: string; socket: string; proc: string }) => Promise<void>,
+): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_owners_" });
   const socket = `${tmp}/vm.qmp`;
   const listener = Deno.listen({ transport: "unix", path: socket });
   try {
     const proc = `${tmp}/proc`;
     await Deno.mkdir(`${proc}/net`, { recursive: true });
-    await Deno.writeTextFile(
-      `${proc}/net/unix`,
-      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
-        `0000000000000000: 00000002 00000000 00010000 0001 01 4242 ${socket}\n`,
-    );
+    await listSocket(proc, { inode: 4242, socket });
+    await body({ tmp, socket, proc });
+  } finally {
+    listener.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/** Writes a procfs net/unix that lists one listening socket. */
+function listSocket(proc: string, listed: { inode: number; socket: string }): Promise<void> {
+  return Deno.writeTextFile(
+    `${proc}/net/unix`,
+    "Num       RefCount Protocol Flags    Type St Inode Path\n" +
+      `0000000000000000: 00000002 00000000 00010000 0001 01 ${listed.inode} ${listed.socket}\n`,
+  );
+}
+
+Deno.test("SocketOwners.resolve() reads at most MAX_PROCESSES_PER_CALL VMMs per call, in turns", async () => {
+  await withListedSocket(async ({ socket, proc }) => {
     const pids = Array.from({ length: MAX_PROCESSES_PER_CALL + 1 }, (_, i) => 1000 + i);
     for (const pid of pids) {
       await Deno.mkdir(`${proc}/${pid}/fd`, { recursive: true });
@@ -43,24 +60,11 @@ Deno.test("SocketOwners.resolve() reads at most MAX_PROCESSES_PER_CALL VMMs per 
     await Deno.remove(`${proc}/${owner}/fd/9`);
     const gone = await resolve();
     deepStrictEqual(gone !== undefined && "skipped" in gone ? gone.skipped : gone, "no_owner");
-  } finally {
-    listener.close();
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SocketOwners.resolve() grants a claimed socket only to the VMM that holds it", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_owners_" });
-  const socket = `${tmp}/vm.qmp`;
-  const listener = Deno.listen({ transport: "unix", path: socket });
-  try {
-    const proc = `${tmp}/proc`;
-    await Deno.mkdir(`${proc}/net`, { recursive: true });
-    await Deno.writeTextFile(
-      `${proc}/net/unix`,
-      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
-        `0000000000000000: 00000002 00000000 00010000 0001 01 4242 ${socket}\n`,
-    );
+  await withListedSocket(async ({ tmp, socket, proc }) => {
     for (const pid of [100, 200]) await Deno.mkdir(`${proc}/${pid}/fd`, { recursive: true });
     await Deno.symlink("socket:[4242]", `${proc}/100/fd/5`);
     await Deno.symlink("socket:[9999]", `${proc}/200/fd/5`);
@@ -89,35 +93,18 @@ Deno.test("SocketOwners.resolve() grants a claimed socket only to the VMM that h
     // refused inode changes.
     await Deno.remove(`${proc}/100/fd/5`);
     await Deno.symlink("socket:[4343]", `${proc}/200/fd/6`);
-    await Deno.writeTextFile(
-      `${proc}/net/unix`,
-      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
-        `0000000000000000: 00000002 00000000 00010000 0001 01 4343 ${socket}\n`,
-    );
+    await listSocket(proc, { inode: 4343, socket });
     const moved = await resolve();
     deepStrictEqual(
       moved[0] !== undefined && "skipped" in moved[0] && moved[0].skipped,
       "no_owner",
     );
     deepStrictEqual(moved[1], { pid: 200 });
-  } finally {
-    listener.close();
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SocketOwners.resolve() checks a claim again when its VMM's fds could not be read", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_owners_" });
-  const socket = `${tmp}/vm.qmp`;
-  const listener = Deno.listen({ transport: "unix", path: socket });
-  try {
-    const proc = `${tmp}/proc`;
-    await Deno.mkdir(`${proc}/net`, { recursive: true });
-    await Deno.writeTextFile(
-      `${proc}/net/unix`,
-      "Num       RefCount Protocol Flags    Type St Inode Path\n" +
-        `0000000000000000: 00000002 00000000 00010000 0001 01 4242 ${socket}\n`,
-    );
+  await withListedSocket(async ({ socket, proc }) => {
     const owners = new SocketOwners(proc);
     const resolve = async () =>
       (await owners.resolve({ found: [], pids: [], claims: [{ path: socket, pid: 300 }] }))
@@ -131,8 +118,5 @@ Deno.test("SocketOwners.resolve() checks a claim again when its VMM's fds could 
     await Deno.mkdir(`${proc}/300/fd`, { recursive: true });
     await Deno.symlink("socket:[4242]", `${proc}/300/fd/5`);
     deepStrictEqual(await resolve(), { pid: 300 });
-  } finally {
-    listener.close();
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
