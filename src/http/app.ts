@@ -10,7 +10,6 @@ import { Hono } from "hono";
 /** The app type: a Hono app, served by the exporter's own `HttpServer` (`http_server.ts`). */
 export type App = Hono;
 import { compress } from "hono/compress";
-import type { MetricFamily } from "../metrics/model.ts";
 import { renderBytesSliced, TEXT_CONTENT_TYPE } from "../exposition/text_format.ts";
 import { SCRAPE_TIMEOUT_HEADER, scrapeDeadlineMs } from "./scrape_deadline.ts";
 import type { Logger } from "../log/logger.ts";
@@ -119,13 +118,16 @@ function addAuth(app: App, options: AppOptions): void {
 
 /**
  * Scrapes, at most --web.max-requests at once. Metrics requests share: one that arrives while a
- * scrape with the same deadline is in flight joins it, and gets its answer (the same bytes) when
- * it ends; only scrapes that start count against the limit.
+ * scrape is in flight that ends by this request's own deadline joins it, and gets its answer (the
+ * same bytes) when it ends; only scrapes that start count against the limit. Matching deadlines
+ * exactly would give a client with another timeout (curl beside Prometheus) a scrape of its own,
+ * and the memory of one.
  */
 class ScrapeLimit {
   readonly #exporter: MetricsSource;
   readonly #maxRequests: number;
   readonly #heapRelease: IdleHeapRelease | undefined;
+  /** Scrapes in flight, by when their deadline ends (`performance.now()`, ms). */
   readonly #flights = new SingleFlight<number, ScrapeAnswer>();
   #inFlight = 0;
 
@@ -135,26 +137,21 @@ class ScrapeLimit {
     this.#heapRelease = heapRelease;
   }
 
-  /** Runs a scrape unless --web.max-requests are in flight already; it ends by its deadline. */
-  async scrape(prometheusTimeout?: string): Promise<MetricFamily[] | undefined> {
-    if (!this.#take()) return undefined;
-    try {
-      return await this.#exporter.scrape({ timeoutMs: this.#timeoutMs(prometheusTimeout) });
-    } finally {
-      this.#inFlight--;
-    }
-  }
-
   /**
-   * The rendered answer of the scrape in flight with this request's deadline, or of a new one
-   * (gzipped at once when `gzip`); undefined when a new one would pass --web.max-requests.
+   * The rendered answer of a scrape in flight that ends by this request's deadline, or of a new
+   * one (gzipped at once when `gzip`); undefined when a new one would pass --web.max-requests.
    */
   answer(prometheusTimeout: string | undefined, gzip: boolean): Promise<ScrapeAnswer> | undefined {
     const timeoutMs = this.#timeoutMs(prometheusTimeout);
-    return this.#flights.join(timeoutMs, () => {
-      if (!this.#take()) return undefined;
-      const work = () => this.#scrapeAndRender(timeoutMs, gzip);
-      return this.#heapRelease?.around(work) ?? work();
+    const endsBy = performance.now() + timeoutMs;
+    return this.#flights.joinAny({
+      key: endsBy,
+      accepts: (runningEndsBy) => runningEndsBy <= endsBy,
+      start: () => {
+        if (!this.#take()) return undefined;
+        const work = () => this.#scrapeAndRender(timeoutMs, gzip);
+        return this.#heapRelease?.around(work) ?? work();
+      },
     });
   }
 

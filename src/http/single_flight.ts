@@ -37,8 +37,22 @@ export class SingleFlight<K, T> {
    * @returns The shared promise, or undefined when `start` refused.
    */
   join(key: K, start: () => Promise<T> | undefined): Promise<T> | undefined {
-    const current = this.#flights.get(key);
-    if (current !== undefined) return current;
+    return this.joinAny({ key, accepts: (running) => running === key, start });
+  }
+
+  /**
+   * The first work in flight whose key the caller accepts, or new work under `key`.
+   *
+   * @param request The key new work runs under, which running keys will do, and how to start.
+   * @returns The shared promise, or undefined when `start` refused.
+   */
+  joinAny(request: {
+    key: K;
+    accepts: (running: K) => boolean;
+    start: () => Promise<T> | undefined;
+  }): Promise<T> | undefined {
+    const { key, accepts, start } = request;
+    for (const [running, flight] of this.#flights) if (accepts(running)) return flight;
     const started = start();
     if (started === undefined) return undefined;
     const flight = started.finally(() => this.#flights.delete(key));

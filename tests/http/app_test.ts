@@ -227,15 +227,25 @@ function startRequests(
 }
 
 /** A request with its own Prometheus timeout (5.01 s, 5.02 s, ...): its own scrape, not shared. */
+/**
+ * A request whose deadline ends before those of the requests `ownScrape(0..i-1)` made just before
+ * it, so it joins none of their scrapes: the deadlines are 1 s apart, under `OWN_SCRAPES`.
+ */
 function ownScrape(i: number): RequestInit {
-  return { headers: { "X-Prometheus-Scrape-Timeout-Seconds": `${5 + (i + 1) / 100}` } };
+  return { headers: { "X-Prometheus-Scrape-Timeout-Seconds": `${59.5 - i}` } };
 }
+
+/** Lets the deadlines of `ownScrape()` be what the header asks. */
+const OWN_SCRAPES = "--web.scrape-timeout=60s";
 
 for (const limit of [1, 3]) {
   Deno.test(`createApp() answers 503 to scrape ${limit + 1} with --web.max-requests=${limit}`, async () => {
     const fs = new GatedFileSystem();
     try {
-      const { app, logs } = await buildSampleApp({ args: [`--web.max-requests=${limit}`], fs });
+      const { app, logs } = await buildSampleApp({
+        args: [`--web.max-requests=${limit}`, OWN_SCRAPES],
+        fs,
+      });
       const requests = startRequests(limit + 1, (i) => app.request("/metrics", ownScrape(i)));
       // Each scrape in flight holds exactly one file operation at the gate (listing the root).
       await waitFor(() => fs.waiting === limit && requests.settled.size === 1, {
@@ -269,7 +279,7 @@ for (const limit of [1, 3]) {
 Deno.test("createApp() sets no limit with --web.max-requests=0", async () => {
   const fs = new GatedFileSystem();
   try {
-    const { app } = await buildSampleApp({ args: ["--web.max-requests=0"], fs });
+    const { app } = await buildSampleApp({ args: ["--web.max-requests=0", OWN_SCRAPES], fs });
     const count = 50; // More than the default limit of 40.
     const requests = startRequests(count, (i) => app.request("/metrics", ownScrape(i)));
     await waitFor(() => fs.waiting === count, {
@@ -296,7 +306,10 @@ Deno.test("createApp() shares one scrape among the requests of the same moment",
       (_, i) => app.request("/metrics", i % 2 === 0 ? {} : gzip),
     );
     await waitFor(() => fs.waiting > 0, { timeoutMs: 5000, what: "a scrape held at the gate" });
-    const other = app.request("/metrics", ownScrape(0)); // Another deadline: a scrape of its own.
+    // A deadline that ends before the one in flight (10 s): a scrape of its own.
+    const other = app.request("/metrics", {
+      headers: { "X-Prometheus-Scrape-Timeout-Seconds": "5" },
+    });
     await waitFor(() => fs.waiting === 2, { timeoutMs: 5000, what: "two scrapes at the gate" });
     fs.open();
     const bodies = await Promise.all(responses.map(async (pending) => {
@@ -313,6 +326,37 @@ Deno.test("createApp() shares one scrape among the requests of the same moment",
     assert.match(bodies[0]!, /^kvm_scrape_collector_duration_seconds\{/m);
     assert.deepEqual(new Set(bodies).size, 1);
     assert.equal((await (await other).text()).endsWith("\n"), true);
+  } finally {
+    fs.open();
+  }
+});
+
+Deno.test("createApp() lets a request with a later deadline join the scrape in flight", async () => {
+  const fs = new GatedFileSystem();
+  try {
+    const { app } = await buildSampleApp({ fs });
+    // Prometheus (5 s, so 4.5 s) first, then curl (no header: the flag's 10 s) beside it.
+    const prometheus = app.request("/metrics", {
+      headers: { "X-Prometheus-Scrape-Timeout-Seconds": "5" },
+    });
+    await waitFor(() => fs.waiting === 1, { timeoutMs: 5000, what: "a scrape held at the gate" });
+    const curl = app.request("/metrics");
+    // A shorter deadline starts a scrape of its own; once it is at the gate, curl (asked before it,
+    // on the same path) has joined or started one too.
+    const short = app.request("/metrics", {
+      headers: { "X-Prometheus-Scrape-Timeout-Seconds": "3" },
+    });
+    await waitFor(() => fs.waiting === 2, {
+      timeoutMs: 5000,
+      what: "the short scrape at the gate",
+    });
+    fs.open();
+    const [a, b, c] = await Promise.all(
+      [prometheus, curl, short].map(async (p) => (await p).text()),
+    );
+    assert.match(a!, /^kvm_scrape_collector_duration_seconds\{/m);
+    assert.equal(a, b, "curl got the answer of Prometheus's scrape");
+    assert.notEqual(a, c, "the shorter deadline got a scrape of its own");
   } finally {
     fs.open();
   }
