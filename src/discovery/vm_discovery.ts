@@ -10,7 +10,6 @@ import { parseVmDirName } from "../debugfs/stat_value.ts";
 import type { Logger } from "../log/logger.ts";
 import { CMDLINE_MAX_BYTES } from "../system/bounded_read.ts";
 import {
-  BlockedReadError,
   classifyReadError,
   describeReadError,
   type FileSystem,
@@ -18,7 +17,7 @@ import {
   type ReadErrorReason,
 } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
-import { type GuardedRead, ReadGuard, untilAborted } from "../system/read_guard.ts";
+import { type GuardedRead, ReadGuard } from "../system/read_guard.ts";
 import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 import { type NamedVm, resolveVmNames, type VmCandidate } from "./vm_names.ts";
 import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv, vmUuidFromArgv } from "./vmm_cmdline.ts";
@@ -56,6 +55,21 @@ export const CMDLINE_ERROR_REASONS: readonly ReadErrorReason[] = [
 
 /** One attempt to read a command line: what it says, or why it could not be read. */
 type CmdlineRead = { vmm: VmmCommandLine } | { error: unknown };
+
+/** A command line read's outcome for one pass: blocked past the pass's deadline is "blocked". */
+async function awaitCmdline(
+  reading: GuardedRead<CmdlineRead>,
+  signal: AbortSignal,
+): Promise<VmmCommandLine | ReadErrorReason> {
+  // Blocked past an earlier deadline: no new wait (each would cost a quarter of a scrape).
+  if (reading.blocked) return "blocked";
+  try {
+    const read = await reading.wait(signal);
+    return "vmm" in read ? read.vmm : classifyReadError(read.error);
+  } catch {
+    return "blocked"; // Still blocked: named by its dir until the read returns.
+  }
+}
 
 function parseVmmCommandLine(argv: readonly string[]): VmmCommandLine {
   return {
@@ -204,7 +218,13 @@ export class VmDiscovery {
     return { rootFiles, vms, error: undefined, cmdlineErrors };
   }
 
-  /** The VMM's command line, or why it is not known in this pass. */
+  /**
+   * The VMM's command line, or why it is not known in this pass. A new read takes one of the
+   * limiter's slots first and enters the read guard only then: a read still waiting for its turn
+   * at the deadline was never started, so it is not a blocked read (which the guard counts and
+   * caps). The slot is given back when the read returns or the deadline passes, whichever comes
+   * first: a read blocked for good must not hold it.
+   */
   async #commandLine(
     dir: string,
     pid: number,
@@ -212,49 +232,25 @@ export class VmDiscovery {
   ): Promise<VmmCommandLine | ReadErrorReason> {
     const known = this.#processByDir.get(dir);
     if (known !== undefined) return known;
-    let reading = this.#reading.get(dir);
-    if (reading === undefined) {
+    const reading = this.#reading.get(dir);
+    if (reading !== undefined) return await awaitCmdline(reading, signal); // An earlier pass's.
+    return await this.#limiter.run(async () => {
+      if (signal.aborted) return "blocked"; // Its turn came after the deadline: not read this time.
       const path = `${this.#options.procfs}/${pid}/cmdline`;
+      let started: GuardedRead<CmdlineRead>;
       try {
-        reading = this.#reads.begin(path, () => this.#readLimited(path, signal));
+        started = this.#reads.begin(path, () => this.#readArgv(path));
       } catch {
         return "blocked"; // Too many reads blocked: name it by its dir this time.
       }
-      const started = reading;
       this.#reading.set(dir, started);
       void started.done.then((read) => {
         this.#reading.delete(dir);
         if ("vmm" in read) this.#processByDir.set(dir, read.vmm);
         else this.#logReadError(path, read.error);
       });
-    }
-    // Blocked past an earlier deadline: no new wait (each would cost a quarter of a scrape).
-    if (reading.blocked) return "blocked";
-    try {
-      const read = await reading.wait(signal);
-      return "vmm" in read ? read.vmm : classifyReadError(read.error);
-    } catch {
-      return "blocked"; // Still blocked: named by its dir until the read returns.
-    }
-  }
-
-  /**
-   * Reads a command line once one of the limiter's slots is free. The slot is given back when
-   * the read returns or the pass's deadline passes, whichever comes first: a read blocked for
-   * good must not hold it (the ReadGuard bounds those). A read whose turn comes after the
-   * deadline is not started.
-   */
-  async #readLimited(path: string, signal: AbortSignal): Promise<CmdlineRead> {
-    const turn = await this.#limiter.run(async () => {
-      if (signal.aborted) return undefined;
-      const read = this.#readArgv(path);
-      await untilAborted(read, signal).catch(() => {});
-      return { read };
+      return await awaitCmdline(started, signal);
     });
-    if (turn === undefined) {
-      return { error: new BlockedReadError(`Not read "${path}": the deadline passed first`) };
-    }
-    return await turn.read;
   }
 
   async #readArgv(path: string): Promise<CmdlineRead> {

@@ -247,3 +247,45 @@ Deno.test("VmDiscovery reads at most CMDLINE_READ_CONCURRENCY command lines at o
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("VmDiscovery counts as blocked only the command-line reads that started, not those queued for a slot", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    const count = CMDLINE_READ_CONCURRENCY + 24;
+    await tree(
+      tmp,
+      Object.fromEntries(Array.from({ length: count }, (_, i) => [`${100 + i}-1`, `vm${i}`])),
+    );
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    let started = 0;
+    const fs: FileSystem = {
+      ...denoFileSystem,
+      readTextFile: async (path, options) => {
+        started++;
+        await gate; // Every command line hangs, as on a host out of file descriptors.
+        return await denoFileSystem.readTextFile(path, options);
+      },
+    };
+    const reads = new ReadGuard();
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs,
+      logger: createLogger({ write: () => {} }),
+      reads,
+    });
+    const found = await discovery.discover({ entries: [] }, false, AbortSignal.timeout(300));
+    strictEqual(found.vms.length, count);
+    strictEqual(started, CMDLINE_READ_CONCURRENCY, "reads started: one per slot");
+    // Before: every read queued for a slot at the deadline counted as blocked too, and the guard
+    // then refused other reads of the scrape.
+    strictEqual(reads.blocked, CMDLINE_READ_CONCURRENCY);
+    release();
+    await waitFor(() => reads.blocked === 0, { what: "the started reads to return" });
+    const named = await discovery.discover({ entries: [] }, false, AbortSignal.timeout(5000));
+    strictEqual(named.vms.filter((vm) => vm.nameSource !== "dir").length, count);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
