@@ -196,8 +196,10 @@ export class StatReader {
     const maxBytes = STAT_FILE_MAX_BYTES;
     let text: string;
     try {
+      // A listed regular file is made from memory on read: it needs no guard, only an open that
+      // cannot wait on a peer should the path have been swapped since the listing.
       text = file.regular && !guarded
-        ? await fs.readTextFile(file.path, { regular: true, maxBytes })
+        ? await fs.readTextFile(file.path, { maxBytes, nonBlocking: true })
         : await reads.read(
           file.path,
           // Non-blocking: a FIFO, socket or device is `not_regular` at once, as docs/metrics.md

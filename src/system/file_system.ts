@@ -17,12 +17,6 @@ import {
 
 /** Options of {@linkcode FileSystem.readTextFile}. */
 export interface ReadOptions {
-  /**
-   * The caller listed the file as a regular file in a kernel file system
-   * (debugfs): made from memory on read, it never blocks, so it may be read
-   * synchronously.
-   */
-  regular?: boolean;
   /** The size cap; default {@linkcode PROC_FILE_MAX_BYTES}. */
   maxBytes?: number;
   /**
@@ -54,26 +48,23 @@ export interface FileSystem {
 }
 
 /**
- * The real file system. A regular debugfs file is read synchronously: that
- * costs well under half the CPU of Deno's async file op (deno task bench:
- * 214 ms against 513 ms per scrape of 7,660 files), and callers yield to the
- * event loop between batches (see Limiter). Anything else (a FIFO, a symlink,
- * a procfs file whose read takes the process's memory lock) goes through the
- * async op, so that a read that blocks holds one worker thread, not the
- * exporter. Either way only a regular file is read, and never past its cap.
+ * The real file system. `readRegularSync` is for debugfs files listed as
+ * regular: that costs well under half the CPU of Deno's async file op (deno
+ * task bench: 214 ms against 513 ms per scrape of 7,660 files), and callers
+ * yield to the event loop between batches (see Limiter). `readTextFile` is
+ * always the async op (a FIFO, a symlink, a procfs file whose read takes the
+ * process's memory lock), so that a read that blocks holds one worker thread,
+ * not the exporter. Either way only a regular file is read, and never past
+ * its cap.
  */
 export const denoFileSystem: FileSystem = {
   readDir: (path) => Deno.readDir(path),
   readDirSync: (path) => Deno.readDirSync(path),
   readTextFile: (path, options) => {
     const maxBytes = options?.maxBytes ?? PROC_FILE_MAX_BYTES;
-    if (options?.nonBlocking) return readBoundedTextNonBlocking(path, maxBytes);
-    if (!options?.regular) return readBoundedText(path, maxBytes);
-    try {
-      return Promise.resolve(readBoundedTextSync(path, maxBytes));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return options?.nonBlocking
+      ? readBoundedTextNonBlocking(path, maxBytes)
+      : readBoundedText(path, maxBytes);
   },
   readRegularSync: readBoundedTextSync,
   mode: (path) => Deno.lstat(path).then((info) => info.mode ?? undefined, () => undefined),
