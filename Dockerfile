@@ -13,7 +13,7 @@ RUN mkdir /opt/kvm_exporter \
 FROM gcr.io/distroless/cc-debian12
 COPY --from=bundle /opt/kvm_exporter /opt/kvm_exporter
 # A user record for uid 65532, for whatever looks it up (libvirtd looks up its clients' uids in
-# its own passwd: on the host, add the same line, README "Container user").
+# its own passwd: on the host, add the same line, docs/deployment.md "Container user").
 COPY deploy/container/passwd deploy/container/group /etc/
 # The launcher's settings (bin/kvm_exporter is a shell script; distroless has no shell): Deno's
 # caches stay in memory, nothing is downloaded or written.

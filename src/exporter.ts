@@ -71,7 +71,7 @@ export interface ExporterOptions {
 export interface Exporter extends MetricsSource {
   /** The vm.yaml in force. */
   readonly configStore: ConfigStore;
-  /** Ends what collectors hold (reader Workers); scrapes after this read the guarded async way. */
+  /** Ends what collectors hold (reader Workers, sockets); called once, when the exporter stops. */
   close(): void;
 }
 
