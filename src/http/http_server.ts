@@ -337,7 +337,9 @@ export class HttpServer {
       const host = headers.get("host") ?? "localhost";
       const withBody = head.method !== "GET" && head.method !== "HEAD" && body.length > 0;
       request = new Request(new URL(head.target, `${scheme}://${host}`), {
-        method: head.method,
+        // HEAD is answered as a GET whose body is left out: its head then carries the GET's
+        // Content-Length on every path (RFC 9110 §9.3.2), not only where a handler sets one.
+        method: head.method === "HEAD" ? "GET" : head.method,
         headers,
         ...(withBody ? { body: body as Uint8Array<ArrayBuffer> } : {}),
       });
@@ -494,12 +496,7 @@ async function serialise(
     if (FRAMING_HEADERS.has(name)) continue;
     text += `${name}: ${value.replace(/[\r\n]/g, " ")}\r\n`;
   }
-  const declared = response.headers.get("content-length");
-  if (head.method !== "HEAD" || length > 0) {
-    text += `content-length: ${length}\r\n`;
-  } else if (declared !== null) {
-    text += `content-length: ${declared}\r\n`;
-  }
+  text += `content-length: ${length}\r\n`;
   if (!keepAlive) text += "connection: close\r\n";
   else if (head.version === "HTTP/1.0") text += "connection: keep-alive\r\n";
   text += "\r\n";

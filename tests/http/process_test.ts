@@ -33,10 +33,10 @@ Deno.test("main.ts serves /metrics over TCP", async () => {
 });
 
 /** Sends one request with `Connection: close` and reads the answer to its end. */
-async function rawRequest(port: number, method: string): Promise<string> {
+async function rawRequest(port: number, method: string, path = "/metrics"): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
-    const head = `${method} /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`;
+    const head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`;
     await conn.write(new TextEncoder().encode(head));
     return await new Response(conn.readable).text();
   } catch (error) {
@@ -56,6 +56,18 @@ Deno.test("main.ts answers HEAD /metrics with a GET's Content-Length and no body
   assert.ok(head.endsWith("\r\n\r\n"), "no body after the head");
   // Two scrapes: their durations may differ by a digit or so, nothing more.
   assert.ok(Math.abs(length(head) - length(get)) < 50, `HEAD ${length(head)}, GET ${length(get)}`);
+});
+
+Deno.test("main.ts answers HEAD on every path with the GET's Content-Length and no body", async () => {
+  await using exporter = await startExporter([...SAMPLE_ARGS, LOOPBACK_ANY_PORT]);
+  const length = (text: string) => /^content-length: (\d+)\r$/mi.exec(text)?.[1];
+  for (const path of ["/", "/-/healthy", "/-/ready", "/nope"]) {
+    const get = await rawRequest(exporter.port, "GET", path);
+    const head = await rawRequest(exporter.port, "HEAD", path);
+    assert.equal(head.split(" ")[1], get.split(" ")[1], path);
+    assert.ok(head.endsWith("\r\n\r\n"), `${path}: no body after the head`);
+    assert.equal(length(head), length(get), path);
+  }
 });
 
 const promtool = findPromtool();
