@@ -4,11 +4,11 @@
 # by Deno's runtime with the launcher's flags, on distroless/cc (glibc and nothing else).
 # tests/deploy/release_test.ts lays out this root file system as files and runs it.
 FROM debian:12-slim AS bundle
-ARG VERSION=0.1.0
 ARG ARCH=amd64
-COPY dist/kvm_exporter-${VERSION}-linux-${ARCH}.tar.gz /tmp/bundle.tar.gz
+# dist/ holds one release (deno task release empties it first); its version comes from git.
+COPY dist/kvm_exporter-*-linux-${ARCH}.tar.gz /tmp/bundle/
 RUN mkdir /opt/kvm_exporter \
-  && tar -xzf /tmp/bundle.tar.gz -C /opt/kvm_exporter --strip-components=1
+  && tar -xzf /tmp/bundle/*.tar.gz -C /opt/kvm_exporter --strip-components=1
 
 FROM gcr.io/distroless/cc-debian12
 COPY --from=bundle /opt/kvm_exporter /opt/kvm_exporter

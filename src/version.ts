@@ -7,8 +7,11 @@
 
 import buildInfo from "./build_info.json" with { type: "json" };
 
-/** The release version. */
-export const VERSION = "0.1.0";
+/** The version of a build from source; a release stamps its own, from git (tools/compile.ts). */
+export const SOURCE_VERSION = "0.1.0";
 
-/** The git revision `deno task compile` stamped into the binary; "unknown" when run from source. */
+/** The release version: the one stamped at build time, else {@linkcode SOURCE_VERSION}. */
+export const VERSION: string = (buildInfo as { version?: string }).version ?? SOURCE_VERSION;
+
+/** The git revision a build stamped (`deno task compile`, `release`); "unknown" when run from source. */
 export const REVISION: string = buildInfo.revision;

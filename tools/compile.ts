@@ -6,6 +6,8 @@
  * @module
  */
 
+import { SOURCE_VERSION } from "../src/version.ts";
+
 /** The permissions baked into the executable: read-only files, network, our env vars, QMP sockets. */
 export const COMPILE_PERMISSIONS = [
   "--allow-read",
@@ -24,17 +26,68 @@ export const COMPILE_PERMISSIONS = [
 export async function revision(): Promise<string> {
   const fromEnv = Deno.env.get("REVISION");
   if (fromEnv) return fromEnv;
+  return await git(["rev-parse", "--short=12", "HEAD"]) ?? "unknown";
+}
+
+/** What a git command printed, trimmed; undefined when it failed or there is no git. */
+async function git(args: string[]): Promise<string | undefined> {
   try {
     const { code, stdout } = await new Deno.Command("git", {
-      args: ["rev-parse", "--short=12", "HEAD"],
+      args,
+      cwd: new URL("..", import.meta.url),
       stdout: "piped",
       stderr: "null",
     }).output();
-    if (code === 0) return new TextDecoder().decode(stdout).trim();
+    return code === 0 ? new TextDecoder().decode(stdout).trim() : undefined;
   } catch {
-    // No git here (a container build without .git).
+    return undefined; // No git here (a container build without .git).
   }
-  return "unknown";
+}
+
+/** What a build stamps into src/build_info.json. */
+export interface BuildStamp {
+  /** The release version ({@linkcode version}). */
+  version: string;
+  /** The git revision ({@linkcode revision}). */
+  revision: string;
+}
+
+/**
+ * The release version, from git: a tag `vX.Y.Z` on HEAD gives `X.Y.Z`; a later commit gives the
+ * last such tag's version (or SOURCE_VERSION, before the first tag) with `+git.N.REV`, N commits
+ * after it, so that every commit has its own, increasing version (dpkg compares them). VERSION
+ * from the environment wins (a Docker build arg); outside a git checkout it is SOURCE_VERSION.
+ *
+ * @param rev The revision, as {@linkcode revision} gives it.
+ * @returns The version.
+ */
+export async function version(rev: string): Promise<string> {
+  const fromEnv = Deno.env.get("VERSION");
+  if (fromEnv) return fromEnv;
+  const described = await git([
+    "describe",
+    "--tags",
+    "--match",
+    "v[0-9]*",
+    "--long",
+    "--abbrev=12",
+  ]);
+  const tagged = /^v(\d[\w.~]*)-(\d+)-g[0-9a-f]+$/.exec(described ?? "");
+  if (tagged !== null) {
+    return tagged[2] === "0" ? tagged[1]! : `${tagged[1]}+git.${tagged[2]}.${rev}`;
+  }
+  const count = await git(["rev-list", "--count", "HEAD"]);
+  return count === undefined ? SOURCE_VERSION : `${SOURCE_VERSION}+git.${count}.${rev}`;
+}
+
+/**
+ * The version and revision a build stamps.
+ *
+ * @returns Both, from git or the environment.
+ */
+export async function buildStamp(): Promise<BuildStamp> {
+  const rev = await revision();
+  return { version: await version(rev), revision: rev };
 }
 
 async function main(): Promise<number> {
@@ -48,7 +101,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  // Stamp the revision into the build, and put the source back as it was whatever happens.
+  // Stamp the version and revision into the build; put the source back as it was whatever happens.
   const buildInfo = new URL("../src/build_info.json", import.meta.url);
   const original = await Deno.readTextFile(buildInfo);
   // Replaced by rename, so that a process importing it meanwhile never reads half a file.
@@ -57,7 +110,7 @@ async function main(): Promise<number> {
     await Deno.writeTextFile(temp, text);
     await Deno.rename(temp, buildInfo);
   };
-  await replace(JSON.stringify({ revision: await revision() }) + "\n");
+  await replace(JSON.stringify(await buildStamp()) + "\n");
   let result: Deno.CommandOutput;
   try {
     result = await new Deno.Command(Deno.execPath(), {

@@ -7,8 +7,12 @@
  *   npm packages in `node_modules`, and the launcher `bin/kvm_exporter`;
  * - `kvm-exporter_VERSION_ARCH.deb`, the same bundle under `/usr/lib/kvm_exporter` with the
  *   systemd unit, `/etc/default/kvm_exporter` and `/etc/kvm_exporter/`;
- * - `kvm_exporter-VERSION-linux-amd64`, the single executable, when DENORT_BIN names denort;
+ * - `kvm_exporter-VERSION-linux-ARCH`, the single executable for this machine's architecture,
+ *   when DENORT_BIN names denort;
  * - `SHA256SUMS`.
+ *
+ * VERSION comes from git ({@linkcode version} in tools/compile.ts: a `vX.Y.Z` tag, or the commits
+ * after the last one).
  *
  * Every file's time is the last commit's, owners are root and archives are sorted, so a build of
  * the same commit is the same file anywhere. Offline once the npm cache (runtime tarballs) and
@@ -17,8 +21,7 @@
  * @module
  */
 
-import { COMPILE_PERMISSIONS, revision } from "./compile.ts";
-import { VERSION } from "../src/version.ts";
+import { type BuildStamp, buildStamp, COMPILE_PERMISSIONS } from "./compile.ts";
 
 /** The Deno version the bundle ships: the one the project pins (README, CI). */
 export const DENO_VERSION = "2.9.6";
@@ -72,15 +75,16 @@ const root = new URL("../", import.meta.url).pathname;
  * @example Usage
  * ```ts
  * import { launcherScript } from "./release.ts";
- * console.assert(launcherScript().includes('"$@"'));
+ * console.assert(launcherScript("0.1.0").includes('"$@"'));
  * ```
  *
+ * @param version The release version, for the comment.
  * @returns The shell script.
  */
-export function launcherScript(): string {
+export function launcherScript(version: string): string {
   const flags = [...LAUNCHER_RUN_FLAGS, ...COMPILE_PERMISSIONS].map((f) => `'${f}'`);
   return `#!/bin/sh
-# kvm_exporter ${VERSION}: runs the exporter on the Deno runtime beside it, with the permissions the
+# kvm_exporter ${version}: runs the exporter on the Deno runtime beside it, with the permissions the
 # single executable bakes in (tools/compile.ts), never downloading anything. Flags pass through.
 set -e
 here=$(dirname "$(readlink -f "$0")")
@@ -126,6 +130,8 @@ export interface ControlOptions {
   arch: string;
   /** Installed size in KiB. */
   installedKiB: number;
+  /** The release version. */
+  version: string;
   /** The git revision, for the description. */
   revision: string;
 }
@@ -133,12 +139,12 @@ export interface ControlOptions {
 /**
  * The package's DEBIAN/control.
  *
- * @param options Architecture, size and revision.
+ * @param options Architecture, size, version and revision.
  * @returns The control file text.
  */
 export function debControl(options: ControlOptions): string {
   return `Package: kvm-exporter
-Version: ${VERSION}
+Version: ${options.version}
 Architecture: ${options.arch}
 Maintainer: kvm_exporter maintainers <root@localhost>
 Installed-Size: ${options.installedKiB}
@@ -188,11 +194,11 @@ async function sourceDateEpoch(): Promise<string> {
   return (await run("git", ["log", "-1", "--format=%ct"]).catch(() => "0")).trim() || "0";
 }
 
-/** The exporter's code, stamped with the revision, with its runtime npm packages vendored. */
-async function stageApp(dir: string, rev: string): Promise<void> {
+/** The exporter's code, stamped with the version and revision, its runtime npm packages vendored. */
+async function stageApp(dir: string, stamp: BuildStamp): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   await run("cp", ["-r", `${root}src`, `${root}main.ts`, `${root}deno.lock`, dir]);
-  await Deno.writeTextFile(`${dir}/src/build_info.json`, JSON.stringify({ revision: rev }) + "\n");
+  await Deno.writeTextFile(`${dir}/src/build_info.json`, JSON.stringify(stamp) + "\n");
   const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
   const appConfig = { imports: config.imports, compilerOptions: config.compilerOptions };
   const write = (mode: string): Promise<void> =>
@@ -241,13 +247,16 @@ async function fetchRuntime(platform: Platform, dir: string): Promise<string | u
 }
 
 /** The bundle's tree: bin/, lib/deno, lib/app, share/. */
-async function stageBundle(dir: string, options: { app: string; deno: string }): Promise<void> {
+async function stageBundle(
+  dir: string,
+  options: { app: string; deno: string; version: string },
+): Promise<void> {
   await Deno.mkdir(`${dir}/bin`, { recursive: true });
   await Deno.mkdir(`${dir}/lib`, { recursive: true });
   await Deno.mkdir(`${dir}/share`, { recursive: true });
   await run("cp", ["-a", options.app, `${dir}/lib/app`]);
   await run("cp", [options.deno, `${dir}/lib/deno`]);
-  await Deno.writeTextFile(`${dir}/bin/kvm_exporter`, launcherScript());
+  await Deno.writeTextFile(`${dir}/bin/kvm_exporter`, launcherScript(options.version));
   await run("cp", [`${root}deploy/kvm_exporter-start`, `${dir}/bin/`]);
   await run("cp", [
     `${root}deploy/kvm_exporter.service`,
@@ -315,7 +324,7 @@ async function tarball({ parent, name, output, epoch }: TarballOptions): Promise
 interface DebOptions {
   bundle: string;
   arch: string;
-  rev: string;
+  stamp: BuildStamp;
   epoch: string;
   output: string;
 }
@@ -366,7 +375,7 @@ async function buildDeb(tree: string, options: DebOptions): Promise<void> {
   const kib = Number((await run("du", ["-sk", "--exclude=DEBIAN", tree])).split("\t")[0]);
   await Deno.writeTextFile(
     `${tree}/DEBIAN/control`,
-    debControl({ arch: options.arch, installedKiB: kib, revision: options.rev }),
+    debControl({ arch: options.arch, installedKiB: kib, ...options.stamp }),
   );
   await run("find", [
     `${tree}/DEBIAN`,
@@ -439,29 +448,45 @@ async function denortBin(): Promise<string | undefined> {
   return denort;
 }
 
+/**
+ * Empties DIR for a new release: refused unless it is missing, empty or an earlier release (it
+ * has SHA256SUMS), so that `deno task release .` cannot delete a checkout.
+ */
+async function emptyOutput(out: string): Promise<void> {
+  const entries = await Array.fromAsync(Deno.readDir(out)).catch(() => []);
+  if (entries.length > 0 && !entries.some((entry) => entry.name === "SHA256SUMS")) {
+    throw new ReleaseError(`${out} is neither empty nor an earlier release (no SHA256SUMS)`);
+  }
+  await Deno.remove(out, { recursive: true }).catch(() => {});
+}
+
+/** Debian's name of the machine's architecture: the single executable is built for it. */
+const HOST_ARCH = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
+
 async function release(out: string): Promise<void> {
   const denort = await denortBin();
-  const rev = await revision();
+  const stamp = await buildStamp();
+  const { version } = stamp;
   const epoch = await sourceDateEpoch();
-  await Deno.remove(out, { recursive: true }).catch(() => {});
+  await emptyOutput(out);
   await Deno.mkdir(out, { recursive: true });
   const work = await Deno.makeTempDir({ prefix: "kvm_exporter_release_" });
   try {
     const app = `${work}/app`;
-    await stageApp(app, rev);
+    await stageApp(app, stamp);
     for (const platform of PLATFORMS) {
       const deno = await fetchRuntime(platform, `${work}/npm-${platform.arch}`);
       if (deno === undefined) continue;
-      const name = `kvm_exporter-${VERSION}-linux-${platform.arch}`;
-      await stageBundle(`${work}/${name}`, { app, deno });
+      const name = `kvm_exporter-${version}-linux-${platform.arch}`;
+      await stageBundle(`${work}/${name}`, { app, deno, version });
       await normalize(`${work}/${name}`, epoch);
       await tarball({ parent: work, name, output: `${out}/${name}.tar.gz`, epoch });
       await buildDeb(`${work}/deb-${platform.arch}`, {
         bundle: `${work}/${name}`,
         arch: platform.arch,
-        rev,
+        stamp,
         epoch,
-        output: `${out}/kvm-exporter_${VERSION}_${platform.arch}.deb`,
+        output: `${out}/kvm-exporter_${version}_${platform.arch}.deb`,
       });
     }
     if (denort === undefined) {
@@ -471,7 +496,7 @@ async function release(out: string): Promise<void> {
     } else {
       await compileExecutable({
         app,
-        output: `${out}/kvm_exporter-${VERSION}-linux-amd64`,
+        output: `${out}/kvm_exporter-${version}-linux-${HOST_ARCH}`,
         denort,
       });
     }
@@ -479,7 +504,7 @@ async function release(out: string): Promise<void> {
   } finally {
     await Deno.remove(work, { recursive: true });
   }
-  console.log(`release: wrote ${out} (revision ${rev})`);
+  console.log(`release: wrote ${out} (version ${version}, revision ${stamp.revision})`);
 }
 
 if (import.meta.main) {

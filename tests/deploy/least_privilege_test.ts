@@ -77,7 +77,7 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
     build: true,
     read: "all",
     write: ["src/build_info.json", "src/build_info.json.tmp"],
-    env: ["DENORT_BIN", "REVISION"],
+    env: ["DENORT_BIN", "REVISION", "VERSION"],
     run: "all",
   },
   "deno.json task release": {
@@ -85,7 +85,7 @@ const DOCUMENTED: Record<string, Permissions & { build?: true }> = {
     build: true,
     read: "all",
     write: "all",
-    env: ["DENORT_BIN", "REVISION", "SOURCE_DATE_EPOCH"],
+    env: ["DENORT_BIN", "REVISION", "SOURCE_DATE_EPOCH", "VERSION"],
     run: "all",
   },
   // The offline bundle's and the .deb's bin/kvm_exporter: what the single executable bakes in.
@@ -233,7 +233,7 @@ Deno.test("the compiled binary's baked flags are its documented permissions", ()
 });
 
 Deno.test("the bundle's launcher grants its documented permissions, the compiled binary's", () => {
-  const script = launcherScript();
+  const script = launcherScript("1.2.3");
   const flags = denoFlags(
     script.slice(script.indexOf('exec "$lib/deno" run')).replace("$lib/", ""),
   );

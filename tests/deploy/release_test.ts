@@ -7,9 +7,8 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { COMPILE_PERMISSIONS } from "../../tools/compile.ts";
+import { buildStamp, COMPILE_PERMISSIONS } from "../../tools/compile.ts";
 import { LAUNCHER_RUN_FLAGS, launcherScript } from "../../tools/release.ts";
-import { VERSION } from "../../src/version.ts";
 import {
   type ExporterProcess,
   fetchText,
@@ -23,6 +22,9 @@ import { createDomain, ensureLibvirtDaemons, libvirtUnavailable } from "../suppo
 import { programPath } from "../support/program_path.ts";
 import { kvmUnavailable, qemuUnavailable, type QemuVm, startQemu } from "../support/qemu.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
+
+/** The version the release names its files by: from git, as `deno task release` takes it. */
+const { version: VERSION } = await buildStamp();
 
 const DEB_PATHS = [
   "/usr/bin/kvm_exporter",
@@ -127,8 +129,24 @@ Deno.test("deno task release refuses a DENORT_BIN that is not a file, in one lin
   }
 });
 
+Deno.test("deno task release refuses a DIR that is neither empty nor an earlier release, deleting nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/keep.txt`, "an operator's file\n");
+    const { code, out } = await release(dir);
+    strictEqual(code, 1);
+    strictEqual(
+      out.trim(),
+      `release: ${dir} is neither empty nor an earlier release (no SHA256SUMS)`,
+    );
+    ok(await exists(`${dir}/keep.txt`), "nothing deleted");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("launcherScript() runs deno offline with exactly the compiled binary's permissions", () => {
-  const script = launcherScript();
+  const script = launcherScript("1.2.3");
   const flags = [...script.matchAll(/^ {2}'([^']+)' \\$/gm)].map((m) => m[1]);
   deepStrictEqual(flags, [...LAUNCHER_RUN_FLAGS, ...COMPILE_PERMISSIONS]);
   ok(
