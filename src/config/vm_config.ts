@@ -1,6 +1,6 @@
 // @deno-types="@types/js-yaml"
 import { CORE_SCHEMA, type EventType, load, type State, YAMLException } from "js-yaml";
-import { NotRegularError, readRegularFile, TooLargeError } from "../system/bounded_read.ts";
+import { describeReadFailure, readRegularFile, TooLargeError } from "../system/bounded_read.ts";
 import { ConfigError } from "./config_error.ts";
 
 /** One VM entry of vm.yaml, in file order. */
@@ -162,11 +162,8 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
 
 /** Why a file could not be read, in one line. */
 function readFailure(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof NotRegularError) return error.message;
   if (error instanceof TooLargeError) return `${error.message}, the most vm.yaml may hold`;
-  return firstLine(error instanceof Error ? error.message : String(error));
+  return describeReadFailure(error);
 }
 
 // ---------------------------------------------------------------------------------------------

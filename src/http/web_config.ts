@@ -8,7 +8,7 @@
 
 import { ConfigError } from "../config/config_error.ts";
 import { NodeProblem, parseYamlTree, type YamlNode } from "../config/vm_config.ts";
-import { readRegularFile } from "../system/bounded_read.ts";
+import { describeReadFailure, readRegularFile } from "../system/bounded_read.ts";
 
 /** The TLS certificate and key, as PEM text. */
 export interface TlsSettings {
@@ -111,7 +111,9 @@ export async function parseWebConfig(
  */
 export async function readWebConfig(path: string): Promise<WebConfig> {
   const text = await readText(path, MAX_FILE_BYTES).catch((error) => {
-    throw new Error(`Cannot read web config ${JSON.stringify(path)}: ${readFailure(error)}`);
+    throw new Error(
+      `Cannot read web config ${JSON.stringify(path)}: ${describeReadFailure(error)}`,
+    );
   });
   return await parseWebConfig(text, { path, readFile: (file) => readText(file, MAX_PEM_BYTES) });
 }
@@ -122,13 +124,6 @@ async function readText(path: string, maxBytes: number): Promise<string> {
 }
 
 /** Why a file could not be read, in a few words. */
-function readFailure(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.NotCapable) return "no Deno read permission";
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
-}
-
 async function checkRoot(
   root: YamlNode | undefined,
   options: { path: string; readFile: ReadFile },
@@ -188,7 +183,7 @@ async function checkTls(
       const text = await options.readFile(file).catch((error) => {
         throw new NodeProblem(
           value,
-          `cannot read ${name} ${JSON.stringify(file)}: ${readFailure(error)}`,
+          `cannot read ${name} ${JSON.stringify(file)}: ${describeReadFailure(error)}`,
         );
       });
       const kind = name === "cert_file" ? "cert" : "key";

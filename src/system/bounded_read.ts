@@ -129,6 +129,28 @@ export function readBoundedTextSync(path: string, maxBytes: number): string {
   return decoder.decode(buffer.subarray(0, used));
 }
 
+/**
+ * Why a config file (vm.yaml, the web config, a certificate) could not be read, in a few words
+ * for a one-line error: never the whole of a multi-line message.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeReadFailure } from "./bounded_read.ts";
+ * assert.equal(describeReadFailure(new Deno.errors.NotFound("x")), "no such file");
+ * ```
+ *
+ * @param error What the read threw.
+ * @returns The reason.
+ */
+export function describeReadFailure(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.NotCapable) return "no Deno read permission";
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split(/\r\n|\r|\n/, 1)[0] ?? "";
+}
+
 /** Options of {@linkcode readRegularFile}. */
 export interface ReadRegularOptions {
   /** The cap: a file holding more is refused, and never read past `maxBytes + 1`. */
