@@ -175,19 +175,7 @@ export class VmDiscovery {
       if (!present.has(dir)) this.#warnedRenames.delete(dir);
     }
     const cmdlineErrors = new Map<string, ReadErrorReason>();
-    const started: Promise<VmCandidate>[] = [];
-    for (const { dir, pid } of dirs) {
-      // A first pass over 20,000 VMs would otherwise start every read in one turn of the loop.
-      if (sliceSpent()) await yieldToEventLoop();
-      started.push(
-        this.#commandLine(dir, pid, signal).then((vmm) => {
-          if (typeof vmm !== "string") return { dir, pid, cmdlineName: vmm.name };
-          cmdlineErrors.set(dir, vmm);
-          return { dir, pid, cmdlineName: undefined };
-        }),
-      );
-    }
-    const candidates = await Promise.all(started);
+    const candidates = await this.#candidates(dirs, { signal, cmdlineErrors });
     const vms = resolveVmNames(candidates, { config, onlyListed }).map((vm): DiscoveredVm => {
       const vmm = this.#processByDir.get(vm.dir);
       const found: DiscoveredVm = {
@@ -198,24 +186,44 @@ export class VmDiscovery {
       if (vmm?.uuid !== undefined) found.uuid = vmm.uuid;
       return found;
     });
-    for (const vm of vms) {
-      if (vm.renamedFrom !== undefined && !this.#warnedRenames.has(vm.dir)) {
-        this.#warnedRenames.add(vm.dir);
-        this.#options.logger.warn(
-          "Two VMs resolve to one name; the later one gets @PID-FD (and ~N if that is taken)",
-          {
-            name: vm.renamedFrom,
-            domain: vm.domain,
-            kvm_debug_dir: vm.dir,
-          },
-        );
-      }
-    }
+    this.#warnRenames(vms);
     const failing = new Set(cmdlineErrors.values());
     for (const reason of this.#warnedReads) {
       if (!failing.has(reason)) this.#warnedReads.delete(reason);
     }
     return { rootFiles, vms, error: undefined, cmdlineErrors };
+  }
+
+  /** Each VM dir with its command-line name; why one is not known goes to `cmdlineErrors`. */
+  async #candidates(
+    dirs: readonly { dir: string; pid: number }[],
+    pass: { signal: AbortSignal; cmdlineErrors: Map<string, ReadErrorReason> },
+  ): Promise<VmCandidate[]> {
+    const started: Promise<VmCandidate>[] = [];
+    for (const { dir, pid } of dirs) {
+      // A first pass over 20,000 VMs would otherwise start every read in one turn of the loop.
+      if (sliceSpent()) await yieldToEventLoop();
+      started.push(
+        this.#commandLine(dir, pid, pass.signal).then((vmm) => {
+          if (typeof vmm !== "string") return { dir, pid, cmdlineName: vmm.name };
+          pass.cmdlineErrors.set(dir, vmm);
+          return { dir, pid, cmdlineName: undefined };
+        }),
+      );
+    }
+    return await Promise.all(started);
+  }
+
+  /** Warns once per VM dir that was renamed because another VM has its name. */
+  #warnRenames(vms: readonly DiscoveredVm[]): void {
+    for (const vm of vms) {
+      if (vm.renamedFrom === undefined || this.#warnedRenames.has(vm.dir)) continue;
+      this.#warnedRenames.add(vm.dir);
+      this.#options.logger.warn(
+        "Two VMs resolve to one name; the later one gets @PID-FD (and ~N if that is taken)",
+        { name: vm.renamedFrom, domain: vm.domain, kvm_debug_dir: vm.dir },
+      );
+    }
   }
 
   /**
