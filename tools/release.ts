@@ -329,27 +329,12 @@ interface DebOptions {
   output: string;
 }
 
-/** The Debian package: the bundle in /usr/lib/kvm_exporter, unit, defaults and /etc files. */
-async function buildDeb(tree: string, options: DebOptions): Promise<void> {
-  for (
-    const sub of [
-      "DEBIAN",
-      "usr/bin",
-      "usr/lib/systemd/system",
-      "etc/default",
-      "etc/kvm_exporter",
-      "usr/share/doc/kvm-exporter",
-    ]
-  ) {
-    await Deno.mkdir(`${tree}/${sub}`, { recursive: true });
-  }
-  await Deno.mkdir(`${tree}/usr/lib/kvm_exporter`, { recursive: true });
-  await run("cp", [
-    "-a",
-    `${options.bundle}/bin`,
-    `${options.bundle}/lib`,
-    `${tree}/usr/lib/kvm_exporter/`,
-  ]);
+/** The Debian package's file tree: the bundle in /usr/lib/kvm_exporter, unit, defaults, /etc. */
+async function layOutDebTree(tree: string, bundle: string): Promise<void> {
+  const dirs = ["DEBIAN", "usr/bin", "usr/lib/systemd/system", "usr/lib/kvm_exporter"];
+  dirs.push("etc/default", "etc/kvm_exporter", "usr/share/doc/kvm-exporter");
+  for (const sub of dirs) await Deno.mkdir(`${tree}/${sub}`, { recursive: true });
+  await run("cp", ["-a", `${bundle}/bin`, `${bundle}/lib`, `${tree}/usr/lib/kvm_exporter/`]);
   await Deno.symlink("../lib/kvm_exporter/bin/kvm_exporter", `${tree}/usr/bin/kvm_exporter`);
   await run("cp", [`${root}deploy/kvm_exporter.service`, `${tree}/usr/lib/systemd/system/`]);
   await run("cp", [
@@ -370,6 +355,11 @@ async function buildDeb(tree: string, options: DebOptions): Promise<void> {
     await run("cp", [`${root}deploy/debian/${script}`, `${tree}/DEBIAN/${script}`]);
   }
   await Deno.writeTextFile(`${tree}/DEBIAN/conffiles`, CONFFILES.join("\n") + "\n");
+}
+
+/** The Debian package: its tree, normalized, with its control file, built by dpkg-deb. */
+async function buildDeb(tree: string, options: DebOptions): Promise<void> {
+  await layOutDebTree(tree, options.bundle);
   await normalize(tree, options.epoch);
   await run("chmod", ["755", ...["postinst", "prerm", "postrm"].map((s) => `${tree}/DEBIAN/${s}`)]);
   const kib = Number((await run("du", ["-sk", "--exclude=DEBIAN", tree])).split("\t")[0]);
@@ -377,16 +367,8 @@ async function buildDeb(tree: string, options: DebOptions): Promise<void> {
     `${tree}/DEBIAN/control`,
     debControl({ arch: options.arch, installedKiB: kib, ...options.stamp }),
   );
-  await run("find", [
-    `${tree}/DEBIAN`,
-    "-exec",
-    "touch",
-    "-h",
-    "-d",
-    `@${options.epoch}`,
-    "{}",
-    "+",
-  ]);
+  const stamp = ["-exec", "touch", "-h", "-d", `@${options.epoch}`, "{}", "+"];
+  await run("find", [`${tree}/DEBIAN`, ...stamp]);
   const { code, stderr } = await new Deno.Command("dpkg-deb", {
     args: ["--root-owner-group", "-Zgzip", "-z6", "--build", tree, options.output],
     env: { SOURCE_DATE_EPOCH: options.epoch },
