@@ -99,7 +99,8 @@ export class SocketOwners {
    * whether each claimed socket is its VMM's. A claim is checked against its
    * own VMM only: one process's fds the first time, one readlink after, and
    * nothing while the refused inode and VMM stay the same. The VMMs whose
-   * claim holds are not scanned for glob-found sockets.
+   * claim holds are not scanned for glob-found sockets, and a glob-found socket
+   * that such a claim names is that VMM's.
    *
    * @param query The sockets, the candidate VMMs and the claims.
    * @returns The owner or the reason to skip, for each socket and each claim.
@@ -122,10 +123,16 @@ export class SocketOwners {
     for (const claim of claims) {
       claimed.push(result.get(claim.path) ?? await this.#checkClaim(claim, inodeOf));
     }
-    const held = new Set(claims.filter((_, i) => "pid" in claimed[i]!).map((c) => c.pid));
-    const pids = query.pids.filter((pid) => !held.has(pid));
+    const held = claims.filter((_, i) => "pid" in claimed[i]!);
+    const heldPids = new Set(held.map((c) => c.pid));
+    const pids = query.pids.filter((pid) => !heldPids.has(pid));
+    // A claimed path the glob also finds is taken: its owner was just proven, and it is no other
+    // VMM's (the claimant is left out of `pids`, so a scan would wrongly find no owner).
+    for (const { path, pid } of held) result.set(path, { pid });
     const globbed = new Set(query.found);
-    for (const [inode, path] of wanted) if (!globbed.has(path)) wanted.delete(inode);
+    for (const [inode, path] of wanted) {
+      if (!globbed.has(path) || result.has(path)) wanted.delete(inode);
+    }
     await this.#confirmKnown(wanted, pids, result);
     await this.#scan(wanted, pids, result);
     const found = new Map<string, SocketOwnership>();

@@ -398,40 +398,69 @@ Deno.test("qmp collector counts and logs once the vCPUs a monitor reports under 
   }
 });
 
-Deno.test("qmp collector never connects to a socket a VMM's command line names but does not hold", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_" });
-  const socket = `${tmp}/good.qmp`;
-  const qmpArg = `unix:${socket},server=on,wait=off`;
-  // "good" is a real process that listens on the socket its argv names; "evil" is a process whose
-  // argv names good's socket too (whoever starts a VM writes its argv): a shell waiting on stdin.
-  const good = new Deno.Command(Deno.execPath(), {
+/** A real process that listens on the QMP socket its argv names, as QEMU does (fake_qmp_vmm.ts). */
+function spawnFakeVmm(tmp: string, vm: { name: string; socket: string }): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       `--allow-read=${tmp}`,
       `--allow-write=${tmp}`,
-      `--allow-net=unix:${socket}`,
+      `--allow-net=unix:${vm.socket}`,
       new URL("../support/fake_qmp_vmm.ts", import.meta.url).pathname,
       "-name",
-      "good",
+      vm.name,
       "-qmp",
-      qmpArg,
+      `unix:${vm.socket},server=on,wait=off`,
     ],
     stdin: "null",
     stdout: "null",
     stderr: "null",
   }).spawn();
+}
+
+/** Kills a test's child processes, if still there, and waits for them. */
+async function killAll(children: readonly Deno.ChildProcess[]): Promise<void> {
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited already (the failure says why).
+    }
+  }
+  await Promise.all(children.map((child) => child.status));
+}
+
+/** A VM dir in `tmp/kvm` for each pid (with fd `7 + i`), and an empty vm.yaml. */
+async function layOutVmms(tmp: string, pids: readonly number[]): Promise<void> {
+  for (const [i, pid] of pids.entries()) {
+    await Deno.mkdir(`${tmp}/kvm/${pid}-${7 + i}`, { recursive: true });
+    await Deno.writeTextFile(`${tmp}/kvm/${pid}-${7 + i}/pages_4k`, "1\n");
+  }
+  await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+}
+
+Deno.test("qmp collector never connects to a socket a VMM's command line names but does not hold", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_" });
+  const socket = `${tmp}/good.qmp`;
+  // "good" is a real process that listens on the socket its argv names; "evil" is a process whose
+  // argv names good's socket too (whoever starts a VM writes its argv): a shell waiting on stdin.
+  const good = spawnFakeVmm(tmp, { name: "good", socket });
   const evil = new Deno.Command("sh", {
-    args: ["-c", "read line", "qemu-system-x86_64", "-name", "evil", "-qmp", qmpArg],
+    args: [
+      "-c",
+      "read line",
+      "qemu-system-x86_64",
+      "-name",
+      "evil",
+      "-qmp",
+      `unix:${socket},server=on,wait=off`,
+    ],
     stdin: "piped",
     stdout: "null",
     stderr: "null",
   }).spawn();
   try {
-    for (const [pid, fd] of [[good.pid, 7], [evil.pid, 8]]) {
-      await Deno.mkdir(`${tmp}/kvm/${pid}-${fd}`, { recursive: true });
-      await Deno.writeTextFile(`${tmp}/kvm/${pid}-${fd}/pages_4k`, "1\n");
-    }
-    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+    await layOutVmms(tmp, [good.pid, evil.pid]);
     await waitFor(() => acceptsConnections(socket), { what: "the fake VMM's monitor" });
     const { app, logs } = await buildApp([
       `--collector.kvmdebug.dir=${tmp}/kvm`,
@@ -458,16 +487,42 @@ Deno.test("qmp collector never connects to a socket a VMM's command line names b
     strictEqual(warns.length, 1, warns.join(""));
     ok(warns[0]!.includes(`pid ${evil.pid}`) && warns[0]!.includes("reason=no_owner"), warns[0]);
   } finally {
-    for (const child of [good, evil]) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It exited already (the failure says why).
-      }
-    }
-    await good.status;
     await evil.stdin.close().catch(() => {});
-    await evil.status;
+    await killAll([good, evil]);
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("qmp collector queries a socket its VMM's command line names and the glob finds, as claimed, not skipped", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_glob_" });
+  // As on Proxmox with --collector.qmp.socket-glob=/var/run/qemu-server/*.qmp: each VMM's
+  // command line names its monitor, and the glob finds the same path.
+  await Deno.mkdir(`${tmp}/run`);
+  const socket = `${tmp}/run/101.qmp`;
+  const vmm = spawnFakeVmm(tmp, { name: "pve101", socket });
+  try {
+    await layOutVmms(tmp, [vmm.pid]);
+    await waitFor(() => acceptsConnections(socket), { what: "the fake VMM's monitor" });
+    const { app, logs } = await buildApp([
+      `--collector.kvmdebug.dir=${tmp}/kvm`,
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      "--path.procfs=/proc",
+      "--collector.qmp",
+      `--collector.qmp.socket-glob=${tmp}/run/*.qmp`,
+    ]);
+    for (let scrape = 1; scrape <= 2; scrape++) {
+      const text = await scrapeText(app);
+      strictEqual(
+        seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="pve101",vcpu="1"}'),
+        String(1000 * (scrape + 1) + 1),
+      );
+      strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="no_owner"}'), "0");
+      strictEqual(seriesValue(text, QMP_SUCCESS), "1");
+    }
+    const warns = logs.filter((l) => l.includes("level=warn"));
+    strictEqual(warns.length, 0, warns.join(""));
+  } finally {
+    await killAll([vmm]);
     await Deno.remove(tmp, { recursive: true });
   }
 });

@@ -120,3 +120,17 @@ Deno.test("SocketOwners.resolve() checks a claim again when its VMM's fds could 
     deepStrictEqual(await resolve(), { pid: 300 });
   });
 });
+
+Deno.test("SocketOwners.resolve() gives a glob-found socket that a claim holds to the claim's VMM", async () => {
+  await withListedSocket(async ({ socket, proc }) => {
+    for (const pid of [100, 200]) await Deno.mkdir(`${proc}/${pid}/fd`, { recursive: true });
+    await Deno.symlink("socket:[4242]", `${proc}/100/fd/5`);
+    const owners = new SocketOwners(proc);
+    const query = { found: [socket], pids: [100, 200], claims: [{ path: socket, pid: 100 }] };
+    for (let call = 1; call <= 2; call++) {
+      const { found, claims } = await owners.resolve(query);
+      deepStrictEqual(claims, [{ pid: 100 }]);
+      deepStrictEqual(found.get(socket), { pid: 100 }, `call ${call}`);
+    }
+  });
+});
