@@ -278,7 +278,7 @@ Deno.test("qmp collector reports success 0 when it reaches none of the VMs it tr
     strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="good"}'), "100", "debugfs");
     const failed = logs.filter((l) => l.includes('msg="Collector failed"'));
     strictEqual(failed.length, 1, logs.join(""));
-    ok(failed[0]!.includes("none of the 2 VMs it tried (1 refused, 1 timeout)"), failed[0]);
+    ok(failed[0]!.includes("none of the sockets it tried (1 refused, 1 timeout)"), failed[0]);
 
     // One monitor comes back: the collector succeeds again, the other VM's failure stays its own.
     const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
@@ -310,6 +310,67 @@ Deno.test("qmp collector reports success 1 when no VM has a socket to try", asyn
     ok(!text.includes("kvm_exporter_qmp_errors{"), "no VM tried");
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+/** A line of `<procfs>/net/unix` for a socket listening on `path`. */
+function unixLine(inode: number, path: string): string {
+  return `0000000000000000: 00000002 00000000 00010000 0001 01 ${inode} ${path}\n`;
+}
+
+const REFUSED_GLOB_SOCKETS: {
+  reason: string;
+  /** What the path is: a listening socket, or a regular file. */
+  file: "socket" | "regular";
+  /** The net/unix lines for the path. */
+  listed: (path: string) => string;
+  success: string;
+}[] = [
+  // No VMM holds inode 4242 (the procfs fixture has no fds at all).
+  { reason: "no_owner", file: "socket", listed: (p) => unixLine(4242, p), success: "0" },
+  { reason: "not_listening", file: "socket", listed: () => "", success: "0" },
+  {
+    reason: "ambiguous",
+    file: "socket",
+    listed: (p) => unixLine(4242, p) + unixLine(4343, p),
+    success: "0",
+  },
+  // Not a socket: there was no socket to try.
+  { reason: "not_socket", file: "regular", listed: () => "", success: "1" },
+];
+
+Deno.test("qmp collector reports success 0 when the only sockets it found were refused by the ownership check", async (t) => {
+  for (const c of REFUSED_GLOB_SOCKETS) {
+    await t.step(c.reason, async () => {
+      const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_refused_" });
+      const path = `${tmp}/run/101.qmp`;
+      let listener: Deno.UnixListener | undefined;
+      try {
+        const args = await layOutGlob(tmp, 4000);
+        if (c.file === "socket") listener = Deno.listen({ transport: "unix", path });
+        else await Deno.writeTextFile(path, "");
+        await Deno.mkdir(`${tmp}/proc/net`, { recursive: true });
+        await Deno.writeTextFile(
+          `${tmp}/proc/net/unix`,
+          "Num       RefCount Protocol Flags    Type St Inode Path\n" + c.listed(path),
+        );
+        const { app, logs } = await buildApp([...args, `--path.procfs=${tmp}/proc`]);
+        const text = await scrapeText(app);
+        strictEqual(
+          seriesValue(text, `kvm_exporter_qmp_skipped_sockets{reason="${c.reason}"}`),
+          "1",
+        );
+        strictEqual(seriesValue(text, QMP_SUCCESS), c.success);
+        const failed = logs.filter((l) => l.includes('msg="Collector failed"'));
+        strictEqual(failed.length, c.success === "0" ? 1 : 0, logs.join(""));
+        if (c.success === "0") {
+          ok(failed[0]!.includes(`none of the sockets it tried (1 ${c.reason})`), failed[0]);
+        }
+      } finally {
+        listener?.close();
+        await Deno.remove(tmp, { recursive: true });
+      }
+    });
   }
 });
 
