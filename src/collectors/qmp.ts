@@ -38,6 +38,7 @@ export const QMP = "qmp";
 export const QMP_ERROR_REASONS: readonly ClientErrorReason[] = [
   "timeout",
   "refused",
+  "closed",
   "protocol",
   "permission",
   "other",

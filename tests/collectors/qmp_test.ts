@@ -126,7 +126,7 @@ const FAILURES: {
   { behaviour: "regular-file", reason: "refused", log: /bad\.sock/ },
   { behaviour: "missing", reason: "refused", log: /bad\.sock/ },
   { behaviour: "garbage", reason: "protocol", log: /./ },
-  { behaviour: "half-line", reason: "protocol", log: /./ },
+  { behaviour: "half-line", reason: "closed", log: /closed the connection/ },
   { behaviour: "huge-line", reason: "protocol", log: /./ },
   { behaviour: "not-qemu", reason: "protocol", log: /./ },
   { behaviour: "old-qemu", reason: "protocol", log: /CommandNotFound/ },
