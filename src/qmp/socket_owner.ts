@@ -11,6 +11,7 @@
  * @module
  */
 
+import { readBoundedText } from "../system/bounded_read.ts";
 import { indexListeners, parseUnixSockets, socketInodeOfLink } from "./unix_sockets.ts";
 
 /** Why a socket found by glob or named on a command line was not queried. */
@@ -197,7 +198,8 @@ export class SocketOwners {
     const table = `${this.#procfs}/net/unix`;
     let index;
     try {
-      index = indexListeners(parseUnixSockets(await readCapped(table, MAX_NET_UNIX_BYTES)));
+      const text = await readBoundedText(table, MAX_NET_UNIX_BYTES, { overflow: "last-line" });
+      index = indexListeners(parseUnixSockets(text));
     } catch (error) {
       const detail = `cannot read ${table}: ${(error as Error).message}`;
       for (const path of candidates) result.set(path, { skipped: "no_owner", detail });
@@ -306,26 +308,4 @@ async function readSocketFds(dir: string): Promise<{ fd: string; inode: number }
     if (inode !== undefined) sockets.push({ fd: entry.name, inode });
   }
   return sockets;
-}
-
-/** Reads at most `cap` bytes; a longer file is cut at its last full line within the cap. */
-async function readCapped(path: string, cap: number): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  while (length < cap) {
-    const chunk = new Uint8Array(Math.min(64 * 1024, cap - length));
-    const n = await file.read(chunk);
-    if (n === null) break;
-    chunks.push(chunk.subarray(0, n));
-    length += n;
-  }
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  const end = length >= cap ? bytes.lastIndexOf(0x0a) + 1 : length;
-  return new TextDecoder().decode(bytes.subarray(0, end));
 }
