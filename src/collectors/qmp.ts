@@ -38,6 +38,7 @@ export const QMP = "qmp";
 export const QMP_ERROR_REASONS: readonly ClientErrorReason[] = [
   "timeout",
   "refused",
+  "closed",
   "protocol",
   "permission",
   "other",
@@ -379,30 +380,39 @@ async function collectQmp(
   addSkipped(out.families, skipped);
   addDuplicateVcpus(out.families, duplicateVcpus);
   addQmpErrors(out, context);
-  failUnlessReachedAny([...socketOf.keys()], out.observations);
+  failUnlessReachedAny({ queried: [...socketOf.keys()], skipped }, out.observations);
 }
 
 /**
+ * The skip reasons of a socket refused by the ownership check: a socket to try, not reached. A
+ * path that is not a socket (`not_socket`) is no socket to try.
+ */
+const REFUSED: ReadonlySet<SkipReason> = new Set(["not_listening", "ambiguous", "no_owner"]);
+
+/**
  * Fails the collector, so that its success is 0 (node_exporter's "the collector failed"), when it
- * tried VMs and reached none: QMP that serves no VM must not look like a working one, which would
- * silence the alerts that key on its success. Each VM's reason stays in `kvm_exporter_qmp_errors`
- * (added before this throws); trying no VM is no failure.
+ * tried sockets and reached none: QMP that serves no VM must not look like a working one, which
+ * would silence the alerts that key on its success. A socket refused by the ownership check was
+ * tried and not reached. Each reason stays in `kvm_exporter_qmp_errors` or
+ * `kvm_exporter_qmp_skipped_sockets` (added before this throws); no socket to try is no failure.
  *
- * @param tried The VMs queried this scrape.
+ * @param tried The VMs queried this scrape, and the sockets skipped with why.
  * @param seen Each VM's outcome ("ok" or the error reason).
  * @throws {Error} When none of `tried` was reached; the message counts the reasons.
  */
-function failUnlessReachedAny(tried: readonly DiscoveredVm[], seen: VmObservations): void {
-  const outcome = (vm: DiscoveredVm): string | undefined => seen.get(vm.dir)?.outcome;
-  if (tried.length === 0 || tried.some((vm) => outcome(vm) === "ok")) return;
+function failUnlessReachedAny(
+  tried: { queried: readonly DiscoveredVm[]; skipped: ReadonlyMap<string, SkipReason> },
+  seen: VmObservations,
+): void {
+  const outcomes = tried.queried.map((vm) => seen.get(vm.dir)?.outcome ?? "other");
+  if (outcomes.includes("ok")) return;
+  outcomes.push(...[...tried.skipped.values()].filter((reason) => REFUSED.has(reason)));
+  if (outcomes.length === 0) return;
   const byReason = new Map<string, number>();
-  for (const vm of tried) {
-    const reason = outcome(vm) ?? "other";
-    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
-  }
+  for (const reason of outcomes) byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
   const reasons = [...byReason].map(([reason, n]) => `${n} ${reason}`).join(", ");
   throw new Error(
-    `QMP reached none of the ${tried.length} VMs it tried (${reasons}): each VM's socket and reason are logged, and counted in kvm_exporter_qmp_errors`,
+    `QMP reached none of the sockets it tried (${reasons}): each socket and reason are logged, and counted in kvm_exporter_qmp_errors or kvm_exporter_qmp_skipped_sockets`,
   );
 }
 

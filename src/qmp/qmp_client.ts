@@ -19,9 +19,10 @@ import { connectUnixSocket, isPeerGone } from "../system/unix_socket.ts";
  * what kind of failure it was; QMP raises these:
  * - `timeout`: the deadline passed (e.g. another client holds the monitor);
  * - `refused`: the socket is missing, not a socket, or nobody listens on it;
- * - `protocol`: the peer is not QMP, sent something unparsable, closed early, or replied with
- *   an error (then `code` is the QMP error class, e.g. `"CommandNotFound"` for `query-stats`
- *   on QEMU before 7.1);
+ * - `closed`: the peer closed the connection (early, in the middle of a message, or reset);
+ * - `protocol`: the peer is not QMP, sent something unparsable, or replied with an error (then
+ *   `code` is the QMP error class, e.g. `"CommandNotFound"` for `query-stats` on QEMU before
+ *   7.1);
  * - `permission`: Deno (a missing `--allow-*` flag) or the OS refused the socket;
  * - `other`: anything else.
  *
@@ -196,7 +197,7 @@ async function handshake(channel: QmpChannel): Promise<QmpSession> {
   const greeting = await channel.readMessage();
   if (greeting === undefined) {
     throw new QmpError(
-      "protocol",
+      "closed",
       `QMP peer on "${channel.state.path}" closed the connection before the greeting`,
     );
   }
@@ -258,7 +259,7 @@ class Session implements QmpSession {
       const message = await channel.readMessage();
       if (message === undefined) {
         throw new QmpError(
-          "protocol",
+          "closed",
           `QMP peer on "${path}" closed the connection before replying to "${command}"`,
         );
       }
@@ -390,7 +391,7 @@ class QmpChannel {
       if (rest.length === 0) return undefined;
       throw this.fail(
         new QmpError(
-          "protocol",
+          "closed",
           `QMP peer on "${this.state.path}" closed the connection in the middle of a message: ${
             preview(new TextDecoder().decode(rest))
           }`,
@@ -424,7 +425,7 @@ class QmpChannel {
     const detail = oneLine(error);
     return isPeerGone(error)
       ? new QmpError(
-        "protocol",
+        "closed",
         `QMP peer on "${this.state.path}" closed the connection: ${detail}`,
         {
           cause: error,

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { readBoundedText } from "../system/bounded_read.ts";
 import { indexListeners, parseUnixSockets, socketInodeOfLink } from "./unix_sockets.ts";
 
 /** Why a socket found by glob or named on a command line was not queried. */
@@ -99,7 +100,8 @@ export class SocketOwners {
    * whether each claimed socket is its VMM's. A claim is checked against its
    * own VMM only: one process's fds the first time, one readlink after, and
    * nothing while the refused inode and VMM stay the same. The VMMs whose
-   * claim holds are not scanned for glob-found sockets.
+   * claim holds are not scanned for glob-found sockets, and a glob-found socket
+   * that such a claim names is that VMM's.
    *
    * @param query The sockets, the candidate VMMs and the claims.
    * @returns The owner or the reason to skip, for each socket and each claim.
@@ -122,10 +124,16 @@ export class SocketOwners {
     for (const claim of claims) {
       claimed.push(result.get(claim.path) ?? await this.#checkClaim(claim, inodeOf));
     }
-    const held = new Set(claims.filter((_, i) => "pid" in claimed[i]!).map((c) => c.pid));
-    const pids = query.pids.filter((pid) => !held.has(pid));
+    const held = claims.filter((_, i) => "pid" in claimed[i]!);
+    const heldPids = new Set(held.map((c) => c.pid));
+    const pids = query.pids.filter((pid) => !heldPids.has(pid));
+    // A claimed path the glob also finds is taken: its owner was just proven, and it is no other
+    // VMM's (the claimant is left out of `pids`, so a scan would wrongly find no owner).
+    for (const { path, pid } of held) result.set(path, { pid });
     const globbed = new Set(query.found);
-    for (const [inode, path] of wanted) if (!globbed.has(path)) wanted.delete(inode);
+    for (const [inode, path] of wanted) {
+      if (!globbed.has(path) || result.has(path)) wanted.delete(inode);
+    }
     await this.#confirmKnown(wanted, pids, result);
     await this.#scan(wanted, pids, result);
     const found = new Map<string, SocketOwnership>();
@@ -190,7 +198,8 @@ export class SocketOwners {
     const table = `${this.#procfs}/net/unix`;
     let index;
     try {
-      index = indexListeners(parseUnixSockets(await readCapped(table, MAX_NET_UNIX_BYTES)));
+      const text = await readBoundedText(table, MAX_NET_UNIX_BYTES, { overflow: "last-line" });
+      index = indexListeners(parseUnixSockets(text));
     } catch (error) {
       const detail = `cannot read ${table}: ${(error as Error).message}`;
       for (const path of candidates) result.set(path, { skipped: "no_owner", detail });
@@ -299,26 +308,4 @@ async function readSocketFds(dir: string): Promise<{ fd: string; inode: number }
     if (inode !== undefined) sockets.push({ fd: entry.name, inode });
   }
   return sockets;
-}
-
-/** Reads at most `cap` bytes; a longer file is cut at its last full line within the cap. */
-async function readCapped(path: string, cap: number): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  while (length < cap) {
-    const chunk = new Uint8Array(Math.min(64 * 1024, cap - length));
-    const n = await file.read(chunk);
-    if (n === null) break;
-    chunks.push(chunk.subarray(0, n));
-    length += n;
-  }
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  const end = length >= cap ? bytes.lastIndexOf(0x0a) + 1 : length;
-  return new TextDecoder().decode(bytes.subarray(0, end));
 }

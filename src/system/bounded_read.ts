@@ -1,7 +1,8 @@
 /**
  * Reads with a size cap and a file-type check: nothing the exporter reads may
- * cost more than a few KiB, and nothing but a regular file is read (debugfs
- * stat files and procfs files are regular files to `fstat`).
+ * cost more than its cap, and nothing but a regular file is read (debugfs
+ * stat files and procfs files are regular files to `fstat`). The one read loop
+ * with a cap is here.
  *
  * @module
  */
@@ -43,9 +44,9 @@ export function fileType(info: Deno.FileInfo): string {
   return "not a regular file";
 }
 
-function checkInfo(path: string, info: Deno.FileInfo, maxBytes: number): void {
+function checkInfo(path: string, info: Deno.FileInfo, maxBytes: number | undefined): void {
   if (!info.isFile) throw new NotRegularError(`Not a regular file "${path}": ${fileType(info)}`);
-  if (info.size > maxBytes) {
+  if (maxBytes !== undefined && info.size > maxBytes) {
     throw new TooLargeError(`File too large "${path}": ${info.size} bytes, the cap is ${maxBytes}`);
   }
 }
@@ -64,6 +65,16 @@ export function tooLarge(path: string, maxBytes: number): TooLargeError {
 const decoder = new TextDecoder();
 let syncBuffer = new Uint8Array(STAT_FILE_MAX_BYTES + 1);
 
+/** Options of {@linkcode readBoundedText}. */
+export interface BoundedTextOptions {
+  /**
+   * What a file holding more than the cap gives: `"refuse"` (the default) throws
+   * {@linkcode TooLargeError}; `"last-line"` gives its lines that fit in the cap whole, for a
+   * table that is of use in part (`<procfs>/net/unix`, whose size grows with the host's sockets).
+   */
+  overflow?: "refuse" | "last-line";
+}
+
 /**
  * Reads a regular file of at most `maxBytes`, asynchronously: a read that
  * blocks (a FIFO's open, a procfs read waiting on a process's memory lock)
@@ -71,36 +82,71 @@ let syncBuffer = new Uint8Array(STAT_FILE_MAX_BYTES + 1);
  * on the open file, so a path swapped after a listing cannot slip through;
  * procfs and debugfs report size 0, so the cap is also enforced while reading.
  *
+ * @example Read a table in part
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readBoundedText } from "./bounded_read.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/table`, "a 1\nb 2\nc 3\n");
+ * assert.equal(await readBoundedText(`${dir}/table`, 10, { overflow: "last-line" }), "a 1\nb 2\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
  * @param path The file.
  * @param maxBytes The cap.
+ * @param options What a file longer than the cap gives.
  * @returns The text.
  * @throws {NotRegularError} When the path is not a regular file.
- * @throws {TooLargeError} When it holds more than `maxBytes`.
+ * @throws {TooLargeError} When it holds more than `maxBytes` (unless `overflow` is `"last-line"`).
  */
-export async function readBoundedText(path: string, maxBytes: number): Promise<string> {
+export async function readBoundedText(
+  path: string,
+  maxBytes: number,
+  options: BoundedTextOptions = {},
+): Promise<string> {
+  const cut = options.overflow === "last-line";
   using file = await Deno.open(path, { read: true });
-  checkInfo(path, await file.stat(), maxBytes);
+  checkInfo(path, await file.stat(), cut ? undefined : maxBytes);
   const bytes = await readUpTo((buffer) => file.read(buffer), maxBytes);
-  if (bytes === undefined) throw tooLarge(path, maxBytes);
-  return decoder.decode(bytes);
+  if (bytes.length <= maxBytes) return decoder.decode(bytes);
+  if (!cut) throw tooLarge(path, maxBytes);
+  // The line the cap falls in is left out whole: half a line would parse as another one.
+  const within = bytes.subarray(0, maxBytes);
+  return decoder.decode(within.subarray(0, within.lastIndexOf(NEWLINE) + 1));
 }
+
+const NEWLINE = 0x0a;
+
+/** The first buffer of a read: a large cap (16 MiB) is grown into, not allocated up front. */
+const FIRST_BUFFER_BYTES = 64 * 1024;
 
 /**
  * The one cap-plus-one read loop: reads until the end of the stream, asking for at most
  * `maxBytes + 1` bytes in all, so that a stream holding more than the cap is seen without
- * reading the rest of it.
+ * reading the rest of it. The buffer starts at the cap plus one or 64 KiB, whichever is less,
+ * and doubles as needed.
  *
- * @returns What was read; undefined when the stream holds more than `maxBytes`.
+ * @returns What was read: more than `maxBytes` bytes when the stream holds more than the cap.
  */
-async function readUpTo(read: ReadFn, maxBytes: number): Promise<Uint8Array | undefined> {
-  const buffer = new Uint8Array(maxBytes + 1);
+async function readUpTo(read: ReadFn, maxBytes: number): Promise<Uint8Array> {
+  const limit = maxBytes + 1;
+  let buffer = new Uint8Array(Math.min(limit, FIRST_BUFFER_BYTES));
   let used = 0;
-  while (used < buffer.length) {
+  while (used < limit) {
+    if (used === buffer.length) buffer = grown(buffer, Math.min(limit, buffer.length * 2));
     const n = await read(buffer.subarray(used));
-    if (n === null) return buffer.subarray(0, used);
+    if (n === null) break;
     used += n;
   }
-  return undefined;
+  return buffer.subarray(0, used);
+}
+
+/** A copy of `buffer` in a larger one of `size` bytes. */
+function grown(buffer: Uint8Array, size: number): Uint8Array<ArrayBuffer> {
+  const larger = new Uint8Array(size);
+  larger.set(buffer);
+  return larger;
 }
 
 /**
@@ -205,7 +251,7 @@ export async function readRegularFile(
       const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
       return bytesRead === 0 ? null : bytesRead;
     }, maxBytes);
-    if (bytes === undefined) throw new TooLargeError(`larger than ${maxBytes} bytes`);
+    if (bytes.length > maxBytes) throw new TooLargeError(`larger than ${maxBytes} bytes`);
     return bytes;
   } finally {
     await file.close();

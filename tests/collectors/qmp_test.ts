@@ -126,7 +126,7 @@ const FAILURES: {
   { behaviour: "regular-file", reason: "refused", log: /bad\.sock/ },
   { behaviour: "missing", reason: "refused", log: /bad\.sock/ },
   { behaviour: "garbage", reason: "protocol", log: /./ },
-  { behaviour: "half-line", reason: "protocol", log: /./ },
+  { behaviour: "half-line", reason: "closed", log: /closed the connection/ },
   { behaviour: "huge-line", reason: "protocol", log: /./ },
   { behaviour: "not-qemu", reason: "protocol", log: /./ },
   { behaviour: "old-qemu", reason: "protocol", log: /CommandNotFound/ },
@@ -278,7 +278,7 @@ Deno.test("qmp collector reports success 0 when it reaches none of the VMs it tr
     strictEqual(seriesValue(text, 'kvm_stat_pages_4k_count{domain="good"}'), "100", "debugfs");
     const failed = logs.filter((l) => l.includes('msg="Collector failed"'));
     strictEqual(failed.length, 1, logs.join(""));
-    ok(failed[0]!.includes("none of the 2 VMs it tried (1 refused, 1 timeout)"), failed[0]);
+    ok(failed[0]!.includes("none of the sockets it tried (1 refused, 1 timeout)"), failed[0]);
 
     // One monitor comes back: the collector succeeds again, the other VM's failure stays its own.
     const good = startFakeQmp(`${tmp}/good.sock`, { behaviour: "qemu" });
@@ -310,6 +310,67 @@ Deno.test("qmp collector reports success 1 when no VM has a socket to try", asyn
     ok(!text.includes("kvm_exporter_qmp_errors{"), "no VM tried");
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+/** A line of `<procfs>/net/unix` for a socket listening on `path`. */
+function unixLine(inode: number, path: string): string {
+  return `0000000000000000: 00000002 00000000 00010000 0001 01 ${inode} ${path}\n`;
+}
+
+const REFUSED_GLOB_SOCKETS: {
+  reason: string;
+  /** What the path is: a listening socket, or a regular file. */
+  file: "socket" | "regular";
+  /** The net/unix lines for the path. */
+  listed: (path: string) => string;
+  success: string;
+}[] = [
+  // No VMM holds inode 4242 (the procfs fixture has no fds at all).
+  { reason: "no_owner", file: "socket", listed: (p) => unixLine(4242, p), success: "0" },
+  { reason: "not_listening", file: "socket", listed: () => "", success: "0" },
+  {
+    reason: "ambiguous",
+    file: "socket",
+    listed: (p) => unixLine(4242, p) + unixLine(4343, p),
+    success: "0",
+  },
+  // Not a socket: there was no socket to try.
+  { reason: "not_socket", file: "regular", listed: () => "", success: "1" },
+];
+
+Deno.test("qmp collector reports success 0 when the only sockets it found were refused by the ownership check", async (t) => {
+  for (const c of REFUSED_GLOB_SOCKETS) {
+    await t.step(c.reason, async () => {
+      const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_refused_" });
+      const path = `${tmp}/run/101.qmp`;
+      let listener: Deno.UnixListener | undefined;
+      try {
+        const args = await layOutGlob(tmp, 4000);
+        if (c.file === "socket") listener = Deno.listen({ transport: "unix", path });
+        else await Deno.writeTextFile(path, "");
+        await Deno.mkdir(`${tmp}/proc/net`, { recursive: true });
+        await Deno.writeTextFile(
+          `${tmp}/proc/net/unix`,
+          "Num       RefCount Protocol Flags    Type St Inode Path\n" + c.listed(path),
+        );
+        const { app, logs } = await buildApp([...args, `--path.procfs=${tmp}/proc`]);
+        const text = await scrapeText(app);
+        strictEqual(
+          seriesValue(text, `kvm_exporter_qmp_skipped_sockets{reason="${c.reason}"}`),
+          "1",
+        );
+        strictEqual(seriesValue(text, QMP_SUCCESS), c.success);
+        const failed = logs.filter((l) => l.includes('msg="Collector failed"'));
+        strictEqual(failed.length, c.success === "0" ? 1 : 0, logs.join(""));
+        if (c.success === "0") {
+          ok(failed[0]!.includes(`none of the sockets it tried (1 ${c.reason})`), failed[0]);
+        }
+      } finally {
+        listener?.close();
+        await Deno.remove(tmp, { recursive: true });
+      }
+    });
   }
 });
 
@@ -398,40 +459,69 @@ Deno.test("qmp collector counts and logs once the vCPUs a monitor reports under 
   }
 });
 
-Deno.test("qmp collector never connects to a socket a VMM's command line names but does not hold", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_" });
-  const socket = `${tmp}/good.qmp`;
-  const qmpArg = `unix:${socket},server=on,wait=off`;
-  // "good" is a real process that listens on the socket its argv names; "evil" is a process whose
-  // argv names good's socket too (whoever starts a VM writes its argv): a shell waiting on stdin.
-  const good = new Deno.Command(Deno.execPath(), {
+/** A real process that listens on the QMP socket its argv names, as QEMU does (fake_qmp_vmm.ts). */
+function spawnFakeVmm(tmp: string, vm: { name: string; socket: string }): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       `--allow-read=${tmp}`,
       `--allow-write=${tmp}`,
-      `--allow-net=unix:${socket}`,
+      `--allow-net=unix:${vm.socket}`,
       new URL("../support/fake_qmp_vmm.ts", import.meta.url).pathname,
       "-name",
-      "good",
+      vm.name,
       "-qmp",
-      qmpArg,
+      `unix:${vm.socket},server=on,wait=off`,
     ],
     stdin: "null",
     stdout: "null",
     stderr: "null",
   }).spawn();
+}
+
+/** Kills a test's child processes, if still there, and waits for them. */
+async function killAll(children: readonly Deno.ChildProcess[]): Promise<void> {
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited already (the failure says why).
+    }
+  }
+  await Promise.all(children.map((child) => child.status));
+}
+
+/** A VM dir in `tmp/kvm` for each pid (with fd `7 + i`), and an empty vm.yaml. */
+async function layOutVmms(tmp: string, pids: readonly number[]): Promise<void> {
+  for (const [i, pid] of pids.entries()) {
+    await Deno.mkdir(`${tmp}/kvm/${pid}-${7 + i}`, { recursive: true });
+    await Deno.writeTextFile(`${tmp}/kvm/${pid}-${7 + i}/pages_4k`, "1\n");
+  }
+  await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+}
+
+Deno.test("qmp collector never connects to a socket a VMM's command line names but does not hold", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_" });
+  const socket = `${tmp}/good.qmp`;
+  // "good" is a real process that listens on the socket its argv names; "evil" is a process whose
+  // argv names good's socket too (whoever starts a VM writes its argv): a shell waiting on stdin.
+  const good = spawnFakeVmm(tmp, { name: "good", socket });
   const evil = new Deno.Command("sh", {
-    args: ["-c", "read line", "qemu-system-x86_64", "-name", "evil", "-qmp", qmpArg],
+    args: [
+      "-c",
+      "read line",
+      "qemu-system-x86_64",
+      "-name",
+      "evil",
+      "-qmp",
+      `unix:${socket},server=on,wait=off`,
+    ],
     stdin: "piped",
     stdout: "null",
     stderr: "null",
   }).spawn();
   try {
-    for (const [pid, fd] of [[good.pid, 7], [evil.pid, 8]]) {
-      await Deno.mkdir(`${tmp}/kvm/${pid}-${fd}`, { recursive: true });
-      await Deno.writeTextFile(`${tmp}/kvm/${pid}-${fd}/pages_4k`, "1\n");
-    }
-    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos: {}\n");
+    await layOutVmms(tmp, [good.pid, evil.pid]);
     await waitFor(() => acceptsConnections(socket), { what: "the fake VMM's monitor" });
     const { app, logs } = await buildApp([
       `--collector.kvmdebug.dir=${tmp}/kvm`,
@@ -458,16 +548,42 @@ Deno.test("qmp collector never connects to a socket a VMM's command line names b
     strictEqual(warns.length, 1, warns.join(""));
     ok(warns[0]!.includes(`pid ${evil.pid}`) && warns[0]!.includes("reason=no_owner"), warns[0]);
   } finally {
-    for (const child of [good, evil]) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It exited already (the failure says why).
-      }
-    }
-    await good.status;
     await evil.stdin.close().catch(() => {});
-    await evil.status;
+    await killAll([good, evil]);
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("qmp collector queries a socket its VMM's command line names and the glob finds, as claimed, not skipped", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_claim_glob_" });
+  // As on Proxmox with --collector.qmp.socket-glob=/var/run/qemu-server/*.qmp: each VMM's
+  // command line names its monitor, and the glob finds the same path.
+  await Deno.mkdir(`${tmp}/run`);
+  const socket = `${tmp}/run/101.qmp`;
+  const vmm = spawnFakeVmm(tmp, { name: "pve101", socket });
+  try {
+    await layOutVmms(tmp, [vmm.pid]);
+    await waitFor(() => acceptsConnections(socket), { what: "the fake VMM's monitor" });
+    const { app, logs } = await buildApp([
+      `--collector.kvmdebug.dir=${tmp}/kvm`,
+      `--collector.vmmap.path=${tmp}/vm.yaml`,
+      "--path.procfs=/proc",
+      "--collector.qmp",
+      `--collector.qmp.socket-glob=${tmp}/run/*.qmp`,
+    ]);
+    for (let scrape = 1; scrape <= 2; scrape++) {
+      const text = await scrapeText(app);
+      strictEqual(
+        seriesValue(text, 'kvm_stat_vcpu_exits_count{domain="pve101",vcpu="1"}'),
+        String(1000 * (scrape + 1) + 1),
+      );
+      strictEqual(seriesValue(text, 'kvm_exporter_qmp_skipped_sockets{reason="no_owner"}'), "0");
+      strictEqual(seriesValue(text, QMP_SUCCESS), "1");
+    }
+    const warns = logs.filter((l) => l.includes("level=warn"));
+    strictEqual(warns.length, 0, warns.join(""));
+  } finally {
+    await killAll([vmm]);
     await Deno.remove(tmp, { recursive: true });
   }
 });

@@ -330,16 +330,17 @@ Deno.test("withQmpSession() fails cleanly", async (t) => {
       reason: "protocol",
       message: /sent a non-object message: "\[1, 2\]"/,
     },
+    // The peer closing the connection is `closed`, as for libvirt (system/client_error.ts).
     {
       name: "half a JSON line then close",
       handler: (peer) => peer.send(GREETING.slice(0, 40)),
-      reason: "protocol",
+      reason: "closed",
       message: /closed the connection in the middle of a message/,
     },
     {
       name: "close before the greeting",
       handler: () => Promise.resolve(),
-      reason: "protocol",
+      reason: "closed",
       message: /closed the connection before the greeting/,
     },
     {
@@ -348,8 +349,18 @@ Deno.test("withQmpSession() fails cleanly", async (t) => {
         await peer.send(GREETING);
         await peer.expect("qmp_capabilities");
       },
-      reason: "protocol",
+      reason: "closed",
       message: /closed the connection before replying to "qmp_capabilities"/,
+    },
+    {
+      // Closing with the client's command unread resets the connection (ECONNRESET).
+      name: "reset before a reply",
+      handler: async (peer) => {
+        await peer.send(GREETING);
+        await delay(200);
+      },
+      reason: "closed",
+      message: /closed the connection: /,
     },
     {
       name: "a huge line without newline stops buffering",

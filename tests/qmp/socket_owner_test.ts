@@ -8,7 +8,11 @@
  */
 
 import { deepStrictEqual, ok } from "node:assert/strict";
-import { MAX_PROCESSES_PER_CALL, SocketOwners } from "../../src/qmp/socket_owner.ts";
+import {
+  MAX_NET_UNIX_BYTES,
+  MAX_PROCESSES_PER_CALL,
+  SocketOwners,
+} from "../../src/qmp/socket_owner.ts";
 
 /** A listening socket and a procfs whose net/unix lists it (inode 4242); removed after `body`. */
 async function withListedSocket(
@@ -118,5 +122,43 @@ Deno.test("SocketOwners.resolve() checks a claim again when its VMM's fds could 
     await Deno.mkdir(`${proc}/300/fd`, { recursive: true });
     await Deno.symlink("socket:[4242]", `${proc}/300/fd/5`);
     deepStrictEqual(await resolve(), { pid: 300 });
+  });
+});
+
+Deno.test("SocketOwners.resolve() gives a glob-found socket that a claim holds to the claim's VMM", async () => {
+  await withListedSocket(async ({ socket, proc }) => {
+    for (const pid of [100, 200]) await Deno.mkdir(`${proc}/${pid}/fd`, { recursive: true });
+    await Deno.symlink("socket:[4242]", `${proc}/100/fd/5`);
+    const owners = new SocketOwners(proc);
+    const query = { found: [socket], pids: [100, 200], claims: [{ path: socket, pid: 100 }] };
+    for (let call = 1; call <= 2; call++) {
+      const { found, claims } = await owners.resolve(query);
+      deepStrictEqual(claims, [{ pid: 100 }]);
+      deepStrictEqual(found.get(socket), { pid: 100 }, `call ${call}`);
+    }
+  });
+});
+
+Deno.test("SocketOwners.resolve() reads net/unix up to MAX_NET_UNIX_BYTES, in whole lines", async () => {
+  await withListedSocket(async ({ tmp, socket, proc }) => {
+    await Deno.mkdir(`${proc}/100/fd`, { recursive: true });
+    await Deno.symlink("socket:[4242]", `${proc}/100/fd/5`);
+    const line = (inode: number, path: string): string =>
+      `0000000000000000: 00000002 00000000 00010000 0001 01 ${inode} ${path}\n`;
+    // Within the cap: the socket's line; past it, a second socket's line, cut in the middle.
+    const late = `${tmp}/late.qmp`;
+    using _late = Deno.listen({ transport: "unix", path: late });
+    const head = "Num       RefCount Protocol Flags    Type St Inode Path\n" + line(4242, socket);
+    const filler = line(1, "/run/filler.sock");
+    const fill = filler.repeat(Math.floor((MAX_NET_UNIX_BYTES - head.length) / filler.length));
+    // Fewer bytes are left in the cap than a line takes: the late socket's line straddles it.
+    await Deno.writeTextFile(`${proc}/net/unix`, head + fill + line(4343, late));
+    const { found } = await new SocketOwners(proc).resolve({ found: [socket, late], pids: [100] });
+    deepStrictEqual(found.get(socket), { pid: 100 });
+    const skipped = found.get(late);
+    deepStrictEqual(
+      skipped !== undefined && "skipped" in skipped && skipped.skipped,
+      "not_listening",
+    );
   });
 });

@@ -70,6 +70,44 @@ Deno.test("readBoundedText() reads a procfs file that reports size 0 up to its c
   await assert.rejects(readBoundedText("/proc/self/status", 8), TooLargeError);
 });
 
+/** Files read with `overflow: "last-line"`, a cap of `cap` bytes, and the text each gives. */
+const LAST_LINE_CASES: { name: string; text: string; cap: number; want: string }[] = [
+  { name: "a file within the cap", text: "a 1\nb 2\n", cap: 16, want: "a 1\nb 2\n" },
+  { name: "exactly the cap", text: "a 1\nb 2\n", cap: 8, want: "a 1\nb 2\n" },
+  { name: "a line past the cap", text: "a 1\nb 2\nc 3\n", cap: 9, want: "a 1\nb 2\n" },
+  { name: "no whole line within the cap", text: "a long line\n", cap: 4, want: "" },
+  // Larger than the first read buffer: the buffer grows up to the cap.
+  {
+    name: "a table larger than the first read",
+    text: "0123456789abcde\n".repeat(40_000),
+    cap: 16 * 30_000 + 5,
+    want: "0123456789abcde\n".repeat(30_000),
+  },
+];
+
+for (const { name, text, cap, want } of LAST_LINE_CASES) {
+  Deno.test(`readBoundedText() with overflow "last-line" reads ${name}`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_bounded_lines_" });
+    try {
+      await Deno.writeTextFile(`${dir}/f`, text);
+      assert.equal(await readBoundedText(`${dir}/f`, cap, { overflow: "last-line" }), want);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test('readBoundedText() with overflow "last-line" cuts a procfs file at a line', async () => {
+  // procfs reports size 0 and hands out a file in several reads.
+  const whole = await readBoundedText("/proc/self/status", 64 * 1024);
+  const lines = whole.split("\n");
+  const cap = lines.slice(0, 3).join("\n").length + 2;
+  assert.equal(
+    await readBoundedText("/proc/self/status", cap, { overflow: "last-line" }),
+    `${lines.slice(0, 3).join("\n")}\n`,
+  );
+});
+
 Deno.test("classifyReadError() names the new reasons", () => {
   assert.equal(classifyReadError(new TooLargeError("x")), "too_large");
   assert.equal(classifyReadError(new NotRegularError("x")), "not_regular");
