@@ -1,4 +1,4 @@
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { strictEqual } from "node:assert/strict";
 import { parseLockdown } from "../../src/system/lockdown.ts";
 import { parseMaxFds } from "../../src/system/process_metrics.ts";
 
