@@ -26,6 +26,7 @@ import {
   type ReadErrorReason,
 } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
+import { DeadlineError } from "../system/read_guard.ts";
 import {
   parseBootTime,
   parseProcPidIo,
@@ -118,6 +119,8 @@ class VmProcessScrape {
   readonly #out: CollectorOutput;
   /** The readings skipped in this scrape. */
   readonly skipped: Skip[] = [];
+  /** The first reason a VM's reading was skipped in this scrape, by domain (quiet ones aside). */
+  readonly #firstSkip = new Map<string, VmProcessErrorReason>();
 
   constructor(state: VmProcessState, scrape: { context: ScrapeContext; out: CollectorOutput }) {
     this.#state = state;
@@ -146,8 +149,9 @@ class VmProcessScrape {
     try {
       return await this.#read(path, where.maxBytes);
     } catch (error) {
-      const reason = classifyReadError(error);
-      this.skipped.push({
+      // A read the deadline cut short is a blocked one, as the guard then counts it.
+      const reason = error instanceof DeadlineError ? "blocked" : classifyReadError(error);
+      this.#record({
         domain: where.domain,
         path,
         reason,
@@ -158,8 +162,15 @@ class VmProcessScrape {
     }
   }
 
+  #record(skip: Skip): void {
+    this.skipped.push(skip);
+    if (skip.domain !== undefined && !skip.quiet && !this.#firstSkip.has(skip.domain)) {
+      this.#firstSkip.set(skip.domain, skip.reason);
+    }
+  }
+
   #skip(vm: DiscoveredVm, path: string, detail: string): void {
-    this.skipped.push({ domain: vm.domain, path, reason: "malformed", detail });
+    this.#record({ domain: vm.domain, path, reason: "malformed", detail });
   }
 
   /** The boot time, read once per exporter and kept. */
@@ -171,7 +182,7 @@ class VmProcessScrape {
     if (text === undefined) return undefined;
     state.bootTime = parseBootTime(text);
     if (state.bootTime === undefined) {
-      this.skipped.push({ domain: undefined, path, reason: "malformed", detail: "No btime line" });
+      this.#record({ domain: undefined, path, reason: "malformed", detail: "No btime line" });
     }
     return state.bootTime;
   }
@@ -204,13 +215,13 @@ class VmProcessScrape {
       return undefined;
     }
     if (stat.state === "Z" || stat.state === "X") {
-      this.skipped.push({ domain: vm.domain, path, reason: "vanished", detail: "A zombie" });
+      this.#record({ domain: vm.domain, path, reason: "vanished", detail: "A zombie" });
       return undefined;
     }
     const first = this.#state.startByDir.get(vm.dir);
     if (first === undefined) this.#state.startByDir.set(vm.dir, stat.startTicks);
     else if (first !== stat.startTicks) {
-      this.skipped.push({
+      this.#record({
         domain: vm.domain,
         path,
         reason: "reused",
@@ -223,7 +234,11 @@ class VmProcessScrape {
   }
 
   /** Adds a VM's CPU times and start time; a field that is not a number costs its own values. */
-  #addStat(vm: DiscoveredVm, stat: ProcPidStat & { startTicks: bigint }, bootTime?: bigint): void {
+  #addStat(
+    vm: DiscoveredVm,
+    read: { stat: ProcPidStat & { startTicks: bigint }; bootTime: bigint | undefined },
+  ): void {
+    const { stat, bootTime } = read;
     const out = this.#out.families;
     const labels: Labels = [["domain", vm.domain]];
     const { utimeTicks, stimeTicks } = stat;
@@ -277,17 +292,13 @@ class VmProcessScrape {
 
   /** Reads one VM's process; whatever goes wrong costs that VM or that value only. */
   async readVm(vm: DiscoveredVm, bootTime: Promise<bigint | undefined>): Promise<void> {
-    const before = this.skipped.length;
     const stat = await this.#stat(vm, this.#base(vm));
     if (stat !== undefined) {
       const labels: Labels = [["domain", vm.domain]];
-      const boot = await bootTime;
-      if (boot === undefined) this.#addStat(vm, stat);
-      else this.#addStat(vm, stat, boot);
+      this.#addStat(vm, { stat, bootTime: await bootTime });
       await Promise.all([this.#addStatus(vm, labels), this.#addIo(vm, labels)]);
     }
-    const own = this.skipped.slice(before).find((s) => s.domain === vm.domain && !s.quiet);
-    this.#out.observations.observe(vm.dir, { outcome: own?.reason ?? "ok" });
+    this.#out.observations.observe(vm.dir, { outcome: this.#firstSkip.get(vm.domain) ?? "ok" });
   }
 }
 

@@ -9,6 +9,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+import { mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 /** A 52-field stat line of a VMM. */
@@ -282,6 +283,39 @@ Deno.test("vm_process collector: a file too large or not a regular file costs it
       undefined,
     );
   } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("vm_process collector: a file that blocks (a FIFO) costs one deadline, then is skipped as blocked", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vm_process_" });
+  const good = VMS[0]!;
+  const args = await layOut(tmp, [good, {
+    pid: 5201,
+    name: "stuck",
+    stat: statLine(5201, { utime: "1", stime: "2", start: "3" }),
+    io: IO,
+  }]);
+  // A VMM in D state holding its memory lock blocks a status read: a FIFO stands for it.
+  const fifo = `${tmp}/proc/5201/status`;
+  await mkfifo(fifo);
+  try {
+    const { app } = await buildApp([
+      ...args,
+      "--no-collector.kvm_stat",
+      "--web.scrape-timeout=300ms",
+    ]);
+    const first = await scrapeText(app);
+    strictEqual(seriesValue(first, 'kvm_scrape_collector_success{collector="vm_process"}'), "0");
+    strictEqual(seriesOf(first, "good").length, 8, "what was read before the deadline is kept");
+    const second = await scrapeText(app);
+    strictEqual(seriesValue(second, 'kvm_scrape_collector_success{collector="vm_process"}'), "1");
+    strictEqual(errors(second).blocked, "1");
+    strictEqual(seriesValue(second, 'kvm_vm_cpu_time_seconds_total{domain="stuck"}'), "0.03");
+    strictEqual(seriesValue(second, 'kvm_vm_memory_resident_bytes{domain="stuck"}'), undefined);
+    strictEqual(seriesOf(second, "good").length, 8);
+  } finally {
+    await releaseFifo(fifo).catch(() => {});
     await Deno.remove(tmp, { recursive: true });
   }
 });
