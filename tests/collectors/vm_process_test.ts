@@ -8,6 +8,11 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { declareCollector } from "../../src/collectors/collector_declaration.ts";
+import { LIBVIRT } from "../../src/collectors/libvirt.ts";
+import { COLLECTORS } from "../../src/collectors/registry.ts";
+import { VM_PROCESS } from "../../src/collectors/vm_process.ts";
+import { VM_FAMILIES } from "../../src/metrics/vm_families.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
@@ -318,6 +323,39 @@ Deno.test("vm_process collector: a file that blocks (a FIFO) costs one deadline,
     await releaseFifo(fifo).catch(() => {});
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+/** Stands in for libvirt's CPU and RSS: the same families, other values, on by default. */
+const LIBVIRT_STAND_IN = declareCollector({
+  name: "libvirt_stand_in",
+  defaultEnabled: true,
+  flags: {},
+  create: () => ({
+    name: "libvirt_stand_in",
+    collect(context, out) {
+      for (const vm of context.discovery.vms) {
+        out.families.add(VM_FAMILIES.cpuTotal, [["domain", vm.domain]], 1);
+        out.families.add(VM_FAMILIES.resident, [["domain", vm.domain]], 2);
+      }
+      return Promise.resolve();
+    },
+  }),
+});
+
+Deno.test("vm_process is last in the registry: libvirt's values of the shared families win", async () => {
+  const names = COLLECTORS.map((c) => c.name);
+  strictEqual(names.at(-1), VM_PROCESS);
+  const registry = [...COLLECTORS];
+  registry.splice(names.indexOf(LIBVIRT) + 1, 0, LIBVIRT_STAND_IN);
+  await withTree(async (_tmp, args) => {
+    const { app } = await buildApp(args, { registry });
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, 'kvm_vm_cpu_time_seconds_total{domain="good"}'), "1");
+    strictEqual(seriesValue(text, 'kvm_vm_memory_resident_bytes{domain="good"}'), "2");
+    // What only vm_process has stays.
+    strictEqual(seriesValue(text, 'kvm_vm_cpu_seconds_total{domain="good",mode="user"}'), "123.45");
+    strictEqual(seriesValue(text, 'kvm_vm_process_threads{domain="good"}'), "7");
+  });
 });
 
 Deno.test("--no-collector.vm_process turns the collector off", async () => {
