@@ -193,11 +193,8 @@ class VmProcessScrape {
    * pid. Either costs the VM, as does a stat without a start time (nothing read of that pid
    * could be told to be the VMM's).
    */
-  async #stat(
-    vm: DiscoveredVm,
-    base: string,
-  ): Promise<ProcPidStat & { startTicks: bigint } | undefined> {
-    const path = `${base}/stat`;
+  async #stat(vm: DiscoveredVm): Promise<ProcPidStat & { startTicks: bigint } | undefined> {
+    const path = `${this.#base(vm)}/stat`;
     const text = await this.#readOrSkip(path, {
       domain: vm.domain,
       maxBytes: PROC_PID_STAT_MAX_BYTES,
@@ -292,7 +289,7 @@ class VmProcessScrape {
 
   /** Reads one VM's process; whatever goes wrong costs that VM or that value only. */
   async readVm(vm: DiscoveredVm, bootTime: Promise<bigint | undefined>): Promise<void> {
-    const stat = await this.#stat(vm, this.#base(vm));
+    const stat = await this.#stat(vm);
     if (stat !== undefined) {
       const labels: Labels = [["domain", vm.domain]];
       this.#addStat(vm, { stat, bootTime: await bootTime });
