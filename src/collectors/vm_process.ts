@@ -91,6 +91,11 @@ interface VmProcessState {
    * the pid was reused), and is not reported as the VM's.
    */
   readonly startByDir: Map<string, bigint>;
+  /**
+   * VM dirs whose `io` the kernel refused: not opened again while that VMM runs (the refusal
+   * depends on the VMM's credentials, which do not change), but still counted each scrape.
+   */
+  readonly ioRefused: Set<string>;
   /** The boot time once read: a constant, so a start time never moves with a clock step. */
   bootTime: bigint | undefined;
   /** Reasons logged at warn, until a scrape has none of that reason. */
@@ -271,15 +276,28 @@ class VmProcessScrape {
     else this.#out.families.add(VM_FAMILIES.processThreads, labels, status.threads);
   }
 
-  /** Adds the storage bytes from `io`; the kernel often refuses it, which is counted quietly. */
+  /**
+   * Adds the storage bytes from `io`. The kernel often refuses it (it wants ptrace access to the
+   * VMM): that is counted quietly, and the file is not opened again for that VMM.
+   */
   async #addIo(vm: DiscoveredVm, labels: Labels): Promise<void> {
     const path = `${this.#base(vm)}/io`;
+    const { ioRefused } = this.#state;
+    if (ioRefused.has(vm.dir)) {
+      const detail = "Refused before: not opened again while this VMM runs";
+      this.#record({ domain: vm.domain, path, reason: "permission", detail, quiet: true });
+      return;
+    }
     const text = await this.#readOrSkip(path, {
       domain: vm.domain,
       maxBytes: PROC_PID_IO_MAX_BYTES,
       quietRefusal: true,
     });
-    if (text === undefined) return;
+    if (text === undefined) {
+      const refused = this.skipped.findLast((skip) => skip.path === path);
+      if (refused?.reason === "permission") ioRefused.add(vm.dir);
+      return;
+    }
     const io = parseProcPidIo(text);
     if (io.readBytes === undefined) this.#skip(vm, path, "No read_bytes");
     else this.#out.families.add(VM_FAMILIES.processReadBytes, labels, io.readBytes);
@@ -334,6 +352,7 @@ async function collectVmProcesses(
   const { vms } = context.discovery;
   const dirs = new Set(vms.map((vm) => vm.dir));
   for (const dir of state.startByDir.keys()) if (!dirs.has(dir)) state.startByDir.delete(dir);
+  for (const dir of state.ioRefused) if (!dirs.has(dir)) state.ioRefused.delete(dir);
   const processes = new VmProcessScrape(state, { context, out });
   const bootTime = vms.length === 0 ? Promise.resolve(undefined) : processes.bootTime();
   await Promise.all(vms.map((vm) => processes.readVm(vm, bootTime)));
@@ -355,6 +374,7 @@ export function createVmProcessCollector(options: VmProcessOptions): Collector {
     options,
     limiter: new Limiter(options.concurrency ?? 32),
     startByDir: new Map(),
+    ioRefused: new Set(),
     bootTime: undefined,
     warned: new Set(),
   };

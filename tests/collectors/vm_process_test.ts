@@ -245,12 +245,14 @@ Deno.test("vm_process collector reads the boot time once; without it, no start t
 
 Deno.test("vm_process collector: an io file the kernel refuses is counted, never warned about", async () => {
   await withTree(async (_tmp, args) => {
+    let ioOpens = 0;
     const refusingIo: FileSystem = {
       ...denoFileSystem,
-      readTextFile: (path, options) =>
-        path.endsWith("/io")
-          ? Promise.reject(new Deno.errors.PermissionDenied("Permission denied (os error 13)"))
-          : denoFileSystem.readTextFile(path, options),
+      readTextFile: (path, options) => {
+        if (!path.endsWith("/io")) return denoFileSystem.readTextFile(path, options);
+        ioOpens++;
+        return Promise.reject(new Deno.errors.PermissionDenied("Permission denied (os error 13)"));
+      },
     };
     const { app, logs } = await buildApp(args, { fs: refusingIo });
     const text = await scrapeText(app);
@@ -260,6 +262,10 @@ Deno.test("vm_process collector: an io file the kernel refuses is counted, never
     // good, garbage-stat... only the VMs whose stat was read get to their io: good and absurd.
     strictEqual(errors(text).permission, "2");
     ok(!logs.some((l) => l.includes("level=warn") && l.includes("reason=permission")));
+    // A refusal is the kernel's verdict on the VMM's credentials: not asked again, still counted.
+    strictEqual(ioOpens, 2);
+    strictEqual(errors(await scrapeText(app)).permission, "2");
+    strictEqual(ioOpens, 2, "no io opened again");
   });
 });
 
