@@ -131,9 +131,10 @@ function spawnServer(name: string, command: string, args: string[], port: number
 
 /**
  * The floor and the Go original read debugfs only: the vcpu_time collector (one schedstat per
- * vCPU, on by default) is off in the bench so that every ratio compares the same files.
+ * vCPU) and the vm_process collector (three procfs files per VM), both on by default, are off in
+ * the bench so that every ratio compares the same files.
  */
-const SAME_WORK_AS_THE_FLOOR = ["--no-collector.vcpu_time"];
+const SAME_WORK_AS_THE_FLOOR = ["--no-collector.vcpu_time", "--no-collector.vm_process"];
 
 function spawnOurs(root: string): Server {
   const port = freePort();

@@ -12,6 +12,7 @@ import { KVM_STAT_COLLECTOR } from "./kvm_stat.ts";
 import { LIBVIRT_COLLECTOR } from "./libvirt.ts";
 import { QMP_COLLECTOR } from "./qmp.ts";
 import { VCPU_TIME_COLLECTOR } from "./vcpu_time.ts";
+import { VM_PROCESS_COLLECTOR } from "./vm_process.ts";
 
 /** Every collector, in precedence order. */
 export const COLLECTORS: CollectorRegistry = [
@@ -19,4 +20,5 @@ export const COLLECTORS: CollectorRegistry = [
   QMP_COLLECTOR,
   LIBVIRT_COLLECTOR,
   VCPU_TIME_COLLECTOR,
+  VM_PROCESS_COLLECTOR,
 ];

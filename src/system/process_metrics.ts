@@ -10,41 +10,7 @@
 import process from "node:process";
 import type { FamilySet } from "../metrics/model.ts";
 import { PROC_FILE_MAX_BYTES, readBoundedText } from "./bounded_read.ts";
-
-/** Fields of `/proc/PID/stat` the process metrics use. */
-export interface ProcStat {
-  /** User plus system CPU time in clock ticks. */
-  cpuTicks: number;
-  /** Virtual memory size in bytes. */
-  virtualBytes: number;
-  /** Resident set size in pages. */
-  residentPages: number;
-}
-
-/**
- * Parses `/proc/PID/stat`. The command name may hold spaces and parentheses,
- * so fields are counted from the last `)`.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseProcStat } from "./process_metrics.ts";
- * const line = "1 (a b) S 0 1 1 0 -1 0 0 0 0 0 250 50 0 0 20 0 1 0 100 4096 10 0";
- * assert(parseProcStat(line)?.cpuTicks === 300);
- * ```
- *
- * @param text The file content.
- * @returns The fields, or undefined when the text is not a stat line.
- */
-export function parseProcStat(text: string): ProcStat | undefined {
-  const close = text.lastIndexOf(")");
-  if (close === -1) return undefined;
-  // After ")" comes field 3 (state), so field N is at index N - 3.
-  const fields = text.slice(close + 2).trim().split(" ");
-  const at = (n: number): number => Number(fields[n - 3]);
-  const stat = { cpuTicks: at(14) + at(15), virtualBytes: at(23), residentPages: at(24) };
-  return Object.values(stat).every(Number.isFinite) ? stat : undefined;
-}
+import { parseProcPidStat, PROC_PID_STAT_MAX_BYTES, USER_HZ } from "./proc_pid.ts";
 
 /**
  * Parses the soft "Max open files" limit from `/proc/PID/limits`.
@@ -57,8 +23,29 @@ export function parseMaxFds(text: string): number | undefined {
   return match === null ? undefined : Number(match[1]);
 }
 
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux architecture Deno runs on.
 const PAGE_SIZE = 4096;
+
+/** This process's CPU ticks, virtual bytes and resident pages, when its stat line has all three. */
+function ownStat(
+  text: string,
+): { cpuTicks: number; virtualBytes: number; residentPages: number } | undefined {
+  let stat;
+  try {
+    stat = parseProcPidStat(text);
+  } catch {
+    return undefined;
+  }
+  const { utimeTicks, stimeTicks, virtualBytes, residentPages } = stat;
+  if (
+    utimeTicks === undefined || stimeTicks === undefined || virtualBytes === undefined ||
+    residentPages === undefined
+  ) return undefined;
+  return {
+    cpuTicks: Number(utimeTicks + stimeTicks),
+    virtualBytes: Number(virtualBytes),
+    residentPages: Number(residentPages),
+  };
+}
 
 async function countEntries(path: string): Promise<number> {
   let n = 0;
@@ -78,11 +65,11 @@ export async function collectProcessMetrics(out: FamilySet, procfs: string): Pro
   };
   const self = `${procfs}/self`;
   const [stat, limits, fds] = await Promise.allSettled([
-    readBoundedText(`${self}/stat`, PROC_FILE_MAX_BYTES),
+    readBoundedText(`${self}/stat`, PROC_PID_STAT_MAX_BYTES),
     readBoundedText(`${self}/limits`, PROC_FILE_MAX_BYTES),
     countEntries(`${self}/fd`),
   ]);
-  const parsed = stat.status === "fulfilled" ? parseProcStat(stat.value) : undefined;
+  const parsed = stat.status === "fulfilled" ? ownStat(stat.value) : undefined;
   const usage = process.cpuUsage();
   out.add(
     {
@@ -91,9 +78,7 @@ export async function collectProcessMetrics(out: FamilySet, procfs: string): Pro
       type: "counter",
     },
     [],
-    parsed !== undefined
-      ? parsed.cpuTicks / CLOCK_TICKS_PER_SECOND
-      : (usage.user + usage.system) / 1e6,
+    parsed !== undefined ? parsed.cpuTicks / USER_HZ : (usage.user + usage.system) / 1e6,
   );
   gauge(
     "process_resident_memory_bytes",

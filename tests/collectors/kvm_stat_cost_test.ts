@@ -43,8 +43,8 @@ function countingFileSystem(counts: Counts): FileSystem {
 /** The operations of the second scrape of a tree, and the stat files it holds. */
 async function steadyScrape(
   size: string,
-  // kvm_stat's own cost by default: vcpu_time reads procfs, not debugfs.
-  collectors = ["--no-collector.vcpu_time"],
+  // kvm_stat's own cost by default: vcpu_time and vm_process read procfs, not debugfs.
+  collectors = ["--no-collector.vcpu_time", "--no-collector.vm_process"],
   reads: StatReads["kind"] = "sync",
 ): Promise<{ counts: Counts; files: number; vms: number; readers: number }> {
   const shape = parseShape(size);

@@ -8,6 +8,7 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { startExporter } from "../support/exporter_process.ts";
 import { startFakeQmp } from "../support/fake_qmp.ts";
+import { programPath } from "../support/program_path.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
 
 Deno.test("main.ts on the default /sys path without --allow-all says why and how to fix it", async () => {
@@ -59,4 +60,72 @@ Deno.test("main.ts --collector.qmp without socket permissions names the flags to
     await qmp.close();
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+/** Why the bind-mount run cannot be tried here (it needs root for a private mount), or undefined. */
+function bindMountUnavailable(): string | undefined {
+  if (Deno.uid() !== 0) return "not root: no private mount namespace";
+  const missing = ["unshare", "mount", "setpriv", "sleep"].filter((p) => !programPath(p));
+  return missing.length > 0 ? `missing ${missing.join(", ")}` : undefined;
+}
+
+const bindSkip = bindMountUnavailable();
+if (bindSkip !== undefined) console.log(`permissions_test: bind-mount run skipped: ${bindSkip}`);
+
+Deno.test({
+  name:
+    "main.ts as the systemd unit runs it (root, no capability, --allow-read of a /proc bind mount only) reads a real process's stat and status, and counts io as refused",
+  ignore: bindSkip !== undefined,
+  async fn() {
+    const testStart = Date.now() / 1000;
+    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_perm_" });
+    const vmm = new Deno.Command("sleep", { args: ["300"], stdout: "null", stderr: "null" })
+      .spawn();
+    try {
+      const dir = `${vmm.pid}-9`;
+      await Deno.mkdir(`${tmp}/kvm/${dir}`, { recursive: true });
+      await Deno.mkdir(`${tmp}/proc`);
+      await Deno.writeTextFile(`${tmp}/vm.yaml`, "# Names come from the command lines.\n");
+      // A private mount namespace: the bind mount never shows on the host. No capability after
+      // it, as CapabilityBoundingSet= leaves the unit's root.
+      const script = `mount --bind -o ro /proc '${tmp}/proc' && ` +
+        'exec setpriv --bounding-set=-all --inh-caps=-all "$@"';
+      await using exporter = await startExporter([
+        "--web.listen-address=127.0.0.1:0",
+        `--collector.kvmdebug.dir=${tmp}/kvm`,
+        `--collector.vmmap.path=${tmp}/vm.yaml`,
+        `--path.procfs=${tmp}/proc`,
+      ], {
+        prefix: ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"],
+        permissions: [`--allow-read=${tmp}`, "--allow-net=127.0.0.1"],
+      });
+      const text = await (await fetch(`${exporter.baseUrl}/metrics`)).text();
+      const value = (series: string): number => Number(seriesValue(text, series));
+      const labels = `domain="${dir}"`;
+      strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="vm_process"}'), "1");
+      ok(value(`kvm_vm_cpu_seconds_total{${labels},mode="user"}`) >= 0, text);
+      ok(value(`kvm_vm_cpu_time_seconds_total{${labels}}`) >= 0, text);
+      strictEqual(value(`kvm_vm_process_threads{${labels}}`), 1);
+      const rssKib = /^VmRSS:\s+(\d+) kB$/m.exec(
+        await Deno.readTextFile(`/proc/${vmm.pid}/status`),
+      );
+      ok(rssKib !== null);
+      const rss = value(`kvm_vm_memory_resident_bytes{${labels}}`);
+      // sleep's RSS barely moves; allow its pages a little drift between the two reads.
+      ok(Math.abs(rss - Number(rssKib[1]) * 1024) <= 256 * 1024, `${rss} vs ${rssKib[1]} kB`);
+      const start = value(`kvm_vm_process_start_time_seconds{${labels}}`);
+      // btime is whole seconds, and may differ from the wall clock by a second either way.
+      ok(start >= testStart - 2 && start <= Date.now() / 1000 + 2, `${start} from ${testStart}`);
+      // io is 0400 and needs ptrace access: the same uid and every capability the process holds.
+      strictEqual(seriesValue(text, `kvm_vm_process_io_read_bytes_total{${labels}}`), undefined);
+      strictEqual(seriesValue(text, 'kvm_exporter_vm_process_errors{reason="permission"}'), "1");
+      strictEqual(seriesValue(text, 'kvm_exporter_vm_process_errors{reason="malformed"}'), "0");
+      const log = exporter.stderrText();
+      ok(!log.split("\n").some((l) => l.includes("level=warn") && l.includes("/io")), log);
+    } finally {
+      vmm.kill("SIGKILL");
+      await vmm.status;
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
 });

@@ -3,6 +3,8 @@
  * command lines, vCPU counts and values, VMs that exit and come back, and
  * vm.yaml reloads by SIGHUP, by file change and with a broken file.
  *
+ * Each VM's VMM process (vm_process) is checked against what the test reads of it in /proc.
+ *
  * The same scenario runs on both backends of tests/support/vm_backends.ts:
  * real KVM and debugfs where /dev/kvm exists, real QEMU processes under TCG
  * with a laid-out debugfs everywhere else.
@@ -67,6 +69,56 @@ async function checkVcpuValues(
   strictEqual(vcpus.size, smp, `vCPU series of ${domainLabel}`);
 }
 
+/** A VMM's RSS in bytes and its thread count, as the test reads them itself. */
+async function ownReading(pid: number): Promise<{ rss: number; threads: number }> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const rss = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]) * 1024;
+  const threads = Number(/^Threads:\s+(\d+)$/m.exec(status)?.[1]);
+  return { rss, threads };
+}
+
+/**
+ * The VM's vm_process series are present and plausible: CPU time by mode adding up to the total,
+ * RSS and threads between what the test read of the process just before and after the scrape
+ * (QEMU's RSS grows while it boots: a scrape whose values fall outside is retried), and a start
+ * time within the test's run.
+ */
+async function checkVmProcess(
+  scrape: () => Promise<string>,
+  vm: { domain: string; pid: number; testStart: number },
+): Promise<void> {
+  const labels = `domain="${vm.domain}"`;
+  const value = (text: string, series: string): number => {
+    const found = seriesValue(text, series);
+    ok(found !== undefined, `${series} is exported`);
+    return Number(found);
+  };
+  await waitFor(async () => {
+    const before = await ownReading(vm.pid);
+    const text = await scrape();
+    const after = await ownReading(vm.pid);
+    const user = value(text, `kvm_vm_cpu_seconds_total{${labels},mode="user"}`);
+    const system = value(text, `kvm_vm_cpu_seconds_total{${labels},mode="system"}`);
+    const total = value(text, `kvm_vm_cpu_time_seconds_total{${labels}}`);
+    ok(user + system > 0, "QEMU has run");
+    strictEqual(Math.round(total * 100), Math.round((user + system) * 100), "total is both modes");
+    const start = value(text, `kvm_vm_process_start_time_seconds{${labels}}`);
+    // btime is whole seconds and may differ from the wall clock by a second either way.
+    ok(start >= vm.testStart - 2 && start <= Date.now() / 1000 + 2, `start time ${start}`);
+    const rss = value(text, `kvm_vm_memory_resident_bytes{${labels}}`);
+    const threads = value(text, `kvm_vm_process_threads{${labels}}`);
+    const within = (x: number, a: number, b: number): boolean =>
+      x >= Math.min(a, b) && x <= Math.max(a, b);
+    if (!within(rss, before.rss, after.rss)) {
+      throw new Error(`RSS ${rss} not within ${before.rss}..${after.rss}`);
+    }
+    if (!within(threads, before.threads, after.threads)) {
+      throw new Error(`threads ${threads} not within ${before.threads}..${after.threads}`);
+    }
+    return true;
+  }, { timeoutMs: 20_000, what: `${vm.domain}'s vm_process values to match its /proc` });
+}
+
 for (const backend of [kvmBackend, tcgBackend]) {
   if (backend.skip !== undefined) {
     console.log(`qemu_vms_test [${backend.name}]: skipped: ${backend.skip}`);
@@ -76,6 +128,7 @@ for (const backend of [kvmBackend, tcgBackend]) {
       `main.ts [${backend.name}] names real QEMU VMs, follows exits, restarts and vm.yaml reloads`,
     ignore: backend.skip !== undefined,
     async fn() {
+      const testStart = Date.now() / 1000;
       const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vms_" });
       const vms: QemuVm[] = [];
       try {
@@ -113,6 +166,9 @@ for (const backend of [kvmBackend, tcgBackend]) {
         );
         await checkVcpuValues(text, ODD_LABEL, odd.dir, 2);
         await checkVcpuValues(text, "db", db.dir, 3);
+        strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="vm_process"}'), "1");
+        await checkVmProcess(scrape, { domain: ODD_LABEL, pid: odd.vm.pid, testStart });
+        await checkVmProcess(scrape, { domain: "db", pid: db.vm.pid, testStart });
         // Other tests' KVM VMs share the real debugfs: count the dirs this scrape saw, and scrape
         // again if one came or went in between.
         await waitFor(async () => {
