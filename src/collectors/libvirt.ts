@@ -1,11 +1,15 @@
 /**
  * The `libvirt` collector: KVM's binary stats as libvirt (≥ 8.9) republishes
  * them on its read-only socket, for hosts where libvirtd holds every QEMU's
- * monitor and kernel lockdown hides debugfs's counters. One call per scrape
- * (`virConnectGetAllDomainStats`, groups state, vCPU and VM, running domains,
- * no wait on a busy domain job); domains are matched to discovered VMs by
- * UUID. Also reads each domain's XML once per VM lifetime for its names, and
- * reports them as each VM's identity (`kvm_vm_info`).
+ * monitor and kernel lockdown hides debugfs's counters; and every domain's
+ * run state, CPU time, memory, disks and interfaces. One call per scrape
+ * (`virConnectGetAllDomainStats`, groups state, vCPU, VM and those switched
+ * on of cpu-total, balloon, block and interface; every domain, active or not;
+ * no wait on a busy domain job). Domains are matched to discovered VMs by
+ * UUID; the KVM stats are reported for those only, the other groups for every
+ * domain, under its VM's `domain` label or else its libvirt name. Also reads
+ * each VM's domain XML once per VM lifetime for its names, and reports them as
+ * each VM's identity (`kvm_vm_info`).
  *
  * @module
  */
@@ -13,13 +17,15 @@
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
-import { flag } from "../cli/flag.ts";
+import { flag, invalidValue } from "../cli/flag.ts";
+import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
 import { DomainInfoCache } from "../libvirt/domain_info.ts";
 import {
   type DomainStats,
   type LibvirtKvmStat,
   parseDomainStats,
 } from "../libvirt/domain_stats.ts";
+import { SKIP_REASONS, type SkipReason } from "../libvirt/domain_groups.ts";
 import { LibvirtClient, LibvirtError } from "../libvirt/libvirt_client.ts";
 import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
 import {
@@ -32,6 +38,12 @@ import { libvirtStatType } from "../stats/stat_type.ts";
 import type { ClientErrorReason } from "../system/client_error.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
+import {
+  addDomainFamilies,
+  LIBVIRT_GROUPS,
+  type LibvirtGroup,
+  type NameFilter,
+} from "./libvirt_families.ts";
 
 /** The name of this collector. */
 export const LIBVIRT = "libvirt";
@@ -49,8 +61,17 @@ export const LIBVIRT_ERROR_REASONS: readonly ClientErrorReason[] = [
 
 // libvirt < 8.9 drops the VM group (and the KVM stats of the vCPU group) without an error: only
 // VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS would make it refuse, and it is not set.
-const STATS = VIR_DOMAIN_STATS.state | VIR_DOMAIN_STATS.vcpu | VIR_DOMAIN_STATS.vm;
-const FLAGS = VIR_CONNECT_GET_ALL_DOMAINS_STATS.active | VIR_CONNECT_GET_ALL_DOMAINS_STATS.nowait;
+const BASE_STATS = VIR_DOMAIN_STATS.state | VIR_DOMAIN_STATS.vcpu | VIR_DOMAIN_STATS.vm;
+const GROUP_STATS: Record<LibvirtGroup, number> = {
+  state: 0, // Always asked for: it costs nothing and says which domains are active.
+  cpu: VIR_DOMAIN_STATS.cpuTotal,
+  balloon: VIR_DOMAIN_STATS.balloon,
+  block: VIR_DOMAIN_STATS.block,
+  interface: VIR_DOMAIN_STATS.interface,
+};
+// No ACTIVE (nor INACTIVE) flag: every domain, as the libvirt exporters do, so that a shut-off
+// domain shows as such. An inactive domain has no vCPU or VM stats.
+const FLAGS = VIR_CONNECT_GET_ALL_DOMAINS_STATS.nowait;
 
 const MAX_LOGGED = 1024;
 
@@ -62,7 +83,15 @@ export interface LibvirtCollectorOptions {
   timeoutMs: number;
   /** Logger. */
   logger: Logger;
+  /** The groups reported beside the KVM stats; all by default. */
+  groups?: ReadonlySet<LibvirtGroup>;
+  /** Which disks are reported; all by default. */
+  devices?: NameFilter;
+  /** Which interfaces are reported; all by default. */
+  interfaces?: NameFilter;
 }
+
+const EVERY_NAME: NameFilter = { include: undefined, exclude: undefined };
 
 function statValue(stat: LibvirtKvmStat): bigint | undefined {
   if (typeof stat.value === "bigint") return stat.value;
@@ -107,6 +136,21 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
   return out;
 }
 
+function addSkipped(out: FamilySet, skipped: Record<SkipReason, number>): void {
+  for (const reason of SKIP_REASONS) {
+    out.add(
+      {
+        name: "kvm_exporter_libvirt_skipped_values",
+        help: "Values in libvirt's last reply the exporter skipped, by reason " +
+          "(type, range, unnamed or duplicate device, too_many devices).",
+        type: "gauge",
+      },
+      [["reason", reason]],
+      skipped[reason],
+    );
+  }
+}
+
 function addErrors(out: FamilySet, failed: ClientErrorReason | undefined): void {
   for (const reason of LIBVIRT_ERROR_REASONS) {
     out.add(
@@ -131,6 +175,9 @@ interface MatchedDomain {
 class LibvirtCollector implements Collector {
   readonly name = LIBVIRT;
   readonly #options: LibvirtCollectorOptions;
+  readonly #groups: ReadonlySet<LibvirtGroup>;
+  readonly #devices: NameFilter;
+  readonly #interfaces: NameFilter;
   readonly #client: LibvirtClient;
   readonly #logged = new Set<string>();
   /** Domain names by VM lifetime, read once each. */
@@ -138,8 +185,15 @@ class LibvirtCollector implements Collector {
 
   constructor(options: LibvirtCollectorOptions) {
     this.#options = options;
+    this.#groups = options.groups ?? new Set(LIBVIRT_GROUPS);
+    this.#devices = options.devices ?? EVERY_NAME;
+    this.#interfaces = options.interfaces ?? EVERY_NAME;
     this.#client = new LibvirtClient({ path: options.socket, timeoutMs: options.timeoutMs });
+    this.#stats = [...this.#groups].reduce((bits, group) => bits | GROUP_STATS[group], BASE_STATS);
   }
+
+  /** The `virDomainStatsTypes` asked for. */
+  readonly #stats: number;
 
   async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
     // At the scrape's deadline the registry answers at once: say "timeout" before it does (the
@@ -204,29 +258,60 @@ class LibvirtCollector implements Collector {
     }
   }
 
+  /**
+   * The `domain` label of a domain no discovered VM has (shut off, TCG): its libvirt name, unless
+   * a discovered VM has that label (or it is "global"), which it must not take.
+   */
+  #labelOf(name: string, taken: ReadonlySet<string>): string | undefined {
+    if (!taken.has(name)) return name;
+    this.#logOnce(`taken\n${name}`, {
+      msg: "Skipping a libvirt domain whose name is another VM's domain label",
+      fields: { libvirt_name: name },
+    });
+    return undefined;
+  }
+
   async #collectStats(context: ScrapeContext, out: CollectorOutput): Promise<void> {
     const { signal } = context;
     const byUuid = new Map<string, DiscoveredVm>();
-    for (const vm of context.discovery.vms) if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
+    const taken = new Set([GLOBAL_DOMAIN]);
+    for (const vm of context.discovery.vms) {
+      if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
+      taken.add(vm.domain);
+    }
     this.#observeKnown(context.discovery.vms, out);
-    const records = await this.#client.getAllDomainStats(STATS, FLAGS, { signal });
+    const records = await this.#client.getAllDomainStats(this.#stats, FLAGS, { signal });
     const matched: MatchedDomain[] = [];
+    const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<
+      SkipReason,
+      number
+    >;
     for (const record of records) {
       const vm = byUuid.get(record.domain.uuid);
-      if (vm === undefined) continue; // Not a KVM VM this host's debugfs shows (TCG, or gone).
       const stats = parseDomainStats(record);
+      for (const reason of SKIP_REASONS) skipped[reason] += stats.skipped[reason];
       for (const problem of stats.problems) {
         this.#logOnce(`problem\n${problem}`, {
           msg: "Skipping a libvirt field",
           fields: { err: problem },
         });
       }
+      const label = vm?.domain ?? this.#labelOf(record.domain.name, taken);
+      const runState = label === undefined ? undefined : addDomainFamilies(
+        out.families,
+        { label, stats },
+        { groups: this.#groups, devices: this.#devices, interfaces: this.#interfaces },
+      );
+      // Not a KVM VM this host's debugfs shows (shut off, TCG, or gone): no KVM stats.
+      if (vm === undefined) continue;
       out.stats.addAll(domainStats(vm, stats));
       if (stats.vcpuCurrent !== undefined) {
         out.observations.observe(vm.dir, { vcpus: stats.vcpuCurrent });
       }
+      if (runState !== undefined) out.observations.observe(vm.dir, { runState });
       matched.push({ vm, domain: record.domain });
     }
+    addSkipped(out.families, skipped);
     // One connection serves one call at a time: the XMLs are read in turn, each once per VM.
     for (const match of matched) await this.#readInfo(match, { signal, out });
   }
@@ -241,6 +326,33 @@ class LibvirtCollector implements Collector {
  */
 export function createLibvirtCollector(options: LibvirtCollectorOptions): Collector {
   return new LibvirtCollector(options);
+}
+
+/** `--[no-]collector.libvirt.<group>`: on by default. */
+function groupFlag(group: LibvirtGroup, what: string) {
+  return flag({
+    name: `collector.${LIBVIRT}.${group}`,
+    type: "bool",
+    default: true,
+    help: `Report ${what}`,
+  });
+}
+
+/** A regexp flag, matching anywhere in a name as node_exporter's do; none by default. */
+function patternFlag(name: string, help: string) {
+  return flag({
+    name: `collector.${LIBVIRT}.${name}`,
+    type: "string",
+    help,
+    convert: (value: string | undefined, where: string): RegExp | undefined => {
+      if (value === undefined || value === "") return undefined;
+      try {
+        return new RegExp(value);
+      } catch (error) {
+        throw invalidValue(where, value, `not a regular expression: ${(error as Error).message}`);
+      }
+    },
+  });
 }
 
 /** The libvirt collector's declaration: off by default (it needs libvirt ≥ 8.9's socket). */
@@ -260,6 +372,24 @@ export const LIBVIRT_COLLECTOR = declareCollector({
       default: "2s",
       help: "Timeout of each libvirt call",
     }),
+    state: groupFlag("state", "each domain's run state and its reason"),
+    cpu: groupFlag("cpu", "each domain's CPU time, total, user and system"),
+    balloon: groupFlag("balloon", "each domain's balloon, resident and guest-reported memory"),
+    block: groupFlag("block", "each domain's disks: I/O, sizes and errors"),
+    interface: groupFlag("interface", "each domain's network interfaces: traffic, errors, drops"),
+    deviceInclude: patternFlag("device-include", "Regexp of disks (e.g. vda) to report"),
+    deviceExclude: patternFlag("device-exclude", "Regexp of disks not to report"),
+    interfaceInclude: patternFlag(
+      "interface-include",
+      "Regexp of interfaces (host side, e.g. vnet0) to report",
+    ),
+    interfaceExclude: patternFlag("interface-exclude", "Regexp of interfaces not to report"),
   },
-  create: (values, { logger }) => createLibvirtCollector({ ...values, logger }),
+  create: (values, { logger }) => {
+    const { socket, timeoutMs } = values;
+    const groups = new Set(LIBVIRT_GROUPS.filter((group) => values[group]));
+    const devices = { include: values.deviceInclude, exclude: values.deviceExclude };
+    const interfaces = { include: values.interfaceInclude, exclude: values.interfaceExclude };
+    return createLibvirtCollector({ socket, timeoutMs, logger, groups, devices, interfaces });
+  },
 });
