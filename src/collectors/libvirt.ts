@@ -17,7 +17,7 @@
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
-import { flag, invalidValue } from "../cli/flag.ts";
+import { flag, regexpValue } from "../cli/flag.ts";
 import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
 import { DomainInfoCache } from "../libvirt/domain_info.ts";
 import {
@@ -344,14 +344,7 @@ function patternFlag(name: string, help: string) {
     name: `collector.${LIBVIRT}.${name}`,
     type: "string",
     help,
-    convert: (value: string | undefined, where: string): RegExp | undefined => {
-      if (value === undefined || value === "") return undefined;
-      try {
-        return new RegExp(value);
-      } catch (error) {
-        throw invalidValue(where, value, `not a regular expression: ${(error as Error).message}`);
-      }
-    },
+    convert: regexpValue,
   });
 }
 
