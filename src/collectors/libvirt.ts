@@ -299,7 +299,7 @@ class LibvirtCollector implements Collector {
       const label = vm?.domain ?? this.#labelOf(record.domain.name, taken);
       const runState = label === undefined ? undefined : addDomainFamilies(
         out.families,
-        { label, stats },
+        { label, stats, active: record.domain.id !== -1 },
         { groups: this.#groups, devices: this.#devices, interfaces: this.#interfaces },
       );
       // Not a KVM VM this host's debugfs shows (shut off, TCG, or gone): no KVM stats.

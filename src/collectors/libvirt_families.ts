@@ -137,6 +137,8 @@ function addCpu(out: FamilySet, labels: Labels, stats: DomainStats): void {
 function addBalloon(out: FamilySet, labels: Labels, stats: DomainStats): void {
   for (const [field, value] of Object.entries(stats.groups.balloon)) {
     const key = field as BalloonField;
+    // A domain with a stats period whose guest never reported: libvirt's 0 means never.
+    if (key === "last-update" && value === 0n) continue;
     out.add(BALLOON[key], labels, BALLOON_KIB.has(key) ? value * 1024n : value);
   }
 }
@@ -167,13 +169,13 @@ function addDevices<F extends string>(
  * Adds one domain's families to `out`, for the groups switched on.
  *
  * @param out Where the families go.
- * @param domain The domain's stats and its `domain` label.
+ * @param domain The domain's stats, its `domain` label, and whether it runs (libvirt's id ≠ -1).
  * @param options The groups, disks and interfaces to report.
  * @returns The domain's run state, when libvirt sent one it defines.
  */
 export function addDomainFamilies(
   out: FamilySet,
-  domain: { label: string; stats: DomainStats },
+  domain: { label: string; stats: DomainStats; active: boolean },
   options: DomainFamiliesOptions,
 ): RunState | undefined {
   const { label, stats } = domain;
@@ -181,7 +183,8 @@ export function addDomainFamilies(
   const labels: Labels = [["domain", label]];
   const state = runState(stats);
   if (state !== undefined && groups.has("state")) addVmState(out, { domain: label, ...state });
-  if (groups.has("cpu")) addCpu(out, labels, stats);
+  // libvirt 9.0 gives a shut-off domain the CPU time of pid 0's stat, i.e. libvirtd's own.
+  if (groups.has("cpu") && domain.active) addCpu(out, labels, stats);
   if (groups.has("balloon")) addBalloon(out, labels, stats);
   if (groups.has("block")) {
     addDevices(out, stats.groups.blocks, {

@@ -86,6 +86,7 @@ export const SAMPLE_PARAMS: FakeParam[] = [
 export const SHUTOFF_PARAMS: FakeParam[] = [
   ["state.state", "int", 5],
   ["state.reason", "int", 1],
+  ["cpu.time", "ullong", 480_000_000n], // libvirt 9.0: libvirtd's own, not the domain's.
   ["balloon.maximum", "ullong", 1_048_576n],
   ["block.count", "uint", 1],
   ["block.0.name", "string", "vda"],
