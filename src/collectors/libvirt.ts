@@ -19,7 +19,7 @@ import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
 import { flag, regexpValue } from "../cli/flag.ts";
 import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
-import { DomainInfoCache } from "../libvirt/domain_info.ts";
+import { type DomainInfo, DomainInfoCache } from "../libvirt/domain_info.ts";
 import {
   type DomainStats,
   type LibvirtKvmStat,
@@ -27,7 +27,9 @@ import {
 } from "../libvirt/domain_stats.ts";
 import { SKIP_REASONS, type SkipReason } from "../libvirt/domain_groups.ts";
 import { LibvirtClient, LibvirtError } from "../libvirt/libvirt_client.ts";
-import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
+import { type NovaMetadata, novaMetadataOf } from "../libvirt/nova_metadata.ts";
+import { devicesOf, type DomainDevices } from "../libvirt/domain_devices.ts";
+import { parseDomainXml } from "../libvirt/domain_xml.ts";
 import {
   type RemoteDomain,
   VIR_CONNECT_GET_ALL_DOMAINS_STATS,
@@ -39,6 +41,7 @@ import type { ClientErrorReason } from "../system/client_error.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
 import {
+  addDeviceInfo,
   addDomainFamilies,
   LIBVIRT_GROUPS,
   type LibvirtGroup,
@@ -171,6 +174,24 @@ interface MatchedDomain {
   domain: RemoteDomain;
 }
 
+/** A VM whose domain XML is to be read before its info families are added. */
+interface PendingInfo {
+  match: MatchedDomain;
+  label: string;
+  stats: DomainStats;
+}
+
+/** A VM's lifetime, as the domain info cache keys it. */
+function lifetimeKey(vm: DiscoveredVm): string {
+  return `${vm.uuid}\n${vm.pid}`;
+}
+
+/** The disks' and interfaces' names libvirt gave, as one text. */
+function deviceNames(stats: DomainStats): string {
+  const { blocks, nets } = stats.groups;
+  return [...blocks.map((d) => d.name), "", ...nets.map((n) => n.name)].join("\n");
+}
+
 /** The libvirt collector: one client, kept open across scrapes. */
 class LibvirtCollector implements Collector {
   readonly name = LIBVIRT;
@@ -180,8 +201,10 @@ class LibvirtCollector implements Collector {
   readonly #interfaces: NameFilter;
   readonly #client: LibvirtClient;
   readonly #logged = new Set<string>();
-  /** Domain names by VM lifetime, read once each. */
+  /** Domain names and devices by VM lifetime, read once each (again for a new device). */
   readonly #domainInfo = new DomainInfoCache();
+  /** The device names libvirt gave when each VM's XML was last read, by VM lifetime. */
+  readonly #xmlReadFor = new Map<string, string>();
 
   constructor(options: LibvirtCollectorOptions) {
     this.#options = options;
@@ -225,33 +248,54 @@ class LibvirtCollector implements Collector {
     }
   }
 
-  /** Reads the names of a VM's domain once per VM lifetime; a failure is retried next scrape. */
+  /**
+   * Whether a VM's domain XML is to be read in this scrape: once per VM lifetime, and again when
+   * libvirt names a disk or interface the XML lacked (plugged in since), once per set of names.
+   */
+  #needsXml(vm: DiscoveredVm, stats: DomainStats): boolean {
+    const info = this.#domainInfo.get(vm);
+    if (info === undefined) return true;
+    const { devices } = info;
+    if (devices === undefined) return false; // It did not parse: not again in this lifetime.
+    const { blocks, nets } = stats.groups;
+    const lacking = blocks.some((disk) => !devices.disks.has(disk.name)) ||
+      nets.some((net) => !devices.interfaces.has(net.name));
+    return lacking && this.#xmlReadFor.get(lifetimeKey(vm)) !== deviceNames(stats);
+  }
+
+  /** Reads the names and devices of a VM's domain; a libvirt failure is retried next scrape. */
   async #readInfo(
-    matched: MatchedDomain,
+    pending: PendingInfo,
     scrape: { signal: AbortSignal; out: CollectorOutput },
   ): Promise<void> {
-    const { vm, domain } = matched;
+    const { vm, domain } = pending.match;
     const { signal, out } = scrape;
-    const domainInfo = this.#domainInfo;
-    if (domainInfo.get(vm) !== undefined) return;
     let nova: NovaMetadata | undefined;
+    let devices: DomainDevices | undefined;
     try {
-      nova = parseNovaMetadata(await this.#client.getDomainXml(domain, { signal }));
+      const root = parseDomainXml(await this.#client.getDomainXml(domain, { signal }));
+      nova = novaMetadataOf(root);
+      devices = devicesOf(root);
     } catch (error) {
       if (error instanceof LibvirtError) throw error;
       this.#logOnce(`xml\n${vm.uuid}`, {
-        msg: "Cannot read Nova metadata from the domain XML",
+        msg: "Cannot read the domain XML (Nova metadata, disk bus, MAC)",
         fields: { domain: vm.domain, libvirt_name: domain.name, err: (error as Error).message },
       });
     }
-    const identity = { libvirtName: domain.name, nova };
-    domainInfo.set(vm, identity);
+    const identity: DomainInfo = devices === undefined
+      ? { libvirtName: domain.name, nova }
+      : { libvirtName: domain.name, nova, devices };
+    this.#domainInfo.set(vm, identity);
+    this.#xmlReadFor.set(lifetimeKey(vm), deviceNames(pending.stats));
     out.observations.observe(vm.dir, { identity });
   }
 
   /** The identities read in earlier scrapes: what libvirt said stays while the VM lives. */
   #observeKnown(vms: readonly DiscoveredVm[], out: CollectorOutput): void {
     this.#domainInfo.retain(vms);
+    const present = new Set(vms.map(lifetimeKey));
+    for (const key of this.#xmlReadFor.keys()) if (!present.has(key)) this.#xmlReadFor.delete(key);
     for (const vm of vms) {
       const identity = this.#domainInfo.get(vm);
       if (identity !== undefined) out.observations.observe(vm.dir, { identity });
@@ -281,7 +325,8 @@ class LibvirtCollector implements Collector {
     }
     this.#observeKnown(context.discovery.vms, out);
     const records = await this.#client.getAllDomainStats(this.#stats, FLAGS, { signal });
-    const matched: MatchedDomain[] = [];
+    const pending: PendingInfo[] = [];
+    const options = { groups: this.#groups, devices: this.#devices, interfaces: this.#interfaces };
     const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<
       SkipReason,
       number
@@ -297,23 +342,36 @@ class LibvirtCollector implements Collector {
         });
       }
       const label = vm?.domain ?? this.#labelOf(record.domain.name, taken);
-      const runState = label === undefined ? undefined : addDomainFamilies(
-        out.families,
-        { label, stats, active: record.domain.id !== -1 },
-        { groups: this.#groups, devices: this.#devices, interfaces: this.#interfaces },
-      );
-      // Not a KVM VM this host's debugfs shows (shut off, TCG, or gone): no KVM stats.
-      if (vm === undefined) continue;
+      if (label === undefined) continue;
+      const active = record.domain.id !== -1;
+      const runState = addDomainFamilies(out.families, { label, stats, active }, options);
+      // Not a KVM VM this host's debugfs shows (shut off, TCG, or gone): no KVM stats, no XML.
+      if (vm === undefined) {
+        addDeviceInfo(out.families, { label, stats, devices: undefined }, options);
+        continue;
+      }
       out.stats.addAll(domainStats(vm, stats));
       if (stats.vcpuCurrent !== undefined) {
         out.observations.observe(vm.dir, { vcpus: stats.vcpuCurrent });
       }
       if (runState !== undefined) out.observations.observe(vm.dir, { runState });
-      matched.push({ vm, domain: record.domain });
+      const match = { vm, domain: record.domain };
+      // The info families wait for an XML to be read, so that their labels never change under a
+      // join: a first scrape without `bus` and the next with it would be two series for a while.
+      if (this.#needsXml(vm, stats)) pending.push({ match, label, stats });
+      else {
+        const devices = this.#domainInfo.get(vm)?.devices;
+        addDeviceInfo(out.families, { label, stats, devices }, options);
+      }
     }
     addSkipped(out.families, skipped);
-    // One connection serves one call at a time: the XMLs are read in turn, each once per VM.
-    for (const match of matched) await this.#readInfo(match, { signal, out });
+    // One connection serves one call at a time: the XMLs are read in turn, each once per VM
+    // lifetime (and again for a new device).
+    for (const info of pending) {
+      await this.#readInfo(info, { signal, out });
+      const devices = this.#domainInfo.get(info.match.vm)?.devices;
+      addDeviceInfo(out.families, { label: info.label, stats: info.stats, devices }, options);
+    }
   }
 }
 

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { DomainDevices } from "../libvirt/domain_devices.ts";
 import type { BalloonField, BlockField, Device, NetField } from "../libvirt/domain_groups.ts";
 import { BALLOON_KIB } from "../libvirt/domain_groups.ts";
 import type { DomainStats } from "../libvirt/domain_stats.ts";
@@ -148,7 +149,6 @@ function addDevices<F extends string>(
   devices: readonly Device<F>[],
   how: {
     labels: (device: Device<F>) => Labels;
-    info: FamilyMeta;
     families: Record<F, FamilyMeta>;
     ns?: ReadonlySet<F>;
     filter: NameFilter;
@@ -157,16 +157,59 @@ function addDevices<F extends string>(
   for (const device of devices) {
     if (!namePasses(how.filter, device.name)) continue;
     const labels = how.labels(device);
-    const info: Labels = device.path === undefined ? labels : [...labels, ["path", device.path]];
-    out.add(how.info, info, 1);
     for (const [field, value] of Object.entries(device.values) as [F, bigint][]) {
       out.add(how.families[field], labels, how.ns?.has(field) ? seconds(value) : value);
     }
   }
 }
 
+/** Label pairs for the details that are known. */
+function known(pairs: readonly (readonly [string, string | undefined])[]): [string, string][] {
+  return pairs.filter((pair): pair is [string, string] => pair[1] !== undefined);
+}
+
 /**
- * Adds one domain's families to `out`, for the groups switched on.
+ * Adds `kvm_vm_block_info` and `kvm_vm_network_info` for one domain: its disks with their path
+ * (libvirt's) and bus (the domain XML's), its interfaces with their MAC and model (the XML's),
+ * where known.
+ *
+ * @param out Where the families go.
+ * @param domain The domain's stats, its `domain` label and what its XML says of its devices.
+ * @param options The groups, disks and interfaces to report.
+ */
+export function addDeviceInfo(
+  out: FamilySet,
+  domain: { label: string; stats: DomainStats; devices: DomainDevices | undefined },
+  options: DomainFamiliesOptions,
+): void {
+  const { label, stats, devices } = domain;
+  if (options.groups.has("block")) {
+    for (const disk of stats.groups.blocks) {
+      if (!namePasses(options.devices, disk.name)) continue;
+      const bus = devices?.disks.get(disk.name)?.bus;
+      out.add(BLOCK_FAMILIES.info, [
+        ["domain", label],
+        ["device", disk.name],
+        ...known([["path", disk.path], ["bus", bus]]),
+      ], 1);
+    }
+  }
+  if (options.groups.has("interface")) {
+    for (const net of stats.groups.nets) {
+      if (!namePasses(options.interfaces, net.name)) continue;
+      const details = devices?.interfaces.get(net.name);
+      out.add(NETWORK_FAMILIES.info, [
+        ["domain", label],
+        ["interface", net.name],
+        ...known([["mac", details?.mac], ["model", details?.model]]),
+      ], 1);
+    }
+  }
+}
+
+/**
+ * Adds one domain's families to `out`, for the groups switched on, but for the info families
+ * ({@linkcode addDeviceInfo}), which may wait for the domain XML.
  *
  * @param out Where the families go.
  * @param domain The domain's stats, its `domain` label, and whether it runs (libvirt's id ≠ -1).
@@ -189,7 +232,6 @@ export function addDomainFamilies(
   if (groups.has("block")) {
     addDevices(out, stats.groups.blocks, {
       labels: (d) => [...labels, ["device", d.name]],
-      info: BLOCK_FAMILIES.info,
       families: BLOCK,
       ns: BLOCK_NS,
       filter: options.devices,
@@ -198,7 +240,6 @@ export function addDomainFamilies(
   if (groups.has("interface")) {
     addDevices(out, stats.groups.nets, {
       labels: (d) => [...labels, ["interface", d.name]],
-      info: NETWORK_FAMILIES.info,
       families: NET,
       filter: options.interfaces,
     });

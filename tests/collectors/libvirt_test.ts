@@ -275,15 +275,16 @@ Deno.test("libvirt collector reports every domain's state, CPU, memory, disks an
     strictEqual(os("kvm_vm_block_read_seconds_total", vda), "5.000000001");
     strictEqual(os("kvm_vm_block_flush_seconds_total", vda), "0.075");
     strictEqual(os("kvm_vm_block_capacity_bytes", vda), "21474836480");
+    // The path is libvirt's, the bus the domain XML's: both in the very first scrape.
     strictEqual(
-      os("kvm_vm_block_info", `${vda},path="/var/lib/nova/instances/3c1e8a52/disk"`),
+      os("kvm_vm_block_info", `${vda},path="/var/lib/nova/instances/3c1e8a52/disk",bus="virtio"`),
       "1",
     );
     const tap = ',interface="tap1f4ecfdb-9f"';
     strictEqual(os("kvm_vm_network_receive_bytes_total", tap), "123456");
     strictEqual(os("kvm_vm_network_transmit_packets_total", tap), "900");
     strictEqual(os("kvm_vm_network_receive_drops_total", tap), "2");
-    strictEqual(os("kvm_vm_network_info", tap), "1");
+    strictEqual(os("kvm_vm_network_info", `${tap},mac="fa:16:3e:4b:1c:2d",model="virtio"`), "1");
     // A shut-off domain no VM has: under its libvirt name, its state and disk sizes.
     strictEqual(seriesValue(text, 'kvm_vm_state{domain="old-vm",state="shutoff"}'), "1");
     strictEqual(
@@ -510,4 +511,44 @@ Deno.test("libvirt collector: a disk or interface that vanishes between scrapes 
     strictEqual(seriesCount(after, "kvm_vm_network_"), 0);
     strictEqual(seriesValue(after, 'kvm_exporter_libvirt_skipped_values{reason="unnamed"}'), "0");
   }, sampleWith(both));
+});
+
+Deno.test("libvirt collector reads the XML again for a disk plugged in since, once", async () => {
+  const xml = (disks: string[]) =>
+    `<domain><devices>${
+      disks.map((d) => `<disk><target dev='${d}' bus='scsi'/></disk>`).join("")
+    }</devices></domain>`;
+  await withFake("libvirt", async (args, fake) => {
+    const { app } = await buildApp(args);
+    const xmlReads = () => fake.calls.filter((p) => p === REMOTE_PROC.domainGetXmlDesc).length;
+    await scrapeText(app);
+    strictEqual(xmlReads(), 1);
+    // vdb plugged in: libvirt names it, the XML read before lacks it; read again, this scrape.
+    fake.domains = sampleWith(disks(2)).domains;
+    fake.xml = xml(["d0", "d1"]);
+    const plugged = await scrapeText(app);
+    strictEqual(xmlReads(), 2);
+    strictEqual(seriesValue(plugged, 'kvm_vm_block_info{domain="os",device="d1",bus="scsi"}'), "1");
+    // A disk the XML never has (a peer that disagrees with itself): one read per set of names.
+    fake.domains = sampleWith(disks(3)).domains;
+    await scrapeText(app);
+    const after = await scrapeText(app);
+    strictEqual(xmlReads(), 3);
+    strictEqual(seriesValue(after, 'kvm_vm_block_info{domain="os",device="d2"}'), "1");
+    strictEqual(seriesValue(after, 'kvm_vm_block_info{domain="os",device="d0",bus="scsi"}'), "1");
+  }, sampleWith(disks(1)));
+});
+
+Deno.test("libvirt collector: an XML that does not parse costs the bus and MAC only", async () => {
+  await withFake("libvirt", async (args, fake) => {
+    fake.xml = "<domain><devices><disk>";
+    const { app, logs } = await buildApp(args);
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="libvirt"}'), "1");
+    ok(text.includes('kvm_vm_block_info{domain="os",device="vda",path="'), text);
+    ok(!text.includes('bus="'));
+    ok(logs.some((l) => l.includes("Cannot read the domain XML")));
+    await scrapeText(app);
+    strictEqual(fake.calls.filter((p) => p === REMOTE_PROC.domainGetXmlDesc).length, 1);
+  });
 });

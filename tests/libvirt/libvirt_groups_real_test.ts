@@ -217,11 +217,17 @@ Deno.test({
       );
       strictEqual(later.get("state.state"), "1");
       strictEqual(
-        seriesValue(text, `kvm_vm_block_info{domain="${NAME}",device="vda",path="${image}"}`),
+        seriesValue(
+          text,
+          `kvm_vm_block_info{domain="${NAME}",device="vda",path="${image}",bus="virtio"}`,
+        ),
         "1",
       );
       strictEqual(
-        seriesValue(text, `kvm_vm_network_info{domain="${NAME}",interface="${TAP}"}`),
+        seriesValue(
+          text,
+          `kvm_vm_network_info{domain="${NAME}",interface="${TAP}",mac="52:54:00:6b:65:01",model="virtio"}`,
+        ),
         "1",
       );
       ok(inUnit(text, `kvm_vm_memory_resident_bytes{domain="${NAME}"}`, "KiB") > 0n, "rss");

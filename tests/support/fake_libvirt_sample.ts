@@ -3,7 +3,7 @@
  * (`10620-10`, `instance-0000002a`, `-uuid 3c1e8a52-...`): libvirt 9.0's
  * fields for a 4-vCPU KVM guest (a few KVM stats of each kind, one the
  * catalog lacks), its CPU time, balloon (with guest stats), a qcow2 disk and
- * a tap, and a domain XML with Nova metadata. Also a domain no discovered VM
+ * a tap, and a domain XML with Nova metadata and the disk's bus and the tap's MAC. Also a domain no discovered VM
  * has, one with the VM's name but another UUID (neither may be matched), and
  * a shut-off domain (state, a disk's sizes; no VM).
  *
@@ -111,6 +111,20 @@ export const SAMPLE_XML = `<domain type='kvm' id='3'>
       </nova:owner>
     </nova:instance>
   </metadata>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' cache='none'/>
+      <source file='/var/lib/nova/instances/3c1e8a52/disk'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='bridge'>
+      <mac address='fa:16:3e:4b:1c:2d'/>
+      <source bridge='qbr1f4ecfdb-9f'/>
+      <target dev='tap1f4ecfdb-9f'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
 </domain>`;
 
 /** The fake's data: the sample VM, a stranger, and a namesake with another UUID. */
