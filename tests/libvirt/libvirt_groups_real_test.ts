@@ -238,6 +238,11 @@ Deno.test({
         undefined,
       );
       compareWithVirsh(text, later);
+      // docs/metrics.md's cardinality: 9 state + 3 CPU + 3 balloon + 12 for the disk + 9 for the tap.
+      const own = text.split("\n").filter((l) =>
+        /^kvm_vm_(state|cpu|memory|block|network)/.test(l) && l.includes(`domain="${NAME}"`)
+      );
+      strictEqual(own.length, 36, own.join("\n"));
 
       // The shut-off domain: its state and its disk's size, no CPU time.
       const off = await virshDomstats(OFF_NAME, GROUPS);
