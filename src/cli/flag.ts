@@ -360,6 +360,24 @@ export function intInRange(
 }
 
 /**
+ * A conversion for a string flag holding a regular expression; empty or
+ * absent means none.
+ *
+ * @param text The flag's text.
+ * @param where Where it came from, for the error.
+ * @returns The expression, or undefined.
+ * @throws {FlagError} When the text is not a regular expression.
+ */
+export function regexpValue(text: string | undefined, where: string): RegExp | undefined {
+  if (text === undefined || text === "") return undefined;
+  try {
+    return new RegExp(text);
+  } catch (error) {
+    throw invalidValue(where, text, (error as Error).message.split("\n")[0]!);
+  }
+}
+
+/**
  * A check for a string flag: one of a fixed set of words.
  *
  * @param words The words allowed.

@@ -8,7 +8,7 @@
  */
 
 import { classifyReadError, denoFileSystem, type FileSystem } from "../system/file_system.ts";
-import { flag, type FlagValues, intInRange, invalidValue } from "../cli/flag.ts";
+import { flag, type FlagValues, intInRange, regexpValue } from "../cli/flag.ts";
 import { HEAP_RELEASE_QUIET_MS } from "../system/idle_heap_release.ts";
 import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import { ReaderPool } from "../debugfs/reader_pool.ts";
@@ -117,16 +117,6 @@ export function defaultReaders(): number {
   return Math.min(4, navigator.hardwareConcurrency);
 }
 
-/** Compiles a file-name filter; empty means none. */
-function fileFilter(text: string | undefined, where: string): RegExp | undefined {
-  if (text === undefined || text === "") return undefined;
-  try {
-    return new RegExp(text);
-  } catch (error) {
-    throw invalidValue(where, text, (error as Error).message.split("\n")[0]!);
-  }
-}
-
 /** The kvm_stat collector's own flags. */
 const KVM_STAT_FLAGS = {
   depth: flag({
@@ -141,13 +131,13 @@ const KVM_STAT_FLAGS = {
     type: "string",
     default: "^mmu_rmaps_stat$",
     help: "Regexp of stat file names not to read",
-    convert: fileFilter,
+    convert: regexpValue,
   }),
   include: flag({
     name: "collector.kvm_stat.files-include",
     type: "string",
     help: "Regexp of stat file names to read (default: all)",
-    convert: fileFilter,
+    convert: regexpValue,
   }),
   readers: flag({
     name: "collector.kvm_stat.readers",

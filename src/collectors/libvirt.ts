@@ -1,11 +1,15 @@
 /**
  * The `libvirt` collector: KVM's binary stats as libvirt (≥ 8.9) republishes
  * them on its read-only socket, for hosts where libvirtd holds every QEMU's
- * monitor and kernel lockdown hides debugfs's counters. One call per scrape
- * (`virConnectGetAllDomainStats`, groups state, vCPU and VM, running domains,
- * no wait on a busy domain job); domains are matched to discovered VMs by
- * UUID. Also reads each domain's XML once per VM lifetime for its names, and
- * reports them as each VM's identity (`kvm_vm_info`).
+ * monitor and kernel lockdown hides debugfs's counters; and every domain's
+ * run state, CPU time, memory, disks and interfaces. One call per scrape
+ * (`virConnectGetAllDomainStats`, groups state, vCPU, VM and those switched
+ * on of cpu-total, balloon, block and interface; every domain, active or not;
+ * no wait on a busy domain job). Domains are matched to discovered VMs by
+ * UUID; the KVM stats are reported for those only, the other groups for every
+ * domain, under its VM's `domain` label or else its libvirt name. Also reads
+ * each VM's domain XML once per VM lifetime for its names, and reports them as
+ * each VM's identity (`kvm_vm_info`).
  *
  * @module
  */
@@ -13,15 +17,19 @@
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import type { Logger } from "../log/logger.ts";
 import type { FamilySet } from "../metrics/model.ts";
-import { flag } from "../cli/flag.ts";
-import { DomainInfoCache } from "../libvirt/domain_info.ts";
+import { flag, regexpValue } from "../cli/flag.ts";
+import { GLOBAL_DOMAIN } from "../discovery/vm_names.ts";
+import { type DomainInfo, DomainInfoCache } from "../libvirt/domain_info.ts";
 import {
   type DomainStats,
   type LibvirtKvmStat,
   parseDomainStats,
 } from "../libvirt/domain_stats.ts";
+import { SKIP_REASONS, type SkipReason } from "../libvirt/domain_groups.ts";
 import { LibvirtClient, LibvirtError } from "../libvirt/libvirt_client.ts";
-import { type NovaMetadata, parseNovaMetadata } from "../libvirt/nova_metadata.ts";
+import { type NovaMetadata, novaMetadataOf } from "../libvirt/nova_metadata.ts";
+import { devicesOf, type DomainDevices } from "../libvirt/domain_devices.ts";
+import { parseDomainXml } from "../libvirt/domain_xml.ts";
 import {
   type RemoteDomain,
   VIR_CONNECT_GET_ALL_DOMAINS_STATS,
@@ -32,6 +40,13 @@ import { libvirtStatType } from "../stats/stat_type.ts";
 import type { ClientErrorReason } from "../system/client_error.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
+import {
+  addDeviceInfo,
+  addDomainFamilies,
+  LIBVIRT_GROUPS,
+  type LibvirtGroup,
+  type NameFilter,
+} from "./libvirt_families.ts";
 
 /** The name of this collector. */
 export const LIBVIRT = "libvirt";
@@ -49,8 +64,17 @@ export const LIBVIRT_ERROR_REASONS: readonly ClientErrorReason[] = [
 
 // libvirt < 8.9 drops the VM group (and the KVM stats of the vCPU group) without an error: only
 // VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS would make it refuse, and it is not set.
-const STATS = VIR_DOMAIN_STATS.state | VIR_DOMAIN_STATS.vcpu | VIR_DOMAIN_STATS.vm;
-const FLAGS = VIR_CONNECT_GET_ALL_DOMAINS_STATS.active | VIR_CONNECT_GET_ALL_DOMAINS_STATS.nowait;
+const BASE_STATS = VIR_DOMAIN_STATS.state | VIR_DOMAIN_STATS.vcpu | VIR_DOMAIN_STATS.vm;
+const GROUP_STATS: Record<LibvirtGroup, number> = {
+  state: 0, // Always asked for: it costs nothing and says which domains are active.
+  cpu: VIR_DOMAIN_STATS.cpuTotal,
+  balloon: VIR_DOMAIN_STATS.balloon,
+  block: VIR_DOMAIN_STATS.block,
+  interface: VIR_DOMAIN_STATS.interface,
+};
+// No ACTIVE (nor INACTIVE) flag: every domain, as the libvirt exporters do, so that a shut-off
+// domain shows as such. An inactive domain has no vCPU or VM stats.
+const FLAGS = VIR_CONNECT_GET_ALL_DOMAINS_STATS.nowait;
 
 const MAX_LOGGED = 1024;
 
@@ -62,7 +86,15 @@ export interface LibvirtCollectorOptions {
   timeoutMs: number;
   /** Logger. */
   logger: Logger;
+  /** The groups reported beside the KVM stats; all by default. */
+  groups?: ReadonlySet<LibvirtGroup>;
+  /** Which disks are reported; all by default. */
+  devices?: NameFilter;
+  /** Which interfaces are reported; all by default. */
+  interfaces?: NameFilter;
 }
+
+const EVERY_NAME: NameFilter = { include: undefined, exclude: undefined };
 
 function statValue(stat: LibvirtKvmStat): bigint | undefined {
   if (typeof stat.value === "bigint") return stat.value;
@@ -107,6 +139,21 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
   return out;
 }
 
+function addSkipped(out: FamilySet, skipped: Record<SkipReason, number>): void {
+  for (const reason of SKIP_REASONS) {
+    out.add(
+      {
+        name: "kvm_exporter_libvirt_skipped_values",
+        help: "Values in libvirt's last reply the exporter skipped, by reason " +
+          "(type, range, unnamed or duplicate device, too_many devices).",
+        type: "gauge",
+      },
+      [["reason", reason]],
+      skipped[reason],
+    );
+  }
+}
+
 function addErrors(out: FamilySet, failed: ClientErrorReason | undefined): void {
   for (const reason of LIBVIRT_ERROR_REASONS) {
     out.add(
@@ -127,19 +174,49 @@ interface MatchedDomain {
   domain: RemoteDomain;
 }
 
+/** A VM whose domain XML is to be read before its info families are added. */
+interface PendingInfo {
+  match: MatchedDomain;
+  label: string;
+  stats: DomainStats;
+}
+
+/** A VM's lifetime, as the domain info cache keys it. */
+function lifetimeKey(vm: DiscoveredVm): string {
+  return `${vm.uuid}\n${vm.pid}`;
+}
+
+/** The disks' and interfaces' names libvirt gave, as one text. */
+function deviceNames(stats: DomainStats): string {
+  const { blocks, nets } = stats.groups;
+  return [...blocks.map((d) => d.name), "", ...nets.map((n) => n.name)].join("\n");
+}
+
 /** The libvirt collector: one client, kept open across scrapes. */
 class LibvirtCollector implements Collector {
   readonly name = LIBVIRT;
   readonly #options: LibvirtCollectorOptions;
+  readonly #groups: ReadonlySet<LibvirtGroup>;
+  readonly #devices: NameFilter;
+  readonly #interfaces: NameFilter;
   readonly #client: LibvirtClient;
   readonly #logged = new Set<string>();
-  /** Domain names by VM lifetime, read once each. */
+  /** Domain names and devices by VM lifetime, read once each (again for a new device). */
   readonly #domainInfo = new DomainInfoCache();
+  /** The device names libvirt gave when each VM's XML was last read, by VM lifetime. */
+  readonly #xmlReadFor = new Map<string, string>();
 
   constructor(options: LibvirtCollectorOptions) {
     this.#options = options;
+    this.#groups = options.groups ?? new Set(LIBVIRT_GROUPS);
+    this.#devices = options.devices ?? EVERY_NAME;
+    this.#interfaces = options.interfaces ?? EVERY_NAME;
     this.#client = new LibvirtClient({ path: options.socket, timeoutMs: options.timeoutMs });
+    this.#stats = [...this.#groups].reduce((bits, group) => bits | GROUP_STATS[group], BASE_STATS);
   }
+
+  /** The `virDomainStatsTypes` asked for. */
+  readonly #stats: number;
 
   async collect(context: ScrapeContext, out: CollectorOutput): Promise<void> {
     // At the scrape's deadline the registry answers at once: say "timeout" before it does (the
@@ -171,64 +248,130 @@ class LibvirtCollector implements Collector {
     }
   }
 
-  /** Reads the names of a VM's domain once per VM lifetime; a failure is retried next scrape. */
+  /**
+   * Whether a VM's domain XML is to be read in this scrape: once per VM lifetime, and again when
+   * libvirt names a disk or interface the XML lacked (plugged in since), once per set of names.
+   */
+  #needsXml(vm: DiscoveredVm, stats: DomainStats): boolean {
+    const info = this.#domainInfo.get(vm);
+    if (info === undefined) return true;
+    const { devices } = info;
+    if (devices === undefined) return false; // It did not parse: not again in this lifetime.
+    const { blocks, nets } = stats.groups;
+    const lacking = blocks.some((disk) => !devices.disks.has(disk.name)) ||
+      nets.some((net) => !devices.interfaces.has(net.name));
+    return lacking && this.#xmlReadFor.get(lifetimeKey(vm)) !== deviceNames(stats);
+  }
+
+  /** Reads the names and devices of a VM's domain; a libvirt failure is retried next scrape. */
   async #readInfo(
-    matched: MatchedDomain,
+    pending: PendingInfo,
     scrape: { signal: AbortSignal; out: CollectorOutput },
   ): Promise<void> {
-    const { vm, domain } = matched;
+    const { vm, domain } = pending.match;
     const { signal, out } = scrape;
-    const domainInfo = this.#domainInfo;
-    if (domainInfo.get(vm) !== undefined) return;
     let nova: NovaMetadata | undefined;
+    let devices: DomainDevices | undefined;
     try {
-      nova = parseNovaMetadata(await this.#client.getDomainXml(domain, { signal }));
+      const root = parseDomainXml(await this.#client.getDomainXml(domain, { signal }));
+      nova = novaMetadataOf(root);
+      devices = devicesOf(root);
     } catch (error) {
       if (error instanceof LibvirtError) throw error;
       this.#logOnce(`xml\n${vm.uuid}`, {
-        msg: "Cannot read Nova metadata from the domain XML",
+        msg: "Cannot read the domain XML (Nova metadata, disk bus, MAC)",
         fields: { domain: vm.domain, libvirt_name: domain.name, err: (error as Error).message },
       });
     }
-    const identity = { libvirtName: domain.name, nova };
-    domainInfo.set(vm, identity);
+    const identity: DomainInfo = devices === undefined
+      ? { libvirtName: domain.name, nova }
+      : { libvirtName: domain.name, nova, devices };
+    this.#domainInfo.set(vm, identity);
+    this.#xmlReadFor.set(lifetimeKey(vm), deviceNames(pending.stats));
     out.observations.observe(vm.dir, { identity });
   }
 
   /** The identities read in earlier scrapes: what libvirt said stays while the VM lives. */
   #observeKnown(vms: readonly DiscoveredVm[], out: CollectorOutput): void {
     this.#domainInfo.retain(vms);
+    const present = new Set(vms.map(lifetimeKey));
+    for (const key of this.#xmlReadFor.keys()) if (!present.has(key)) this.#xmlReadFor.delete(key);
     for (const vm of vms) {
       const identity = this.#domainInfo.get(vm);
       if (identity !== undefined) out.observations.observe(vm.dir, { identity });
     }
   }
 
+  /**
+   * The `domain` label of a domain no discovered VM has (shut off, TCG): its libvirt name, unless
+   * a discovered VM has that label (or it is "global"), which it must not take.
+   */
+  #labelOf(name: string, taken: ReadonlySet<string>): string | undefined {
+    if (!taken.has(name)) return name;
+    this.#logOnce(`taken\n${name}`, {
+      msg: "Skipping a libvirt domain whose name is another VM's domain label",
+      fields: { libvirt_name: name },
+    });
+    return undefined;
+  }
+
   async #collectStats(context: ScrapeContext, out: CollectorOutput): Promise<void> {
     const { signal } = context;
     const byUuid = new Map<string, DiscoveredVm>();
-    for (const vm of context.discovery.vms) if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
+    const taken = new Set([GLOBAL_DOMAIN]);
+    for (const vm of context.discovery.vms) {
+      if (vm.uuid !== undefined) byUuid.set(vm.uuid, vm);
+      taken.add(vm.domain);
+    }
     this.#observeKnown(context.discovery.vms, out);
-    const records = await this.#client.getAllDomainStats(STATS, FLAGS, { signal });
-    const matched: MatchedDomain[] = [];
+    const records = await this.#client.getAllDomainStats(this.#stats, FLAGS, { signal });
+    const pending: PendingInfo[] = [];
+    const options = { groups: this.#groups, devices: this.#devices, interfaces: this.#interfaces };
+    const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<
+      SkipReason,
+      number
+    >;
     for (const record of records) {
       const vm = byUuid.get(record.domain.uuid);
-      if (vm === undefined) continue; // Not a KVM VM this host's debugfs shows (TCG, or gone).
       const stats = parseDomainStats(record);
+      for (const reason of SKIP_REASONS) skipped[reason] += stats.skipped[reason];
       for (const problem of stats.problems) {
         this.#logOnce(`problem\n${problem}`, {
           msg: "Skipping a libvirt field",
           fields: { err: problem },
         });
       }
+      const label = vm?.domain ?? this.#labelOf(record.domain.name, taken);
+      if (label === undefined) continue;
+      const active = record.domain.id !== -1;
+      const runState = addDomainFamilies(out.families, { label, stats, active }, options);
+      // Not a KVM VM this host's debugfs shows (shut off, TCG, or gone): no KVM stats, no XML.
+      if (vm === undefined) {
+        addDeviceInfo(out.families, { label, stats, devices: undefined }, options);
+        continue;
+      }
       out.stats.addAll(domainStats(vm, stats));
       if (stats.vcpuCurrent !== undefined) {
         out.observations.observe(vm.dir, { vcpus: stats.vcpuCurrent });
       }
-      matched.push({ vm, domain: record.domain });
+      if (runState !== undefined) out.observations.observe(vm.dir, { runState });
+      const match = { vm, domain: record.domain };
+      // The info families wait for an XML to be read, so that their labels never change under a
+      // join: a first scrape without `bus` and the next with it would be two series for a while.
+      if (this.#needsXml(vm, stats)) pending.push({ match, label, stats });
+      else {
+        const devices = this.#domainInfo.get(vm)?.devices;
+        addDeviceInfo(out.families, { label, stats, devices }, options);
+      }
     }
-    // One connection serves one call at a time: the XMLs are read in turn, each once per VM.
-    for (const match of matched) await this.#readInfo(match, { signal, out });
+    addSkipped(out.families, skipped);
+    // One connection serves one call at a time: the XMLs are read in turn, each once per VM
+    // lifetime (and again for a new device).
+    for (const info of pending) {
+      await this.#readInfo(info, { signal, out });
+      const devices = this.#domainInfo.get(info.match.vm)?.devices;
+      addDeviceInfo(out.families, { label: info.label, stats: info.stats, devices }, options);
+    }
   }
 }
 
@@ -241,6 +384,26 @@ class LibvirtCollector implements Collector {
  */
 export function createLibvirtCollector(options: LibvirtCollectorOptions): Collector {
   return new LibvirtCollector(options);
+}
+
+/** `--[no-]collector.libvirt.<group>`: on by default. */
+function groupFlag(group: LibvirtGroup, what: string) {
+  return flag({
+    name: `collector.${LIBVIRT}.${group}`,
+    type: "bool",
+    default: true,
+    help: `Report ${what}`,
+  });
+}
+
+/** A regexp flag, matching anywhere in a name as node_exporter's do; none by default. */
+function patternFlag(name: string, help: string) {
+  return flag({
+    name: `collector.${LIBVIRT}.${name}`,
+    type: "string",
+    help,
+    convert: regexpValue,
+  });
 }
 
 /** The libvirt collector's declaration: off by default (it needs libvirt ≥ 8.9's socket). */
@@ -260,6 +423,24 @@ export const LIBVIRT_COLLECTOR = declareCollector({
       default: "2s",
       help: "Timeout of each libvirt call",
     }),
+    state: groupFlag("state", "each domain's run state and its reason"),
+    cpu: groupFlag("cpu", "each domain's CPU time, total, user and system"),
+    balloon: groupFlag("balloon", "each domain's balloon, resident and guest-reported memory"),
+    block: groupFlag("block", "each domain's disks: I/O, sizes and errors"),
+    interface: groupFlag("interface", "each domain's network interfaces: traffic, errors, drops"),
+    deviceInclude: patternFlag("device-include", "Regexp of disks (e.g. vda) to report"),
+    deviceExclude: patternFlag("device-exclude", "Regexp of disks not to report"),
+    interfaceInclude: patternFlag(
+      "interface-include",
+      "Regexp of interfaces (host side, e.g. vnet0) to report",
+    ),
+    interfaceExclude: patternFlag("interface-exclude", "Regexp of interfaces not to report"),
   },
-  create: (values, { logger }) => createLibvirtCollector({ ...values, logger }),
+  create: (values, { logger }) => {
+    const { socket, timeoutMs } = values;
+    const groups = new Set(LIBVIRT_GROUPS.filter((group) => values[group]));
+    const devices = { include: values.deviceInclude, exclude: values.deviceExclude };
+    const interfaces = { include: values.interfaceInclude, exclude: values.interfaceExclude };
+    return createLibvirtCollector({ socket, timeoutMs, logger, groups, devices, interfaces });
+  },
 });

@@ -1,12 +1,14 @@
 /**
  * What libvirt says about each VM beyond its stats: the domain's libvirt name
- * and, from the domain XML, OpenStack Nova's metadata. Kept per VM lifetime
+ * and, from the domain XML, OpenStack Nova's metadata and the devices' bus and
+ * MAC. Kept per VM lifetime
  * (UUID and VMM pid), forgotten when the VM goes; `kvm_vm_info` carries it.
  *
  * @module
  */
 
 import type { Labels } from "../metrics/model.ts";
+import type { DomainDevices } from "./domain_devices.ts";
 import type { NovaMetadata } from "./nova_metadata.ts";
 
 /** One domain's names. */
@@ -15,6 +17,8 @@ export interface DomainInfo {
   libvirtName: string;
   /** Nova's metadata, when the domain XML carries it. */
   nova: NovaMetadata | undefined;
+  /** The disks' bus and the interfaces' MAC and model, when the XML could be read. */
+  devices?: DomainDevices;
 }
 
 /** A VM as the cache keys it. */

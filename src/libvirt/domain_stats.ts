@@ -8,11 +8,18 @@
  * (ullong, ns); KVM's binary stats as `vcpu.N.<stat>.<type>` and
  * `vm.<stat>.<type>`, where `<type>` is `cur` (instant), `sum` (cumulative) or
  * `max` (peak), ullong, or boolean for the vCPU's `blocking.cur` and
- * `guest_mode.cur`.
+ * `guest_mode.cur`. The cpu-total, balloon, block and interface groups are
+ * parsed by `domain_groups.ts`.
  *
  * @module
  */
 
+import {
+  type DomainGroups,
+  DomainGroupsParser,
+  SKIP_REASONS,
+  type SkipReason,
+} from "./domain_groups.ts";
 import type { DomainStatsRecord, TypedParamValue } from "./remote_protocol.ts";
 
 /** How a KVM stat accumulates: libvirt's suffix. */
@@ -62,9 +69,16 @@ export interface DomainStats {
   vm: LibvirtKvmStat[];
   /** The vCPUs, by index. */
   vcpus: VcpuStats[];
-  /** One line per field that had an unexpected value type (the field is skipped). */
+  /** The cpu-total, balloon, block and interface groups. */
+  groups: DomainGroups;
+  /** One line per value skipped (a bad type or range, a device unnamed, ...), at most 16. */
   problems: string[];
+  /** How many values were skipped, by reason (the count goes on past 16 problems). */
+  skipped: Record<SkipReason, number>;
 }
+
+/** Most problem lines kept per record: a hostile peer's 200000 bad fields are counted, not kept. */
+export const MAX_PROBLEMS = 16;
 
 const KVM_STAT = /^(vm|vcpu\.(\d+))\.([A-Za-z0-9_]+)\.(cur|sum|max)$/;
 const VCPU_FIELD = /^vcpu\.(\d+)\.(state|time|wait|delay)$/;
@@ -91,13 +105,23 @@ const VCPU_FIELD = /^vcpu\.(\d+)\.(state|time|wait|delay)$/;
  * @returns The typed stats.
  */
 export function parseDomainStats(record: DomainStatsRecord): DomainStats {
+  const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>;
   const stats: DomainStats = {
     name: record.domain.name,
     uuid: record.domain.uuid,
     vm: [],
     vcpus: [],
+    groups: { cpu: {}, balloon: {}, blocks: [], nets: [] },
     problems: [],
+    skipped,
   };
+  const skip = (reason: SkipReason, message: string, count = 1): void => {
+    stats.skipped[reason] += count;
+    if (stats.problems.length < MAX_PROBLEMS) stats.problems.push(message);
+  };
+  const groups = new DomainGroupsParser((reason, message, count) =>
+    skip(reason, `${message} (domain "${stats.name}")`, count)
+  );
   const vcpus = new Map<number, VcpuStats>();
   const vcpu = (index: number): VcpuStats => {
     let entry = vcpus.get(index);
@@ -105,7 +129,9 @@ export function parseDomainStats(record: DomainStatsRecord): DomainStats {
     return entry;
   };
   const problem = (field: string, value: TypedParamValue, expected: string): void => {
-    stats.problems.push(
+    const number = typeof value === "bigint" || typeof value === "number";
+    skip(
+      number && (value < 0 || field === "state.state") ? "range" : "type",
       `libvirt field "${field}" of domain "${stats.name}" is ${typeof value} "${value}", expected ${expected}`,
     );
   };
@@ -130,9 +156,11 @@ export function parseDomainStats(record: DomainStatsRecord): DomainStats {
       );
       continue;
     }
+    if (groups.take(field, value)) continue;
     parseDomainField(stats, field, value, (expected) => problem(field, value, expected));
   }
   stats.vcpus = [...vcpus.values()].sort((a, b) => a.index - b.index);
+  stats.groups = groups.finish();
   return stats;
 }
 
@@ -168,6 +196,9 @@ function parseVcpuField(
   else vcpu.delayNs = ns;
 }
 
+/** The highest `virDomainState`, `VIR_DOMAIN_PMSUSPENDED`. */
+const MAX_STATE = 7;
+
 const DOMAIN_FIELDS = {
   "state.state": "state",
   "state.reason": "stateReason",
@@ -183,6 +214,7 @@ function parseDomainField(
 ): void {
   if (!Object.hasOwn(DOMAIN_FIELDS, field)) return;
   const key = DOMAIN_FIELDS[field as keyof typeof DOMAIN_FIELDS];
-  if (typeof value === "number" && Number.isInteger(value)) stats[key] = value;
-  else problem("an int");
+  if (typeof value !== "number" || !Number.isInteger(value)) problem("an int");
+  else if (key === "state" && (value < 0 || value > MAX_STATE)) problem("a state from 0 to 7");
+  else stats[key] = value;
 }

@@ -64,7 +64,11 @@ export const VIR_CONNECT_RO = 1;
 /** `virDomainStatsTypes` (libvirt-domain.h): the groups this exporter asks for. */
 export const VIR_DOMAIN_STATS = {
   state: 1 << 0,
+  cpuTotal: 1 << 1,
+  balloon: 1 << 2,
   vcpu: 1 << 3,
+  interface: 1 << 4,
+  block: 1 << 5,
   /** Since libvirt 8.9.0. */
   vm: 1 << 10,
 } as const;

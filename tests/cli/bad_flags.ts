@@ -41,6 +41,12 @@ export const BAD_FLAGS: readonly BadFlags[] = [
   { args: ["--collector.kvm_stat.readers=-1"], says: "--collector.kvm_stat.readers" },
   { args: ["--collector.kvm_stat.readers=65"], says: "--collector.kvm_stat.readers" },
   { args: ["--collector.kvm_stat.files-exclude=("], says: "--collector.kvm_stat.files-exclude" },
+  { args: ["--collector.libvirt.device-include=["], says: "--collector.libvirt.device-include" },
+  {
+    args: ["--collector.libvirt.interface-exclude=*"],
+    says: "--collector.libvirt.interface-exclude",
+  },
+  { args: ["--collector.libvirt.block=maybe"], says: "--collector.libvirt.block" },
   { args: ["--collector.kvm_stat.files-include=[a"], says: "--collector.kvm_stat.files-include" },
   { args: ["--log.level=verbose"], says: "--log.level" },
   { args: ["--log.format=xml"], says: "--log.format" },

@@ -6,13 +6,15 @@
  * @module
  */
 
-import { ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import {
   type FakeLibvirt,
   type FakeLibvirtBehaviour,
+  type FakeLibvirtData,
+  type FakeParam,
   startFakeLibvirt,
 } from "../support/fake_libvirt.ts";
-import { SAMPLE_LIBVIRT, SAMPLE_UUID } from "../support/fake_libvirt_sample.ts";
+import { SAMPLE_LIBVIRT, SAMPLE_PARAMS, SAMPLE_UUID } from "../support/fake_libvirt_sample.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import { REMOTE_PROC } from "../../src/libvirt/remote_protocol.ts";
 
@@ -50,9 +52,10 @@ async function layOut(tmp: string, socket: string): Promise<string[]> {
 async function withFake(
   behaviour: FakeLibvirtBehaviour,
   fn: (args: string[], fake: FakeLibvirt, tmp: string) => Promise<void>,
+  data: FakeLibvirtData = SAMPLE_LIBVIRT,
 ): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_libvirt_" });
-  const fake = startFakeLibvirt(`${tmp}/libvirt-sock-ro`, behaviour, SAMPLE_LIBVIRT);
+  const fake = startFakeLibvirt(`${tmp}/libvirt-sock-ro`, behaviour, data);
   try {
     await fn(await layOut(tmp, fake.path), fake, tmp);
   } finally {
@@ -244,5 +247,308 @@ Deno.test("libvirt collector reads a domain's XML again when its VM restarts und
     ok(text.includes('pid="3011",kvm_debug_dir="3011-1",name_source="cmdline",uuid="'), text);
     ok(text.includes('libvirt_name="instance-0000002a"'));
     ok(!text.includes('pid="3001"'));
+  });
+});
+
+Deno.test("libvirt collector reports every domain's state, CPU, memory, disks and interfaces", async () => {
+  await withFake("libvirt", async (args) => {
+    const { app, exporter } = await buildApp(args);
+    const text = await scrapeText(app);
+    const os = (family: string, labels = "") =>
+      seriesValue(text, `${family}{domain="os"${labels}}`);
+    // The discovered VM under its own label, not libvirt's instance-0000002a.
+    strictEqual(os("kvm_vm_state", ',state="running"'), "1");
+    strictEqual(os("kvm_vm_state", ',state="paused"'), "0");
+    strictEqual(os("kvm_vm_state_reason", ',state="running",reason="booted"'), "1");
+    strictEqual(os("kvm_vm_cpu_time_seconds_total"), "30.500000123");
+    strictEqual(os("kvm_vm_cpu_seconds_total", ',mode="user"'), "21");
+    strictEqual(os("kvm_vm_cpu_seconds_total", ',mode="system"'), "9");
+    // KiB in, bytes out; faults are counts, the update time seconds.
+    strictEqual(os("kvm_vm_memory_balloon_bytes"), String(4_194_304 * 1024));
+    strictEqual(os("kvm_vm_memory_maximum_bytes"), String(8_388_608 * 1024));
+    strictEqual(os("kvm_vm_memory_resident_bytes"), String(1_200_000 * 1024));
+    strictEqual(os("kvm_vm_memory_swap_out_bytes_total"), "4096");
+    strictEqual(os("kvm_vm_memory_major_faults_total"), "812");
+    strictEqual(os("kvm_vm_memory_stats_update_timestamp_seconds"), "1764770000");
+    const vda = ',device="vda"';
+    strictEqual(os("kvm_vm_block_read_bytes_total", vda), "300000000");
+    strictEqual(os("kvm_vm_block_read_seconds_total", vda), "5.000000001");
+    strictEqual(os("kvm_vm_block_flush_seconds_total", vda), "0.075");
+    strictEqual(os("kvm_vm_block_capacity_bytes", vda), "21474836480");
+    // The path is libvirt's, the bus the domain XML's: both in the very first scrape.
+    strictEqual(
+      os("kvm_vm_block_info", `${vda},path="/var/lib/nova/instances/3c1e8a52/disk",bus="virtio"`),
+      "1",
+    );
+    const tap = ',interface="tap1f4ecfdb-9f"';
+    strictEqual(os("kvm_vm_network_receive_bytes_total", tap), "123456");
+    strictEqual(os("kvm_vm_network_transmit_packets_total", tap), "900");
+    strictEqual(os("kvm_vm_network_receive_drops_total", tap), "2");
+    strictEqual(os("kvm_vm_network_info", `${tap},mac="fa:16:3e:4b:1c:2d",model="virtio"`), "1");
+    // A shut-off domain no VM has: under its libvirt name, its state and disk sizes.
+    strictEqual(seriesValue(text, 'kvm_vm_state{domain="old-vm",state="shutoff"}'), "1");
+    strictEqual(
+      seriesValue(text, 'kvm_vm_state_reason{domain="old-vm",state="shutoff",reason="shutdown"}'),
+      "1",
+    );
+    strictEqual(
+      seriesValue(text, 'kvm_vm_block_capacity_bytes{domain="old-vm",device="vda"}'),
+      "1073741824",
+    );
+    strictEqual(seriesCount(text, 'kvm_vm_cpu_time_seconds_total{domain="old-vm"}'), 0);
+    strictEqual(seriesValue(text, 'kvm_exporter_libvirt_skipped_values{reason="type"}'), "0");
+    // The run state is an observation of the discovered VM.
+    deepStrictEqual(exporter.lastScrape?.observations.get("3001-1")?.runState, {
+      state: "running",
+      reason: "booted",
+    });
+  });
+});
+
+Deno.test("libvirt collector: a domain named like another VM's label is not reported under it", async () => {
+  const data: FakeLibvirtData = {
+    ...SAMPLE_LIBVIRT,
+    domains: [
+      { domain: { name: "instance-0000002a", uuid: SAMPLE_UUID, id: 3 }, params: SAMPLE_PARAMS },
+      {
+        domain: { name: "web-01", uuid: "99999999-0000-4000-8000-000000000001", id: 5 },
+        params: [["state.state", "int", 3], ["state.reason", "int", 5]],
+      },
+      {
+        domain: { name: "global", uuid: "99999999-0000-4000-8000-000000000003", id: 6 },
+        params: [["state.state", "int", 3], ["state.reason", "int", 5]],
+      },
+    ],
+  };
+  await withFake("libvirt", async (args) => {
+    const { app, logs } = await buildApp(args);
+    const text = await scrapeText(app);
+    strictEqual(seriesCount(text, 'kvm_vm_state{domain="web-01"'), 0);
+    strictEqual(seriesCount(text, 'kvm_vm_state{domain="global"'), 0);
+    strictEqual(seriesValue(text, 'kvm_vm_state{domain="os",state="running"}'), "1");
+    ok(logs.some((l) => l.includes("another VM's domain label") && l.includes("web-01")));
+  }, data);
+});
+
+const SWITCHES: { args: string[]; gone: string[]; kept: string[] }[] = [
+  { args: ["--no-collector.libvirt.state"], gone: ["kvm_vm_state{"], kept: ["kvm_vm_cpu_"] },
+  { args: ["--no-collector.libvirt.cpu"], gone: ["kvm_vm_cpu_"], kept: ["kvm_vm_state{"] },
+  {
+    args: ["--no-collector.libvirt.balloon"],
+    gone: ["kvm_vm_memory_"],
+    kept: ["kvm_vm_block_"],
+  },
+  {
+    args: ["--collector.libvirt.block=false"],
+    gone: ["kvm_vm_block_"],
+    kept: ["kvm_vm_network_"],
+  },
+  {
+    args: ["--no-collector.libvirt.interface"],
+    gone: ["kvm_vm_network_"],
+    kept: ["kvm_vm_block_"],
+  },
+  {
+    args: ["--collector.libvirt.device-exclude=^vd"],
+    gone: ["kvm_vm_block_"],
+    kept: ["kvm_vm_network_"],
+  },
+  {
+    args: ["--collector.libvirt.device-include=^sd", "--collector.libvirt.interface-include=tap"],
+    gone: ["kvm_vm_block_"],
+    kept: ["kvm_vm_network_receive_bytes_total{"],
+  },
+  {
+    args: ["--collector.libvirt.interface-exclude=^tap"],
+    gone: ["kvm_vm_network_"],
+    kept: ['kvm_vm_block_info{domain="os",device="vda"'],
+  },
+];
+
+Deno.test("libvirt collector: group switches and device patterns drop only their series", async (t) => {
+  for (const c of SWITCHES) {
+    await t.step(c.args.join(" "), async () => {
+      await withFake("libvirt", async (args) => {
+        const { app } = await buildApp([...args, ...c.args]);
+        const text = await scrapeText(app);
+        for (const prefix of c.gone) strictEqual(seriesCount(text, prefix), 0, prefix);
+        for (const prefix of c.kept) ok(seriesCount(text, prefix) > 0, prefix);
+        strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="os"}'), "4006");
+      });
+    });
+  }
+});
+
+/** The sample VM's KVM and state fields, and `extra` for its groups. */
+function sampleWith(extra: FakeParam[]): FakeLibvirtData {
+  const kept = SAMPLE_PARAMS.filter(([field]) => /^(state|vcpu|vm)\./.test(field));
+  return {
+    ...SAMPLE_LIBVIRT,
+    domains: [{
+      domain: { name: "instance-0000002a", uuid: SAMPLE_UUID, id: 3 },
+      params: [...kept, ...extra],
+    }],
+  };
+}
+
+function disks(count: number, from = 0): FakeParam[] {
+  return Array.from({ length: count }, (_, i): FakeParam[] => [
+    [`block.${from + i}.name`, "string", `d${from + i}`],
+    [`block.${from + i}.rd.reqs`, "ullong", BigInt(from + i)],
+  ]).flat();
+}
+
+const HOSTILE: {
+  what: string;
+  extra: FakeParam[];
+  skipped: Record<string, string>;
+  check: (text: string) => void;
+}[] = [
+  {
+    what: "300 disks and a million interfaces claimed: 256 disks kept",
+    extra: [["block.count", "uint", 300], ["net.count", "uint", 1_000_000], ...disks(300)],
+    skipped: { too_many: "88" },
+    check: (text) => {
+      strictEqual(seriesCount(text, "kvm_vm_block_read_requests_total{"), 256);
+      strictEqual(
+        seriesValue(text, 'kvm_vm_block_read_requests_total{domain="os",device="d255"}'),
+        "255",
+      );
+    },
+  },
+  {
+    what: "absurd numbers: a balloon beyond 64 bits of bytes, a negative counter",
+    extra: [
+      ["balloon.current", "ullong", 18446744073709551615n],
+      ["balloon.maximum", "ullong", 1024n],
+      ["cpu.time", "llong", -1n],
+      ["cpu.user", "ullong", 18446744073709551615n],
+    ],
+    skipped: { range: "2" },
+    check: (text) => {
+      strictEqual(seriesCount(text, "kvm_vm_memory_balloon_bytes{"), 0);
+      strictEqual(seriesValue(text, 'kvm_vm_memory_maximum_bytes{domain="os"}'), "1048576");
+      strictEqual(seriesCount(text, "kvm_vm_cpu_time_seconds_total{"), 0);
+      strictEqual(
+        seriesValue(text, 'kvm_vm_cpu_seconds_total{domain="os",mode="user"}'),
+        "18446744073.709551615",
+      );
+    },
+  },
+  {
+    what: "missing fields: a disk without a name, one with a name only",
+    extra: [["block.0.rd.reqs", "ullong", 5n], ["block.1.name", "string", "vdb"]],
+    skipped: { unnamed: "1" },
+    check: (text) => {
+      strictEqual(seriesValue(text, 'kvm_vm_block_info{domain="os",device="vdb"}'), "1");
+      strictEqual(seriesCount(text, "kvm_vm_block_read_requests_total{"), 0);
+    },
+  },
+  {
+    what: "wrong value types: a string counter, a number for a name, a double",
+    extra: [
+      ["net.0.name", "string", "vnet0"],
+      ["net.0.rx.bytes", "string", "12"],
+      ["net.0.tx.bytes", "ullong", 7n],
+      ["net.1.name", "uint", 1],
+      ["balloon.rss", "double", 1.5],
+    ],
+    skipped: { type: "3", unnamed: "1" },
+    check: (text) => {
+      strictEqual(seriesCount(text, "kvm_vm_network_receive_bytes_total{"), 0);
+      strictEqual(
+        seriesValue(text, 'kvm_vm_network_transmit_bytes_total{domain="os",interface="vnet0"}'),
+        "7",
+      );
+      strictEqual(seriesCount(text, "kvm_vm_memory_resident_bytes{"), 0);
+    },
+  },
+  {
+    what: "a state libvirt does not define",
+    extra: [["state.state", "int", 42]],
+    skipped: { range: "1" },
+    check: (text) => strictEqual(seriesCount(text, "kvm_vm_state{"), 8), // The first state.state.
+  },
+];
+
+Deno.test("libvirt collector: a hostile libvirtd's bad values cost only themselves", async (t) => {
+  for (const c of HOSTILE) {
+    await t.step(c.what, async () => {
+      await withFake("libvirt", async (args) => {
+        const { app } = await buildApp(args);
+        const text = await scrapeText(app);
+        strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="libvirt"}'), "1");
+        strictEqual(seriesValue(text, 'kvm_stat_exits_count{domain="os"}'), "4006");
+        for (const reason of ["type", "range", "unnamed", "duplicate", "too_many"]) {
+          strictEqual(
+            seriesValue(text, `kvm_exporter_libvirt_skipped_values{reason="${reason}"}`),
+            c.skipped[reason] ?? "0",
+            reason,
+          );
+        }
+        c.check(text);
+      }, sampleWith(c.extra));
+    });
+  }
+});
+
+Deno.test("libvirt collector: a disk or interface that vanishes between scrapes just goes", async () => {
+  const both: FakeParam[] = [
+    ...disks(2),
+    ["net.0.name", "string", "vnet0"],
+    ["net.0.rx.pkts", "ullong", 1n],
+  ];
+  await withFake("libvirt", async (args, fake) => {
+    const { app } = await buildApp(args);
+    const before = await scrapeText(app);
+    strictEqual(seriesCount(before, "kvm_vm_block_info{"), 2);
+    strictEqual(seriesCount(before, "kvm_vm_network_info{"), 1);
+    fake.domains = sampleWith(disks(1)).domains;
+    const after = await scrapeText(app);
+    strictEqual(seriesValue(after, 'kvm_scrape_collector_success{collector="libvirt"}'), "1");
+    strictEqual(seriesCount(after, "kvm_vm_block_info{"), 1);
+    strictEqual(seriesCount(after, 'kvm_vm_block_read_requests_total{domain="os",device="d1"}'), 0);
+    strictEqual(seriesCount(after, "kvm_vm_network_"), 0);
+    strictEqual(seriesValue(after, 'kvm_exporter_libvirt_skipped_values{reason="unnamed"}'), "0");
+  }, sampleWith(both));
+});
+
+Deno.test("libvirt collector reads the XML again for a disk plugged in since, once", async () => {
+  const xml = (disks: string[]) =>
+    `<domain><devices>${
+      disks.map((d) => `<disk><target dev='${d}' bus='scsi'/></disk>`).join("")
+    }</devices></domain>`;
+  await withFake("libvirt", async (args, fake) => {
+    const { app } = await buildApp(args);
+    const xmlReads = () => fake.calls.filter((p) => p === REMOTE_PROC.domainGetXmlDesc).length;
+    await scrapeText(app);
+    strictEqual(xmlReads(), 1);
+    // vdb plugged in: libvirt names it, the XML read before lacks it; read again, this scrape.
+    fake.domains = sampleWith(disks(2)).domains;
+    fake.xml = xml(["d0", "d1"]);
+    const plugged = await scrapeText(app);
+    strictEqual(xmlReads(), 2);
+    strictEqual(seriesValue(plugged, 'kvm_vm_block_info{domain="os",device="d1",bus="scsi"}'), "1");
+    // A disk the XML never has (a peer that disagrees with itself): one read per set of names.
+    fake.domains = sampleWith(disks(3)).domains;
+    await scrapeText(app);
+    const after = await scrapeText(app);
+    strictEqual(xmlReads(), 3);
+    strictEqual(seriesValue(after, 'kvm_vm_block_info{domain="os",device="d2"}'), "1");
+    strictEqual(seriesValue(after, 'kvm_vm_block_info{domain="os",device="d0",bus="scsi"}'), "1");
+  }, sampleWith(disks(1)));
+});
+
+Deno.test("libvirt collector: an XML that does not parse costs the bus and MAC only", async () => {
+  await withFake("libvirt", async (args, fake) => {
+    fake.xml = "<domain><devices><disk>";
+    const { app, logs } = await buildApp(args);
+    const text = await scrapeText(app);
+    strictEqual(seriesValue(text, 'kvm_scrape_collector_success{collector="libvirt"}'), "1");
+    ok(text.includes('kvm_vm_block_info{domain="os",device="vda",path="'), text);
+    ok(!text.includes('bus="'));
+    ok(logs.some((l) => l.includes("Cannot read the domain XML")));
+    await scrapeText(app);
+    strictEqual(fake.calls.filter((p) => p === REMOTE_PROC.domainGetXmlDesc).length, 1);
   });
 });

@@ -66,7 +66,9 @@ Deno.test("parseDomainStats() reads state, vCPU and VM groups as libvirt 9.0 sen
         kvm: [{ name: "halt_wakeup", type: "sum", value: 1n }],
       },
     ],
+    groups: { cpu: {}, balloon: {}, blocks: [], nets: [] },
     problems: [],
+    skipped: { type: 0, range: 0, unnamed: 0, duplicate: 0, too_many: 0 },
   });
 });
 
@@ -90,7 +92,7 @@ Deno.test("parseDomainStats() handles odd records", async (t) => {
     },
     {
       what: "unknown fields ignored (other groups, older halted flag)",
-      params: [["balloon.current", 1n], ["vcpu.0.halted", true], ["vm.weird", 1n]],
+      params: [["perf.cmt", 1n], ["vcpu.0.halted", true], ["vm.weird", 1n]],
       check: (s) => deepStrictEqual([s.vm, s.vcpus, s.problems], [[], [], []]),
     },
     {
@@ -121,6 +123,22 @@ Deno.test("parseDomainStats() handles odd records", async (t) => {
       check: (s) => {
         strictEqual(s.state, undefined);
         strictEqual(s.problems.length, 1);
+      },
+    },
+    {
+      what: "a state libvirt does not define is out of range",
+      params: [["state.state", 99], ["state.reason", 1]],
+      check: (s) => {
+        strictEqual(s.state, undefined);
+        strictEqual(s.skipped.range, 1);
+      },
+    },
+    {
+      what: "200000 bad fields: all counted, 16 problem lines kept",
+      params: Array.from({ length: 200_000 }, (_, i) => [`vcpu.${i}.time`, "x"]),
+      check: (s) => {
+        strictEqual(s.skipped.type, 200_000);
+        strictEqual(s.problems.length, 16);
       },
     },
     {

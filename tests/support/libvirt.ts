@@ -159,6 +159,10 @@ export interface DomainOptions {
   type: "kvm" | "qemu";
   /** Extra XML inside `<metadata>`. */
   metadata: string;
+  /** Extra XML inside `<devices>` (disks, interfaces); none by default. */
+  devices?: string;
+  /** The `<memballoon>` element; `<memballoon model='none'/>` by default. */
+  memballoon?: string;
 }
 
 /** A running transient domain. */
@@ -170,10 +174,11 @@ export interface Domain {
 }
 
 /**
- * Starts a transient domain with no disk and no network (the firmware finds
- * nothing to boot and idles) and waits until its QEMU runs.
+ * Starts a transient domain, with no disk and no network unless `devices` says
+ * (the firmware finds nothing to boot and idles), and waits until its QEMU
+ * runs.
  *
- * @param options Name, UUID, vCPUs, type and metadata.
+ * @param options Name, UUID, vCPUs, type, metadata, devices and balloon.
  * @returns The running domain.
  */
 export async function createDomain(options: DomainOptions): Promise<Domain> {
@@ -187,8 +192,8 @@ export async function createDomain(options: DomainOptions): Promise<Domain> {
   <vcpu>${options.vcpus}</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>
-    <video><model type='none'/></video>
-    <memballoon model='none'/>
+    <video><model type='none'/></video>${options.devices ?? ""}
+    ${options.memballoon ?? "<memballoon model='none'/>"}
   </devices>
 </domain>
 `;
