@@ -10,6 +10,7 @@
 import { LIBVIRT } from "../collectors/libvirt.ts";
 import { QMP } from "../collectors/qmp.ts";
 import type { ScrapeReport } from "../collectors/scrape_report.ts";
+import type { RunState } from "../collectors/vm_observations.ts";
 import type { ConfigOrigin } from "../config/config_store.ts";
 import type { NameSource } from "../discovery/vm_names.ts";
 import type { StatSource } from "../stats/stat.ts";
@@ -107,6 +108,13 @@ function vmNote(vm: VmStatus, enabled: ReadonlySet<string>): string {
   } them`;
 }
 
+/** A run state as the page shows it: `paused (io_error)`, or the state alone if that says all. */
+function runStateText(run: RunState | undefined): string {
+  if (run === undefined) return "unknown";
+  // QMP's reason is its own status, often the state's own name ("running").
+  return run.reason === "" || run.reason === run.state ? run.state : `${run.state} (${run.reason})`;
+}
+
 /**
  * The status page's rows: one per VM the scrape found.
  *
@@ -125,11 +133,7 @@ export function vmStatuses(report: ScrapeReport, enabled: readonly string[]): Vm
       pid: vm.pid,
       dir: vm.dir,
       vcpus: seen?.vcpus,
-      runState: run === undefined
-        ? "unknown"
-        : run.reason === ""
-        ? run.state
-        : `${run.state} (${run.reason})`,
+      runState: runStateText(run),
       sources: sourcesOf(report, vm.dir),
       readErrors: report.readErrorsByDomain.get(vm.domain) ?? 0,
       qmp: seen?.outcomes.get(QMP),

@@ -16,6 +16,7 @@ import {
 import { blockedOnFifo, releaseFifo, sampleWithFifo } from "../support/fifo.ts";
 import { buildApp, fixtureArgs } from "../support/sample_exporter.ts";
 import { onPath } from "../support/tls.ts";
+import { COLLECTORS } from "../../src/collectors/registry.ts";
 import type { QemuVm } from "../support/qemu.ts";
 import { kvmBackend } from "../support/vm_backends.ts";
 
@@ -41,14 +42,15 @@ Deno.test("GET / shows lockdown, collectors and a table of the VMs found", async
   strictEqual(tableRows(html, "collectors")[0]?.[0], "kvm_stat");
   strictEqual(tableRows(html, "collectors")[0]?.[2], "yes");
   ok(/<p id="config">vm.yaml: loaded from &#34;\S*\/sample\/vm.yaml&#34;<\/p>/.test(html), html);
-  // name, name from, pid, dir, vCPUs, state, stats from, QMP, missing: every stat from debugfs,
-  // no source of run states.
+  // name, name from, pid, dir, vCPUs, state, stats from, QMP, missing: every stat from debugfs
+  // (and the VMM process, where the registry has its collector), no source of run states.
+  const process = COLLECTORS.some((c) => c.name === "vm_process") ? ", process" : "";
   strictEqual(
     JSON.stringify(tableRows(html, "vms")),
     JSON.stringify([
-      ["target_vm", "config", "10620", "10620-10", "4", "unknown", "debugfs 84", "", ""],
-      ["web-01", "cmdline", "20431", "20431-12", "2", "unknown", "debugfs 72", "", ""],
-      ["31007-9", "dir", "31007", "31007-9", "1", "unknown", "debugfs 66", "", ""],
+      ["target_vm", "config", "10620", "10620-10", "4", "unknown", `debugfs 84${process}`, "", ""],
+      ["web-01", "cmdline", "20431", "20431-12", "2", "unknown", `debugfs 72${process}`, "", ""],
+      ["31007-9", "dir", "31007", "31007-9", "1", "unknown", `debugfs 66${process}`, "", ""],
     ]),
   );
 });
@@ -175,7 +177,10 @@ Deno.test({
       const [row] = tableRows(withQmp, "vms");
       // name, name from, pid, dir, vCPUs, state, stats from, QMP, missing
       strictEqual(row?.[0], "alpha");
-      ok(/^QMP \d+, debugfs \d+$|^debugfs \d+, QMP \d+$/.test(row?.[6] ?? ""), row?.[6]);
+      // The VMM process is a source too where the registry has its collector.
+      ok(/^QMP \d+, debugfs \d+(, process)?$/.test(row?.[6] ?? ""), row?.[6]);
+      // The run state is QMP's where the collector asks query-status, else no source has it.
+      ok(/^(unknown|running)$/.test(row?.[5] ?? ""), row?.[5]);
       strictEqual(row?.[7], "ok");
       ok(!withQmp.includes("enable --collector.qmp"), "no advice to enable what is on");
       ok(!withQmp.includes("not readable"), "nothing is missing: QMP supplies it");
@@ -185,7 +190,7 @@ Deno.test({
       }
       const withoutQmp = await pageOf(vm, false);
       const [bare] = tableRows(withoutQmp, "vms");
-      ok(/^debugfs \d+$/.test(bare?.[6] ?? ""), bare?.[6]);
+      ok(/^debugfs \d+(, process)?$/.test(bare?.[6] ?? ""), bare?.[6]);
       if (locked) {
         ok(
           /^\d+ stats not readable in debugfs; enable --collector.qmp or --collector.libvirt$/

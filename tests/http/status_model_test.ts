@@ -141,7 +141,7 @@ const VM_CASES: {
       "3 stats not readable in debugfs; QMP answers with no KVM stats; libvirt has no stats of it",
   },
   {
-    name: "the process source, and QMP's run state with a reason",
+    name: "the process source, and QMP's run state whose reason is its name",
     scene: {
       observed: [
         ["qmp", { outcome: "ok", runState: { state: "running", reason: "running" } }],
@@ -150,7 +150,7 @@ const VM_CASES: {
       stats: [["qmp", 80]],
     },
     enabled: ["kvm_stat", "qmp", "vm_process"],
-    runState: "running (running)",
+    runState: "running",
     sources: "QMP 80, process",
     note: "",
   },
