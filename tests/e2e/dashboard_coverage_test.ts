@@ -120,13 +120,26 @@ async function availableDevices(): Promise<Devices> {
   const noDisk = programPath("qemu-img") === undefined
     ? "qemu-img is not installed (apt-get install qemu-utils)"
     : undefined;
-  let noTap: string | undefined;
-  try {
-    (await Deno.open("/dev/net/tun", { read: true, write: true })).close();
-  } catch (error) {
-    noTap = `this machine cannot make a tap device (/dev/net/tun: ${(error as Error).message})`;
+  return { noDisk, noTap: await tapUnavailable() };
+}
+
+/** Why no tap device can be made here (no /dev/net/tun, no CAP_NET_ADMIN), or undefined. */
+async function tapUnavailable(): Promise<string | undefined> {
+  const ip = programPath("ip");
+  if (ip === undefined) return "ip is not installed (apt-get install iproute2)";
+  // Made and removed at once, as QEMU will make the VMs' own: the same checks, the same rights.
+  const probe = `${tapName(9)}p`;
+  const made = await new Deno.Command(ip, {
+    args: ["tuntap", "add", "dev", probe, "mode", "tap"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!made.success) {
+    return `this machine cannot make a tap device: ${new TextDecoder().decode(made.stderr).trim()}`;
   }
-  return { noDisk, noTap };
+  await new Deno.Command(ip, { args: ["link", "del", probe], stdout: "null", stderr: "null" })
+    .output();
+  return undefined;
 }
 
 /** Why a query may be empty on this machine, beyond the families awaited. */
@@ -212,7 +225,11 @@ async function startVm(
 async function tapUp(index: number): Promise<void> {
   const ip = programPath("ip");
   if (ip === undefined) return; // Down, its counters still exist.
-  await new Deno.Command(ip, { args: ["link", "set", tapName(index), "up"] }).output();
+  await new Deno.Command(ip, {
+    args: ["link", "set", tapName(index), "up"],
+    stdout: "null",
+    stderr: "null",
+  }).output();
 }
 
 /** A query's result, once data arrived or the deadline passed. */
