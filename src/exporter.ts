@@ -18,7 +18,7 @@ import {
   ReadErrorLog,
   suppliedElsewhere,
 } from "./collectors/read_errors.ts";
-import type { ScrapeReport } from "./collectors/scrape_report.ts";
+import { type ScrapeReport, statSourcesByVm } from "./collectors/scrape_report.ts";
 import type { VmObservations } from "./collectors/vm_observations.ts";
 import type { ConfigStore } from "./config/config_store.ts";
 import { type Discovery, VmDiscovery } from "./discovery/vm_discovery.ts";
@@ -222,6 +222,7 @@ async function scrapeUntil(state: ExporterState, budget: ScrapeBudget): Promise<
     vms: found.vms,
     observations: result.observations,
     readErrorsByDomain: counts.byDomain,
+    statSources: statSourcesByVm(result.stats),
   };
   if (sliceSpent()) await yieldToEventLoop();
   return nameStats(result.stats, [...result.families, ...own.families()], {
@@ -266,6 +267,7 @@ export function createExporter(init: ExporterOptions): Exporter {
     get lockdownSource() {
       return state.lockdown.source;
     },
+    collectors: state.collectors.map((c) => c.name),
     configStore: init.configStore,
     close: () => state.collectors.forEach((c) => c.close?.()),
   };

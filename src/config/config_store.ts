@@ -21,10 +21,17 @@ export interface ConfigStoreOptions {
   now?: () => number;
 }
 
+/**
+ * Where the config in force came from: the file, no file (VMs are named from their command
+ * lines), or a default path the exporter may not read.
+ */
+export type ConfigOrigin = "file" | "absent" | "not_readable";
+
 /** The config in force and how its last reload went. */
 export class ConfigStore {
   #options: ConfigStoreOptions;
   #store: PolledStore<VmConfig>;
+  #origin: ConfigOrigin | undefined;
 
   /**
    * Creates a store holding an empty config until the first load.
@@ -67,6 +74,16 @@ export class ConfigStore {
   get lastSuccessTimestamp(): number | undefined {
     const ms = this.#store.lastSuccessMs;
     return ms === undefined ? undefined : ms / 1000;
+  }
+
+  /** Where the config in force came from; undefined before the first good load. */
+  get origin(): ConfigOrigin | undefined {
+    return this.#origin;
+  }
+
+  /** The path of vm.yaml, whether or not there is a file. */
+  get path(): string {
+    return this.#options.path;
   }
 
   /** Whether any load has succeeded (the exporter is ready). */
@@ -119,6 +136,7 @@ export class ConfigStore {
     const { path, explicit, logger } = this.#options;
     if (!this.#readable()) {
       logger.info("No read permission for the default vm.yaml; naming VMs without it", { path });
+      this.#origin = "not_readable";
       return { entries: [] };
     }
     const config = await readVmConfig(path, { explicit });
@@ -127,6 +145,8 @@ export class ConfigStore {
     } else {
       logger.info("Loaded vm.yaml", { path, vms: config.entries.length, reason });
     }
+    // Set only when the load succeeds: a rejected file leaves the config in force, and its origin.
+    this.#origin = config === undefined ? "absent" : "file";
     return config ?? { entries: [] };
   }
 }

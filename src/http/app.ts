@@ -221,7 +221,12 @@ function addStatusRoutes(app: App, options: AppOptions): void {
       telemetryPath,
       lockdown: exporter.lockdown,
       lockdownSource: exporter.lockdownSource,
-      configOk: exporter.configStore.lastReloadSuccessful,
+      config: {
+        ok: exporter.configStore.lastReloadSuccessful,
+        origin: exporter.configStore.origin,
+        path: exporter.configStore.path,
+      },
+      collectors: exporter.collectors,
       scrape: exporter.lastScrape,
     }));
   });

@@ -26,6 +26,11 @@ export interface MetricsSource {
   readonly lockdown: LockdownMode;
   /** Where the lockdown mode came from. */
   readonly lockdownSource: LockdownSource;
-  /** The vm.yaml in force: whether it loaded, and a reload. */
-  readonly configStore: Pick<ConfigStore, "lastReloadSuccessful" | "ready" | "reload">;
+  /** The enabled collectors' names, in registry order. */
+  readonly collectors: readonly string[];
+  /** The vm.yaml in force: whether it loaded, where it came from, and a reload. */
+  readonly configStore: Pick<
+    ConfigStore,
+    "lastReloadSuccessful" | "ready" | "reload" | "origin" | "path"
+  >;
 }

@@ -7,7 +7,13 @@
 
 import type { ScrapeReport } from "../collectors/scrape_report.ts";
 import type { LockdownMode, LockdownSource } from "../system/lockdown.ts";
-import { vmStatuses } from "./status_model.ts";
+import {
+  configNote,
+  type ConfigState,
+  lockdownNote,
+  sourcesText,
+  vmStatuses,
+} from "./status_model.ts";
 
 /** What the status page shows. */
 export interface StatusPageData {
@@ -19,8 +25,10 @@ export interface StatusPageData {
   lockdown: LockdownMode;
   /** Where the mode came from; "securityfs" when absent. */
   lockdownSource?: LockdownSource;
-  /** Whether the last vm.yaml load succeeded. */
-  configOk: boolean;
+  /** vm.yaml: whether the last load succeeded, and where the config in force came from. */
+  config: ConfigState;
+  /** The enabled collectors' names, in registry order. */
+  collectors: readonly string[];
   /** The last scrape to finish, if any: the page never waits for one. */
   scrape: ScrapeReport | undefined;
 }
@@ -33,22 +41,6 @@ export interface StatusPageData {
  */
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
-}
-
-const LOCKDOWN_NOTES: Record<LockdownMode, string> = {
-  none: "off: every debugfs stat can be read",
-  integrity:
-    "integrity: debugfs hides cumulative, peak and histogram stats; instant stats and vCPU files still work (enable the qmp collector for the rest)",
-  confidentiality:
-    "confidentiality: debugfs hides cumulative, peak and histogram stats; instant stats and vCPU files still work (enable the qmp collector for the rest)",
-  unknown: "unknown (/sys/kernel/security/lockdown not readable)",
-};
-
-function lockdownNote(mode: LockdownMode, source: LockdownSource | undefined): string {
-  if (source !== "debugfs") return LOCKDOWN_NOTES[mode];
-  // securityfs was silent: the mode was inferred, and "integrity" may be confidentiality.
-  const [name, rest] = LOCKDOWN_NOTES[mode].split(/:(.*)/s);
-  return `${name} (inferred from EPERM on debugfs):${rest ?? ""}`;
 }
 
 /**
@@ -64,11 +56,21 @@ export function renderStatusPage(data: StatusPageData): string {
       c.success ? "yes" : "<strong>no</strong>"
     }</td></tr>`
   ).join("\n");
-  const vms = (data.scrape === undefined ? [] : vmStatuses(data.scrape)).map((vm) =>
+  const vms = (data.scrape === undefined ? [] : vmStatuses(data.scrape, data.collectors)).map((
+    vm,
+  ) =>
     `<tr><td>${e(vm.domain)}</td><td>${vm.nameSource}</td><td>${vm.pid}</td><td>${
       e(vm.dir)
-    }</td><td>${vm.vcpus ?? ""}</td><td>${vm.readErrors}</td><td>${e(vm.qmp ?? "")}</td></tr>`
+    }</td><td>${vm.vcpus ?? ""}</td><td>${e(vm.runState)}</td><td>${
+      e(sourcesText(vm.sources))
+    }</td><td>${e(vm.qmp ?? "")}</td><td>${e(vm.note)}</td></tr>`
   ).join("\n");
+  const config = configNote(data.config);
+  const lockdown = lockdownNote({
+    mode: data.lockdown,
+    source: data.lockdownSource,
+    enabled: data.collectors,
+  });
   const when = data.scrape === undefined
     ? `none has finished yet (<a href="${e(data.telemetryPath)}">scrape now</a>)`
     : e(data.scrape.at.toISOString());
@@ -87,8 +89,10 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
 <h1>KVM Exporter</h1>
 <p>Version ${e(data.version)}. <a href="${e(data.telemetryPath)}">Metrics</a></p>
 <h2>Host</h2>
-<p id="lockdown">Kernel lockdown: ${e(lockdownNote(data.lockdown, data.lockdownSource))}</p>
-<p id="config">vm.yaml: ${data.configOk ? "loaded" : "<strong>last reload failed</strong>"}</p>
+<p id="lockdown">Kernel lockdown: ${e(lockdown)}</p>
+<p id="config">vm.yaml: ${
+    config.problem ? `<strong>${e(config.text)}</strong>` : e(config.text)
+  }</p>
 <h2>Collectors</h2>
 <p id="last-scrape">Last scrape: ${when}</p>
 <table id="collectors">
@@ -99,7 +103,7 @@ ${collectors}
 </table>
 <h2>VMs</h2>
 <table id="vms">
-<thead><tr><th>Name</th><th>Name from</th><th>PID</th><th>Debugfs dir</th><th>vCPUs</th><th>Unreadable stats</th><th>QMP</th></tr></thead>
+<thead><tr><th>Name</th><th>Name from</th><th>PID</th><th>Debugfs dir</th><th>vCPUs</th><th>State</th><th>Stats from</th><th>QMP</th><th>Missing</th></tr></thead>
 <tbody>
 ${vms}
 </tbody>

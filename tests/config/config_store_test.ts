@@ -128,3 +128,46 @@ Deno.test("ConfigStore.watch() loads a change made before the watch was armed", 
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+const ORIGIN_CASES: {
+  name: string;
+  file: string | undefined;
+  explicit: boolean;
+  origin: string;
+}[] = [
+  { name: "a file", file: "vm_infos:\n  a: {pid: 1}\n", explicit: true, origin: "file" },
+  { name: "no file at the default path", file: undefined, explicit: false, origin: "absent" },
+];
+
+for (const c of ORIGIN_CASES) {
+  Deno.test(`ConfigStore.origin after loading ${c.name} is ${c.origin}`, async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_store_" });
+    try {
+      const path = `${tmp}/vm.yaml`;
+      if (c.file !== undefined) await Deno.writeTextFile(path, c.file);
+      const logger = createLogger({ level: "error", write: () => {} });
+      const s = new ConfigStore({ path, explicit: c.explicit, logger });
+      strictEqual(s.origin, undefined, "nothing loaded yet");
+      await s.loadInitial();
+      strictEqual(s.origin, c.origin);
+      strictEqual(s.path, path);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+}
+
+Deno.test("ConfigStore.origin stays the file's when a reload is rejected", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_store_" });
+  try {
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos:\n  a: {pid: 1}\n");
+    const { store: s } = store(`${tmp}/vm.yaml`);
+    await s.loadInitial();
+    await Deno.writeTextFile(`${tmp}/vm.yaml`, "vm_infos:\n  a: {pid: x}\n");
+    ok(await s.reload("SIGHUP") instanceof Error);
+    strictEqual(s.origin, "file");
+    strictEqual(s.lastReloadSuccessful, false);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

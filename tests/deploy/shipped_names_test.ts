@@ -13,6 +13,7 @@ import { startFakeQmp } from "../support/fake_qmp.ts";
 import { prometheusPath, startPrometheus } from "../support/prometheus.ts";
 import { metricNames, variableMetricNames } from "../support/promql_names.ts";
 import { findPromtool, runPromtool } from "../support/promtool.ts";
+import { AWAITING_FAMILIES, whyNoData } from "../support/awaiting_families.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const DASHBOARD = `${root}deploy/grafana/kvm_exporter.json`;
@@ -31,15 +32,6 @@ const SHIPPED_NAMES = [
   "kvm_exporter_kernel_lockdown",
   "kvm_exporter_qmp_errors",
   "kvm_exporter_stat_read_errors",
-  "kvm_host_exits_total",
-  "kvm_host_halt_attempted_poll_total",
-  "kvm_host_halt_successful_poll_total",
-  "kvm_host_halt_wait_seconds_total",
-  "kvm_host_pages_1g",
-  "kvm_host_pages_2m",
-  "kvm_host_pages_4k",
-  "kvm_host_pf_fixed_total",
-  "kvm_host_pf_guest_total",
   "kvm_scrape_collector_duration_seconds",
   "kvm_scrape_collector_success",
   "kvm_vcpu_exits_total",
@@ -50,6 +42,12 @@ const SHIPPED_NAMES = [
   "kvm_vcpu_halt_wait_seconds_total",
   "kvm_vcpu_info",
   "kvm_vcpu_lapic_timer_advance_seconds",
+  "kvm_vm_block_errors_total",
+  "kvm_vm_block_read_bytes_total",
+  "kvm_vm_block_read_requests_total",
+  "kvm_vm_block_write_bytes_total",
+  "kvm_vm_block_write_requests_total",
+  "kvm_vm_cpu_seconds_total",
   "kvm_vm_exits_total",
   "kvm_vm_halt_attempted_poll_total",
   "kvm_vm_halt_exits_total",
@@ -59,14 +57,30 @@ const SHIPPED_NAMES = [
   "kvm_vm_info",
   "kvm_vm_io_exits_total",
   "kvm_vm_irq_exits_total",
+  "kvm_vm_memory_available_bytes",
+  "kvm_vm_memory_balloon_bytes",
+  "kvm_vm_memory_resident_bytes",
+  "kvm_vm_memory_usable_bytes",
   "kvm_vm_mmio_exits_total",
+  "kvm_vm_network_receive_bytes_total",
+  "kvm_vm_network_receive_drops_total",
+  "kvm_vm_network_receive_errors_total",
+  "kvm_vm_network_receive_packets_total",
+  "kvm_vm_network_transmit_bytes_total",
+  "kvm_vm_network_transmit_drops_total",
+  "kvm_vm_network_transmit_errors_total",
+  "kvm_vm_network_transmit_packets_total",
   "kvm_vm_pages_1g",
   "kvm_vm_pages_2m",
   "kvm_vm_pages_4k",
   "kvm_vm_pf_fixed_total",
   "kvm_vm_pf_guest_total",
+  "kvm_vm_process_io_read_bytes_total",
+  "kvm_vm_process_io_write_bytes_total",
   "kvm_vm_remote_tlb_flush_total",
   "kvm_vm_signal_exits_total",
+  "kvm_vm_state",
+  "kvm_vm_state_reason",
   "kvm_vm_tlb_flush_total",
   "process_resident_memory_bytes",
 ];
@@ -241,8 +255,15 @@ Deno.test({
       strictEqual(response.status, 200);
       const emitted = emittedNames(await response.text());
       ok(emitted.has("kvm_vm_info"), [...emitted].join("\n"));
-      const missing = (await shippedNames()).filter((n) => !emitted.has(n));
+      const shipped = await shippedNames();
+      // The VM families whose collectors are on other branches (issue 17) are listed as awaited,
+      // and the guest-reported ones need a guest: reported, not failed, until they are emitted.
+      const missing = shipped.filter((n) => !emitted.has(n) && whyNoData([n]) === undefined);
       deepStrictEqual(missing, [], `not emitted:\n${missing.join("\n")}`);
+      const arrived = shipped.filter((n) => emitted.has(n) && AWAITING_FAMILIES.has(n));
+      deepStrictEqual(arrived, [], "emitted now: remove from tests/support/awaiting_families.ts");
+      const awaited = shipped.filter((n) => !emitted.has(n)).map((n) => whyNoData([n]));
+      if (awaited.length > 0) console.log(`not emitted yet:\n  ${awaited.join("\n  ")}`);
     });
   },
 });

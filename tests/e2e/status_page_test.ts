@@ -16,6 +16,9 @@ import {
 import { blockedOnFifo, releaseFifo, sampleWithFifo } from "../support/fifo.ts";
 import { buildApp, fixtureArgs } from "../support/sample_exporter.ts";
 import { onPath } from "../support/tls.ts";
+import { COLLECTORS } from "../../src/collectors/registry.ts";
+import type { QemuVm } from "../support/qemu.ts";
+import { kvmBackend } from "../support/vm_backends.ts";
 
 /** The cells of each row of the table with this id. */
 function tableRows(html: string, id: string): string[][] {
@@ -38,15 +41,42 @@ Deno.test("GET / shows lockdown, collectors and a table of the VMs found", async
   ok(!html.includes("<script"), "no script");
   strictEqual(tableRows(html, "collectors")[0]?.[0], "kvm_stat");
   strictEqual(tableRows(html, "collectors")[0]?.[2], "yes");
-  // name, name from, pid, dir, vCPUs, unreadable stats
+  ok(/<p id="config">vm.yaml: loaded from &#34;\S*\/sample\/vm.yaml&#34;<\/p>/.test(html), html);
+  // name, name from, pid, dir, vCPUs, state, stats from, QMP, missing: every stat from debugfs
+  // (and the VMM process, where the registry has its collector), no source of run states.
+  const process = COLLECTORS.some((c) => c.name === "vm_process") ? ", process" : "";
   strictEqual(
     JSON.stringify(tableRows(html, "vms")),
     JSON.stringify([
-      ["target_vm", "config", "10620", "10620-10", "4", "0", ""],
-      ["web-01", "cmdline", "20431", "20431-12", "2", "0", ""],
-      ["31007-9", "dir", "31007", "31007-9", "1", "0", ""],
+      ["target_vm", "config", "10620", "10620-10", "4", "unknown", `debugfs 84${process}`, "", ""],
+      ["web-01", "cmdline", "20431", "20431-12", "2", "unknown", `debugfs 72${process}`, "", ""],
+      ["31007-9", "dir", "31007", "31007-9", "1", "unknown", `debugfs 66${process}`, "", ""],
     ]),
   );
+});
+
+const DEFAULT_VM_YAML = "/etc/vm.yaml";
+const hasDefaultVmYaml = await Deno.stat(DEFAULT_VM_YAML).then(() => true, () => false);
+if (hasDefaultVmYaml) {
+  console.log(`status_page_test: no-vm.yaml test skipped: ${DEFAULT_VM_YAML} exists here`);
+}
+
+Deno.test({
+  name: "GET / without a vm.yaml says there is none, never that it loaded",
+  ignore: hasDefaultVmYaml,
+  async fn() {
+    const args = fixtureArgs("sample").filter((a) => !a.startsWith("--collector.vmmap.path="));
+    const { app } = await buildApp(args);
+    await (await app.request("/metrics")).body?.cancel();
+    const html = await (await app.request("/")).text();
+    ok(
+      html.includes(
+        `<p id="config">vm.yaml: none at &#34;${DEFAULT_VM_YAML}&#34;: VMs are named from their command lines</p>`,
+      ),
+      html,
+    );
+    ok(!html.includes("loaded"), html);
+  },
 });
 
 Deno.test("GET / escapes VM names", async () => {
@@ -98,6 +128,81 @@ Deno.test({
       strictEqual(tableRows(after.body, "vms").length, 3, "the finished scrape's VMs");
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+if (kvmBackend.skip !== undefined) {
+  console.log(`status_page_test: real VM test skipped: ${kvmBackend.skip}`);
+}
+
+/** The status page of an exporter on one VM, after a scrape, with or without the qmp collector. */
+async function pageOf(
+  vm: { kvm: string; dir: string; socket: string; tmp: string },
+  qmp: boolean,
+): Promise<string> {
+  await using exporter = await startExporter([
+    LOOPBACK_ANY_PORT,
+    `--collector.kvmdebug.dir=${vm.kvm}`,
+    `--collector.vmmap.path=${vm.tmp}/vm.yaml`,
+    "--collector.vmmap.only-listed",
+    "--path.procfs=/proc",
+    ...(qmp ? ["--collector.qmp"] : []),
+  ]);
+  // The lockdown is inferred from the first scrape's refusals; the page shows the last scrape.
+  for (let i = 0; i < 2; i++) await fetchText(`${exporter.baseUrl}/metrics`);
+  return (await fetchText(`${exporter.baseUrl}/`)).body;
+}
+
+Deno.test({
+  name: "GET / on a real KVM VM names its stats' sources, and advises only collectors that are off",
+  ignore: kvmBackend.skip !== undefined,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_status_kvm_" });
+    let qemu: QemuVm | undefined;
+    try {
+      const kvm = await kvmBackend.kvmDir(tmp);
+      const socket = `${tmp}/alpha.qmp`;
+      const started = await kvmBackend.start(kvm, "alpha", 2, socket);
+      qemu = started.vm;
+      const dir = started.dir.split("/").pop()!;
+      // Only this VM: other tests may run VMs on this host at the same time.
+      await Deno.writeTextFile(
+        `${tmp}/vm.yaml`,
+        `vm_infos:\n  alpha: {kvm_debug_dir: "${dir}", qmp_socket: "${socket}"}\n`,
+      );
+      const vm = { kvm, dir, socket, tmp };
+      const withQmp = await pageOf(vm, true);
+      const locked = /Kernel lockdown: (integrity|confidentiality)/.test(withQmp);
+      const [row] = tableRows(withQmp, "vms");
+      // name, name from, pid, dir, vCPUs, state, stats from, QMP, missing
+      strictEqual(row?.[0], "alpha");
+      // The VMM process is a source too where the registry has its collector.
+      ok(/^QMP \d+, debugfs \d+(, process)?$/.test(row?.[6] ?? ""), row?.[6]);
+      // The run state is QMP's where the collector asks query-status, else no source has it.
+      ok(/^(unknown|running)$/.test(row?.[5] ?? ""), row?.[5]);
+      strictEqual(row?.[7], "ok");
+      ok(!withQmp.includes("enable --collector.qmp"), "no advice to enable what is on");
+      ok(!withQmp.includes("not readable"), "nothing is missing: QMP supplies it");
+      if (locked) {
+        ok(/^debugfs refuses \d+; QMP supplies them$/.test(row?.[8] ?? ""), row?.[8]);
+        ok(withQmp.includes("the qmp collector supplies the rest"), withQmp);
+      }
+      const withoutQmp = await pageOf(vm, false);
+      const [bare] = tableRows(withoutQmp, "vms");
+      ok(/^debugfs \d+(, process)?$/.test(bare?.[6] ?? ""), bare?.[6]);
+      if (locked) {
+        ok(
+          /^\d+ stats not readable in debugfs; enable --collector.qmp or --collector.libvirt$/
+            .test(bare?.[8] ?? ""),
+          bare?.[8],
+        );
+      } else {
+        console.log("status_page_test: this kernel is not locked down; refusals not checked");
+      }
+    } finally {
+      await qemu?.stop();
+      await Deno.remove(tmp, { recursive: true });
     }
   },
 });

@@ -31,6 +31,8 @@ export interface QemuOptions {
   qmpSocket?: string;
   /** A config file for `-readconfig` (devices and monitors that do not show on the command line). */
   readConfig?: string;
+  /** More arguments, after the others (disks, NICs, a balloon). */
+  extraArgs?: readonly string[];
 }
 
 /** Why real QEMU/KVM tests cannot run here, or undefined when they can. */
@@ -51,10 +53,10 @@ export function qemuUnavailable(): string | undefined {
 }
 
 /**
- * Starts QEMU with no disk (the firmware boots and idles) and waits until it
- * runs (and its QMP socket exists, if asked for).
+ * Starts QEMU, with no disk unless `extraArgs` adds one (the firmware boots and idles), and
+ * waits until it runs (and its QMP socket exists, if asked for).
  *
- * @param options Name, vCPUs, accelerator, QMP socket.
+ * @param options Name, vCPUs, accelerator, QMP socket, more arguments.
  * @returns The running VM.
  */
 export async function startQemu(options: QemuOptions): Promise<QemuVm> {
@@ -76,6 +78,7 @@ export async function startQemu(options: QemuOptions): Promise<QemuVm> {
   if (options.qmpSocket !== undefined) {
     args.push("-qmp", `unix:${options.qmpSocket.replaceAll(",", ",,")},server=on,wait=off`);
   }
+  args.push(...options.extraArgs ?? []);
   const child = new Deno.Command("qemu-system-x86_64", {
     args,
     stdin: "null",
