@@ -391,3 +391,31 @@ export function normaliseDir(dir: string | undefined): string {
   if (absolute) return `/${joined}`;
   return joined === "" ? "." : joined;
 }
+
+/**
+ * A check for a string flag holding a regular expression: compiled, or undefined when empty.
+ *
+ * @example Usage
+ * ```ts
+ * import { flag, regexpValue } from "./flag.ts";
+ * const exclude = flag({
+ *   name: "collector.x.device-exclude",
+ *   type: "string",
+ *   help: "Regexp of devices not to report",
+ *   convert: regexpValue,
+ * });
+ * ```
+ *
+ * @param value The text.
+ * @param where Where it came from.
+ * @returns The regular expression, or undefined.
+ * @throws {FlagError} When the text is no regular expression.
+ */
+export function regexpValue(value: string | undefined, where: string): RegExp | undefined {
+  if (value === undefined || value === "") return undefined;
+  try {
+    return new RegExp(value);
+  } catch (error) {
+    throw invalidValue(where, value, (error as Error).message.split("\n")[0]!);
+  }
+}

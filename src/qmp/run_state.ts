@@ -80,9 +80,11 @@ export function parseQueryStatus(reply: unknown): RunState {
     typeof status !== "string" || status.length === 0 || status.length > MAX_STATUS_LENGTH ||
     !/^[\x21-\x7e]+$/.test(status)
   ) {
-    throw new TypeError(`Invalid query-status reply: expected a "status" word, got ${
-      JSON.stringify(status ?? null)?.slice(0, 80)
-    }`);
+    throw new TypeError(
+      `Invalid query-status reply: expected a "status" word, got ${
+        JSON.stringify(status ?? null)?.slice(0, 80)
+      }`,
+    );
   }
   return runStateOf(status);
 }
