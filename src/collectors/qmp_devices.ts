@@ -27,11 +27,7 @@ import {
 } from "../qmp/balloon.ts";
 import { type BlockCounters, type BlockDevice, parseBlockStats } from "../qmp/block_stats.ts";
 import { QmpError, type QmpSession } from "../qmp/qmp_client.ts";
-import {
-  REPLY_PROBLEM_REASONS,
-  type ReplyProblem,
-  type ReplyProblemReason,
-} from "../qmp/reply_problems.ts";
+import type { ReplyProblem, ReplyProblemReason } from "../qmp/reply_problems.ts";
 import { parseQueryStatus } from "../qmp/run_state.ts";
 import type { RunState } from "./vm_observations.ts";
 import { type NameFilter, passes } from "./name_filter.ts";
@@ -41,6 +37,13 @@ export type DeviceGroup = "status" | "block" | "balloon";
 
 /** Every device group, in the order they are asked. */
 export const DEVICE_GROUPS: readonly DeviceGroup[] = ["status", "block", "balloon"];
+
+/** The problems each group can have, as `kvm_exporter_qmp_problems` lists them. */
+export const GROUP_PROBLEMS: Readonly<Record<DeviceGroup, readonly ReplyProblemReason[]>> = {
+  status: ["error_reply", "bad_reply"],
+  block: ["error_reply", "bad_reply", "bad_value", "too_many", "duplicate"],
+  balloon: ["error_reply", "bad_reply", "bad_value"],
+};
 
 /** The most disks reported per VM; the rest are counted as `too_many`. */
 export const MAX_DEVICES_PER_VM = 256;
@@ -291,7 +294,7 @@ export function addProblems(
 ): void {
   for (const group of DEVICE_GROUPS) {
     if (!counts.groups.has(group)) continue;
-    for (const reason of REPLY_PROBLEM_REASONS) {
+    for (const reason of GROUP_PROBLEMS[group]) {
       out.add(
         {
           name: "kvm_exporter_qmp_problems",

@@ -15,15 +15,6 @@ export type ReplyProblemReason =
   | "too_many" // A device beyond the cap per VM.
   | "duplicate"; // A device whose label another device of the VM has.
 
-/** The reasons of `kvm_exporter_qmp_problems`, in the order it lists them. */
-export const REPLY_PROBLEM_REASONS: readonly ReplyProblemReason[] = [
-  "error_reply",
-  "bad_reply",
-  "bad_value",
-  "too_many",
-  "duplicate",
-];
-
 /** One part of a reply left out, and why. */
 export interface ReplyProblem {
   /** Why. */
