@@ -11,6 +11,7 @@ import type { CollectorRegistry } from "./collector_declaration.ts";
 import { KVM_STAT_COLLECTOR } from "./kvm_stat.ts";
 import { LIBVIRT_COLLECTOR } from "./libvirt.ts";
 import { QMP_COLLECTOR } from "./qmp.ts";
+import { TAP_COLLECTOR } from "./tap.ts";
 import { VCPU_TIME_COLLECTOR } from "./vcpu_time.ts";
 
 /** Every collector, in precedence order. */
@@ -19,4 +20,5 @@ export const COLLECTORS: CollectorRegistry = [
   QMP_COLLECTOR,
   LIBVIRT_COLLECTOR,
   VCPU_TIME_COLLECTOR,
+  TAP_COLLECTOR,
 ];

@@ -8,7 +8,14 @@
  */
 
 import type { VmState } from "../metrics/vm_families.ts";
-import type { RunState } from "../collectors/vm_observations.ts";
+
+/** A libvirt state and QEMU's status as its reason (the shape of a VM's `runState` observation). */
+export interface QemuRunState {
+  /** The libvirt state. */
+  state: VmState;
+  /** QEMU's status. */
+  reason: string;
+}
 
 /**
  * Each QEMU `RunState` (qapi/run-state.json) and the libvirt state it maps to. A status this table
@@ -49,7 +56,7 @@ const MAX_STATUS_LENGTH = 64;
  * @param status QEMU's `status` member of `query-status`.
  * @returns The state and reason.
  */
-export function runStateOf(status: string): RunState {
+export function runStateOf(status: string): QemuRunState {
   const state = Object.hasOwn(QEMU_RUN_STATES, status) ? QEMU_RUN_STATES[status]! : "nostate";
   return { state, reason: status };
 }
@@ -72,7 +79,7 @@ export function runStateOf(status: string): RunState {
  * @throws {TypeError} When the reply has no string `status` of at most 64 printable ASCII
  * characters.
  */
-export function parseQueryStatus(reply: unknown): RunState {
+export function parseQueryStatus(reply: unknown): QemuRunState {
   const status = typeof reply === "object" && reply !== null && !Array.isArray(reply)
     ? (reply as Record<string, unknown>).status
     : undefined;
