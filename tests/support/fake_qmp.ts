@@ -169,6 +169,11 @@ export interface FakeQmpOptions {
   threadIds?: readonly number[];
   /** Edits a reply before it is sent (a monitor that lies in one place), by command. */
   rewrite?: (command: string, reply: unknown, args: Record<string, unknown> | undefined) => unknown;
+  /** An error reply in place of a command's return (a monitor that refuses one), by command. */
+  fail?: (
+    command: string,
+    args: Record<string, unknown> | undefined,
+  ) => { class: string; desc: string } | undefined;
 }
 
 /**
@@ -217,9 +222,10 @@ async function serve(
     const handler = replies[message.execute];
     const missing = handler === undefined ||
       (options.behaviour === "old-qemu" && message.execute.startsWith("query-stats"));
-    const reply = missing
+    const refusal = options.fail?.(message.execute, message.arguments);
+    const reply = missing || refusal !== undefined
       ? {
-        error: {
+        error: refusal ?? {
           class: "CommandNotFound",
           desc: `The command ${message.execute} has not been found`,
         },
