@@ -31,6 +31,8 @@ export interface QemuOptions {
   qmpSocket?: string;
   /** A config file for `-readconfig` (devices and monitors that do not show on the command line). */
   readConfig?: string;
+  /** More arguments (disks, NICs), after the others. */
+  extraArgs?: readonly string[];
 }
 
 /** Why real QEMU/KVM tests cannot run here, or undefined when they can. */
@@ -51,7 +53,7 @@ export function qemuUnavailable(): string | undefined {
 }
 
 /**
- * Starts QEMU with no disk (the firmware boots and idles) and waits until it
+ * Starts QEMU with no disk unless `extraArgs` adds one (the firmware boots and idles) and waits until it
  * runs (and its QMP socket exists, if asked for).
  *
  * @param options Name, vCPUs, accelerator, QMP socket.
@@ -76,6 +78,7 @@ export async function startQemu(options: QemuOptions): Promise<QemuVm> {
   if (options.qmpSocket !== undefined) {
     args.push("-qmp", `unix:${options.qmpSocket.replaceAll(",", ",,")},server=on,wait=off`);
   }
+  args.push(...options.extraArgs ?? []);
   const child = new Deno.Command("qemu-system-x86_64", {
     args,
     stdin: "null",
