@@ -1,7 +1,8 @@
 /**
  * The collector registry: every collector the exporter has, in precedence
  * order. When two collectors read the same stat, or observe the same thing of
- * a VM, the earlier one wins: debugfs, then QMP, then libvirt. Adding a
+ * a VM, the earlier one wins: debugfs, then QMP, then libvirt; tap last, so that on a host where
+ * libvirt names a VM's interface too, libvirt's counters are the ones exported. Adding a
  * collector is its module, which exports a declaration, and one line here.
  *
  * @module
