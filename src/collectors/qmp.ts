@@ -2,7 +2,8 @@
  * The `qmp` collector: KVM's binary stats as QEMU serves them over QMP
  * (`query-stats`, QEMU 7.1+). It has what debugfs hides under kernel
  * lockdown (every cumulative stat), per-vCPU counters and histograms, each
- * with KVM's schema (type, unit, scale).
+ * with KVM's schema (type, unit, scale). In the same session it asks each
+ * VM's run state, disks and balloon (`qmp_devices.ts`), which any QEMU has.
  *
  * @module
  */
