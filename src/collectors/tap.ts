@@ -9,6 +9,9 @@
  * The counters are the guest's point of view, as libvirt reports them: what the host receives on
  * a tap is what the guest sent, so the tap's receive is the guest's transmit.
  *
+ * A command line is whatever its writer made it: a tap two VMs name is neither's, and where the
+ * VMM's fds can be read, a tap it does not hold is not its (`tap_owners.ts`).
+ *
  * @module
  */
 
@@ -25,18 +28,27 @@ import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
 import { type NameFilter, passes } from "./name_filter.ts";
 import { NET_DEV_MAX_BYTES, type NetDevCounters, parseNetDev } from "./net_dev.ts";
+import { type HeldTaps, heldTaps } from "./tap_owners.ts";
 
 /** The name of this collector. */
 export const TAP = "tap";
 
 /** Why a tap's counters are missing from a scrape. */
 export type TapProblem =
+  | "ambiguous" // Two VMs' command lines name it: whose it is cannot be told from them.
+  | "not_held" // Its VMM's fds can be read and hold no such tap.
   | "unreadable" // The VMM's net/dev could not be read (the VM went, or permission).
   | "missing" // net/dev has no line for it (hot-unplugged, or in another namespace).
   | "bad_line"; // Its line does not have 16 unsigned counters.
 
 /** The reasons of `kvm_exporter_tap_problems`, in the order it lists them. */
-export const TAP_PROBLEMS: readonly TapProblem[] = ["unreadable", "missing", "bad_line"];
+export const TAP_PROBLEMS: readonly TapProblem[] = [
+  "ambiguous",
+  "not_held",
+  "unreadable",
+  "missing",
+  "bad_line",
+];
 
 /** Options of {@linkcode createTapCollector}. */
 export interface TapCollectorOptions {
@@ -90,6 +102,52 @@ interface TapState {
   readonly limiter: Limiter;
   /** VMs whose unreadable net/dev was logged, by VM dir. */
   readonly logged: Set<string>;
+  /** What each VM's fds say of its taps, read once per VM dir. */
+  readonly held: Map<string, HeldTaps>;
+}
+
+/** The VM's taps that pass the filter, and the tap names more than one VM claims. */
+function claimsOf(
+  state: TapState,
+  vms: readonly DiscoveredVm[],
+): { taps: Map<DiscoveredVm, TapInterface[]>; ambiguous: Set<string> } {
+  const taps = new Map<DiscoveredVm, TapInterface[]>();
+  const claimed = new Set<string>();
+  const ambiguous = new Set<string>();
+  for (const vm of vms) {
+    const mine = (vm.taps ?? []).filter((t) => passes(state.options.interfaces, t.ifname));
+    if (mine.length === 0) continue;
+    taps.set(vm, mine);
+    for (const { ifname } of mine) {
+      if (claimed.has(ifname)) ambiguous.add(ifname);
+      claimed.add(ifname);
+    }
+  }
+  return { taps, ambiguous };
+}
+
+/**
+ * The VM's taps the kernel does not contradict: not claimed by another VM, and held by the VMM
+ * where its fds can be read. Returns them and the problems of the others.
+ */
+async function ownTaps(
+  state: TapState,
+  vm: { vm: DiscoveredVm; taps: TapInterface[]; ambiguous: ReadonlySet<string> },
+): Promise<{ taps: TapInterface[]; problems: TapProblem[] }> {
+  const problems: TapProblem[] = [];
+  let held = state.held.get(vm.vm.dir);
+  if (held === undefined) {
+    const { procfs, fs } = state.options;
+    held = await state.limiter.run(() => heldTaps({ procfs, pid: vm.vm.pid, fs }));
+    state.held.set(vm.vm.dir, held);
+  }
+  const taps = vm.taps.filter((tap) => {
+    if (vm.ambiguous.has(tap.ifname)) problems.push("ambiguous");
+    else if (held.known && !held.names.has(tap.ifname)) problems.push("not_held");
+    else return true;
+    return false;
+  });
+  return { taps, problems };
 }
 
 /** Reads one VM's net/dev and adds its taps; returns its problems. */
@@ -153,10 +211,13 @@ async function collectTaps(
   const { vms } = context.discovery;
   const present = new Set(vms.map((vm) => vm.dir));
   for (const dir of state.logged) if (!present.has(dir)) state.logged.delete(dir);
-  const problems = await Promise.all(vms.map((vm) => {
-    const taps = (vm.taps ?? []).filter((t) => passes(state.options.interfaces, t.ifname));
-    if (taps.length === 0) return Promise.resolve([]);
-    return collectVm(state, { context, out: out.families, vm, taps });
+  for (const dir of state.held.keys()) if (!present.has(dir)) state.held.delete(dir);
+  const { taps, ambiguous } = claimsOf(state, vms);
+  const problems = await Promise.all([...taps].map(async ([vm, claimed]) => {
+    const own = await ownTaps(state, { vm, taps: claimed, ambiguous });
+    if (own.taps.length === 0) return own.problems;
+    const read = await collectVm(state, { context, out: out.families, vm, taps: own.taps });
+    return [...own.problems, ...read];
   }));
   addProblems(out.families, problems.flat());
 }
@@ -172,6 +233,7 @@ export function createTapCollector(options: TapCollectorOptions): Collector {
     options,
     limiter: new Limiter(options.concurrency ?? 8),
     logged: new Set(),
+    held: new Map(),
   };
   return {
     name: TAP,

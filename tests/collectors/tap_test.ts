@@ -17,7 +17,8 @@ const argv = (...args: string[]) => args.map((a) => `${a}\0`).join("");
 /**
  * VM "pve" (pid 5001, Proxmox): taps tap100i0 (good), tap100i1 (bad line), tap100i2 (not in
  * net/dev). VM "plain" (pid 5101): tap "vm1tap" (good) and "skipme". VM "gone" (pid 5201): a
- * tap, and no net/dev. VM "none" (pid 5301): no tap.
+ * tap, and no net/dev. VM "none" (pid 5301): no tap. VM "thief" (pid 5401) names "stolen0",
+ * which its fds, readable here, do not hold. The others' fds cannot be read (no fd dir).
  */
 async function layOut(tmp: string): Promise<string[]> {
   const procs: [pid: number, cmdline: string, netDev: string | undefined][] = [
@@ -62,6 +63,11 @@ async function layOut(tmp: string): Promise<string[]> {
       undefined,
     ],
     [5301, argv("qemu-system-x86_64", "-name", "none"), HEAD],
+    [
+      5401,
+      argv("qemu-system-x86_64", "-name", "thief", "-netdev", "tap,id=a,ifname=stolen0"),
+      HEAD + "stolen0: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n",
+    ],
   ];
   for (const [pid, cmdline, netDev] of procs) {
     await Deno.mkdir(`${tmp}/kvm/${pid}-1`, { recursive: true });
@@ -69,6 +75,12 @@ async function layOut(tmp: string): Promise<string[]> {
     await Deno.writeTextFile(`${tmp}/proc/${pid}/cmdline`, cmdline);
     if (netDev !== undefined) await Deno.writeTextFile(`${tmp}/proc/${pid}/net/dev`, netDev);
   }
+  // thief's fds can be read: a socket and a tun fd attached to another tap, none to stolen0.
+  await Deno.mkdir(`${tmp}/proc/5401/fd`);
+  await Deno.mkdir(`${tmp}/proc/5401/fdinfo`);
+  await Deno.symlink("socket:[123]", `${tmp}/proc/5401/fd/3`);
+  await Deno.symlink("/dev/net/tun", `${tmp}/proc/5401/fd/4`);
+  await Deno.writeTextFile(`${tmp}/proc/5401/fdinfo/4`, "pos:\t0\nflags:\t0104002\niff:\tother0\n");
   return [
     `--collector.kvmdebug.dir=${tmp}/kvm`,
     `--path.procfs=${tmp}/proc`,
@@ -118,6 +130,9 @@ Deno.test("tap collector reports each tap from the guest's point of view", async
     strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="bad_line"}'), "1");
     strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="missing"}'), "1");
     strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="unreadable"}'), "1");
+    strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="not_held"}'), "1");
+    strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="ambiguous"}'), "0");
+    ok(!text.includes('interface="stolen0"'));
     ok(!text.includes('interface="tap100i1"'));
     ok(!text.includes('interface="tap100i2"'));
     ok(!text.includes('domain="none"'.concat(",interface")));
@@ -157,5 +172,24 @@ Deno.test("tap collector: interface-include and -exclude pick the taps; off is o
     const text = await scrape();
     ok(!text.includes("kvm_vm_network_"));
     ok(!text.includes("kvm_exporter_tap_problems"));
+  });
+});
+
+Deno.test("tap collector: a tap two VMs name is neither's", async () => {
+  await withTree([], async (scrape, tmp) => {
+    await Deno.mkdir(`${tmp}/kvm/5501-1`);
+    await Deno.mkdir(`${tmp}/proc/5501/net`, { recursive: true });
+    await Deno.writeTextFile(
+      `${tmp}/proc/5501/cmdline`,
+      argv("qemu-system-x86_64", "-name", "twin", "-netdev", "tap,id=x,ifname=vm1tap"),
+    );
+    await Deno.writeTextFile(
+      `${tmp}/proc/5501/net/dev`,
+      HEAD + "vm1tap: 18446744073709551615 7 0 0 0 0 0 0 9 8 0 0 0 0 0 0\n",
+    );
+    const text = await scrape();
+    ok(!text.includes('interface="vm1tap"'));
+    strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="ambiguous"}'), "2");
+    ok(text.includes(`kvm_vm_network_info{${PVE}`), "the others are still there");
   });
 });

@@ -439,6 +439,14 @@ Deno.test({
           ),
           "1",
         );
+        // As root the exporter reads QEMU's fds: it holds the tap (its fdinfo's iff).
+        for (const reason of ["not_held", "ambiguous", "unreadable", "missing", "bad_line"]) {
+          strictEqual(
+            seriesValue(text, `kvm_exporter_tap_problems{reason="${reason}"}`),
+            "0",
+            reason,
+          );
+        }
       }
       for (const group of ["status", "block", "balloon"]) {
         for (const reason of ["error_reply", "bad_reply"]) {
