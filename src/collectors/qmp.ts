@@ -314,8 +314,19 @@ interface SessionTarget {
   problems: DeviceReport["problems"];
 }
 
-/** Logs a VM's device problems, once per socket, group and reason. */
-function logProblems(state: QmpState, target: SessionTarget, report: DeviceReport): void {
+/** Adds a VM's device groups to the scrape: their families, its run state, their problems. */
+function commitDevices(
+  state: QmpState,
+  session: { target: SessionTarget; report: DeviceReport },
+): void {
+  const { target, report } = session;
+  const { vm, out } = target;
+  addDeviceFamilies(out.families, { vm, report });
+  if (report.runState !== undefined) {
+    out.observations.observe(vm.dir, { runState: report.runState });
+  }
+  target.problems.push(...report.problems);
+  // Logged once per socket, group and reason.
   for (const { group, problem } of report.problems) {
     logOnce(state, `${target.socket}\n${group}:${problem.reason}`, {
       msg: "Leaving out part of a QMP device reply",
@@ -349,13 +360,10 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
         if (!sessionSurvives(error)) throw error;
         stats = { error };
       }
-      const report = await queryDevices(s, { pid: vm.pid, query: state.devices });
-      addDeviceFamilies(out.families, { vm, report });
-      if (report.runState !== undefined) {
-        out.observations.observe(vm.dir, { runState: report.runState });
-      }
-      target.problems.push(...report.problems);
-      logProblems(state, target, report);
+      commitDevices(state, {
+        target,
+        report: await queryDevices(s, { pid: vm.pid, query: state.devices }),
+      });
       if ("error" in stats) throw stats.error;
       const { vcpuThreads, duplicates } = stats;
       out.stats.addAll(vmOut);
