@@ -312,6 +312,8 @@ interface SessionTarget {
   duplicateVcpus: Map<DiscoveredVm, number>;
   /** Where every VM's device problems go. */
   problems: DeviceReport["problems"];
+  /** The VMs whose device groups answered (QMP served them, whatever their KVM stats did). */
+  answered: Set<DiscoveredVm>;
 }
 
 /** Adds a VM's device groups to the scrape: their families, its run state, their problems. */
@@ -322,6 +324,7 @@ function commitDevices(
   const { target, report } = session;
   const { vm, out } = target;
   addDeviceFamilies(out.families, { vm, report });
+  if (report.runState ?? report.block ?? report.balloon) target.answered.add(vm);
   if (report.runState !== undefined) {
     out.observations.observe(vm.dir, { runState: report.runState });
   }
@@ -435,31 +438,37 @@ async function collectQmp(
   // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
   const duplicateVcpus = new Map<DiscoveredVm, number>();
   const problems: DeviceReport["problems"] = [];
+  const answered = new Set<DiscoveredVm>();
   await Promise.all(
     [...socketOf].map(([vm, socket]) =>
-      querySession(state, { socket, vm, out, duplicateVcpus, problems })
+      querySession(state, { socket, vm, out, duplicateVcpus, problems, answered })
     ),
   );
   addSkipped(out.families, skipped);
   addProblems(out.families, { groups: state.devices.groups, problems });
   addDuplicateVcpus(out.families, duplicateVcpus);
   addQmpErrors(out, context);
-  failUnlessReachedAny([...socketOf.keys()], out.observations);
+  failUnlessReachedAny([...socketOf.keys()], { seen: out.observations, answered });
 }
 
 /**
  * Fails the collector, so that its success is 0 (node_exporter's "the collector failed"), when it
  * tried VMs and reached none: QMP that serves no VM must not look like a working one, which would
  * silence the alerts that key on its success. Each VM's reason stays in `kvm_exporter_qmp_errors`
- * (added before this throws); trying no VM is no failure.
+ * (added before this throws); trying no VM is no failure. A VM whose KVM stats failed but whose
+ * device groups answered (a QEMU before 7.1) was reached.
  *
  * @param tried The VMs queried this scrape.
- * @param seen Each VM's outcome ("ok" or the error reason).
+ * @param by Each VM's outcome ("ok" or the error reason), and the VMs whose device groups answered.
  * @throws {Error} When none of `tried` was reached; the message counts the reasons.
  */
-function failUnlessReachedAny(tried: readonly DiscoveredVm[], seen: VmObservations): void {
-  const outcome = (vm: DiscoveredVm): string | undefined => seen.get(vm.dir)?.outcome;
-  if (tried.length === 0 || tried.some((vm) => outcome(vm) === "ok")) return;
+function failUnlessReachedAny(
+  tried: readonly DiscoveredVm[],
+  by: { seen: VmObservations; answered: ReadonlySet<DiscoveredVm> },
+): void {
+  const outcome = (vm: DiscoveredVm): string | undefined => by.seen.get(vm.dir)?.outcome;
+  const reached = (vm: DiscoveredVm): boolean => outcome(vm) === "ok" || by.answered.has(vm);
+  if (tried.length === 0 || tried.some(reached)) return;
   const byReason = new Map<string, number>();
   for (const vm of tried) {
     const reason = outcome(vm) ?? "other";

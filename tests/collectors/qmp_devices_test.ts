@@ -344,6 +344,8 @@ Deno.test("qmp device groups: the balloon's QOM path is looked up once per VMM",
 Deno.test("qmp device groups: on a QEMU without query-stats (before 7.1) the groups still report", async () => {
   const { bodies: [text] } = await scrapeWith({ behaviour: "old-qemu" });
   strictEqual(seriesValue(text!, `kvm_exporter_qmp_errors{${VM},reason="protocol"}`), "1");
+  // QMP served the VM: the collector did not fail.
+  strictEqual(seriesValue(text!, 'kvm_scrape_collector_success{collector="qmp"}'), "1");
   strictEqual(seriesValue(text!, `kvm_stat_vcpu_exits_count{${VM},vcpu="1"}`), undefined);
   strictEqual(seriesValue(text!, `kvm_vm_state{${VM},state="running"}`), "1");
   strictEqual(seriesValue(text!, `kvm_vm_block_read_bytes_total{${DISK}}`), "5120");
