@@ -102,7 +102,7 @@ interface TapState {
   readonly limiter: Limiter;
   /** VMs whose unreadable net/dev was logged, by VM dir. */
   readonly logged: Set<string>;
-  /** What each VM's fds say of its taps, read once per VM dir. */
+  /** What each VM's fds say of its taps, read once per VM dir once they hold every tap named. */
   readonly held: Map<string, HeldTaps>;
 }
 
@@ -139,7 +139,12 @@ async function ownTaps(
   if (held === undefined) {
     const { procfs, fs } = state.options;
     held = await state.limiter.run(() => heldTaps({ procfs, pid: vm.vm.pid, fs }));
-    state.held.set(vm.vm.dir, held);
+    // Kept only when it holds every tap named (or cannot be known): a VMM's debugfs dir shows
+    // before QEMU opens its taps, so a tap not held yet is looked for again next scrape.
+    const names = held.known ? held.names : undefined;
+    if (names === undefined || vm.taps.every((t) => names.has(t.ifname))) {
+      state.held.set(vm.vm.dir, held);
+    }
   }
   const taps = vm.taps.filter((tap) => {
     if (vm.ambiguous.has(tap.ifname)) problems.push("ambiguous");

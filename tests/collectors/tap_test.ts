@@ -142,6 +142,20 @@ Deno.test("tap collector reports each tap from the guest's point of view", async
   });
 });
 
+Deno.test("tap collector: a tap its VMM opens after the VM shows is taken once it holds it", async () => {
+  await withTree([], async (scrape, tmp) => {
+    strictEqual(seriesValue(await scrape(), 'kvm_exporter_tap_problems{reason="not_held"}'), "1");
+    await Deno.symlink("/dev/net/tun", `${tmp}/proc/5401/fd/5`);
+    await Deno.writeTextFile(`${tmp}/proc/5401/fdinfo/5`, "iff:\tstolen0\n");
+    const text = await scrape();
+    strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="not_held"}'), "0");
+    strictEqual(
+      seriesValue(text, 'kvm_vm_network_receive_bytes_total{domain="thief",interface="stolen0"}'),
+      "1",
+    );
+  });
+});
+
 Deno.test("tap collector: a tap that vanishes between scrapes costs only itself", async () => {
   await withTree([], async (scrape, tmp) => {
     ok((await scrape()).includes(`kvm_vm_network_info{${PVE}`));
