@@ -360,24 +360,6 @@ export function intInRange(
 }
 
 /**
- * A conversion for a string flag holding a regular expression; empty or
- * absent means none.
- *
- * @param text The flag's text.
- * @param where Where it came from, for the error.
- * @returns The expression, or undefined.
- * @throws {FlagError} When the text is not a regular expression.
- */
-export function regexpValue(text: string | undefined, where: string): RegExp | undefined {
-  if (text === undefined || text === "") return undefined;
-  try {
-    return new RegExp(text);
-  } catch (error) {
-    throw invalidValue(where, text, (error as Error).message.split("\n")[0]!);
-  }
-}
-
-/**
  * A check for a string flag: one of a fixed set of words.
  *
  * @param words The words allowed.
@@ -408,4 +390,32 @@ export function normaliseDir(dir: string | undefined): string {
   const joined = parts.join("/");
   if (absolute) return `/${joined}`;
   return joined === "" ? "." : joined;
+}
+
+/**
+ * A check for a string flag holding a regular expression: compiled, or undefined when empty.
+ *
+ * @example Usage
+ * ```ts
+ * import { flag, regexpValue } from "./flag.ts";
+ * const exclude = flag({
+ *   name: "collector.x.device-exclude",
+ *   type: "string",
+ *   help: "Regexp of devices not to report",
+ *   convert: regexpValue,
+ * });
+ * ```
+ *
+ * @param value The text.
+ * @param where Where it came from.
+ * @returns The regular expression, or undefined.
+ * @throws {FlagError} When the text is no regular expression.
+ */
+export function regexpValue(value: string | undefined, where: string): RegExp | undefined {
+  if (value === undefined || value === "") return undefined;
+  try {
+    return new RegExp(value);
+  } catch (error) {
+    throw invalidValue(where, value, (error as Error).message.split("\n")[0]!);
+  }
 }

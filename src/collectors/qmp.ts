@@ -2,7 +2,8 @@
  * The `qmp` collector: KVM's binary stats as QEMU serves them over QMP
  * (`query-stats`, QEMU 7.1+). It has what debugfs hides under kernel
  * lockdown (every cumulative stat), per-vCPU counters and histograms, each
- * with KVM's schema (type, unit, scale).
+ * with KVM's schema (type, unit, scale). In the same session it asks each
+ * VM's run state, disks and balloon (`qmp_devices.ts`), which any QEMU has.
  *
  * @module
  */
@@ -26,10 +27,20 @@ import { type IdentifiedVcpu, identifyVcpus } from "../qmp/vcpu_identities.ts";
 import type { ClientErrorReason } from "../system/client_error.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { expandGlob } from "../qmp/glob.ts";
-import { flag } from "../cli/flag.ts";
+import { flag, regexpValue } from "../cli/flag.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
 import type { VmObservations } from "./vm_observations.ts";
+import {
+  addDeviceFamilies,
+  addProblems,
+  type DeviceGroup,
+  type DeviceQuery,
+  type DeviceReport,
+  queryDevices,
+  sessionSurvives,
+} from "./qmp_devices.ts";
+import type { NameFilter } from "./name_filter.ts";
 
 /** The name of this collector. */
 export const QMP = "qmp";
@@ -56,6 +67,10 @@ export interface QmpCollectorOptions {
   fs: FileSystem;
   /** Logger. */
   logger: Logger;
+  /** The device groups switched on (`--collector.qmp.status`, `.block`, `.balloon`). */
+  groups: ReadonlySet<DeviceGroup>;
+  /** Which disks are reported (`--collector.qmp.device-include`, `-exclude`). */
+  devices: NameFilter;
 }
 
 interface StatPlace {
@@ -134,6 +149,8 @@ interface QmpState {
   /** Each VMM's stats schemas, asked once per process. */
   readonly schemasByPid: Map<number, StatsSchemas>;
   readonly owners: SocketOwners;
+  /** What the device groups ask, and each VMM's balloon path. */
+  readonly devices: DeviceQuery;
   /** Keys (`socket\nreason`) already warned about. */
   readonly logged: Set<string>;
 }
@@ -294,8 +311,45 @@ interface SessionTarget {
   out: CollectorOutput;
   /** Where each VM queried counts the vCPUs left out for a repeated identity. */
   duplicateVcpus: Map<DiscoveredVm, number>;
+  /** Where every VM's device problems go. */
+  problems: DeviceReport["problems"];
+  /** The VMs whose device groups answered (QMP served them, whatever their KVM stats did). */
+  answered: Set<DiscoveredVm>;
 }
 
+/** Adds a VM's device groups to the scrape: their families, its run state, their problems. */
+function commitDevices(
+  state: QmpState,
+  session: { target: SessionTarget; report: DeviceReport },
+): void {
+  const { target, report } = session;
+  const { vm, out } = target;
+  addDeviceFamilies(out.families, { vm, report });
+  if (report.runState ?? report.block ?? report.balloon) target.answered.add(vm);
+  if (report.runState !== undefined) {
+    out.observations.observe(vm.dir, { runState: report.runState });
+  }
+  target.problems.push(...report.problems);
+  // Logged once per socket, group and reason.
+  for (const { group, problem } of report.problems) {
+    logOnce(state, `${target.socket}\n${group}:${problem.reason}`, {
+      msg: "Leaving out part of a QMP device reply",
+      fields: {
+        socket: target.socket,
+        domain: target.vm.domain,
+        group,
+        reason: problem.reason,
+        err: problem.detail,
+      },
+    });
+  }
+}
+
+/**
+ * Queries one VM: its KVM stats, then its device groups, in one session. KVM stats that QEMU
+ * refuses (QEMU before 7.1) or that do not parse fail the VM's outcome, and its device groups are
+ * still asked; a session that breaks adds nothing of the VM.
+ */
 async function querySession(state: QmpState, target: SessionTarget): Promise<void> {
   const { socket, vm, out } = target;
   try {
@@ -303,11 +357,19 @@ async function querySession(state: QmpState, target: SessionTarget): Promise<voi
       // Into a set of its own: a session that times out half-way adds nothing, even if its
       // last replies arrive after the scrape is over.
       const vmOut = new StatSet();
-      const { vcpuThreads, duplicates } = await queryStats(state, {
-        session: s,
-        vm,
-        out: vmOut,
+      let stats: QueryResult | { error: unknown };
+      try {
+        stats = await queryStats(state, { session: s, vm, out: vmOut });
+      } catch (error) {
+        if (!sessionSurvives(error)) throw error;
+        stats = { error };
+      }
+      commitDevices(state, {
+        target,
+        report: await queryDevices(s, { pid: vm.pid, query: state.devices }),
       });
+      if ("error" in stats) throw stats.error;
+      const { vcpuThreads, duplicates } = stats;
       out.stats.addAll(vmOut);
       out.observations.observe(vm.dir, { outcome: "ok", vcpus: vcpuThreads.size, vcpuThreads });
       target.duplicateVcpus.set(vm, duplicates.length);
@@ -364,6 +426,8 @@ async function collectQmp(
   const { vms } = context.discovery;
   const pids = new Set(vms.map((vm) => vm.pid));
   for (const pid of state.schemasByPid.keys()) if (!pids.has(pid)) state.schemasByPid.delete(pid);
+  const balloons = state.devices.balloonPaths;
+  for (const pid of balloons.keys()) if (!pids.has(pid)) balloons.delete(pid);
 
   const socketOf = configuredSockets(vms);
   const skipped = await matchSockets(state, { vms, socketOf });
@@ -374,13 +438,18 @@ async function collectQmp(
 
   // Every VM at once: a slow or busy monitor costs only its own VM, at most the timeout.
   const duplicateVcpus = new Map<DiscoveredVm, number>();
+  const problems: DeviceReport["problems"] = [];
+  const answered = new Set<DiscoveredVm>();
   await Promise.all(
-    [...socketOf].map(([vm, socket]) => querySession(state, { socket, vm, out, duplicateVcpus })),
+    [...socketOf].map(([vm, socket]) =>
+      querySession(state, { socket, vm, out, duplicateVcpus, problems, answered })
+    ),
   );
   addSkipped(out.families, skipped);
+  addProblems(out.families, { groups: state.devices.groups, problems });
   addDuplicateVcpus(out.families, duplicateVcpus);
   addQmpErrors(out, context);
-  failUnlessReachedAny({ queried: [...socketOf.keys()], skipped }, out.observations);
+  failUnlessReachedAny({ queried: [...socketOf.keys()], skipped, answered }, out.observations);
 }
 
 /**
@@ -393,19 +462,27 @@ const REFUSED: ReadonlySet<SkipReason> = new Set(["not_listening", "ambiguous", 
  * Fails the collector, so that its success is 0 (node_exporter's "the collector failed"), when it
  * tried sockets and reached none: QMP that serves no VM must not look like a working one, which
  * would silence the alerts that key on its success. A socket refused by the ownership check was
- * tried and not reached. Each reason stays in `kvm_exporter_qmp_errors` or
+ * tried and not reached; a VM whose KVM stats failed but whose device groups answered (a QEMU
+ * before 7.1) was reached. Each reason stays in `kvm_exporter_qmp_errors` or
  * `kvm_exporter_qmp_skipped_sockets` (added before this throws); no socket to try is no failure.
  *
- * @param tried The VMs queried this scrape, and the sockets skipped with why.
+ * @param tried The VMs queried this scrape, those whose device groups answered, and the sockets
+ * skipped with why.
  * @param seen Each VM's outcome ("ok" or the error reason).
  * @throws {Error} When none of `tried` was reached; the message counts the reasons.
  */
 function failUnlessReachedAny(
-  tried: { queried: readonly DiscoveredVm[]; skipped: ReadonlyMap<string, SkipReason> },
+  tried: {
+    queried: readonly DiscoveredVm[];
+    answered: ReadonlySet<DiscoveredVm>;
+    skipped: ReadonlyMap<string, SkipReason>;
+  },
   seen: VmObservations,
 ): void {
+  const reached = (vm: DiscoveredVm) =>
+    seen.get(vm.dir)?.outcome === "ok" || tried.answered.has(vm);
+  if (tried.queried.some(reached)) return;
   const outcomes = tried.queried.map((vm) => seen.get(vm.dir)?.outcome ?? "other");
-  if (outcomes.includes("ok")) return;
   outcomes.push(...[...tried.skipped.values()].filter((reason) => REFUSED.has(reason)));
   if (outcomes.length === 0) return;
   const byReason = new Map<string, number>();
@@ -428,6 +505,7 @@ export function createQmpCollector(options: QmpCollectorOptions): Collector {
     options,
     schemasByPid: new Map(),
     owners: new SocketOwners(options.procfs),
+    devices: { groups: options.groups, devices: options.devices, balloonPaths: new Map() },
     logged: new Set(),
   };
   return {
@@ -453,6 +531,52 @@ export const QMP_COLLECTOR = declareCollector({
       default: "2s",
       help: "Timeout of one VM's QMP queries",
     }),
+    status: flag({
+      name: "collector.qmp.status",
+      type: "bool",
+      default: true,
+      help: "Ask each VM's run state (query-status): kvm_vm_state",
+    }),
+    block: flag({
+      name: "collector.qmp.block",
+      type: "bool",
+      default: true,
+      help: "Ask each VM's disk counters (query-blockstats): kvm_vm_block_*",
+    }),
+    balloon: flag({
+      name: "collector.qmp.balloon",
+      type: "bool",
+      default: true,
+      help:
+        "Ask each VM's balloon, and its guest memory stats where polling is on: kvm_vm_memory_*",
+    }),
+    deviceInclude: flag({
+      name: "collector.qmp.device-include",
+      type: "string",
+      help: "Regexp of disks to report (default: all)",
+      convert: regexpValue,
+    }),
+    deviceExclude: flag({
+      name: "collector.qmp.device-exclude",
+      type: "string",
+      help: "Regexp of disks not to report",
+      convert: regexpValue,
+    }),
   },
-  create: (values, { procfs, fs, logger }) => createQmpCollector({ ...values, procfs, fs, logger }),
+  create: (values, { procfs, fs, logger }) => {
+    const { status, block, balloon, deviceInclude, deviceExclude, ...rest } = values;
+    const switches: [DeviceGroup, boolean][] = [
+      ["status", status],
+      ["block", block],
+      ["balloon", balloon],
+    ];
+    return createQmpCollector({
+      ...rest,
+      groups: new Set(switches.filter(([, on]) => on).map(([group]) => group)),
+      devices: { include: deviceInclude, exclude: deviceExclude },
+      procfs,
+      fs,
+      logger,
+    });
+  },
 });

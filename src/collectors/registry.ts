@@ -1,7 +1,8 @@
 /**
  * The collector registry: every collector the exporter has, in precedence
  * order. When two collectors read the same stat, or observe the same thing of
- * a VM, the earlier one wins: debugfs, then QMP, then libvirt. Adding a
+ * a VM, the earlier one wins: debugfs, then QMP, then libvirt; tap last, so that on a host where
+ * libvirt names a VM's interface too, libvirt's counters are the ones exported. Adding a
  * collector is its module, which exports a declaration, and one line here.
  *
  * @module
@@ -11,6 +12,7 @@ import type { CollectorRegistry } from "./collector_declaration.ts";
 import { KVM_STAT_COLLECTOR } from "./kvm_stat.ts";
 import { LIBVIRT_COLLECTOR } from "./libvirt.ts";
 import { QMP_COLLECTOR } from "./qmp.ts";
+import { TAP_COLLECTOR } from "./tap.ts";
 import { VCPU_TIME_COLLECTOR } from "./vcpu_time.ts";
 import { VM_PROCESS_COLLECTOR } from "./vm_process.ts";
 
@@ -20,5 +22,6 @@ export const COLLECTORS: CollectorRegistry = [
   QMP_COLLECTOR,
   LIBVIRT_COLLECTOR,
   VCPU_TIME_COLLECTOR,
+  TAP_COLLECTOR,
   VM_PROCESS_COLLECTOR,
 ];

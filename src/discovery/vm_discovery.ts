@@ -20,7 +20,14 @@ import { Limiter } from "../system/limiter.ts";
 import { type GuardedRead, ReadGuard } from "../system/read_guard.ts";
 import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
 import { type NamedVm, resolveVmNames, type VmCandidate } from "./vm_names.ts";
-import { qmpSocketsFromArgv, splitCmdline, vmNameFromArgv, vmUuidFromArgv } from "./vmm_cmdline.ts";
+import {
+  qmpSocketsFromArgv,
+  splitCmdline,
+  type TapInterface,
+  tapInterfacesFromArgv,
+  vmNameFromArgv,
+  vmUuidFromArgv,
+} from "./vmm_cmdline.ts";
 
 /** A VM found by discovery. */
 export interface DiscoveredVm extends NamedVm {
@@ -30,6 +37,8 @@ export interface DiscoveredVm extends NamedVm {
   qmpSockets: readonly string[];
   /** The VMM's `-uuid`, lower case, when it has one (libvirt's domain UUID). */
   uuid?: string;
+  /** The tap devices the VMM's command line names, when it names any. */
+  taps?: readonly TapInterface[];
 }
 
 /** What a VMM's command line says about its VM. */
@@ -38,6 +47,8 @@ interface VmmCommandLine {
   qmpSockets: readonly string[];
   /** `-uuid`, lower case: the key to a libvirt domain. */
   uuid: string | undefined;
+  /** The tap devices it names. */
+  taps: readonly TapInterface[];
 }
 
 /** How many command lines discovery reads at once: a burst of new VMs must not use up the fds. */
@@ -76,6 +87,7 @@ function parseVmmCommandLine(argv: readonly string[]): VmmCommandLine {
     name: vmNameFromArgv(argv),
     qmpSockets: qmpSocketsFromArgv(argv),
     uuid: vmUuidFromArgv(argv),
+    taps: tapInterfacesFromArgv(argv),
   };
 }
 
@@ -184,6 +196,7 @@ export class VmDiscovery {
         qmpSockets: vmm?.qmpSockets ?? [],
       };
       if (vmm?.uuid !== undefined) found.uuid = vmm.uuid;
+      if (vmm !== undefined && vmm.taps.length > 0) found.taps = vmm.taps;
       return found;
     });
     this.#warnRenames(vms);

@@ -176,3 +176,123 @@ export function vmUuidFromArgv(argv: readonly string[]): string | undefined {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A tap device a VMM's command line names, and what identifies it to the guest. */
+export interface TapInterface {
+  /** The host's name of the tap device (`ifname=`), as `<procfs>/PID/net/dev` lists it. */
+  ifname: string;
+  /** The netdev's id (`-netdev tap,id=ID`); empty for `-nic`. */
+  netdev: string;
+  /** The guest NIC's MAC (`-device ...,netdev=ID,mac=MAC` or `-nic ...,mac=MAC`), lower case. */
+  mac: string;
+  /** The guest NIC's model (the `-device` driver or `-nic ...,model=`). */
+  model: string;
+}
+
+/** The most tap devices taken from one command line; the rest are ignored. */
+export const MAX_TAPS_PER_VM = 256;
+
+/** A Linux interface name: 1 to 15 bytes, no `/`, `:` or white space, not `.` or `..`. */
+function isInterfaceName(name: string): boolean {
+  return /^[^\s/:]{1,15}$/.test(name) && name !== "." && name !== ".." &&
+    new TextEncoder().encode(name).length <= 15;
+}
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+/**
+ * An option's values, from QEMU's `key=value` form or its JSON form (`-netdev {"type":...}`,
+ * `-device {"driver":...}`); in the JSON form only string values.
+ */
+function optionsOf(value: string, impliedKey: string): Map<string, string> {
+  if (!value.startsWith("{")) return parseQemuOpts(value, impliedKey);
+  try {
+    const json = JSON.parse(value) as unknown;
+    if (typeof json !== "object" || json === null || Array.isArray(json)) return new Map();
+    return new Map(
+      Object.entries(json).flatMap(([k, v]) => typeof v === "string" ? [[k, v]] : []),
+    );
+  } catch {
+    return new Map();
+  }
+}
+
+/** Each `-device` that has a `netdev=`: its MAC and driver, by netdev id. */
+function nicsByNetdev(argv: readonly string[]): Map<string, { mac: string; model: string }> {
+  const nics = new Map<string, { mac: string; model: string }>();
+  for (const value of optionValues(argv, ["-device", "--device"])) {
+    const opts = optionsOf(value, "driver");
+    const driver = opts.get("driver");
+    const netdev = opts.get("netdev");
+    if (netdev === undefined || nics.has(netdev)) continue;
+    const mac = opts.get("mac") ?? "";
+    nics.set(netdev, { mac: MAC.test(mac) ? mac.toLowerCase() : "", model: driver ?? "" });
+  }
+  return nics;
+}
+
+/**
+ * The tap devices a QEMU command line names: `-netdev tap,id=ID,ifname=NAME`, its
+ * `type=tap,...` and JSON forms, and `-nic tap,ifname=NAME`; with the MAC and model of the
+ * `-device` whose `netdev=` is the netdev's id. A tap without `ifname=` is named by Proxmox's
+ * convention, `tap<VMID>i<N>` for `-id VMID` and netdev id `netN`, where the command line has
+ * Proxmox's `-id`; otherwise (a tap passed as an fd, as libvirt does, or one the kernel named) it
+ * is left out: its name is not on the command line. Names that are not Linux interface names, and
+ * a second tap with one name, are left out; at most {@linkcode MAX_TAPS_PER_VM}.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tapInterfacesFromArgv } from "./vmm_cmdline.ts";
+ * const argv = [
+ *   "/usr/bin/kvm", "-id", "100",
+ *   "-netdev", "type=tap,id=net0,ifname=tap100i0,script=/var/lib/qemu-server/pve-bridge",
+ *   "-device", "virtio-net-pci,mac=BC:24:11:00:00:01,netdev=net0,id=net0",
+ * ];
+ * assert.deepEqual(tapInterfacesFromArgv(argv), [
+ *   { ifname: "tap100i0", netdev: "net0", mac: "bc:24:11:00:00:01", model: "virtio-net-pci" },
+ * ]);
+ * ```
+ *
+ * @param argv The VMM's arguments, argv[0] included.
+ * @returns The taps, in command-line order.
+ */
+export function tapInterfacesFromArgv(argv: readonly string[]): TapInterface[] {
+  const taps: TapInterface[] = [];
+  const names = new Set<string>();
+  const add = (tap: TapInterface): void => {
+    if (taps.length >= MAX_TAPS_PER_VM || names.has(tap.ifname)) return;
+    if (!isInterfaceName(tap.ifname)) return;
+    names.add(tap.ifname);
+    taps.push(tap);
+  };
+  const nics = nicsByNetdev(argv);
+  const vmid = optionValues(argv, ["-id"]).at(-1);
+  for (const value of optionValues(argv, ["-netdev", "--netdev"])) {
+    const opts = optionsOf(value, "type");
+    const id = opts.get("id") ?? "";
+    if (opts.get("type") !== "tap") continue;
+    const index = /^net(\d{1,4})$/.exec(id)?.[1];
+    const ifname = opts.get("ifname") ??
+      (vmid !== undefined && /^\d{1,9}$/.test(vmid) && index !== undefined && !opts.has("fd") &&
+          !opts.has("fds")
+        ? `tap${vmid}i${Number(index)}`
+        : undefined);
+    if (ifname === undefined) continue;
+    const nic = nics.get(id) ?? { mac: "", model: "" };
+    add({ ifname, netdev: id, ...nic });
+  }
+  for (const value of optionValues(argv, ["-nic", "--nic"])) {
+    const opts = parseQemuOpts(value, "type");
+    const ifname = opts.get("ifname");
+    if (opts.get("type") !== "tap" || ifname === undefined) continue;
+    const mac = opts.get("mac") ?? "";
+    add({
+      ifname,
+      netdev: "",
+      mac: MAC.test(mac) ? mac.toLowerCase() : "",
+      model: opts.get("model") ?? "",
+    });
+  }
+  return taps;
+}

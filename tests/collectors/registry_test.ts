@@ -100,6 +100,7 @@ Deno.test("createExporter() runs a registered collector: its output is in the sc
   assert.deepEqual(report.collectors.map((c) => c.name), [
     "kvm_stat",
     "vcpu_time",
+    "tap",
     "vm_process",
     "canary",
   ]);

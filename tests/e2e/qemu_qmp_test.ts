@@ -224,3 +224,254 @@ Deno.test({
     }
   },
 });
+
+/** A QMP command for {@linkcode rawQmp}. */
+type RawCommand = { execute: string; arguments?: Record<string, unknown> };
+
+/**
+ * Runs QMP commands on a monitor with a raw connection of the test's own (not the exporter's
+ * client, which it checks), and closes it.
+ */
+async function rawQmp(path: string, commands: RawCommand[]): Promise<unknown[]> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  try {
+    const lines = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    const nextReply = async (): Promise<Record<string, unknown>> => {
+      while (true) {
+        const end = buffer.indexOf("\n");
+        if (end !== -1) {
+          const message = JSON.parse(buffer.slice(0, end)) as Record<string, unknown>;
+          buffer = buffer.slice(end + 1);
+          if (!("event" in message)) return message;
+          continue;
+        }
+        const { value, done } = await lines.read();
+        if (done) throw new Error("monitor closed");
+        buffer += value;
+      }
+    };
+    await nextReply(); // The greeting.
+    const send = async (command: RawCommand) => {
+      await conn.write(new TextEncoder().encode(`${JSON.stringify(command)}\n`));
+      return (await nextReply()).return;
+    };
+    await send({ execute: "qmp_capabilities" });
+    const replies: unknown[] = [];
+    for (const command of commands) replies.push(await send(command));
+    lines.releaseLock();
+    return replies;
+  } finally {
+    conn.close();
+  }
+}
+
+/** The host's counters of one interface, from /proc/net/dev: [rx bytes, rx packets, tx bytes, tx packets]. */
+async function hostCounters(ifname: string): Promise<bigint[]> {
+  const text = await Deno.readTextFile("/proc/net/dev");
+  const line = text.split("\n").find((l) => l.trim().startsWith(`${ifname}:`));
+  if (line === undefined) throw new Error(`${ifname} is not in /proc/net/dev`);
+  const f = line.slice(line.indexOf(":") + 1).trim().split(/\s+/).map(BigInt);
+  return [f[0]!, f[1]!, f[8]!, f[9]!];
+}
+
+async function run(program: string, args: string[]): Promise<{ ok: boolean; stderr: string }> {
+  const out = await new Deno.Command(program, { args, stdout: "null", stderr: "piped" }).output();
+  return { ok: out.success, stderr: new TextDecoder().decode(out.stderr).trim() };
+}
+
+type Blockstats = { qdev?: string; device?: string; stats: Record<string, number> }[];
+
+/**
+ * A VM with a virtio disk, a balloon and a tap: the exporter's values against QMP's and the tap's
+ * own, read directly before and after a scrape. Under TCG the NIC's iPXE sends DHCP, so the
+ * guest's transmit counters are waited for; under this test host's KVM, iPXE stops the guest with
+ * a KVM internal error first (a paused VM, reason internal-error), so they are compared as they
+ * are.
+ */
+function devicesScenario(backend: Backend): void {
+  Deno.test({
+    name:
+      `main.ts --collector.qmp [${backend.name}] on a real QEMU with a virtio disk and a tap: state, disk, balloon and network agree with QMP and /proc/net/dev`,
+    ignore: backend.skip !== undefined,
+    async fn() {
+      const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_qmp_devices_e2e_" });
+      const tap = `kxt${Deno.pid % 100_000}${backend.name[0]}`;
+      let vm: QemuVm | undefined;
+      let tapMade = false;
+      try {
+        const made = await run("qemu-img", [
+          "create",
+          "-q",
+          "-f",
+          "qcow2",
+          `${tmp}/disk.qcow2`,
+          "16M",
+        ]);
+        ok(made.ok, made.stderr);
+        const tuntap = await run("ip", ["tuntap", "add", "dev", tap, "mode", "tap"]);
+        tapMade = tuntap.ok;
+        if (tapMade) {
+          const up = await run("ip", ["link", "set", "dev", tap, "up"]);
+          ok(up.ok, up.stderr);
+        } else {
+          console.log(
+            `qemu_qmp_test [devices, ${backend.name}]: no tap device (${tuntap.stderr}): testing the rest`,
+          );
+        }
+        const kvm = await backend.kvmDir(tmp);
+        vm = (await backend.start(kvm, "devices", 1, `${tmp}/vm.qmp`, [
+          "-drive",
+          `file=${tmp}/disk.qcow2,if=none,id=drive0,format=qcow2`,
+          "-device",
+          "virtio-blk-pci,drive=drive0,id=vd0,bootindex=1",
+          "-device",
+          "virtio-balloon-pci,id=balloon0",
+          ...(tapMade
+            ? [
+              "-netdev",
+              `tap,id=net0,ifname=${tap},script=no,downscript=no`,
+              "-device",
+              "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,id=nic0,bootindex=2",
+            ]
+            : []),
+        ])).vm;
+        await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n  devices: {pid: ${vm.pid}}\n`);
+        await using exporter = await startExporter([
+          "--web.listen-address=127.0.0.1:0",
+          `--collector.kvmdebug.dir=${kvm}`,
+          `--collector.vmmap.path=${tmp}/vm.yaml`,
+          "--collector.vmmap.only-listed",
+          "--path.procfs=/proc",
+          "--collector.qmp",
+        ]);
+        const scrape = async (): Promise<string> =>
+          await (await fetch(`${exporter.baseUrl}/metrics`)).text();
+        const value = (text: string, series: string): bigint => {
+          const v = seriesValue(text, series);
+          if (v === undefined) throw new Error(`no ${series} in the scrape`);
+          return BigInt(v);
+        };
+        const disk = 'domain="devices",device="vd0"';
+        const nic = `domain="devices",interface="${tap}"`;
+        // SeaBIOS reads its boot disk; under TCG iPXE then sends DHCP requests. The tap counts only
+        // what QEMU reads from it or writes to it.
+        const dhcp = tapMade && backend.name === "tcg";
+        let text = "";
+        await waitFor(async () => {
+          text = await scrape();
+          const reads = seriesValue(text, `kvm_vm_block_read_requests_total{${disk}}`);
+          const sent = seriesValue(text, `kvm_vm_network_transmit_packets_total{${nic}}`);
+          return reads !== undefined && BigInt(reads) > 0n &&
+            (!tapMade || text.includes(`kvm_vm_network_info{${nic}`)) &&
+            (!dhcp || (sent !== undefined && BigInt(sent) > 0n));
+        }, { timeoutMs: 60_000, what: "the firmware's disk reads (and DHCP under TCG)" });
+
+        // Each counter lies between a direct reading before the scrape and one after it.
+        const blockOf = async (): Promise<Record<string, number>> => {
+          const [stats] = await rawQmp(vm!.qmpSocket!, [{ execute: "query-blockstats" }]) as [
+            Blockstats,
+          ];
+          const entry = stats.find((s) => s.qdev?.includes("/vd0/") || s.qdev === "vd0");
+          if (entry === undefined) throw new Error(`no vd0 in ${JSON.stringify(stats)}`);
+          return entry.stats;
+        };
+        const before = await blockOf();
+        const netBefore = tapMade ? await hostCounters(tap) : [];
+        text = await scrape();
+        const netAfter = tapMade ? await hostCounters(tap) : [];
+        const after = await blockOf();
+        const compared: string[] = [];
+        for (
+          const [family, field] of [
+            ["kvm_vm_block_read_bytes_total", "rd_bytes"],
+            ["kvm_vm_block_read_requests_total", "rd_operations"],
+            ["kvm_vm_block_write_bytes_total", "wr_bytes"],
+            ["kvm_vm_block_write_requests_total", "wr_operations"],
+            ["kvm_vm_block_flush_requests_total", "flush_operations"],
+          ] as const
+        ) {
+          const ours = value(text, `${family}{${disk}}`);
+          ok(
+            BigInt(before[field]!) <= ours && ours <= BigInt(after[field]!),
+            `${family}: ${before[field]} <= ${ours} <= ${after[field]}`,
+          );
+          compared.push(`${field} ${before[field]} <= ${ours} <= ${after[field]}`);
+        }
+        ok(value(text, `kvm_vm_block_read_bytes_total{${disk}}`) > 0n, "SeaBIOS read the disk");
+        // The state is QEMU's status as query-status gives it (the firmware may have given up and
+        // shut the guest down by now: -no-reboot).
+        const [status] = await rawQmp(vm.qmpSocket!, [{ execute: "query-status" }]) as [
+          { status: string },
+        ];
+        const reason = text.split("\n").find((l) => l.startsWith("kvm_vm_state_reason{"));
+        ok(reason?.includes(`reason="${status.status}"`), `${reason} for ${status.status}`);
+        strictEqual(
+          text.split("\n").filter((l) => l.startsWith("kvm_vm_state{") && l.endsWith(" 1")).length,
+          1,
+        );
+        compared.push(`status ${status.status}: ${reason}`);
+        strictEqual(seriesValue(text, 'kvm_vm_memory_balloon_bytes{domain="devices"}'), "67108864");
+        // No guest driver, so no polling: no guest memory stats, and the exporter never sets it.
+        strictEqual(seriesValue(text, 'kvm_vm_memory_unused_bytes{domain="devices"}'), undefined);
+        const [interval] = await rawQmp(vm.qmpSocket!, [{
+          execute: "qom-get",
+          arguments: {
+            path: "/machine/peripheral/balloon0",
+            property: "guest-stats-polling-interval",
+          },
+        }]);
+        strictEqual(interval, 0, "the polling interval is left as it was");
+        if (tapMade) {
+          // The tap's receive is the guest's transmit.
+          const pairs = [
+            ["kvm_vm_network_transmit_bytes_total", 0],
+            ["kvm_vm_network_transmit_packets_total", 1],
+            ["kvm_vm_network_receive_bytes_total", 2],
+            ["kvm_vm_network_receive_packets_total", 3],
+          ] as const;
+          for (const [family, i] of pairs) {
+            const ours = value(text, `${family}{${nic}}`);
+            ok(
+              netBefore[i]! <= ours && ours <= netAfter[i]!,
+              `${family}: ${netBefore[i]} <= ${ours} <= ${netAfter[i]}`,
+            );
+            compared.push(`${family} ${netBefore[i]} <= ${ours} <= ${netAfter[i]}`);
+          }
+          strictEqual(
+            seriesValue(
+              text,
+              `kvm_vm_network_info{${nic},mac="52:54:00:12:34:56",model="virtio-net-pci",netdev="net0"}`,
+            ),
+            "1",
+          );
+          // As root the exporter reads QEMU's fds: it holds the tap (its fdinfo's iff).
+          for (const reason of ["not_held", "ambiguous", "unreadable", "missing", "bad_line"]) {
+            strictEqual(
+              seriesValue(text, `kvm_exporter_tap_problems{reason="${reason}"}`),
+              "0",
+              reason,
+            );
+          }
+        }
+        for (const group of ["status", "block", "balloon"]) {
+          for (const reason of ["error_reply", "bad_reply"]) {
+            strictEqual(
+              seriesValue(text, `kvm_exporter_qmp_problems{group="${group}",reason="${reason}"}`),
+              "0",
+              `${group} ${reason}`,
+            );
+          }
+        }
+        console.log(`qemu_qmp_test [devices, ${backend.name}]: ${compared.join("; ")}`);
+      } finally {
+        await vm?.stop();
+        if (tapMade) await run("ip", ["link", "del", "dev", tap]);
+        await Deno.remove(tmp, { recursive: true });
+      }
+    },
+  });
+}
+
+devicesScenario(kvmBackend);
+devicesScenario(tcgBackend);

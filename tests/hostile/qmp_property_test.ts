@@ -4,7 +4,10 @@
  * garbage. Invariants: the scrape never throws, the body parses strictly (and, for a sample,
  * passes promtool), the VM's QMP outcome is "ok" with every value exact or exactly one error
  * reason with none of its QMP stats, and the rest of the scrape (a good monitor, debugfs) is
- * intact.
+ * intact. The device groups (query-status, query-blockstats, query-balloon and the balloon's QOM
+ * properties) come after the KVM stats in the same session: a group QEMU refuses, or a bad value
+ * in one, costs only that group or value (counted in `kvm_exporter_qmp_problems`), even when the
+ * KVM stats failed; a session that breaks adds nothing of the VM.
  *
  * @module
  */
@@ -108,16 +111,31 @@ const COMMANDS = [
   "query-stats:vm",
   "query-stats:vcpu",
   "query-cpus-fast",
+  "query-status",
+  "query-blockstats",
+  "query-balloon",
+  "qom-list",
+  "qom-get:interval",
+  "qom-get:guest-stats",
 ] as const;
+
+type Command = (typeof COMMANDS)[number];
+
+/** The commands of the KVM stats, in the order they are asked. */
+const STATS_COMMANDS: readonly Command[] = COMMANDS.slice(1, 5);
 
 interface Scenario {
   greeting: Step;
   steps: Step[];
   vm: { pages4k: OddValue; remoteTlbFlush: OddValue };
   vcpus: { exits: OddValue; haltWaitNs: OddValue }[];
+  devices: { readBytes: OddValue; balloon: OddValue; freeMemory: OddValue };
 }
 
-/** Half the scenarios carry only valid values, so that successful sessions are checked often. */
+/**
+ * Half the scenarios carry only valid values and device steps that do not break the session, so
+ * that successful sessions are checked often.
+ */
 const scenario: fc.Arbitrary<Scenario> = fc.record({
   greeting: step,
   steps: fc.array(step, { minLength: COMMANDS.length, maxLength: COMMANDS.length }),
@@ -126,14 +144,27 @@ const scenario: fc.Arbitrary<Scenario> = fc.record({
     minLength: 1,
     maxLength: 3,
   }),
+  devices: fc.record({ readBytes: oddValue, balloon: oddValue, freeMemory: oddValue }),
   clean: fc.boolean(),
 }).map(({ clean, ...s }): Scenario => {
   if (!clean) return s;
   const fix = (v: OddValue): OddValue => v.value === undefined ? valid("7", 7n) : v;
+  // The device commands of a clean scenario may be refused, never break the session: with 6
+  // more steps, sessions that last would otherwise be rare.
+  const calm = (st: Step, i: number): Step =>
+    i > STATS_COMMANDS.length && !["ok", "event-then-ok", "error"].includes(st.kind)
+      ? { kind: "ok" }
+      : st;
   return {
     ...s,
+    steps: s.steps.map(calm),
     vm: { pages4k: fix(s.vm.pages4k), remoteTlbFlush: fix(s.vm.remoteTlbFlush) },
     vcpus: s.vcpus.map((v) => ({ exits: fix(v.exits), haltWaitNs: fix(v.haltWaitNs) })),
+    devices: {
+      readBytes: fix(s.devices.readBytes),
+      balloon: fix(s.devices.balloon),
+      freeMemory: fix(s.devices.freeMemory),
+    },
   };
 });
 
@@ -143,7 +174,7 @@ const GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major":
 const qom = (i: number): string => `/machine/unattached/device[${i}]`;
 
 /** The `return` payload of each command, as JSON text with the odd literals in place. */
-function payloads(s: Scenario): Record<(typeof COMMANDS)[number], string> {
+function payloads(s: Scenario): Record<Command, string> {
   const stat = (name: string, v: OddValue): string => `{"name": "${name}", "value": ${v.literal}}`;
   return {
     "qmp_capabilities": "{}",
@@ -183,7 +214,34 @@ function payloads(s: Scenario): Record<(typeof COMMANDS)[number], string> {
         target: "x86_64",
       })),
     ),
+    "query-status": '{"status": "running", "singlestep": false, "running": true}',
+    "query-blockstats": `[{"device": "", "qdev": "/machine/peripheral/vd0/virtio-backend", ` +
+      `"stats": {"rd_bytes": ${s.devices.readBytes.literal}, "wr_bytes": 1, ` +
+      '"rd_operations": 1, "wr_operations": 1, "flush_operations": 1, "rd_total_time_ns": 1, ' +
+      '"wr_total_time_ns": 1, "flush_total_time_ns": 1}}]',
+    "query-balloon": `{"actual": ${s.devices.balloon.literal}}`,
+    "qom-list": '[{"name": "balloon0", "type": "child<virtio-balloon-pci>"}]',
+    "qom-get:interval": "2",
+    "qom-get:guest-stats": `{"stats": {"stat-free-memory": ${s.devices.freeMemory.literal}}, ` +
+      '"last-update": 1700000000}',
   };
+}
+
+/** The key of a command in {@linkcode COMMANDS}; query-stats comes twice, vm first. */
+function commandKey(
+  command: string,
+  args: Record<string, unknown> | undefined,
+): Command | "qom-list:anon" | undefined {
+  if (command === "query-stats") {
+    return args?.["target"] === "vm" ? "query-stats:vm" : "query-stats:vcpu";
+  }
+  if (command === "qom-list") {
+    return args?.["path"] === "/machine/peripheral" ? "qom-list" : "qom-list:anon";
+  }
+  if (command === "qom-get") {
+    return args?.["property"] === "guest-stats" ? "qom-get:guest-stats" : "qom-get:interval";
+  }
+  return COMMANDS.includes(command as Command) ? command as Command : undefined;
 }
 
 /** The raw answer of a step, given the valid line it stands for. */
@@ -214,35 +272,116 @@ function render(step: Step, line: string, id: string): ScriptedAnswer {
   }
 }
 
+/** A device value as the device parsers take it: KVM stats take booleans as 0/1, they do not. */
+function deviceValue(v: OddValue): bigint | undefined {
+  return v.literal === "true" || v.literal === "false" ? undefined : v.value;
+}
+
+/** What the exporter must report of the device groups, when the session did not break. */
+interface DeviceExpectation {
+  /** The status group's outcome. */
+  status: "ok" | "error_reply";
+  /** The block group's: ok (with the disk's read bytes, if valid), or refused. */
+  block: "ok" | "error_reply";
+  /** The balloon's: ok, refused, or a bad actual. */
+  balloon: "ok" | "error_reply" | "bad_reply";
+  /** Whether guest stats are there (polling asked and answered). */
+  guest: boolean;
+}
+
 /** What the exporter must report: "ok" with exact values, "failed" with one of `reasons`, or "unknown". */
 interface Expected {
   outcome: "ok" | "failed" | "unknown";
   reasons?: readonly string[];
+  /** The device groups, where the session lasted to the end. */
+  devices?: DeviceExpectation;
+}
+
+/** A step that breaks the session: the peer hangs up or sends what is not a reply to this. */
+function breaks(step: Step): boolean {
+  return !["ok", "event-then-ok", "error"].includes(step.kind);
+}
+
+/**
+ * The reason of a step that breaks the session: the peer closing the connection, before or in
+ * the middle of a message, is `closed`; anything else that is no reply is `protocol`.
+ */
+function brokenBy(step: Step): "closed" | "protocol" {
+  return step.kind === "close" || step.kind === "truncated" ? "closed" : "protocol";
+}
+
+/** What the device groups give, the reason the session broke, or "unknown". */
+function expectedDevices(
+  s: Scenario,
+): DeviceExpectation | { broken: "closed" | "protocol" } | "unknown" {
+  const stepOf = (command: Command): Step => s.steps[COMMANDS.indexOf(command)]!;
+  const asked: Command[] = ["query-status", "query-blockstats", "query-balloon"];
+  const balloon = stepOf("query-balloon");
+  const balloonValid = balloon.kind !== "error" && deviceValue(s.devices.balloon) !== undefined;
+  if (!breaks(balloon) && balloonValid) {
+    asked.push("qom-list");
+    if (stepOf("qom-list").kind !== "error") {
+      asked.push("qom-get:interval");
+      if (stepOf("qom-get:interval").kind !== "error") asked.push("qom-get:guest-stats");
+    }
+  }
+  for (const command of asked) {
+    const step = stepOf(command);
+    if (step.kind === "random") return "unknown";
+    if (breaks(step)) return { broken: brokenBy(step) };
+  }
+  const failed = (command: Command): boolean =>
+    asked.includes(command) && stepOf(command).kind === "error";
+  return {
+    status: failed("query-status") ? "error_reply" : "ok",
+    block: failed("query-blockstats") ? "error_reply" : "ok",
+    balloon: balloon.kind === "error" ? "error_reply" : balloonValid ? "ok" : "bad_reply",
+    guest: asked.includes("qom-get:guest-stats") && !failed("qom-get:guest-stats"),
+  };
 }
 
 function expectedOf(s: Scenario): Expected {
-  const steps = [s.greeting, ...s.steps];
-  const values: Record<string, OddValue[]> = {
+  if (s.greeting.kind !== "ok") {
+    // The greeting comes first in QMP: an event before it is a protocol error.
+    return s.greeting.kind === "random"
+      ? { outcome: "unknown" }
+      : failedWith([brokenBy(s.greeting)]);
+  }
+  const capabilities = s.steps[0]!;
+  if (capabilities.kind === "random") return { outcome: "unknown" };
+  if (capabilities.kind !== "ok" && capabilities.kind !== "event-then-ok") {
+    return failedWith([capabilities.kind === "error" ? "protocol" : brokenBy(capabilities)]);
+  }
+  const values: Partial<Record<Command, OddValue[]>> = {
     "query-stats:vm": [s.vm.pages4k, s.vm.remoteTlbFlush],
     "query-stats:vcpu": s.vcpus.flatMap((v) => [v.exits, v.haltWaitNs]),
   };
-  for (const [i, st] of steps.entries()) {
-    if (st.kind === "random") return { outcome: "unknown" };
-    // The peer closing the connection, before or in the middle of a message, is `closed`.
-    if (st.kind === "close" || st.kind === "truncated") {
-      return { outcome: "failed", reasons: ["closed"] };
+  // The KVM stats: a refusal or a bad value fails them and the session goes on to the groups.
+  let statsFailure: readonly string[] | undefined;
+  for (const command of STATS_COMMANDS) {
+    const step = s.steps[COMMANDS.indexOf(command)]!;
+    if (step.kind === "random") return { outcome: "unknown" };
+    if (breaks(step)) return failedWith([brokenBy(step)]);
+    if (step.kind === "error") {
+      statsFailure = ["protocol"];
+      break;
     }
-    // The greeting comes first in QMP: an event before it is a protocol error.
-    if (st.kind !== "ok" && (st.kind !== "event-then-ok" || i === 0)) {
-      return { outcome: "failed", reasons: ["protocol"] };
-    }
-    const command = i === 0 ? "greeting" : COMMANDS[i - 1]!;
     if ((values[command] ?? []).some((v) => v.value === undefined)) {
       // A value that is not a u64 fails the parse of the reply.
-      return { outcome: "failed", reasons: ["protocol", "other"] };
+      statsFailure = ["protocol", "other"];
+      break;
     }
   }
-  return { outcome: "ok" };
+  const devices = expectedDevices(s);
+  if (devices === "unknown") return { outcome: "unknown" };
+  if ("broken" in devices) return failedWith([devices.broken]);
+  return statsFailure === undefined
+    ? { outcome: "ok", devices }
+    : { outcome: "failed", reasons: statsFailure, devices };
+}
+
+function failedWith(reasons: readonly string[]): Expected {
+  return { outcome: "failed", reasons };
 }
 
 function sampleValue(
@@ -305,6 +444,50 @@ function checkScrape(body: string, s: Scenario): void {
     assert.equal(value("kvm_stat_remote_tlb_flush_count", { domain: "bad" }), undefined);
     assert.equal(value("kvm_stat_vcpu_exits_count", { domain: "bad", vcpu: "0" }), undefined);
   }
+  if (expected.outcome !== "unknown") checkDevices(value, { s, devices: expected.devices });
+}
+
+/** The device groups: exact where valid, each failure counted in its group, none when broken. */
+function checkDevices(
+  value: (name: string, labels: Record<string, string>) => string | undefined,
+  expected: { s: Scenario; devices: DeviceExpectation | undefined },
+): void {
+  const { s, devices } = expected;
+  const bad = { domain: "bad" };
+  const problem = (group: string, reason: string) =>
+    value("kvm_exporter_qmp_problems", { group, reason });
+  const state = value("kvm_vm_state", { ...bad, state: "running" });
+  const readBytes = value("kvm_vm_block_read_bytes_total", { ...bad, device: "vd0" });
+  const balloon = value("kvm_vm_memory_balloon_bytes", bad);
+  const free = value("kvm_vm_memory_unused_bytes", bad);
+  if (devices === undefined) {
+    // The session broke: nothing of the VM.
+    assert.deepEqual([state, readBytes, balloon, free], [
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    return;
+  }
+  assert.equal(state, devices.status === "ok" ? "1" : undefined, "state");
+  assert.equal(problem("status", "error_reply"), devices.status === "ok" ? "0" : "1");
+  assert.equal(problem("block", "error_reply"), devices.block === "ok" ? "0" : "1");
+  if (devices.block === "ok") {
+    const valid = deviceValue(s.devices.readBytes);
+    assert.equal(readBytes, valid === undefined ? undefined : String(valid), "read bytes");
+    assert.equal(problem("block", "bad_value"), valid === undefined ? "1" : "0");
+    assert.equal(value("kvm_vm_block_write_bytes_total", { ...bad, device: "vd0" }), "1");
+  }
+  assert.equal(problem("balloon", "bad_reply"), devices.balloon === "bad_reply" ? "1" : "0");
+  assert.equal(
+    balloon,
+    devices.balloon === "ok" ? String(deviceValue(s.devices.balloon)) : undefined,
+    "balloon",
+  );
+  const freeValid = deviceValue(s.devices.freeMemory);
+  const freeShown = devices.guest && freeValid !== undefined && freeValid !== 2n ** 64n - 1n;
+  assert.equal(free, freeShown ? String(freeValid) : undefined, "guest free memory");
 }
 
 async function layOut(tmp: string): Promise<string[]> {
@@ -343,18 +526,16 @@ Deno.test("qmp collector with a random hostile monitor: one outcome, exact value
     await fc.assert(
       fc.asyncProperty(scenario, async (s) => {
         const lines = payloads(s);
-        let seenStats = 0;
         const bad = startScriptedQmp(`${tmp}/bad.sock`, {
           greeting: render(s.greeting, GREETING, "null"),
-          answer(command, id) {
-            const key = command === "query-stats" ? undefined : command;
-            // query-stats comes twice: vm first, then vcpu.
-            const index = key === undefined
-              ? (seenStats++ === 0 ? 2 : 3)
-              : COMMANDS.indexOf(key as (typeof COMMANDS)[number]);
-            if (index < 0) return undefined;
-            const payload = lines[COMMANDS[index]!];
-            return render(s.steps[index]!, `{"return": ${payload}, "id": ${id}}`, id);
+          answer(command, id, args) {
+            const key = commandKey(command, args);
+            if (key === undefined) return undefined;
+            if (key === "qom-list:anon") {
+              return { text: `{"return": [], "id": ${id}}\r\n`, close: false };
+            }
+            const index = COMMANDS.indexOf(key);
+            return render(s.steps[index]!, `{"return": ${lines[key]}, "id": ${id}}`, id);
           },
         });
         try {

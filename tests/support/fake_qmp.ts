@@ -29,6 +29,67 @@ const GREETING =
   '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}\r\n';
 
 /**
+ * The device replies the "qemu" behaviour serves: running, two disks (one `-blockdev` style, one
+ * `-drive` style) and a block node no device uses, a balloon with polling on. Counters grow with
+ * the connection count `n`.
+ */
+export function fakeDeviceReplies(
+  n: number,
+): Record<string, (args: Record<string, unknown> | undefined) => unknown> {
+  const disk = (base: number) => ({
+    rd_bytes: 512 * base * n,
+    rd_operations: base * n,
+    rd_total_time_ns: 1_500_000 * n,
+    wr_bytes: 4096 * n,
+    wr_operations: n,
+    wr_total_time_ns: 2_000_000 * n,
+    flush_operations: 2 * n,
+    flush_total_time_ns: 250 * n,
+    failed_rd_operations: 1,
+    failed_wr_operations: 2,
+    failed_flush_operations: 0,
+    invalid_rd_operations: 0,
+  });
+  return {
+    "query-status": () => ({ status: "running", singlestep: false, running: true }),
+    "query-blockstats": () => [
+      {
+        device: "",
+        qdev: "/machine/peripheral/virtio-disk0/virtio-backend",
+        "node-name": "libvirt-1-format",
+        stats: disk(10),
+      },
+      { device: "drive-ide0-1-0", qdev: "ide0-1-0", stats: disk(1) },
+      { device: "", "node-name": "#block-job-target", stats: disk(3) },
+    ],
+    "query-balloon": () => ({ actual: 1073741824 }),
+    "qom-list": (args) =>
+      args?.["path"] === "/machine/peripheral"
+        ? [
+          { name: "type", type: "string" },
+          { name: "virtio-disk0", type: "child<virtio-blk-pci>" },
+          { name: "balloon0", type: "child<virtio-balloon-pci>" },
+        ]
+        : [{ name: "type", type: "string" }],
+    "qom-get": (args) =>
+      args?.["property"] === "guest-stats-polling-interval" ? 5 : {
+        stats: {
+          "stat-total-memory": 1020 * 1024 * 1024,
+          "stat-available-memory": 800 * 1024 * 1024,
+          "stat-free-memory": 600 * 1024 * 1024,
+          "stat-disk-caches": 100 * 1024 * 1024,
+          "stat-major-faults": 10 * n,
+          "stat-minor-faults": 1000 * n,
+          "stat-swap-in": 0,
+          "stat-swap-out": "U64_MAX",
+          "stat-htlb-pgalloc": 0,
+        },
+        "last-update": 1_700_000_000 + n,
+      },
+  };
+}
+
+/**
  * The stats the "qemu" behaviour serves; `exits` grows by 1000 per connection,
  * the halt-wait histogram and its sum grow with the connection count.
  */
@@ -38,6 +99,7 @@ export function fakeReplies(
 ): Record<string, (args: Record<string, unknown> | undefined) => unknown> {
   const qom = qomPath;
   return {
+    ...fakeDeviceReplies(connection),
     "qmp_capabilities": () => ({}),
     "query-stats-schemas": () => [
       {
@@ -107,6 +169,11 @@ export interface FakeQmpOptions {
   threadIds?: readonly number[];
   /** Edits a reply before it is sent (a monitor that lies in one place), by command. */
   rewrite?: (command: string, reply: unknown, args: Record<string, unknown> | undefined) => unknown;
+  /** An error reply in place of a command's return (a monitor that refuses one), by command. */
+  fail?: (
+    command: string,
+    args: Record<string, unknown> | undefined,
+  ) => { class: string; desc: string } | undefined;
 }
 
 /**
@@ -155,9 +222,10 @@ async function serve(
     const handler = replies[message.execute];
     const missing = handler === undefined ||
       (options.behaviour === "old-qemu" && message.execute.startsWith("query-stats"));
-    const reply = missing
+    const refusal = options.fail?.(message.execute, message.arguments);
+    const reply = missing || refusal !== undefined
       ? {
-        error: {
+        error: refusal ?? {
           class: "CommandNotFound",
           desc: `The command ${message.execute} has not been found`,
         },
@@ -171,6 +239,6 @@ async function serve(
         ),
         id: message.id,
       };
-    await write(JSON.stringify(reply).replace('"U64_MAX"', "18446744073709551615") + "\r\n");
+    await write(JSON.stringify(reply).replaceAll('"U64_MAX"', "18446744073709551615") + "\r\n");
   }
 }

@@ -21,10 +21,14 @@ export interface QmpScript {
   /** Sent on connect. */
   greeting: ScriptedAnswer;
   /**
-   * The answer to a command; `id` is the request's id as JSON text, for replies that echo it.
-   * Commands without an answer get the connection closed.
+   * The answer to a command; `id` is the request's id as JSON text, for replies that echo it,
+   * and `args` its arguments. Commands without an answer get the connection closed.
    */
-  answer(command: string, id: string): ScriptedAnswer | undefined;
+  answer(
+    command: string,
+    id: string,
+    args: Record<string, unknown> | undefined,
+  ): ScriptedAnswer | undefined;
 }
 
 /** A running scripted peer. */
@@ -44,8 +48,16 @@ export function startScriptedQmp(path: string, script: QmpScript): ScriptedQmp {
     await client.write(script.greeting.text);
     if (script.greeting.close) return;
     for await (const line of client.lines()) {
-      const request = JSON.parse(line) as { execute: string; id?: unknown };
-      const answer = script.answer(request.execute, JSON.stringify(request.id ?? null));
+      const request = JSON.parse(line) as {
+        execute: string;
+        id?: unknown;
+        arguments?: Record<string, unknown>;
+      };
+      const answer = script.answer(
+        request.execute,
+        JSON.stringify(request.id ?? null),
+        request.arguments,
+      );
       if (answer === undefined) return;
       await client.write(answer.text);
       if (answer.close) return;

@@ -24,6 +24,7 @@ export interface Backend {
     name: string,
     smp: number,
     qmpSocket?: string,
+    extraArgs?: readonly string[],
   ): Promise<{ vm: QemuVm; dir: string }>;
   /** Waits until the VM's dir is gone (the kernel removes it; the tcg backend does). */
   stop(vm: QemuVm, dir: string): Promise<void>;
@@ -58,8 +59,14 @@ export const kvmBackend: Backend = {
   name: "kvm",
   skip: kvmSkipReason(),
   kvmDir: () => Promise.resolve(DEBUGFS_KVM),
-  async start(kvm, name, smp, qmpSocket) {
-    const vm = await startQemu({ name, smp, accel: "kvm", ...(qmpSocket ? { qmpSocket } : {}) });
+  async start(kvm, name, smp, qmpSocket, extraArgs = []) {
+    const vm = await startQemu({
+      name,
+      smp,
+      accel: "kvm",
+      extraArgs,
+      ...(qmpSocket ? { qmpSocket } : {}),
+    });
     let dir = "";
     await waitFor(async () => {
       for await (const e of Deno.readDir(kvm)) {
@@ -85,8 +92,14 @@ export const tcgBackend: Backend = {
     await Deno.writeTextFile(`${kvm}/pages_4k`, "1\n");
     return kvm;
   },
-  async start(kvm, name, smp, qmpSocket) {
-    const vm = await startQemu({ name, smp, accel: "tcg", ...(qmpSocket ? { qmpSocket } : {}) });
+  async start(kvm, name, smp, qmpSocket, extraArgs = []) {
+    const vm = await startQemu({
+      name,
+      smp,
+      accel: "tcg",
+      extraArgs,
+      ...(qmpSocket ? { qmpSocket } : {}),
+    });
     const dir = `${kvm}/${vm.pid}-${nextFd++}`;
     await Deno.mkdir(dir);
     await Deno.writeTextFile(`${dir}/pages_4k`, "512\n");
