@@ -10,6 +10,7 @@
 import { LIBVIRT } from "../collectors/libvirt.ts";
 import { QMP } from "../collectors/qmp.ts";
 import type { ScrapeReport } from "../collectors/scrape_report.ts";
+import { VM_PROCESS } from "../collectors/vm_process.ts";
 import type { RunState } from "../collectors/vm_observations.ts";
 import type { ConfigOrigin } from "../config/config_store.ts";
 import type { NameSource } from "../discovery/vm_names.ts";
@@ -57,11 +58,8 @@ const STAT_SOURCE_NAMES: Readonly<Record<StatSource, SourceName>> = {
   libvirt: "libvirt",
 };
 
-/**
- * Collectors whose per-VM outcome "ok" means they supplied the VM's values, though not as KVM
- * stats. Named here, not imported: `vm_process` is built on another branch (issue 17).
- */
-const OUTCOME_SOURCES: ReadonlyMap<string, SourceName> = new Map([["vm_process", "process"]]);
+/** Collectors whose per-VM outcome "ok" means they supplied the VM's values, though not as KVM stats. */
+const OUTCOME_SOURCES: ReadonlyMap<string, SourceName> = new Map([[VM_PROCESS, "process"]]);
 
 /** The collectors that supply what debugfs refuses, with the flag that enables each. */
 const FALLBACKS = [[QMP, "--collector.qmp"], [LIBVIRT, "--collector.libvirt"]] as const;
