@@ -45,8 +45,8 @@ import {
   addDomainFamilies,
   LIBVIRT_GROUPS,
   type LibvirtGroup,
-  type NameFilter,
 } from "./libvirt_families.ts";
+import type { NameFilter } from "./name_filter.ts";
 
 /** The name of this collector. */
 export const LIBVIRT = "libvirt";

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { type NameFilter, passes } from "./name_filter.ts";
 import type { DomainDevices } from "../libvirt/domain_devices.ts";
 import type { BalloonField, BlockField, Device, NetField } from "../libvirt/domain_groups.ts";
 import { BALLOON_KIB } from "../libvirt/domain_groups.ts";
@@ -29,14 +30,6 @@ export const LIBVIRT_GROUPS = ["state", "cpu", "balloon", "block", "interface"] 
 /** One of {@linkcode LIBVIRT_GROUPS}. */
 export type LibvirtGroup = typeof LIBVIRT_GROUPS[number];
 
-/** Which names pass: those `include` matches (all when absent) that `exclude` does not match. */
-export interface NameFilter {
-  /** Names reported; every name when undefined. */
-  include: RegExp | undefined;
-  /** Names not reported, even when included. */
-  exclude: RegExp | undefined;
-}
-
 /** What {@linkcode addDomainFamilies} reports. */
 export interface DomainFamiliesOptions {
   /** The groups switched on. */
@@ -45,27 +38,6 @@ export interface DomainFamiliesOptions {
   devices: NameFilter;
   /** Which interfaces (`net.N.name`, e.g. `vnet0`). */
   interfaces: NameFilter;
-}
-
-/**
- * Whether a name passes a filter; patterns match anywhere in the name, as
- * node_exporter's do (anchor them with `^...$` for a whole name).
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { namePasses } from "./libvirt_families.ts";
- * assert(!namePasses({ include: undefined, exclude: /^sd/ }, "sda"));
- * assert(namePasses({ include: /^vd/, exclude: undefined }, "vdb"));
- * ```
- *
- * @param filter The include and exclude patterns.
- * @param name The disk's or interface's name.
- * @returns Whether it is reported.
- */
-export function namePasses(filter: NameFilter, name: string): boolean {
-  if (filter.include !== undefined && !filter.include.test(name)) return false;
-  return filter.exclude === undefined || !filter.exclude.test(name);
 }
 
 const SECONDS_FROM_NS = -9;
@@ -155,7 +127,7 @@ function addDevices<F extends string>(
   },
 ): void {
   for (const device of devices) {
-    if (!namePasses(how.filter, device.name)) continue;
+    if (!passes(how.filter, device.name)) continue;
     const labels = how.labels(device);
     for (const [field, value] of Object.entries(device.values) as [F, bigint][]) {
       out.add(how.families[field], labels, how.ns?.has(field) ? seconds(value) : value);
@@ -185,7 +157,7 @@ export function addDeviceInfo(
   const { label, stats, devices } = domain;
   if (options.groups.has("block")) {
     for (const disk of stats.groups.blocks) {
-      if (!namePasses(options.devices, disk.name)) continue;
+      if (!passes(options.devices, disk.name)) continue;
       const bus = devices?.disks.get(disk.name)?.bus;
       out.add(BLOCK_FAMILIES.info, [
         ["domain", label],
@@ -196,7 +168,7 @@ export function addDeviceInfo(
   }
   if (options.groups.has("interface")) {
     for (const net of stats.groups.nets) {
-      if (!namePasses(options.interfaces, net.name)) continue;
+      if (!passes(options.interfaces, net.name)) continue;
       const details = devices?.interfaces.get(net.name);
       out.add(NETWORK_FAMILIES.info, [
         ["domain", label],

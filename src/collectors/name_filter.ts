@@ -1,6 +1,8 @@
 /**
  * node_exporter's device filters (`collector.diskstats.device-exclude`): a name is reported when
- * it matches the include pattern, if any, and not the exclude pattern, if any.
+ * it matches the include pattern, if any, and not the exclude pattern, if any. Patterns match
+ * anywhere in the name, as node_exporter's do (anchor them with `^...$` for a whole name). The
+ * disk and interface filters of the qmp, libvirt and tap collectors.
  *
  * @module
  */
