@@ -259,7 +259,28 @@ async function runQueries(
   } catch {
     // Reported below, query by query.
   }
+  for (const outcome of outcomes.filter((o) => !o.hasData && o.excuse === undefined)) {
+    outcome.excuse = await nothingToDivideBy(prometheus, outcome.query.expr);
+  }
   return outcomes;
+}
+
+/**
+ * Why a ratio has no data though its series exist: its denominator, kept only where above 0
+ * (`x / (rate(y[...]) > 0)`, so that no ratio is 0/0), is 0 for every VM. The halt-poll success
+ * ratio is so on idle firmware: KVM polls only once a vCPU's halts get shorter than
+ * `halt_poll_ns` (200 µs), and SeaBIOS halts for 55 ms timer ticks.
+ */
+async function nothingToDivideBy(
+  prometheus: PrometheusProcess,
+  expr: string,
+): Promise<string | undefined> {
+  // One level of parentheses may nest inside, as in a label matcher's `=~"(alpha|beta)"`.
+  const denominator = /\((rate\((?:[^()]|\([^()]*\))*\)) > 0\)/.exec(expr)?.[1];
+  if (denominator === undefined) return undefined;
+  const samples = await prometheus.query(denominator);
+  if (samples.length === 0 || samples.some((s) => Number(s.value) !== 0)) return undefined;
+  return `its denominator ${denominator} is 0 on ${samples.length} series: nothing to divide by`;
 }
 
 function describe(outcome: Outcome): string {
