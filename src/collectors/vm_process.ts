@@ -40,6 +40,7 @@ import {
 } from "../system/proc_pid.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
+import { LIBVIRT } from "./libvirt.ts";
 
 /** The name of this collector. */
 export const VM_PROCESS = "vm_process";
@@ -100,6 +101,13 @@ interface VmProcessState {
   bootTime: bigint | undefined;
   /** Reasons logged at warn, until a scrape has none of that reason. */
   readonly warned: Set<VmProcessErrorReason>;
+  /**
+   * VM dirs libvirt has identified, for the VM's life: libvirt supplies their CPU time and
+   * resident memory (its cgroup's CPU counts the VM's vhost workers too), and this collector
+   * leaves those families to it for good, so that a scrape libvirt misses never swaps one
+   * counter for another (which Prometheus would read as a reset).
+   */
+  readonly libvirtVms: Set<string>;
 }
 
 /** Where a reading was skipped, for the count and the log. */
@@ -238,9 +246,23 @@ class VmProcessScrape {
   /** Adds a VM's CPU times and start time; a field that is not a number costs its own values. */
   #addStat(
     vm: DiscoveredVm,
-    read: { stat: ProcPidStat & { startTicks: bigint }; bootTime: bigint | undefined },
+    read: {
+      stat: ProcPidStat & { startTicks: bigint };
+      bootTime: bigint | undefined;
+      cpu: boolean;
+    },
   ): void {
     const { stat, bootTime } = read;
+    const out = this.#out.families;
+    const labels: Labels = [["domain", vm.domain]];
+    if (read.cpu) this.#addCpu(vm, stat);
+    if (bootTime === undefined) return;
+    const start = bootTime * BigInt(USER_HZ) + stat.startTicks;
+    out.add(VM_FAMILIES.processStart, labels, ticksAsSeconds(start));
+  }
+
+  /** Adds a VM's CPU times; a field that is not a number costs its own values. */
+  #addCpu(vm: DiscoveredVm, stat: ProcPidStat): void {
     const out = this.#out.families;
     const labels: Labels = [["domain", vm.domain]];
     const { utimeTicks, stimeTicks } = stat;
@@ -255,23 +277,23 @@ class VmProcessScrape {
     } else {
       out.add(VM_FAMILIES.cpuTotal, labels, ticksAsSeconds(utimeTicks + stimeTicks));
     }
-    if (bootTime === undefined) return;
-    const start = bootTime * BigInt(USER_HZ) + stat.startTicks;
-    out.add(VM_FAMILIES.processStart, labels, ticksAsSeconds(start));
   }
 
   #base(vm: DiscoveredVm): string {
     return `${this.#state.options.procfs}/${vm.pid}`;
   }
 
-  /** Adds resident memory and threads from `status`. */
-  async #addStatus(vm: DiscoveredVm, labels: Labels): Promise<void> {
+  /** Adds threads, and resident memory unless libvirt supplies it, from `status`. */
+  async #addStatus(vm: DiscoveredVm, add: { labels: Labels; resident: boolean }): Promise<void> {
+    const { labels } = add;
     const path = `${this.#base(vm)}/status`;
     const text = await this.#readOrSkip(path, { domain: vm.domain, maxBytes: PROC_FILE_MAX_BYTES });
     if (text === undefined) return;
     const status = parseProcPidStatus(text);
-    if (status.residentBytes === undefined) this.#skip(vm, path, "No VmRSS in kB");
-    else this.#out.families.add(VM_FAMILIES.resident, labels, status.residentBytes);
+    if (add.resident) {
+      if (status.residentBytes === undefined) this.#skip(vm, path, "No VmRSS in kB");
+      else this.#out.families.add(VM_FAMILIES.resident, labels, status.residentBytes);
+    }
     if (status.threads === undefined) this.#skip(vm, path, "No plausible Threads");
     else this.#out.families.add(VM_FAMILIES.processThreads, labels, status.threads);
   }
@@ -310,8 +332,12 @@ class VmProcessScrape {
     const stat = await this.#stat(vm);
     if (stat !== undefined) {
       const labels: Labels = [["domain", vm.domain]];
-      this.#addStat(vm, { stat, bootTime: await bootTime });
-      await Promise.all([this.#addStatus(vm, labels), this.#addIo(vm, labels)]);
+      const libvirts = this.#state.libvirtVms.has(vm.dir);
+      this.#addStat(vm, { stat, bootTime: await bootTime, cpu: !libvirts });
+      await Promise.all([
+        this.#addStatus(vm, { labels, resident: !libvirts }),
+        this.#addIo(vm, labels),
+      ]);
     }
     this.#out.observations.observe(vm.dir, { outcome: this.#firstSkip.get(vm.domain) ?? "ok" });
   }
@@ -353,6 +379,10 @@ async function collectVmProcesses(
   const dirs = new Set(vms.map((vm) => vm.dir));
   for (const dir of state.startByDir.keys()) if (!dirs.has(dir)) state.startByDir.delete(dir);
   for (const dir of state.ioRefused) if (!dirs.has(dir)) state.ioRefused.delete(dir);
+  for (const [dir, seen] of context.observed) {
+    if (seen.identity !== undefined) state.libvirtVms.add(dir);
+  }
+  for (const dir of state.libvirtVms) if (!dirs.has(dir)) state.libvirtVms.delete(dir);
   const processes = new VmProcessScrape(state, { context, out });
   const bootTime = vms.length === 0 ? Promise.resolve(undefined) : processes.bootTime();
   await Promise.all(vms.map((vm) => processes.readVm(vm, bootTime)));
@@ -375,6 +405,7 @@ export function createVmProcessCollector(options: VmProcessOptions): Collector {
     limiter: new Limiter(options.concurrency ?? 32),
     startByDir: new Map(),
     ioRefused: new Set(),
+    libvirtVms: new Set(),
     bootTime: undefined,
     warned: new Set(),
   };
@@ -385,10 +416,14 @@ export function createVmProcessCollector(options: VmProcessOptions): Collector {
   };
 }
 
-/** The vm_process collector's declaration: on by default, no flags of its own. */
+/**
+ * The vm_process collector's declaration: on by default, no flags of its own; it reads which
+ * VMs libvirt identified, to leave their CPU time and resident memory to libvirt.
+ */
 export const VM_PROCESS_COLLECTOR = declareCollector({
   name: VM_PROCESS,
   defaultEnabled: true,
   flags: {},
+  observes: [LIBVIRT],
   create: (_values, { procfs, fs, logger }) => createVmProcessCollector({ procfs, fs, logger }),
 });

@@ -364,6 +364,46 @@ Deno.test("vm_process is last in the registry: libvirt's values of the shared fa
   });
 });
 
+Deno.test("vm_process leaves CPU time and resident memory to libvirt for good, even in a scrape libvirt misses", async () => {
+  // libvirt identifies the VM and answers the first scrape only: in the second, its counter must
+  // not be swapped for the procfs one (a different count: Prometheus would see a reset).
+  let scrapes = 0;
+  const flakyLibvirt = declareCollector({
+    name: LIBVIRT,
+    defaultEnabled: true,
+    flags: {},
+    create: () => ({
+      name: LIBVIRT,
+      collect(context, out) {
+        if (++scrapes > 1) return Promise.resolve();
+        for (const vm of context.discovery.vms) {
+          out.observations.observe(vm.dir, {
+            identity: { libvirtName: vm.domain, nova: undefined },
+          });
+          out.families.add(VM_FAMILIES.cpuTotal, [["domain", vm.domain]], 1);
+          out.families.add(VM_FAMILIES.resident, [["domain", vm.domain]], 2);
+        }
+        return Promise.resolve();
+      },
+    }),
+  });
+  const registry = COLLECTORS.map((c) => c.name === LIBVIRT ? flakyLibvirt : c);
+  await withTree(async (_tmp, args) => {
+    const { app } = await buildApp(args, { registry });
+    const first = await scrapeText(app);
+    strictEqual(seriesValue(first, 'kvm_vm_cpu_time_seconds_total{domain="good"}'), "1");
+    const second = await scrapeText(app);
+    strictEqual(seriesValue(second, 'kvm_vm_cpu_time_seconds_total{domain="good"}'), undefined);
+    strictEqual(
+      seriesValue(second, 'kvm_vm_cpu_seconds_total{domain="good",mode="user"}'),
+      undefined,
+    );
+    strictEqual(seriesValue(second, 'kvm_vm_memory_resident_bytes{domain="good"}'), undefined);
+    // What libvirt does not supply stays.
+    strictEqual(seriesValue(second, 'kvm_vm_process_threads{domain="good"}'), "7");
+  });
+});
+
 Deno.test("--no-collector.vm_process turns the collector off", async () => {
   await withTree(async (_tmp, args) => {
     const { app } = await buildApp([...args, "--no-collector.vm_process"]);
