@@ -116,19 +116,28 @@ function addAuth(app: App, options: AppOptions): void {
   });
 }
 
+/** A scrape in flight, by its deadline: when it ends and how long it was given. */
+interface FlightKey {
+  /** When it ends, `performance.now()` ms. */
+  endsBy: number;
+  /** How long it was given, ms. */
+  timeoutMs: number;
+}
+
 /**
  * Scrapes, at most --web.max-requests at once. Metrics requests share: one that arrives while a
- * scrape is in flight that ends by this request's own deadline joins it, and gets its answer (the
- * same bytes) when it ends; only scrapes that start count against the limit. Matching deadlines
- * exactly would give a client with another timeout (curl beside Prometheus) a scrape of its own,
- * and the memory of one.
+ * scrape is in flight that ends by this request's own deadline, and was given at least half this
+ * request's time, joins it, and gets its answer (the same bytes) when it ends; only scrapes that
+ * start count against the limit. Matching deadlines exactly would give a client with another
+ * timeout (curl beside Prometheus) a scrape of its own, and the memory of one; joining any earlier
+ * deadline would let a client with a very short timeout cut Prometheus's scrapes short.
  */
 class ScrapeLimit {
   readonly #exporter: MetricsSource;
   readonly #maxRequests: number;
   readonly #heapRelease: IdleHeapRelease | undefined;
-  /** Scrapes in flight, by when their deadline ends (`performance.now()`, ms). */
-  readonly #flights = new SingleFlight<number, ScrapeAnswer>();
+  /** Scrapes in flight, by their deadline: when it ends (`performance.now()`, ms) and its length. */
+  readonly #flights = new SingleFlight<FlightKey, ScrapeAnswer>();
   #inFlight = 0;
 
   constructor(exporter: MetricsSource, maxRequests: number, heapRelease?: IdleHeapRelease) {
@@ -143,10 +152,10 @@ class ScrapeLimit {
    */
   answer(prometheusTimeout: string | undefined, gzip: boolean): Promise<ScrapeAnswer> | undefined {
     const timeoutMs = this.#timeoutMs(prometheusTimeout);
-    const endsBy = performance.now() + timeoutMs;
+    const mine: FlightKey = { endsBy: performance.now() + timeoutMs, timeoutMs };
     return this.#flights.joinAny({
-      key: endsBy,
-      accepts: (runningEndsBy) => runningEndsBy <= endsBy,
+      key: mine,
+      accepts: (running) => running.endsBy <= mine.endsBy && 2 * running.timeoutMs >= timeoutMs,
       start: () => {
         if (!this.#take()) return undefined;
         const work = () => this.#scrapeAndRender(timeoutMs, gzip);

@@ -335,9 +335,9 @@ Deno.test("createApp() lets a request with a later deadline join the scrape in f
   const fs = new GatedFileSystem();
   try {
     const { app } = await buildSampleApp({ fs });
-    // Prometheus (5 s, so 4.5 s) first, then curl (no header: the flag's 10 s) beside it.
+    // Prometheus (its default 10 s, so 9.5 s) first, then curl (no header: the flag's 10 s).
     const prometheus = app.request("/metrics", {
-      headers: { "X-Prometheus-Scrape-Timeout-Seconds": "5" },
+      headers: { "X-Prometheus-Scrape-Timeout-Seconds": "10" },
     });
     await waitFor(() => fs.waiting === 1, { timeoutMs: 5000, what: "a scrape held at the gate" });
     const curl = app.request("/metrics");
@@ -357,6 +357,26 @@ Deno.test("createApp() lets a request with a later deadline join the scrape in f
     assert.match(a!, /^kvm_scrape_collector_duration_seconds\{/m);
     assert.equal(a, b, "curl got the answer of Prometheus's scrape");
     assert.notEqual(a, c, "the shorter deadline got a scrape of its own");
+  } finally {
+    fs.open();
+  }
+});
+
+Deno.test("createApp() does not let a request join a scrape given less than half its time", async () => {
+  const fs = new GatedFileSystem();
+  try {
+    const { app } = await buildSampleApp({ fs });
+    // A client with a 2 s timeout (1.5 s) first, then Prometheus (10 s: the flag's) beside it: its
+    // answer must not be cut at the short deadline, so it gets a scrape of its own.
+    const short = app.request("/metrics", {
+      headers: { "X-Prometheus-Scrape-Timeout-Seconds": "2" },
+    });
+    await waitFor(() => fs.waiting === 1, { timeoutMs: 5000, what: "a scrape held at the gate" });
+    const prometheus = app.request("/metrics");
+    await waitFor(() => fs.waiting === 2, { timeoutMs: 5000, what: "a second scrape at the gate" });
+    fs.open();
+    const [a, b] = await Promise.all([short, prometheus].map(async (p) => (await p).text()));
+    assert.notEqual(a, b);
   } finally {
     fs.open();
   }
