@@ -35,7 +35,7 @@ import { KernelLockdown, type LockdownMode } from "./system/lockdown.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import type { StartReader } from "./debugfs/reader_pool.ts";
 import type { StatReads } from "./debugfs/stat_reader.ts";
-import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
+import { beginSlice, sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
 
 /** The flags the pipeline reads: its own, the scrape deadline, and the configured collectors. */
 export type ExporterSettings = FlagValues<typeof EXPORTER_FLAGS> & {
@@ -237,6 +237,7 @@ async function scrapeOnce(
   scrapeOptions: { timeoutMs?: number } = {},
 ): Promise<MetricFamily[]> {
   const timeoutMs = Math.min(state.options.scrapeTimeoutMs, scrapeOptions.timeoutMs ?? Infinity);
+  beginSlice();
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeoutMs);
   try {

@@ -71,3 +71,13 @@ export function yieldToEventLoop(): Promise<void> {
     scheduleTurn();
   });
 }
+
+/**
+ * Starts a fresh slice for work that begins a task of its own (a scrape), unless others are
+ * waiting for a turn. The slice clock is reset only when a turn is taken, so after an idle spell
+ * it is old: without this, the first check of every scrape would yield at once, a timer's turn
+ * lost for a loop that was free.
+ */
+export function beginSlice(): void {
+  if (waiting.length === head) sliceStart = performance.now();
+}

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { sliceSpent, yieldToEventLoop } from "../../src/system/event_loop_slice.ts";
+import { beginSlice, sliceSpent, yieldToEventLoop } from "../../src/system/event_loop_slice.ts";
 
 Deno.test("yieldToEventLoop() resumes one waiter per turn, with other tasks between them", async () => {
   const order: string[] = [];
@@ -44,4 +44,21 @@ Deno.test("sliceSpent() is one clock for every stage: the next stage yields at o
   // slice of its own: before, each loop kept its own clock and held the loop for another.
   assert.equal(sliceSpent(), true);
   assert.equal(sliceSpent(1_000_000), false, "a longer slice is not spent yet");
+});
+
+Deno.test("beginSlice() starts a fresh slice after an idle spell, but not while others wait for a turn", async () => {
+  await yieldToEventLoop();
+  await new Promise((resolve) => setTimeout(resolve, 20)); // Idle: no turn was taken meanwhile.
+  // The clock is from before the idle spell: a scrape starting now would yield at its first check.
+  assert.equal(sliceSpent(10), true);
+  beginSlice();
+  assert.equal(sliceSpent(1_000_000), false, "a fresh slice");
+  while (!sliceSpent(10)) {
+    // Spend it.
+  }
+  // Another task is waiting for its turn: starting work does not take the slice from it.
+  const waiter = yieldToEventLoop();
+  beginSlice();
+  assert.equal(sliceSpent(10), true);
+  await waiter;
 });
