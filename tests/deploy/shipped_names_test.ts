@@ -60,6 +60,7 @@ const SHIPPED_NAMES = [
   "kvm_vm_memory_available_bytes",
   "kvm_vm_memory_balloon_bytes",
   "kvm_vm_memory_resident_bytes",
+  "kvm_vm_memory_stats_update_timestamp_seconds",
   "kvm_vm_memory_usable_bytes",
   "kvm_vm_mmio_exits_total",
   "kvm_vm_network_receive_bytes_total",
