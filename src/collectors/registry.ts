@@ -1,9 +1,14 @@
 /**
  * The collector registry: every collector the exporter has, in precedence
  * order. When two collectors read the same stat, or observe the same thing of
- * a VM, the earlier one wins: debugfs, then QMP, then libvirt; tap last, so that on a host where
- * libvirt names a VM's interface too, libvirt's counters are the ones exported. Adding a
- * collector is its module, which exports a declaration, and one line here.
+ * a VM, the earlier one wins: debugfs, then QMP, then libvirt for the KVM
+ * stats, state, disks and memory; vcpu_time has families of its own. The two
+ * procfs fallbacks for any VMM come after libvirt, so that where libvirt knows
+ * a VM its values are the ones exported: tap (network counters, which libvirt
+ * also has) and vm_process last (CPU time and resident memory, which libvirt
+ * also has). tap and vm_process share no family, so their order between them
+ * does not matter. Adding a collector is its module, which exports a
+ * declaration, and one line here.
  *
  * @module
  */

@@ -66,17 +66,33 @@ function regexEscape(text: string): string {
   return text.replace(/[\\^$*+?.()|[\]{}]/g, "\\\\$&");
 }
 
+/** The dashboard's template variables, as far as "All" goes. */
+interface TemplateVariable {
+  name: string;
+  includeAll?: boolean;
+  allValue?: string;
+}
+
 /**
- * Replaces Grafana's variables the way Grafana does with "All" selected: a multi-value variable
- * becomes `(a|b)` of its escaped values.
+ * Replaces Grafana's variables the way Grafana does, `instance` set to one host and `domain` to
+ * "All": the variable's `allValue` as it stands (unescaped) where it has one, else `(a|b)` of its
+ * escaped values.
  */
-function substitute(expr: string, variables: Variables): string {
+function substitute(
+  expr: string,
+  variables: Variables,
+  templating: readonly TemplateVariable[],
+): string {
   const values = (list: readonly string[]): string =>
     list.length === 1 ? regexEscape(list[0]!) : `(${list.map(regexEscape).join("|")})`;
+  const domain = templating.find((v) => v.name === "domain");
+  const allDomains = domain?.includeAll === true && domain.allValue !== undefined
+    ? domain.allValue
+    : values(variables.domains);
   return expr
     .replaceAll("$__rate_interval", RATE_INTERVAL)
     .replaceAll("$instance", values([variables.instance]))
-    .replaceAll("$domain", values(variables.domains));
+    .replaceAll("$domain", allDomains);
 }
 
 function allPanels(panels: readonly Panel[]): Panel[] {
@@ -85,12 +101,15 @@ function allPanels(panels: readonly Panel[]): Panel[] {
 
 /** Every target of every panel, variables replaced. */
 async function dashboardQueries(variables: Variables): Promise<CoverageQuery[]> {
-  const dashboard = JSON.parse(await Deno.readTextFile(DASHBOARD)) as { panels: Panel[] };
+  const dashboard = JSON.parse(await Deno.readTextFile(DASHBOARD)) as {
+    panels: Panel[];
+    templating: { list: TemplateVariable[] };
+  };
   return allPanels(dashboard.panels).flatMap((panel) =>
     (panel.targets ?? []).flatMap((target) =>
       target.expr === undefined ? [] : [{
         where: `panel "${panel.title}" ${target.refId ?? ""}`.trimEnd(),
-        expr: substitute(target.expr, variables),
+        expr: substitute(target.expr, variables, dashboard.templating.list),
       }]
     )
   );

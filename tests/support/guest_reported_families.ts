@@ -13,6 +13,10 @@
 export const GUEST_REPORTED_FAMILIES: ReadonlyMap<string, string> = new Map([
   ["kvm_vm_memory_usable_bytes", "the guest's balloon driver, with a stats period"],
   ["kvm_vm_memory_available_bytes", "the guest's balloon driver, with a stats period"],
+  [
+    "kvm_vm_memory_stats_update_timestamp_seconds",
+    "the guest's balloon driver, with a stats period",
+  ],
 ]);
 
 /**
