@@ -426,7 +426,7 @@ export const LIBVIRT_COLLECTOR = declareCollector({
     state: groupFlag("state", "each domain's run state and its reason"),
     cpu: groupFlag("cpu", "each domain's CPU time, total, user and system"),
     balloon: groupFlag("balloon", "each domain's balloon, resident and guest-reported memory"),
-    block: groupFlag("block", "each domain's disks: I/O, sizes and errors"),
+    block: groupFlag("block", "each domain's disks: I/O and sizes"),
     interface: groupFlag("interface", "each domain's network interfaces: traffic, errors, drops"),
     deviceInclude: patternFlag("device-include", "Regexp of disks (e.g. vda) to report"),
     deviceExclude: patternFlag("device-exclude", "Regexp of disks not to report"),

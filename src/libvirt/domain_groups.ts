@@ -10,9 +10,11 @@
  * when the domain has a stats period; `block.count`, then per disk
  * `block.N.name` (the target, e.g. `vda`), `block.N.path`, `block.N.rd.reqs`,
  * `.rd.bytes`, `.rd.times` (ns), the same for `wr` and for `fl` (no bytes),
- * `.errs`, `.allocation`, `.capacity`, `.physical`; `net.count`, then per
- * interface `net.N.name` (the host side, e.g. `vnet0`) and `net.N.rx.bytes`,
- * `.rx.pkts`, `.rx.errs`, `.rx.drop`, the same for `tx`.
+ * `.allocation`, `.capacity`, `.physical`, and `.errors` (Xen only, its
+ * `oo_req`: the QEMU driver never sends it; there a failing disk shows as its
+ * domain paused with reason `io_error`, where the disk's error policy stops);
+ * `net.count`, then per interface `net.N.name` (the host side, e.g. `vnet0`)
+ * and `net.N.rx.bytes`, `.rx.pkts`, `.rx.errs`, `.rx.drop`, the same for `tx`.
  *
  * @module
  */
@@ -56,7 +58,7 @@ export const BLOCK_FIELDS = [
   "wr.times",
   "fl.reqs",
   "fl.times",
-  "errs",
+  "errors",
   "capacity",
   "allocation",
   "physical",
