@@ -335,10 +335,11 @@ class LibvirtCollector implements Collector {
       const vm = byUuid.get(record.domain.uuid);
       const stats = parseDomainStats(record);
       for (const reason of SKIP_REASONS) skipped[reason] += stats.skipped[reason];
-      for (const problem of stats.problems) {
-        this.#logOnce(`problem\n${problem}`, {
+      for (const { field, reason, message } of stats.problems) {
+        // Not keyed on the message: it holds the value, which a peer may change every scrape.
+        this.#logOnce(`problem\n${record.domain.uuid}\n${field}\n${reason}`, {
           msg: "Skipping a libvirt field",
-          fields: { err: problem },
+          fields: { field, reason, err: message },
         });
       }
       const label = vm?.domain ?? this.#labelOf(record.domain.name, taken);

@@ -492,6 +492,25 @@ Deno.test("libvirt collector: a hostile libvirtd's bad values cost only themselv
   }
 });
 
+Deno.test("libvirt collector: a bad field is logged once, though its value changes every scrape", async () => {
+  await withFake("libvirt", async (args, fake) => {
+    const { app, logs } = await buildApp(args);
+    for (let scrape = 0; scrape < 3; scrape++) {
+      fake.domains = sampleWith([
+        ["balloon.rss", "string", `junk-${scrape}`],
+        ["cpu.time", "llong", BigInt(-1 - scrape)],
+      ]).domains;
+      const text = await scrapeText(app);
+      strictEqual(seriesValue(text, 'kvm_exporter_libvirt_skipped_values{reason="type"}'), "1");
+      strictEqual(seriesValue(text, 'kvm_exporter_libvirt_skipped_values{reason="range"}'), "1");
+    }
+    const warned = logs.filter((l) => l.includes("level=warn") && l.includes("libvirt field"));
+    strictEqual(warned.length, 2, warned.join("\n"));
+    ok(warned.some((l) => l.includes("balloon.rss") && l.includes("junk-0")), warned.join("\n"));
+    ok(warned.some((l) => l.includes("cpu.time") && l.includes("-1")), warned.join("\n"));
+  });
+});
+
 Deno.test("libvirt collector: a disk or interface that vanishes between scrapes just goes", async () => {
   const both: FakeParam[] = [
     ...disks(2),
