@@ -14,7 +14,12 @@ import {
   type FakeParam,
   startFakeLibvirt,
 } from "../support/fake_libvirt.ts";
-import { SAMPLE_LIBVIRT, SAMPLE_PARAMS, SAMPLE_UUID } from "../support/fake_libvirt_sample.ts";
+import {
+  SAMPLE_LIBVIRT,
+  SAMPLE_PARAMS,
+  SAMPLE_UUID,
+  SHUTOFF_PARAMS,
+} from "../support/fake_libvirt_sample.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import { REMOTE_PROC } from "../../src/libvirt/remote_protocol.ts";
 
@@ -328,6 +333,45 @@ Deno.test("libvirt collector: a domain named like another VM's label is not repo
     strictEqual(seriesValue(text, 'kvm_vm_state{domain="os",state="running"}'), "1");
     ok(logs.some((l) => l.includes("another VM's domain label") && l.includes("web-01")));
   }, data);
+});
+
+Deno.test("libvirt collector: a VM that stops keeps its domain label while libvirt lists it", async () => {
+  const shutOff = (name: string): FakeLibvirtData["domains"] => [
+    { domain: { name, uuid: SAMPLE_UUID, id: -1 }, params: SHUTOFF_PARAMS },
+  ];
+  await withFake("libvirt", async (args, fake, tmp) => {
+    const { app } = await buildApp(args);
+    const running = await scrapeText(app);
+    strictEqual(seriesValue(running, 'kvm_vm_state{domain="os",state="running"}'), "1");
+    // Shut off: no longer discovered, still the same series under "os", not instance-0000002a.
+    await Deno.remove(`${tmp}/kvm/3001-1`, { recursive: true });
+    await Deno.remove(`${tmp}/proc/3001`, { recursive: true });
+    fake.domains = shutOff("instance-0000002a");
+    const stopped = await scrapeText(app);
+    strictEqual(seriesValue(stopped, 'kvm_vm_state{domain="os",state="shutoff"}'), "1");
+    strictEqual(seriesValue(stopped, 'kvm_vm_state{domain="os",state="running"}'), "0");
+    ok(!stopped.includes('domain="instance-0000002a"'), stopped);
+    // A domain whose libvirt name is that label may not take it.
+    fake.domains = [
+      ...shutOff("instance-0000002a"),
+      {
+        domain: { name: "os", uuid: "99999999-0000-4000-8000-000000000009", id: -1 },
+        params: SHUTOFF_PARAMS,
+      },
+    ];
+    const namesake = await scrapeText(app);
+    strictEqual(seriesCount(namesake, 'kvm_vm_state{domain="os",state="shutoff"}'), 1);
+    // Undefined (libvirt no longer lists it): forgotten; defined again, it has its libvirt name.
+    fake.domains = [];
+    await scrapeText(app);
+    fake.domains = shutOff("instance-0000002a");
+    const redefined = await scrapeText(app);
+    strictEqual(
+      seriesValue(redefined, 'kvm_vm_state{domain="instance-0000002a",state="shutoff"}'),
+      "1",
+    );
+    strictEqual(seriesCount(redefined, 'kvm_vm_state{domain="os"'), 0);
+  });
 });
 
 const SWITCHES: { args: string[]; gone: string[]; kept: string[] }[] = [
