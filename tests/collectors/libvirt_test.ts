@@ -375,7 +375,16 @@ Deno.test("libvirt collector: a VM that stops keeps its domain label while libvi
 });
 
 const SWITCHES: { args: string[]; gone: string[]; kept: string[] }[] = [
-  { args: ["--no-collector.libvirt.state"], gone: ["kvm_vm_state{"], kept: ["kvm_vm_cpu_"] },
+  {
+    // Every domain's state, nothing else: a domain no VM has keeps its memory and disk sizes.
+    args: ["--no-collector.libvirt.state"],
+    gone: ["kvm_vm_state{", "kvm_vm_state_reason{"],
+    kept: [
+      "kvm_vm_cpu_",
+      'kvm_vm_memory_maximum_bytes{domain="old-vm"}',
+      'kvm_vm_block_capacity_bytes{domain="old-vm",device="vda"}',
+    ],
+  },
   { args: ["--no-collector.libvirt.cpu"], gone: ["kvm_vm_cpu_"], kept: ["kvm_vm_state{"] },
   {
     args: ["--no-collector.libvirt.balloon"],
