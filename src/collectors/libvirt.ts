@@ -7,7 +7,8 @@
  * on of cpu-total, balloon, block and interface; every domain, active or not;
  * no wait on a busy domain job). Domains are matched to discovered VMs by
  * UUID; the KVM stats are reported for those only, the other groups for every
- * domain, under its VM's `domain` label or else its libvirt name. Also reads
+ * domain, under its VM's `domain` label (kept once the VM stops) or else its
+ * libvirt name. Also reads
  * each VM's domain XML once per VM lifetime for its names, and reports them as
  * each VM's identity (`kvm_vm_info`).
  *
@@ -192,6 +193,33 @@ function deviceNames(stats: DomainStats): string {
   return [...blocks.map((d) => d.name), "", ...nets.map((n) => n.name)].join("\n");
 }
 
+/**
+ * The `domain` label each libvirt domain had while it was a discovered VM, by UUID: a VM that
+ * stops is no longer discovered, and keeps its label (vm.yaml's name, an `@PID-FD` rename)
+ * instead of turning into another series under its libvirt name. One label, one UUID; a UUID
+ * libvirt no longer lists is forgotten.
+ */
+class DomainLabels {
+  readonly #byUuid = new Map<string, string>();
+
+  /** Records a discovered VM's label; another UUID that had it loses it. */
+  remember(uuid: string, label: string): void {
+    if (this.#byUuid.get(uuid) === label) return;
+    for (const [other, had] of this.#byUuid) if (had === label) this.#byUuid.delete(other);
+    this.#byUuid.set(uuid, label);
+  }
+
+  /** The label a domain had as a discovered VM, if it had one. */
+  get(uuid: string): string | undefined {
+    return this.#byUuid.get(uuid);
+  }
+
+  /** Forgets the UUIDs not in `listed`. */
+  retain(listed: ReadonlySet<string>): void {
+    for (const uuid of this.#byUuid.keys()) if (!listed.has(uuid)) this.#byUuid.delete(uuid);
+  }
+}
+
 /** The libvirt collector: one client, kept open across scrapes. */
 class LibvirtCollector implements Collector {
   readonly name = LIBVIRT;
@@ -205,6 +233,8 @@ class LibvirtCollector implements Collector {
   readonly #domainInfo = new DomainInfoCache();
   /** The device names libvirt gave when each VM's XML was last read, by VM lifetime. */
   readonly #xmlReadFor = new Map<string, string>();
+  /** The labels of domains seen as discovered VMs, kept while libvirt lists them. */
+  readonly #labels = new DomainLabels();
 
   constructor(options: LibvirtCollectorOptions) {
     this.#options = options;
@@ -303,8 +333,33 @@ class LibvirtCollector implements Collector {
   }
 
   /**
-   * The `domain` label of a domain no discovered VM has (shut off, TCG): its libvirt name, unless
-   * a discovered VM has that label (or it is "global"), which it must not take.
+   * The labels of the domains no discovered VM has (shut off, TCG), by UUID: the one a domain had
+   * as a discovered VM in this exporter's life, unless a discovered VM has it now. Each is added
+   * to `taken`, so that no other domain's libvirt name takes it.
+   */
+  #rememberedLabels(
+    records: readonly { domain: RemoteDomain }[],
+    vms: { byUuid: ReadonlyMap<string, DiscoveredVm>; taken: Set<string> },
+  ): Map<string, string> {
+    const { byUuid, taken } = vms;
+    this.#labels.retain(new Set(records.map((record) => record.domain.uuid)));
+    for (const { domain } of records) {
+      const vm = byUuid.get(domain.uuid);
+      if (vm !== undefined) this.#labels.remember(domain.uuid, vm.domain);
+    }
+    const kept = new Map<string, string>();
+    for (const { domain } of records) {
+      if (byUuid.has(domain.uuid)) continue;
+      const label = this.#labels.get(domain.uuid);
+      if (label !== undefined && !taken.has(label)) kept.set(domain.uuid, label);
+    }
+    for (const label of kept.values()) taken.add(label);
+    return kept;
+  }
+
+  /**
+   * The `domain` label of a domain no discovered VM has and none had: its libvirt name, unless a
+   * discovered VM has that label (or it is "global", or a stopped VM's), which it must not take.
    */
   #labelOf(name: string, taken: ReadonlySet<string>): string | undefined {
     if (!taken.has(name)) return name;
@@ -325,6 +380,7 @@ class LibvirtCollector implements Collector {
     }
     this.#observeKnown(context.discovery.vms, out);
     const records = await this.#client.getAllDomainStats(this.#stats, FLAGS, { signal });
+    const remembered = this.#rememberedLabels(records, { byUuid, taken });
     const pending: PendingInfo[] = [];
     const options = { groups: this.#groups, devices: this.#devices, interfaces: this.#interfaces };
     const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<
@@ -335,13 +391,15 @@ class LibvirtCollector implements Collector {
       const vm = byUuid.get(record.domain.uuid);
       const stats = parseDomainStats(record);
       for (const reason of SKIP_REASONS) skipped[reason] += stats.skipped[reason];
-      for (const problem of stats.problems) {
-        this.#logOnce(`problem\n${problem}`, {
+      for (const { field, reason, message } of stats.problems) {
+        // Not keyed on the message: it holds the value, which a peer may change every scrape.
+        this.#logOnce(`problem\n${record.domain.uuid}\n${field}\n${reason}`, {
           msg: "Skipping a libvirt field",
-          fields: { err: problem },
+          fields: { field, reason, err: message },
         });
       }
-      const label = vm?.domain ?? this.#labelOf(record.domain.name, taken);
+      const label = vm?.domain ?? remembered.get(record.domain.uuid) ??
+        this.#labelOf(record.domain.name, taken);
       if (label === undefined) continue;
       const active = record.domain.id !== -1;
       const runState = addDomainFamilies(out.families, { label, stats, active }, options);
@@ -426,7 +484,7 @@ export const LIBVIRT_COLLECTOR = declareCollector({
     state: groupFlag("state", "each domain's run state and its reason"),
     cpu: groupFlag("cpu", "each domain's CPU time, total, user and system"),
     balloon: groupFlag("balloon", "each domain's balloon, resident and guest-reported memory"),
-    block: groupFlag("block", "each domain's disks: I/O, sizes and errors"),
+    block: groupFlag("block", "each domain's disks: I/O and sizes"),
     interface: groupFlag("interface", "each domain's network interfaces: traffic, errors, drops"),
     deviceInclude: patternFlag("device-include", "Regexp of disks (e.g. vda) to report"),
     deviceExclude: patternFlag("device-exclude", "Regexp of disks not to report"),

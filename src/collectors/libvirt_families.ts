@@ -70,7 +70,7 @@ const BLOCK: Record<BlockField, FamilyMeta> = {
   "wr.times": BLOCK_FAMILIES.writeSeconds,
   "fl.reqs": BLOCK_FAMILIES.flushRequests,
   "fl.times": BLOCK_FAMILIES.flushSeconds,
-  errs: BLOCK_FAMILIES.errors,
+  errors: BLOCK_FAMILIES.errors,
   capacity: BLOCK_FAMILIES.capacity,
   allocation: BLOCK_FAMILIES.allocation,
   physical: BLOCK_FAMILIES.physical,

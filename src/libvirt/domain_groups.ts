@@ -10,9 +10,11 @@
  * when the domain has a stats period; `block.count`, then per disk
  * `block.N.name` (the target, e.g. `vda`), `block.N.path`, `block.N.rd.reqs`,
  * `.rd.bytes`, `.rd.times` (ns), the same for `wr` and for `fl` (no bytes),
- * `.errs`, `.allocation`, `.capacity`, `.physical`; `net.count`, then per
- * interface `net.N.name` (the host side, e.g. `vnet0`) and `net.N.rx.bytes`,
- * `.rx.pkts`, `.rx.errs`, `.rx.drop`, the same for `tx`.
+ * `.allocation`, `.capacity`, `.physical`, and `.errors` (Xen only, its
+ * `oo_req`: the QEMU driver never sends it; there a failing disk shows as its
+ * domain paused with reason `io_error`, where the disk's error policy stops);
+ * `net.count`, then per interface `net.N.name` (the host side, e.g. `vnet0`)
+ * and `net.N.rx.bytes`, `.rx.pkts`, `.rx.errs`, `.rx.drop`, the same for `tx`.
  *
  * @module
  */
@@ -56,7 +58,7 @@ export const BLOCK_FIELDS = [
   "wr.times",
   "fl.reqs",
   "fl.times",
-  "errs",
+  "errors",
   "capacity",
   "allocation",
   "physical",
@@ -125,8 +127,18 @@ export interface DomainGroups {
   nets: Device<NetField>[];
 }
 
-/** Reports skipped values (one unless `count` says): why, and a message naming the field. */
-export type SkipReport = (reason: SkipReason, message: string, count?: number) => void;
+/** One skip: why, the field it concerns, and a message naming the field and the value. */
+export interface Skip {
+  /** Why. */
+  reason: SkipReason;
+  /** The field, e.g. `block.0.rd.bytes`; for devices beyond the cap, `block` or `net`. */
+  field: string;
+  /** What was wrong, with the value (which may change every time; the field and reason do not). */
+  message: string;
+}
+
+/** Reports skipped values (one unless `count` says). */
+export type SkipReport = (skip: Skip, count?: number) => void;
 
 interface RawDevice {
   index: number;
@@ -192,7 +204,11 @@ export class DomainGroupsParser {
     const number = this.#unsigned(field, value);
     if (number === undefined) return;
     if (BALLOON_KIB.has(key) && number > MAX_KIB) {
-      this.#skip("range", `libvirt field "${field}" is ${number} KiB, more than 64 bits of bytes`);
+      this.#skip({
+        reason: "range",
+        field,
+        message: `libvirt field "${field}" is ${number} KiB, more than 64 bits of bytes`,
+      });
       return;
     }
     this.#balloon[key] = number;
@@ -215,15 +231,17 @@ export class DomainGroupsParser {
       return;
     }
     if (typeof value !== "string") {
-      this.#skip(
-        "type",
-        `libvirt field "${field}" is ${typeof value} "${value}", expected a string`,
-      );
+      this.#skip({
+        reason: "type",
+        field,
+        message: `libvirt field "${field}" is ${typeof value} "${value}", expected a string`,
+      });
     } else if (value === "" || value.length > MAX_LABEL_CHARS) {
-      this.#skip(
-        "range",
-        `libvirt field "${field}" is empty or over ${MAX_LABEL_CHARS} characters`,
-      );
+      this.#skip({
+        reason: "range",
+        field,
+        message: `libvirt field "${field}" is empty or over ${MAX_LABEL_CHARS} characters`,
+      });
     } else if (at.name === "name") device.name = value;
     else device.path = value;
   }
@@ -231,13 +249,19 @@ export class DomainGroupsParser {
   #unsigned(field: string, value: unknown): bigint | undefined {
     if (typeof value === "bigint" || (typeof value === "number" && Number.isSafeInteger(value))) {
       if (value >= 0) return BigInt(value);
-      this.#skip("range", `libvirt field "${field}" is negative: ${value}`);
+      this.#skip({
+        reason: "range",
+        field,
+        message: `libvirt field "${field}" is negative: ${value}`,
+      });
       return undefined;
     }
-    this.#skip(
-      "type",
-      `libvirt field "${field}" is ${typeof value} "${value}", expected a non-negative integer`,
-    );
+    this.#skip({
+      reason: "type",
+      field,
+      message:
+        `libvirt field "${field}" is ${typeof value} "${value}", expected a non-negative integer`,
+    });
     return undefined;
   }
 
@@ -251,11 +275,11 @@ export class DomainGroupsParser {
     for (const kind of ["block", "net"] as const) {
       const beyond = this.#beyondCap[kind];
       if (beyond > 0) {
-        this.#skip(
-          "too_many",
-          `${kind} fields beyond device ${MAX_DEVICES - 1}: ${beyond} skipped`,
-          beyond,
-        );
+        this.#skip({
+          reason: "too_many",
+          field: kind,
+          message: `${kind} fields beyond device ${MAX_DEVICES - 1}: ${beyond} skipped`,
+        }, beyond);
       }
     }
     return {
@@ -273,13 +297,13 @@ export class DomainGroupsParser {
     for (const device of devices) {
       const { name } = device;
       if (name === undefined || seen.has(name)) {
-        const reason = name === undefined ? "unnamed" : "duplicate";
-        this.#skip(
-          reason,
-          `${kind} ${device.index} ${
+        this.#skip({
+          reason: name === undefined ? "unnamed" : "duplicate",
+          field: `${kind}.${device.index}.name`,
+          message: `${kind} ${device.index} ${
             name === undefined ? "has no name" : `repeats the name "${name}"`
           }: its values are skipped`,
-        );
+        });
         continue;
       }
       seen.add(name);

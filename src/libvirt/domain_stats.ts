@@ -17,6 +17,7 @@
 import {
   type DomainGroups,
   DomainGroupsParser,
+  type Skip,
   SKIP_REASONS,
   type SkipReason,
 } from "./domain_groups.ts";
@@ -71,8 +72,11 @@ export interface DomainStats {
   vcpus: VcpuStats[];
   /** The cpu-total, balloon, block and interface groups. */
   groups: DomainGroups;
-  /** One line per value skipped (a bad type or range, a device unnamed, ...), at most 16. */
-  problems: string[];
+  /**
+   * One per value skipped (a bad type or range, a device unnamed, ...), at most 16: its field,
+   * why, and a message naming the domain, the field and the value.
+   */
+  problems: Skip[];
   /** How many values were skipped, by reason (the count goes on past 16 problems). */
   skipped: Record<SkipReason, number>;
 }
@@ -115,12 +119,12 @@ export function parseDomainStats(record: DomainStatsRecord): DomainStats {
     problems: [],
     skipped,
   };
-  const skip = (reason: SkipReason, message: string, count = 1): void => {
-    stats.skipped[reason] += count;
-    if (stats.problems.length < MAX_PROBLEMS) stats.problems.push(message);
+  const skip = (problem: Skip, count = 1): void => {
+    stats.skipped[problem.reason] += count;
+    if (stats.problems.length < MAX_PROBLEMS) stats.problems.push(problem);
   };
-  const groups = new DomainGroupsParser((reason, message, count) =>
-    skip(reason, `${message} (domain "${stats.name}")`, count)
+  const groups = new DomainGroupsParser((problem, count) =>
+    skip({ ...problem, message: `${problem.message} (domain "${stats.name}")` }, count)
   );
   const vcpus = new Map<number, VcpuStats>();
   const vcpu = (index: number): VcpuStats => {
@@ -130,10 +134,12 @@ export function parseDomainStats(record: DomainStatsRecord): DomainStats {
   };
   const problem = (field: string, value: TypedParamValue, expected: string): void => {
     const number = typeof value === "bigint" || typeof value === "number";
-    skip(
-      number && (value < 0 || field === "state.state") ? "range" : "type",
-      `libvirt field "${field}" of domain "${stats.name}" is ${typeof value} "${value}", expected ${expected}`,
-    );
+    skip({
+      reason: number && (value < 0 || field === "state.state") ? "range" : "type",
+      field,
+      message:
+        `libvirt field "${field}" of domain "${stats.name}" is ${typeof value} "${value}", expected ${expected}`,
+    });
   };
   for (const [field, value] of record.params) {
     const kvm = KVM_STAT.exec(field);

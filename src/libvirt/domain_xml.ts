@@ -198,19 +198,20 @@ function resolveElement(
   };
 }
 
-const NAMED_ENTITIES: Record<string, string> = {
-  amp: "&",
-  lt: "<",
-  gt: ">",
-  quot: '"',
-  apos: "'",
-};
+// A Map, not an object: "toString" or "valueOf" must not be found on a prototype.
+const NAMED_ENTITIES: ReadonlyMap<string, string> = new Map([
+  ["amp", "&"],
+  ["lt", "<"],
+  ["gt", ">"],
+  ["quot", '"'],
+  ["apos", "'"],
+]);
 
 function decodeEntities(text: string, fail: (what: string) => never): string {
   if (!text.includes("&")) return text;
   return text.replace(/&([^;&\s]{0,10});?/g, (match, entity: string) => {
     if (!match.endsWith(";")) fail(`unterminated entity "${match}"`);
-    const named = NAMED_ENTITIES[entity];
+    const named = NAMED_ENTITIES.get(entity);
     if (named !== undefined) return named;
     const code = /^#x[0-9a-fA-F]{1,6}$/.test(entity)
       ? parseInt(entity.slice(2), 16)

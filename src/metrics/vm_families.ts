@@ -144,7 +144,8 @@ export const BLOCK_FAMILIES = {
   flushSeconds: counter("kvm_vm_block_flush_seconds_total", "Time spent on the guest's flushes."),
   errors: counter(
     "kvm_vm_block_errors_total",
-    "Failed requests (libvirt's errs; QMP's failed reads, writes and flushes).",
+    "Failed requests: QMP's failed reads, writes and flushes (libvirt sends none for QEMU; " +
+      "a disk failure there shows as kvm_vm_state_reason io_error).",
   ),
   capacity: gauge("kvm_vm_block_capacity_bytes", "Size of the disk as the guest sees it."),
   allocation: gauge(

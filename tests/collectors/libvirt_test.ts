@@ -14,7 +14,12 @@ import {
   type FakeParam,
   startFakeLibvirt,
 } from "../support/fake_libvirt.ts";
-import { SAMPLE_LIBVIRT, SAMPLE_PARAMS, SAMPLE_UUID } from "../support/fake_libvirt_sample.ts";
+import {
+  SAMPLE_LIBVIRT,
+  SAMPLE_PARAMS,
+  SAMPLE_UUID,
+  SHUTOFF_PARAMS,
+} from "../support/fake_libvirt_sample.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import { REMOTE_PROC } from "../../src/libvirt/remote_protocol.ts";
 
@@ -330,8 +335,56 @@ Deno.test("libvirt collector: a domain named like another VM's label is not repo
   }, data);
 });
 
+Deno.test("libvirt collector: a VM that stops keeps its domain label while libvirt lists it", async () => {
+  const shutOff = (name: string): FakeLibvirtData["domains"] => [
+    { domain: { name, uuid: SAMPLE_UUID, id: -1 }, params: SHUTOFF_PARAMS },
+  ];
+  await withFake("libvirt", async (args, fake, tmp) => {
+    const { app } = await buildApp(args);
+    const running = await scrapeText(app);
+    strictEqual(seriesValue(running, 'kvm_vm_state{domain="os",state="running"}'), "1");
+    // Shut off: no longer discovered, still the same series under "os", not instance-0000002a.
+    await Deno.remove(`${tmp}/kvm/3001-1`, { recursive: true });
+    await Deno.remove(`${tmp}/proc/3001`, { recursive: true });
+    fake.domains = shutOff("instance-0000002a");
+    const stopped = await scrapeText(app);
+    strictEqual(seriesValue(stopped, 'kvm_vm_state{domain="os",state="shutoff"}'), "1");
+    strictEqual(seriesValue(stopped, 'kvm_vm_state{domain="os",state="running"}'), "0");
+    ok(!stopped.includes('domain="instance-0000002a"'), stopped);
+    // A domain whose libvirt name is that label may not take it.
+    fake.domains = [
+      ...shutOff("instance-0000002a"),
+      {
+        domain: { name: "os", uuid: "99999999-0000-4000-8000-000000000009", id: -1 },
+        params: SHUTOFF_PARAMS,
+      },
+    ];
+    const namesake = await scrapeText(app);
+    strictEqual(seriesCount(namesake, 'kvm_vm_state{domain="os",state="shutoff"}'), 1);
+    // Undefined (libvirt no longer lists it): forgotten; defined again, it has its libvirt name.
+    fake.domains = [];
+    await scrapeText(app);
+    fake.domains = shutOff("instance-0000002a");
+    const redefined = await scrapeText(app);
+    strictEqual(
+      seriesValue(redefined, 'kvm_vm_state{domain="instance-0000002a",state="shutoff"}'),
+      "1",
+    );
+    strictEqual(seriesCount(redefined, 'kvm_vm_state{domain="os"'), 0);
+  });
+});
+
 const SWITCHES: { args: string[]; gone: string[]; kept: string[] }[] = [
-  { args: ["--no-collector.libvirt.state"], gone: ["kvm_vm_state{"], kept: ["kvm_vm_cpu_"] },
+  {
+    // Every domain's state, nothing else: a domain no VM has keeps its memory and disk sizes.
+    args: ["--no-collector.libvirt.state"],
+    gone: ["kvm_vm_state{", "kvm_vm_state_reason{"],
+    kept: [
+      "kvm_vm_cpu_",
+      'kvm_vm_memory_maximum_bytes{domain="old-vm"}',
+      'kvm_vm_block_capacity_bytes{domain="old-vm",device="vda"}',
+    ],
+  },
   { args: ["--no-collector.libvirt.cpu"], gone: ["kvm_vm_cpu_"], kept: ["kvm_vm_state{"] },
   {
     args: ["--no-collector.libvirt.balloon"],
@@ -490,6 +543,25 @@ Deno.test("libvirt collector: a hostile libvirtd's bad values cost only themselv
       }, sampleWith(c.extra));
     });
   }
+});
+
+Deno.test("libvirt collector: a bad field is logged once, though its value changes every scrape", async () => {
+  await withFake("libvirt", async (args, fake) => {
+    const { app, logs } = await buildApp(args);
+    for (let scrape = 0; scrape < 3; scrape++) {
+      fake.domains = sampleWith([
+        ["balloon.rss", "string", `junk-${scrape}`],
+        ["cpu.time", "llong", BigInt(-1 - scrape)],
+      ]).domains;
+      const text = await scrapeText(app);
+      strictEqual(seriesValue(text, 'kvm_exporter_libvirt_skipped_values{reason="type"}'), "1");
+      strictEqual(seriesValue(text, 'kvm_exporter_libvirt_skipped_values{reason="range"}'), "1");
+    }
+    const warned = logs.filter((l) => l.includes("level=warn") && l.includes("libvirt field"));
+    strictEqual(warned.length, 2, warned.join("\n"));
+    ok(warned.some((l) => l.includes("balloon.rss") && l.includes("junk-0")), warned.join("\n"));
+    ok(warned.some((l) => l.includes("cpu.time") && l.includes("-1")), warned.join("\n"));
+  });
 });
 
 Deno.test("libvirt collector: a disk or interface that vanishes between scrapes just goes", async () => {

@@ -43,7 +43,7 @@ const DEVICE_FIELDS = [
   "rd.bytes",
   "rd.times",
   "wr.bytes",
-  "errs",
+  "errors",
   "capacity",
   "rx.bytes",
   "tx.drop",

@@ -32,7 +32,6 @@ const LIBVIRT_9_0: [string, TypedParamValue][] = [
   ["block.0.rd.bytes", 1_228_800n],
   ["block.0.rd.times", 40_000_000n],
   ["block.0.fl.reqs", 0n],
-  ["block.0.errs", 0n],
   ["block.0.allocation", 200_704n],
   ["block.0.capacity", 1_073_741_824n],
   ["block.0.physical", 200_704n],
@@ -66,7 +65,6 @@ Deno.test("parseDomainStats() reads the cpu-total, balloon, block and interface 
         "rd.bytes": 1_228_800n,
         "rd.times": 40_000_000n,
         "fl.reqs": 0n,
-        errs: 0n,
         allocation: 200_704n,
         capacity: 1_073_741_824n,
         physical: 200_704n,
@@ -78,6 +76,17 @@ Deno.test("parseDomainStats() reads the cpu-total, balloon, block and interface 
       values: { "rx.bytes": 1000n, "tx.pkts": 3n, "tx.drop": 0n },
     }],
   });
+  deepStrictEqual(stats.problems, []);
+});
+
+Deno.test("parseDomainStats() reads a disk's errors as libvirt names them, .errors (Xen only)", () => {
+  // VIR_DOMAIN_STATS_BLOCK_SUFFIX_ERRORS is ".errors"; "errs" is no libvirt field.
+  const stats = parse([
+    ["block.0.name", "xvda"],
+    ["block.0.errors", 3n],
+    ["block.0.errs", 4n],
+  ]);
+  deepStrictEqual(stats.groups.blocks, [{ index: 0, name: "xvda", values: { errors: 3n } }]);
   deepStrictEqual(stats.problems, []);
 });
 
@@ -119,10 +128,10 @@ const HOSTILE: {
   },
   {
     what: "a path over the label limit is dropped, the disk kept",
-    params: [["block.0.name", "vda"], ["block.0.path", "x".repeat(5000)], ["block.0.errs", 0n]],
+    params: [["block.0.name", "vda"], ["block.0.path", "x".repeat(5000)], ["block.0.errors", 0n]],
     skipped: { range: 1 },
     check: (s) =>
-      deepStrictEqual(s.groups.blocks, [{ index: 0, name: "vda", values: { errs: 0n } }]),
+      deepStrictEqual(s.groups.blocks, [{ index: 0, name: "vda", values: { errors: 0n } }]),
   },
   {
     what: "two disks of one name: the first kept",

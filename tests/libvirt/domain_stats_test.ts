@@ -102,8 +102,18 @@ Deno.test("parseDomainStats() handles odd records", async (t) => {
         deepStrictEqual(s.vcpus, [{ index: 0, kvm: [] }]);
         deepStrictEqual(s.vm, []);
         deepStrictEqual(s.problems, [
-          'libvirt field "vcpu.0.time" of domain "web" is string "lots", expected a non-negative integer',
-          'libvirt field "vm.pages_4k.cur" of domain "web" is string "x", expected an integer or a boolean',
+          {
+            reason: "type",
+            field: "vcpu.0.time",
+            message:
+              'libvirt field "vcpu.0.time" of domain "web" is string "lots", expected a non-negative integer',
+          },
+          {
+            reason: "type",
+            field: "vm.pages_4k.cur",
+            message:
+              'libvirt field "vm.pages_4k.cur" of domain "web" is string "x", expected an integer or a boolean',
+          },
         ]);
       },
     },

@@ -110,6 +110,17 @@ Deno.test("parseNovaMetadata() rejects malformed XML with line:col", async (t) =
     },
     { what: "unknown entity", xml: "<domain>&nbsp;</domain>", message: /unknown entity "&nbsp;"/ },
     { what: "bare ampersand", xml: "<domain>a & b</domain>", message: /unterminated entity/ },
+    // Names an object inherits are no entities: a plain-object lookup would decode them to junk.
+    ...["toString", "valueOf", "__proto__"].map((name) => ({
+      what: `entity &${name};`,
+      xml: `<domain>x&${name};</domain>`,
+      message: new RegExp(`unknown entity "&${name};"`),
+    })),
+    {
+      what: "inherited name in an attribute",
+      xml: "<domain a='&valueOf;'/>",
+      message: /unknown entity "&valueOf;"/,
+    },
     { what: "DTD", xml: '<!DOCTYPE d [<!ENTITY x "y">]><domain/>', message: /DTD is not accepted/ },
     {
       what: "unterminated comment",

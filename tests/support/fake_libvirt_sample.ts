@@ -66,7 +66,6 @@ export const SAMPLE_PARAMS: FakeParam[] = [
   ["block.0.wr.times", "ullong", 900_000_000n],
   ["block.0.fl.reqs", "ullong", 150n],
   ["block.0.fl.times", "ullong", 75_000_000n],
-  ["block.0.errs", "ullong", 0n],
   ["block.0.allocation", "ullong", 2_147_483_648n],
   ["block.0.capacity", "ullong", 21_474_836_480n],
   ["block.0.physical", "ullong", 2_200_000_000n],
