@@ -26,6 +26,7 @@ import { Limiter } from "../system/limiter.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
+import { guardedRead } from "./guarded_read.ts";
 import { type NameFilter, passes } from "./name_filter.ts";
 import { NET_DEV_MAX_BYTES, type NetDevCounters, parseNetDev } from "./net_dev.ts";
 import { type HeldTaps, heldTaps } from "./tap_owners.ts";
@@ -38,6 +39,7 @@ export type TapProblem =
   | "ambiguous" // Two VMs' command lines name it: whose it is cannot be told from them.
   | "not_held" // Its VMM's fds can be read and hold no such tap.
   | "unreadable" // The VMM's net/dev could not be read (the VM went, or permission).
+  | "blocked" // Its read blocked past the deadline, or an earlier read of it has not returned.
   | "missing" // net/dev has no line for it (hot-unplugged, or in another namespace).
   | "bad_line"; // Its line does not have 16 unsigned counters.
 
@@ -46,6 +48,7 @@ export const TAP_PROBLEMS: readonly TapProblem[] = [
   "ambiguous",
   "not_held",
   "unreadable",
+  "blocked",
   "missing",
   "bad_line",
 ];
@@ -162,27 +165,24 @@ async function collectVm(
 ): Promise<TapProblem[]> {
   const { context, out, vm, taps } = scrape;
   const { fs, procfs, logger } = state.options;
+  const { limiter } = state;
   const path = `${procfs}/${vm.pid}/net/dev`;
-  let text: string;
-  try {
-    text = await state.limiter.run(() =>
-      context.reads.read(
-        path,
-        () => fs.readTextFile(path, { maxBytes: NET_DEV_MAX_BYTES }),
-        context.signal,
-      )
-    );
-  } catch (error) {
+  const read = await guardedRead(context, { path, maxBytes: NET_DEV_MAX_BYTES, fs, limiter });
+  if (!read.ok) {
     if (!state.logged.has(vm.dir)) {
       state.logged.add(vm.dir);
       logger.warn("Cannot read a VMM's net/dev; no network counters for its taps (logged once)", {
         domain: vm.domain,
         path,
-        err: (error as Error).message,
+        reason: read.reason,
+        err: read.detail,
       });
     }
-    return taps.map(() => "unreadable");
+    // A read cut by the deadline or not started behind a blocked one is blocked, as vm_process
+    // and the read guard count it.
+    return taps.map(() => read.reason === "blocked" ? "blocked" : "unreadable");
   }
+  const text = read.text;
   const { counters, badLines } = parseNetDev(text, new Set(taps.map((t) => t.ifname)));
   const problems: TapProblem[] = badLines.map(() => "bad_line");
   for (const tap of taps) {

@@ -7,6 +7,7 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
+import { mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 const HEAD = "Inter-|   Receive                                                |  Transmit\n" +
@@ -206,4 +207,29 @@ Deno.test("tap collector: a tap two VMs name is neither's", async () => {
     strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="ambiguous"}'), "2");
     ok(text.includes(`kvm_vm_network_info{${PVE}`), "the others are still there");
   });
+});
+
+Deno.test("tap collector: a net/dev read that blocks costs one deadline, then counts as blocked", async () => {
+  await withTree(
+    ["--no-collector.kvm_stat", "--web.scrape-timeout=300ms"],
+    async (scrape, tmp, logs) => {
+      // A read that never returns: a FIFO with no writer stands for it.
+      const fifo = `${tmp}/proc/5101/net/dev`;
+      await Deno.remove(fifo);
+      await mkfifo(fifo);
+      try {
+        const first = await scrape();
+        strictEqual(seriesValue(first, 'kvm_scrape_collector_success{collector="tap"}'), "0");
+        const second = await scrape();
+        strictEqual(seriesValue(second, 'kvm_scrape_collector_success{collector="tap"}'), "1");
+        // plain's two taps: blocked, not unreadable (only gone's tap is).
+        strictEqual(seriesValue(second, 'kvm_exporter_tap_problems{reason="blocked"}'), "2");
+        strictEqual(seriesValue(second, 'kvm_exporter_tap_problems{reason="unreadable"}'), "1");
+        ok(second.includes(`kvm_vm_network_info{${PVE}`), "the others are still there");
+        ok(logs.some((l) => l.includes("blocked")), logs.join(""));
+      } finally {
+        await releaseFifo(fifo).catch(() => {});
+      }
+    },
+  );
 });
