@@ -29,7 +29,7 @@ import { declareCollector } from "./collector_declaration.ts";
 import { guardedRead } from "./guarded_read.ts";
 import { type NameFilter, passes } from "./name_filter.ts";
 import { NET_DEV_MAX_BYTES, type NetDevCounters, parseNetDev } from "./net_dev.ts";
-import { type HeldTaps, heldTaps } from "./tap_owners.ts";
+import { HeldTapsCache } from "./tap_owners.ts";
 
 /** The name of this collector. */
 export const TAP = "tap";
@@ -105,8 +105,8 @@ interface TapState {
   readonly limiter: Limiter;
   /** VMs whose unreadable net/dev was logged, by VM dir. */
   readonly logged: Set<string>;
-  /** What each VM's fds say of its taps, read once per VM dir once they hold every tap named. */
-  readonly held: Map<string, HeldTaps>;
+  /** What each VM's fds say of its taps, scanned again only while they miss one (with backoff). */
+  readonly held: HeldTapsCache;
 }
 
 /** The VM's taps that pass the filter, and the tap names more than one VM claims. */
@@ -138,17 +138,7 @@ async function ownTaps(
   vm: { vm: DiscoveredVm; taps: TapInterface[]; ambiguous: ReadonlySet<string> },
 ): Promise<{ taps: TapInterface[]; problems: TapProblem[] }> {
   const problems: TapProblem[] = [];
-  let held = state.held.get(vm.vm.dir);
-  if (held === undefined) {
-    const { procfs, fs } = state.options;
-    held = await state.limiter.run(() => heldTaps({ procfs, pid: vm.vm.pid, fs }));
-    // Kept only when it holds every tap named (or cannot be known): a VMM's debugfs dir shows
-    // before QEMU opens its taps, so a tap not held yet is looked for again next scrape.
-    const names = held.known ? held.names : undefined;
-    if (names === undefined || vm.taps.every((t) => names.has(t.ifname))) {
-      state.held.set(vm.vm.dir, held);
-    }
-  }
+  const held = await state.held.of(vm.vm, vm.taps.map((t) => t.ifname));
   const taps = vm.taps.filter((tap) => {
     if (vm.ambiguous.has(tap.ifname)) problems.push("ambiguous");
     else if (held.known && !held.names.has(tap.ifname)) problems.push("not_held");
@@ -216,7 +206,7 @@ async function collectTaps(
   const { vms } = context.discovery;
   const present = new Set(vms.map((vm) => vm.dir));
   for (const dir of state.logged) if (!present.has(dir)) state.logged.delete(dir);
-  for (const dir of state.held.keys()) if (!present.has(dir)) state.held.delete(dir);
+  state.held.keepOnly(present);
   const { taps, ambiguous } = claimsOf(state, vms);
   const problems = await Promise.all([...taps].map(async ([vm, claimed]) => {
     const own = await ownTaps(state, { vm, taps: claimed, ambiguous });
@@ -234,11 +224,13 @@ async function collectTaps(
  * @returns The collector.
  */
 export function createTapCollector(options: TapCollectorOptions): Collector {
+  const limiter = new Limiter(options.concurrency ?? 8);
+  const { procfs, fs } = options;
   const state: TapState = {
     options,
-    limiter: new Limiter(options.concurrency ?? 8),
+    limiter,
     logged: new Set(),
-    held: new Map(),
+    held: new HeldTapsCache({ procfs, fs, limiter }),
   };
   return {
     name: TAP,

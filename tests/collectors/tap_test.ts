@@ -7,6 +7,7 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
+import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
@@ -91,10 +92,11 @@ async function layOut(tmp: string): Promise<string[]> {
 async function withTree(
   args: string[],
   run: (scrape: () => Promise<string>, tmp: string, logs: string[]) => Promise<void>,
+  fs?: FileSystem,
 ): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_tap_" });
   try {
-    const { app, logs } = await buildApp([...await layOut(tmp), ...args]);
+    const { app, logs } = await buildApp([...await layOut(tmp), ...args], fs ? { fs } : {});
     await run(() => scrapeText(app), tmp, logs);
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -155,6 +157,25 @@ Deno.test("tap collector: a tap its VMM opens after the VM shows is taken once i
       "1",
     );
   });
+});
+
+Deno.test("tap collector: a tap its VMM never holds (hot-unplugged) is not looked for in its fds every scrape", async () => {
+  let fdinfoReads = 0;
+  const fs: FileSystem = {
+    ...denoFileSystem,
+    readTextFile: (path, options) => {
+      if (path.includes("/5401/fdinfo/")) fdinfoReads++;
+      return denoFileSystem.readTextFile(path, options);
+    },
+  };
+  await withTree([], async (scrape) => {
+    for (let i = 0; i < 10; i++) {
+      strictEqual(seriesValue(await scrape(), 'kvm_exporter_tap_problems{reason="not_held"}'), "1");
+    }
+    // A scan, then a few at the next scrapes (QEMU opens its taps a moment after the VM shows),
+    // then at most one a minute.
+    ok(fdinfoReads <= 4, `${fdinfoReads} scans of thief's fds in 10 scrapes`);
+  }, fs);
 });
 
 Deno.test("tap collector: a tap that vanishes between scrapes costs only itself", async () => {
