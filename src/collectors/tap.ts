@@ -1,7 +1,8 @@
 /**
  * The `tap` collector: each VM's network counters from the tap devices its command line names
  * (`-netdev tap,ifname=...`, Proxmox's `tap<VMID>i<N>`), read from the VMM's own
- * `<procfs>/PID/net/dev` (its network namespace, where QEMU made the tap; no new mount). It needs
+ * `<procfs>/PID/net/dev` (its network namespace, where QEMU made the tap; no new mount), read once
+ * per namespace and scrape however many VMs share it (Proxmox: all, the host's). It needs
  * no QMP and no libvirt, so it is a collector of its own, on by default: on a plain-QEMU or
  * Proxmox host it gives every VM's traffic with nothing to configure, whether `--collector.qmp`
  * is on or not.
@@ -26,7 +27,7 @@ import { Limiter } from "../system/limiter.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
-import { guardedRead } from "./guarded_read.ts";
+import { guardedRead, type GuardedReadResult } from "./guarded_read.ts";
 import { type NameFilter, passes } from "./name_filter.ts";
 import { NET_DEV_MAX_BYTES, type NetDevCounters, parseNetDev } from "./net_dev.ts";
 import { HeldTapsCache } from "./tap_owners.ts";
@@ -63,7 +64,7 @@ export interface TapCollectorOptions {
   logger: Logger;
   /** Which interfaces are reported (by the tap's name). */
   interfaces: NameFilter;
-  /** net/dev files read at once. Default 8. */
+  /** procfs reads (net/dev, fd scans, namespace links) at once. Default 8. */
   concurrency?: number;
 }
 
@@ -107,6 +108,8 @@ interface TapState {
   readonly logged: Set<string>;
   /** What each VM's fds say of its taps, scanned again only while they miss one (with backoff). */
   readonly held: HeldTapsCache;
+  /** Each VM's network namespace key, by VM dir (see {@linkcode namespaceOf}). */
+  readonly namespaces: Map<string, string>;
 }
 
 /** The VM's taps that pass the filter, and the tap names more than one VM claims. */
@@ -148,21 +151,56 @@ async function ownTaps(
   return { taps, problems };
 }
 
-/** Reads one VM's net/dev and adds its taps; returns its problems. */
-async function collectVm(
+/** A VM and its own taps, to be read from its network namespace's net/dev. */
+interface VmTaps {
+  vm: DiscoveredVm;
+  taps: TapInterface[];
+}
+
+/**
+ * The key of the VM's network namespace: `readlink(<procfs>/PID/ns/net)` (`net:[4026531840]`),
+ * read once per VM dir (a VMM does not change namespace). Where it cannot be read (the kernel
+ * wants ptrace access), the VM's own key: its net/dev is read on its own.
+ */
+async function namespaceOf(state: TapState, vm: DiscoveredVm): Promise<string> {
+  let key = state.namespaces.get(vm.dir);
+  if (key === undefined) {
+    const { fs, procfs } = state.options;
+    const link = await state.limiter.run(() => fs.readLink(`${procfs}/${vm.pid}/ns/net`))
+      .catch(() => undefined);
+    key = link === undefined ? `vm ${vm.dir}` : `ns ${link}`;
+    state.namespaces.set(vm.dir, key);
+  }
+  return key;
+}
+
+/**
+ * Reads one network namespace's net/dev once, through the first of its VMs whose VMM is still
+ * there, and adds every one of its VMs' taps; returns their problems.
+ */
+async function collectNamespace(
   state: TapState,
-  scrape: { context: ScrapeContext; out: FamilySet; vm: DiscoveredVm; taps: TapInterface[] },
+  scrape: { context: ScrapeContext; out: FamilySet; members: VmTaps[] },
 ): Promise<TapProblem[]> {
-  const { context, out, vm, taps } = scrape;
+  const { context, out, members } = scrape;
   const { fs, procfs, logger } = state.options;
   const { limiter } = state;
-  const path = `${procfs}/${vm.pid}/net/dev`;
-  const read = await guardedRead(context, { path, maxBytes: NET_DEV_MAX_BYTES, fs, limiter });
+  const taps = members.flatMap((m) => m.taps);
+  let read: GuardedReadResult = { ok: false, reason: "vanished", detail: "No VM" };
+  let via: DiscoveredVm | undefined;
+  let path = "";
+  for (const member of members) {
+    via = member.vm;
+    path = `${procfs}/${via.pid}/net/dev`;
+    read = await guardedRead(context, { path, maxBytes: NET_DEV_MAX_BYTES, fs, limiter });
+    // A VMM that exited since discovery: another VM of the namespace reads the same file.
+    if (read.ok || read.reason !== "vanished") break;
+  }
   if (!read.ok) {
-    if (!state.logged.has(vm.dir)) {
-      state.logged.add(vm.dir);
+    if (via !== undefined && !state.logged.has(via.dir)) {
+      state.logged.add(via.dir);
       logger.warn("Cannot read a VMM's net/dev; no network counters for its taps (logged once)", {
-        domain: vm.domain,
+        domain: via.domain,
         path,
         reason: read.reason,
         err: read.detail,
@@ -170,15 +208,18 @@ async function collectVm(
     }
     // A read cut by the deadline or not started behind a blocked one is blocked, as vm_process
     // and the read guard count it.
-    return taps.map(() => read.reason === "blocked" ? "blocked" : "unreadable");
+    const reason = read.reason;
+    return taps.map(() => reason === "blocked" ? "blocked" : "unreadable");
   }
-  const text = read.text;
-  const { counters, badLines } = parseNetDev(text, new Set(taps.map((t) => t.ifname)));
-  const problems: TapProblem[] = badLines.map(() => "bad_line");
-  for (const tap of taps) {
-    const found = counters.get(tap.ifname);
-    if (found !== undefined) addTapFamilies(out, { domain: vm.domain, tap, counters: found });
-    else if (!badLines.includes(tap.ifname)) problems.push("missing");
+  const { counters, badLines } = parseNetDev(read.text, new Set(taps.map((t) => t.ifname)));
+  const bad = new Set(badLines);
+  const problems: TapProblem[] = [];
+  for (const { vm, taps } of members) {
+    for (const tap of taps) {
+      const found = counters.get(tap.ifname);
+      if (found !== undefined) addTapFamilies(out, { domain: vm.domain, tap, counters: found });
+      else problems.push(bad.has(tap.ifname) ? "bad_line" : "missing");
+    }
   }
   return problems;
 }
@@ -207,13 +248,28 @@ async function collectTaps(
   const present = new Set(vms.map((vm) => vm.dir));
   for (const dir of state.logged) if (!present.has(dir)) state.logged.delete(dir);
   state.held.keepOnly(present);
+  for (const dir of state.namespaces.keys()) if (!present.has(dir)) state.namespaces.delete(dir);
   const { taps, ambiguous } = claimsOf(state, vms);
-  const problems = await Promise.all([...taps].map(async ([vm, claimed]) => {
+  const owned = await Promise.all([...taps].map(async ([vm, claimed]) => {
     const own = await ownTaps(state, { vm, taps: claimed, ambiguous });
-    if (own.taps.length === 0) return own.problems;
-    const read = await collectVm(state, { context, out: out.families, vm, taps: own.taps });
-    return [...own.problems, ...read];
+    const namespace = own.taps.length === 0 ? undefined : await namespaceOf(state, vm);
+    return { vm, ...own, namespace };
   }));
+  // One read of net/dev per network namespace: on Proxmox and plain QEMU every VMM is in the
+  // host's, whose net/dev lists every VM's taps.
+  const namespaces = new Map<string, VmTaps[]>();
+  for (const { vm, taps, namespace } of owned) {
+    if (namespace === undefined) continue;
+    const members = namespaces.get(namespace) ?? [];
+    members.push({ vm, taps });
+    namespaces.set(namespace, members);
+  }
+  const read = await Promise.all(
+    [...namespaces.values()].map((members) =>
+      collectNamespace(state, { context, out: out.families, members })
+    ),
+  );
+  const problems = [...owned.map((o) => o.problems), ...read];
   addProblems(out.families, problems.flat());
 }
 
@@ -231,6 +287,7 @@ export function createTapCollector(options: TapCollectorOptions): Collector {
     limiter,
     logged: new Set(),
     held: new HeldTapsCache({ procfs, fs, limiter }),
+    namespaces: new Map(),
   };
   return {
     name: TAP,
@@ -238,7 +295,10 @@ export function createTapCollector(options: TapCollectorOptions): Collector {
   };
 }
 
-/** The tap collector's declaration: on by default (procfs only, one read per VM with taps). */
+/**
+ * The tap collector's declaration: on by default (procfs only, one net/dev read per network
+ * namespace of VMs with taps).
+ */
 export const TAP_COLLECTOR = declareCollector({
   name: TAP,
   defaultEnabled: true,

@@ -254,3 +254,69 @@ Deno.test("tap collector: a net/dev read that blocks costs one deadline, then co
     },
   );
 });
+
+Deno.test("tap collector reads net/dev once per network namespace per scrape", async () => {
+  let netDevReads = 0;
+  const fs: FileSystem = {
+    ...denoFileSystem,
+    readTextFile: (path, options) => {
+      if (path.endsWith("/net/dev")) netDevReads++;
+      return denoFileSystem.readTextFile(path, options);
+    },
+  };
+  await withTree([], async (scrape, tmp) => {
+    // As on Proxmox: pve, plain and three more VMMs in the host's namespace, whose net/dev lists
+    // every VM's taps. gone's ns/net cannot be read: its net/dev is read on its own.
+    const extra = [5601, 5602, 5603];
+    const host = HEAD + "tap100i0: 1000 10 1 2 0 0 0 0 5000 50 3 4 0 0 0 0\n" +
+      "tap100i1: 1000 10 oops\n" +
+      "vm1tap: 18446744073709551615 7 0 0 0 0 0 0 9 8 0 0 0 0 0 0\n" +
+      "skipme: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n" +
+      extra.map((pid) => `x${pid}: ${pid} 1 0 0 0 0 0 0 ${pid} 1 0 0 0 0 0 0\n`).join("");
+    for (const pid of [5001, 5101, ...extra]) {
+      await Deno.mkdir(`${tmp}/proc/${pid}/ns`, { recursive: true });
+      await Deno.mkdir(`${tmp}/proc/${pid}/net`, { recursive: true });
+      await Deno.symlink("net:[4026531840]", `${tmp}/proc/${pid}/ns/net`);
+      await Deno.writeTextFile(`${tmp}/proc/${pid}/net/dev`, host);
+    }
+    for (const pid of extra) {
+      await Deno.mkdir(`${tmp}/kvm/${pid}-1`);
+      await Deno.writeTextFile(
+        `${tmp}/proc/${pid}/cmdline`,
+        argv("qemu-system-x86_64", "-name", `vm${pid}`, "-netdev", `tap,id=a,ifname=x${pid}`),
+      );
+    }
+    for (let i = 1; i <= 3; i++) {
+      netDevReads = 0;
+      const text = await scrape();
+      strictEqual(netDevReads, 2, `scrape ${i}: the host namespace's, and gone's own`);
+      strictEqual(seriesValue(text, `kvm_vm_network_transmit_bytes_total{${PVE}}`), "1000");
+      strictEqual(
+        seriesValue(text, 'kvm_vm_network_receive_bytes_total{domain="plain",interface="vm1tap"}'),
+        "9",
+      );
+      for (const pid of extra) {
+        strictEqual(
+          seriesValue(
+            text,
+            `kvm_vm_network_transmit_bytes_total{domain="vm${pid}",interface="x${pid}"}`,
+          ),
+          `${pid}`,
+        );
+      }
+      strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="bad_line"}'), "1");
+      strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="missing"}'), "1");
+      strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="unreadable"}'), "1");
+    }
+    // The VMM read through exits: the next VM of the namespace reads the same file.
+    await Deno.remove(`${tmp}/proc/5001/net/dev`);
+    netDevReads = 0;
+    const text = await scrape();
+    strictEqual(netDevReads, 3);
+    strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="unreadable"}'), "1");
+    strictEqual(
+      seriesValue(text, 'kvm_vm_network_transmit_bytes_total{domain="vm5603",interface="x5603"}'),
+      "5603",
+    );
+  }, fs);
+});
