@@ -1,7 +1,8 @@
 /**
  * The `tap` collector: each VM's network counters from the tap devices its command line names
  * (`-netdev tap,ifname=...`, Proxmox's `tap<VMID>i<N>`), read from the VMM's own
- * `<procfs>/PID/net/dev` (its network namespace, where QEMU made the tap; no new mount). It needs
+ * `<procfs>/PID/net/dev` (its network namespace, where QEMU made the tap; no new mount), read once
+ * per namespace and scrape however many VMs share it (Proxmox: all, the host's). It needs
  * no QMP and no libvirt, so it is a collector of its own, on by default: on a plain-QEMU or
  * Proxmox host it gives every VM's traffic with nothing to configure, whether `--collector.qmp`
  * is on or not.
@@ -26,9 +27,10 @@ import { Limiter } from "../system/limiter.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
+import { guardedRead, type GuardedReadResult } from "./guarded_read.ts";
 import { type NameFilter, passes } from "./name_filter.ts";
 import { NET_DEV_MAX_BYTES, type NetDevCounters, parseNetDev } from "./net_dev.ts";
-import { type HeldTaps, heldTaps } from "./tap_owners.ts";
+import { HeldTapsCache } from "./tap_owners.ts";
 
 /** The name of this collector. */
 export const TAP = "tap";
@@ -38,6 +40,7 @@ export type TapProblem =
   | "ambiguous" // Two VMs' command lines name it: whose it is cannot be told from them.
   | "not_held" // Its VMM's fds can be read and hold no such tap.
   | "unreadable" // The VMM's net/dev could not be read (the VM went, or permission).
+  | "blocked" // Its read blocked past the deadline, or an earlier read of it has not returned.
   | "missing" // net/dev has no line for it (hot-unplugged, or in another namespace).
   | "bad_line"; // Its line does not have 16 unsigned counters.
 
@@ -46,6 +49,7 @@ export const TAP_PROBLEMS: readonly TapProblem[] = [
   "ambiguous",
   "not_held",
   "unreadable",
+  "blocked",
   "missing",
   "bad_line",
 ];
@@ -60,7 +64,7 @@ export interface TapCollectorOptions {
   logger: Logger;
   /** Which interfaces are reported (by the tap's name). */
   interfaces: NameFilter;
-  /** net/dev files read at once. Default 8. */
+  /** procfs reads (net/dev, fd scans, namespace links) at once. Default 8. */
   concurrency?: number;
 }
 
@@ -102,8 +106,10 @@ interface TapState {
   readonly limiter: Limiter;
   /** VMs whose unreadable net/dev was logged, by VM dir. */
   readonly logged: Set<string>;
-  /** What each VM's fds say of its taps, read once per VM dir once they hold every tap named. */
-  readonly held: Map<string, HeldTaps>;
+  /** What each VM's fds say of its taps, scanned again only while they miss one (with backoff). */
+  readonly held: HeldTapsCache;
+  /** Each VM's network namespace key, by VM dir (see {@linkcode namespaceOf}). */
+  readonly namespaces: Map<string, string>;
 }
 
 /** The VM's taps that pass the filter, and the tap names more than one VM claims. */
@@ -135,17 +141,7 @@ async function ownTaps(
   vm: { vm: DiscoveredVm; taps: TapInterface[]; ambiguous: ReadonlySet<string> },
 ): Promise<{ taps: TapInterface[]; problems: TapProblem[] }> {
   const problems: TapProblem[] = [];
-  let held = state.held.get(vm.vm.dir);
-  if (held === undefined) {
-    const { procfs, fs } = state.options;
-    held = await state.limiter.run(() => heldTaps({ procfs, pid: vm.vm.pid, fs }));
-    // Kept only when it holds every tap named (or cannot be known): a VMM's debugfs dir shows
-    // before QEMU opens its taps, so a tap not held yet is looked for again next scrape.
-    const names = held.known ? held.names : undefined;
-    if (names === undefined || vm.taps.every((t) => names.has(t.ifname))) {
-      state.held.set(vm.vm.dir, held);
-    }
-  }
+  const held = await state.held.of(vm.vm, vm.taps.map((t) => t.ifname));
   const taps = vm.taps.filter((tap) => {
     if (vm.ambiguous.has(tap.ifname)) problems.push("ambiguous");
     else if (held.known && !held.names.has(tap.ifname)) problems.push("not_held");
@@ -155,40 +151,75 @@ async function ownTaps(
   return { taps, problems };
 }
 
-/** Reads one VM's net/dev and adds its taps; returns its problems. */
-async function collectVm(
+/** A VM and its own taps, to be read from its network namespace's net/dev. */
+interface VmTaps {
+  vm: DiscoveredVm;
+  taps: TapInterface[];
+}
+
+/**
+ * The key of the VM's network namespace: `readlink(<procfs>/PID/ns/net)` (`net:[4026531840]`),
+ * read once per VM dir (a VMM does not change namespace). Where it cannot be read (the kernel
+ * wants ptrace access), the VM's own key: its net/dev is read on its own.
+ */
+async function namespaceOf(state: TapState, vm: DiscoveredVm): Promise<string> {
+  let key = state.namespaces.get(vm.dir);
+  if (key === undefined) {
+    const { fs, procfs } = state.options;
+    const link = await state.limiter.run(() => fs.readLink(`${procfs}/${vm.pid}/ns/net`))
+      .catch(() => undefined);
+    key = link === undefined ? `vm ${vm.dir}` : `ns ${link}`;
+    state.namespaces.set(vm.dir, key);
+  }
+  return key;
+}
+
+/**
+ * Reads one network namespace's net/dev once, through the first of its VMs whose VMM is still
+ * there, and adds every one of its VMs' taps; returns their problems.
+ */
+async function collectNamespace(
   state: TapState,
-  scrape: { context: ScrapeContext; out: FamilySet; vm: DiscoveredVm; taps: TapInterface[] },
+  scrape: { context: ScrapeContext; out: FamilySet; members: VmTaps[] },
 ): Promise<TapProblem[]> {
-  const { context, out, vm, taps } = scrape;
+  const { context, out, members } = scrape;
   const { fs, procfs, logger } = state.options;
-  const path = `${procfs}/${vm.pid}/net/dev`;
-  let text: string;
-  try {
-    text = await state.limiter.run(() =>
-      context.reads.read(
-        path,
-        () => fs.readTextFile(path, { maxBytes: NET_DEV_MAX_BYTES }),
-        context.signal,
-      )
-    );
-  } catch (error) {
-    if (!state.logged.has(vm.dir)) {
-      state.logged.add(vm.dir);
+  const { limiter } = state;
+  const taps = members.flatMap((m) => m.taps);
+  let read: GuardedReadResult = { ok: false, reason: "vanished", detail: "No VM" };
+  let via: DiscoveredVm | undefined;
+  let path = "";
+  for (const member of members) {
+    via = member.vm;
+    path = `${procfs}/${via.pid}/net/dev`;
+    read = await guardedRead(context, { path, maxBytes: NET_DEV_MAX_BYTES, fs, limiter });
+    // A VMM that exited since discovery: another VM of the namespace reads the same file.
+    if (read.ok || read.reason !== "vanished") break;
+  }
+  if (!read.ok) {
+    if (via !== undefined && !state.logged.has(via.dir)) {
+      state.logged.add(via.dir);
       logger.warn("Cannot read a VMM's net/dev; no network counters for its taps (logged once)", {
-        domain: vm.domain,
+        domain: via.domain,
         path,
-        err: (error as Error).message,
+        reason: read.reason,
+        err: read.detail,
       });
     }
-    return taps.map(() => "unreadable");
+    // A read cut by the deadline or not started behind a blocked one is blocked, as vm_process
+    // and the read guard count it.
+    const reason = read.reason;
+    return taps.map(() => reason === "blocked" ? "blocked" : "unreadable");
   }
-  const { counters, badLines } = parseNetDev(text, new Set(taps.map((t) => t.ifname)));
-  const problems: TapProblem[] = badLines.map(() => "bad_line");
-  for (const tap of taps) {
-    const found = counters.get(tap.ifname);
-    if (found !== undefined) addTapFamilies(out, { domain: vm.domain, tap, counters: found });
-    else if (!badLines.includes(tap.ifname)) problems.push("missing");
+  const { counters, badLines } = parseNetDev(read.text, new Set(taps.map((t) => t.ifname)));
+  const bad = new Set(badLines);
+  const problems: TapProblem[] = [];
+  for (const { vm, taps } of members) {
+    for (const tap of taps) {
+      const found = counters.get(tap.ifname);
+      if (found !== undefined) addTapFamilies(out, { domain: vm.domain, tap, counters: found });
+      else problems.push(bad.has(tap.ifname) ? "bad_line" : "missing");
+    }
   }
   return problems;
 }
@@ -216,14 +247,29 @@ async function collectTaps(
   const { vms } = context.discovery;
   const present = new Set(vms.map((vm) => vm.dir));
   for (const dir of state.logged) if (!present.has(dir)) state.logged.delete(dir);
-  for (const dir of state.held.keys()) if (!present.has(dir)) state.held.delete(dir);
+  state.held.keepOnly(present);
+  for (const dir of state.namespaces.keys()) if (!present.has(dir)) state.namespaces.delete(dir);
   const { taps, ambiguous } = claimsOf(state, vms);
-  const problems = await Promise.all([...taps].map(async ([vm, claimed]) => {
+  const owned = await Promise.all([...taps].map(async ([vm, claimed]) => {
     const own = await ownTaps(state, { vm, taps: claimed, ambiguous });
-    if (own.taps.length === 0) return own.problems;
-    const read = await collectVm(state, { context, out: out.families, vm, taps: own.taps });
-    return [...own.problems, ...read];
+    const namespace = own.taps.length === 0 ? undefined : await namespaceOf(state, vm);
+    return { vm, ...own, namespace };
   }));
+  // One read of net/dev per network namespace: on Proxmox and plain QEMU every VMM is in the
+  // host's, whose net/dev lists every VM's taps.
+  const namespaces = new Map<string, VmTaps[]>();
+  for (const { vm, taps, namespace } of owned) {
+    if (namespace === undefined) continue;
+    const members = namespaces.get(namespace) ?? [];
+    members.push({ vm, taps });
+    namespaces.set(namespace, members);
+  }
+  const read = await Promise.all(
+    [...namespaces.values()].map((members) =>
+      collectNamespace(state, { context, out: out.families, members })
+    ),
+  );
+  const problems = [...owned.map((o) => o.problems), ...read];
   addProblems(out.families, problems.flat());
 }
 
@@ -234,11 +280,14 @@ async function collectTaps(
  * @returns The collector.
  */
 export function createTapCollector(options: TapCollectorOptions): Collector {
+  const limiter = new Limiter(options.concurrency ?? 8);
+  const { procfs, fs } = options;
   const state: TapState = {
     options,
-    limiter: new Limiter(options.concurrency ?? 8),
+    limiter,
     logged: new Set(),
-    held: new Map(),
+    held: new HeldTapsCache({ procfs, fs, limiter }),
+    namespaces: new Map(),
   };
   return {
     name: TAP,
@@ -246,7 +295,10 @@ export function createTapCollector(options: TapCollectorOptions): Collector {
   };
 }
 
-/** The tap collector's declaration: on by default (procfs only, one read per VM with taps). */
+/**
+ * The tap collector's declaration: on by default (procfs only, one net/dev read per network
+ * namespace of VMs with taps).
+ */
 export const TAP_COLLECTOR = declareCollector({
   name: TAP,
   defaultEnabled: true,

@@ -19,14 +19,8 @@ import type { Logger } from "../log/logger.ts";
 import type { Decimal, FamilySet, Labels } from "../metrics/model.ts";
 import { VM_FAMILIES } from "../metrics/vm_families.ts";
 import { PROC_FILE_MAX_BYTES } from "../system/bounded_read.ts";
-import {
-  classifyReadError,
-  describeReadError,
-  type FileSystem,
-  type ReadErrorReason,
-} from "../system/file_system.ts";
+import type { FileSystem, ReadErrorReason } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
-import { DeadlineError } from "../system/read_guard.ts";
 import {
   parseBootTime,
   parseProcPidIo,
@@ -40,6 +34,7 @@ import {
 } from "../system/proc_pid.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
+import { guardedRead } from "./guarded_read.ts";
 import { LIBVIRT } from "./libvirt.ts";
 
 /** The name of this collector. */
@@ -142,37 +137,26 @@ class VmProcessScrape {
   }
 
   /**
-   * Reads a procfs file through the read guard: a read that blocks (a process in D state holding
-   * its memory lock) is waited for only until the deadline, and not started again until it
-   * returns.
+   * Reads a file through the read guard (a read that blocks, a process in D state holding its
+   * memory lock, is waited for only until the deadline, and not started again until it returns),
+   * or records why it could not be read.
    */
-  #read(path: string, maxBytes: number): Promise<string> {
-    const context = this.#context;
-    const { fs } = this.#state.options;
-    return this.#state.limiter.run(() =>
-      context.reads.read(path, () => fs.readTextFile(path, { maxBytes }), context.signal)
-    );
-  }
-
-  /** Reads a file, or records why it could not be read. */
   async #readOrSkip(
     path: string,
     where: { domain: string | undefined; maxBytes: number; quietRefusal?: boolean },
   ): Promise<string | undefined> {
-    try {
-      return await this.#read(path, where.maxBytes);
-    } catch (error) {
-      // A read the deadline cut short is a blocked one, as the guard then counts it.
-      const reason = error instanceof DeadlineError ? "blocked" : classifyReadError(error);
-      this.#record({
-        domain: where.domain,
-        path,
-        reason,
-        detail: describeReadError(path, error),
-        quiet: (where.quietRefusal ?? false) && reason === "permission",
-      });
-      return undefined;
-    }
+    const { fs } = this.#state.options;
+    const { limiter } = this.#state;
+    const read = await guardedRead(this.#context, { path, maxBytes: where.maxBytes, fs, limiter });
+    if (read.ok) return read.text;
+    this.#record({
+      domain: where.domain,
+      path,
+      reason: read.reason,
+      detail: read.detail,
+      quiet: (where.quietRefusal ?? false) && read.reason === "permission",
+    });
+    return undefined;
   }
 
   #record(skip: Skip): void {

@@ -45,6 +45,8 @@ export interface FileSystem {
   readRegularSync(path: string, maxBytes: number): string;
   /** The permission bits of a file (not following symlinks); undefined if unknown. */
   mode(path: string): Promise<number | undefined>;
+  /** The target of a symlink (a procfs `fd/N` or `ns/net`). */
+  readLink(path: string): Promise<string>;
 }
 
 /**
@@ -68,6 +70,7 @@ export const denoFileSystem: FileSystem = {
   },
   readRegularSync: readBoundedTextSync,
   mode: (path) => Deno.lstat(path).then((info) => info.mode ?? undefined, () => undefined),
+  readLink: (path) => Deno.readLink(path),
 };
 
 /** Why a stat could not be read, as `kvm_exporter_stat_read_errors` reports it. */

@@ -37,6 +37,7 @@ function countingFileSystem(counts: Counts): FileSystem {
       return denoFileSystem.readRegularSync(path, maxBytes);
     },
     mode: denoFileSystem.mode,
+    readLink: denoFileSystem.readLink,
   };
 }
 

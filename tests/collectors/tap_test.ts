@@ -7,6 +7,8 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
+import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+import { mkfifo, releaseFifo } from "../support/fifo.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 
 const HEAD = "Inter-|   Receive                                                |  Transmit\n" +
@@ -90,10 +92,11 @@ async function layOut(tmp: string): Promise<string[]> {
 async function withTree(
   args: string[],
   run: (scrape: () => Promise<string>, tmp: string, logs: string[]) => Promise<void>,
+  fs?: FileSystem,
 ): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_tap_" });
   try {
-    const { app, logs } = await buildApp([...await layOut(tmp), ...args]);
+    const { app, logs } = await buildApp([...await layOut(tmp), ...args], fs ? { fs } : {});
     await run(() => scrapeText(app), tmp, logs);
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -156,6 +159,25 @@ Deno.test("tap collector: a tap its VMM opens after the VM shows is taken once i
   });
 });
 
+Deno.test("tap collector: a tap its VMM never holds (hot-unplugged) is not looked for in its fds every scrape", async () => {
+  let fdinfoReads = 0;
+  const fs: FileSystem = {
+    ...denoFileSystem,
+    readTextFile: (path, options) => {
+      if (path.includes("/5401/fdinfo/")) fdinfoReads++;
+      return denoFileSystem.readTextFile(path, options);
+    },
+  };
+  await withTree([], async (scrape) => {
+    for (let i = 0; i < 10; i++) {
+      strictEqual(seriesValue(await scrape(), 'kvm_exporter_tap_problems{reason="not_held"}'), "1");
+    }
+    // A scan, then a few at the next scrapes (QEMU opens its taps a moment after the VM shows),
+    // then at most one a minute.
+    ok(fdinfoReads <= 4, `${fdinfoReads} scans of thief's fds in 10 scrapes`);
+  }, fs);
+});
+
 Deno.test("tap collector: a tap that vanishes between scrapes costs only itself", async () => {
   await withTree([], async (scrape, tmp) => {
     ok((await scrape()).includes(`kvm_vm_network_info{${PVE}`));
@@ -206,4 +228,95 @@ Deno.test("tap collector: a tap two VMs name is neither's", async () => {
     strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="ambiguous"}'), "2");
     ok(text.includes(`kvm_vm_network_info{${PVE}`), "the others are still there");
   });
+});
+
+Deno.test("tap collector: a net/dev read that blocks costs one deadline, then counts as blocked", async () => {
+  await withTree(
+    ["--no-collector.kvm_stat", "--web.scrape-timeout=300ms"],
+    async (scrape, tmp, logs) => {
+      // A read that never returns: a FIFO with no writer stands for it.
+      const fifo = `${tmp}/proc/5101/net/dev`;
+      await Deno.remove(fifo);
+      await mkfifo(fifo);
+      try {
+        const first = await scrape();
+        strictEqual(seriesValue(first, 'kvm_scrape_collector_success{collector="tap"}'), "0");
+        const second = await scrape();
+        strictEqual(seriesValue(second, 'kvm_scrape_collector_success{collector="tap"}'), "1");
+        // plain's two taps: blocked, not unreadable (only gone's tap is).
+        strictEqual(seriesValue(second, 'kvm_exporter_tap_problems{reason="blocked"}'), "2");
+        strictEqual(seriesValue(second, 'kvm_exporter_tap_problems{reason="unreadable"}'), "1");
+        ok(second.includes(`kvm_vm_network_info{${PVE}`), "the others are still there");
+        ok(logs.some((l) => l.includes("blocked")), logs.join(""));
+      } finally {
+        await releaseFifo(fifo).catch(() => {});
+      }
+    },
+  );
+});
+
+Deno.test("tap collector reads net/dev once per network namespace per scrape", async () => {
+  let netDevReads = 0;
+  const fs: FileSystem = {
+    ...denoFileSystem,
+    readTextFile: (path, options) => {
+      if (path.endsWith("/net/dev")) netDevReads++;
+      return denoFileSystem.readTextFile(path, options);
+    },
+  };
+  await withTree([], async (scrape, tmp) => {
+    // As on Proxmox: pve, plain and three more VMMs in the host's namespace, whose net/dev lists
+    // every VM's taps. gone's ns/net cannot be read: its net/dev is read on its own.
+    const extra = [5601, 5602, 5603];
+    const host = HEAD + "tap100i0: 1000 10 1 2 0 0 0 0 5000 50 3 4 0 0 0 0\n" +
+      "tap100i1: 1000 10 oops\n" +
+      "vm1tap: 18446744073709551615 7 0 0 0 0 0 0 9 8 0 0 0 0 0 0\n" +
+      "skipme: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n" +
+      extra.map((pid) => `x${pid}: ${pid} 1 0 0 0 0 0 0 ${pid} 1 0 0 0 0 0 0\n`).join("");
+    for (const pid of [5001, 5101, ...extra]) {
+      await Deno.mkdir(`${tmp}/proc/${pid}/ns`, { recursive: true });
+      await Deno.mkdir(`${tmp}/proc/${pid}/net`, { recursive: true });
+      await Deno.symlink("net:[4026531840]", `${tmp}/proc/${pid}/ns/net`);
+      await Deno.writeTextFile(`${tmp}/proc/${pid}/net/dev`, host);
+    }
+    for (const pid of extra) {
+      await Deno.mkdir(`${tmp}/kvm/${pid}-1`);
+      await Deno.writeTextFile(
+        `${tmp}/proc/${pid}/cmdline`,
+        argv("qemu-system-x86_64", "-name", `vm${pid}`, "-netdev", `tap,id=a,ifname=x${pid}`),
+      );
+    }
+    for (let i = 1; i <= 3; i++) {
+      netDevReads = 0;
+      const text = await scrape();
+      strictEqual(netDevReads, 2, `scrape ${i}: the host namespace's, and gone's own`);
+      strictEqual(seriesValue(text, `kvm_vm_network_transmit_bytes_total{${PVE}}`), "1000");
+      strictEqual(
+        seriesValue(text, 'kvm_vm_network_receive_bytes_total{domain="plain",interface="vm1tap"}'),
+        "9",
+      );
+      for (const pid of extra) {
+        strictEqual(
+          seriesValue(
+            text,
+            `kvm_vm_network_transmit_bytes_total{domain="vm${pid}",interface="x${pid}"}`,
+          ),
+          `${pid}`,
+        );
+      }
+      strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="bad_line"}'), "1");
+      strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="missing"}'), "1");
+      strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="unreadable"}'), "1");
+    }
+    // The VMM read through exits: the next VM of the namespace reads the same file.
+    await Deno.remove(`${tmp}/proc/5001/net/dev`);
+    netDevReads = 0;
+    const text = await scrape();
+    strictEqual(netDevReads, 3);
+    strictEqual(seriesValue(text, 'kvm_exporter_tap_problems{reason="unreadable"}'), "1");
+    strictEqual(
+      seriesValue(text, 'kvm_vm_network_transmit_bytes_total{domain="vm5603",interface="x5603"}'),
+      "5603",
+    );
+  }, fs);
 });

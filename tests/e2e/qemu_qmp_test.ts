@@ -446,7 +446,16 @@ function devicesScenario(backend: Backend): void {
             "1",
           );
           // As root the exporter reads QEMU's fds: it holds the tap (its fdinfo's iff).
-          for (const reason of ["not_held", "ambiguous", "unreadable", "missing", "bad_line"]) {
+          for (
+            const reason of [
+              "not_held",
+              "ambiguous",
+              "unreadable",
+              "blocked",
+              "missing",
+              "bad_line",
+            ]
+          ) {
             strictEqual(
               seriesValue(text, `kvm_exporter_tap_problems{reason="${reason}"}`),
               "0",

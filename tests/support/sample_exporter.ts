@@ -187,6 +187,7 @@ export class GatedFileSystem implements FileSystem {
   readDirSync = denoFileSystem.readDirSync;
   readRegularSync = denoFileSystem.readRegularSync;
   mode = denoFileSystem.mode;
+  readLink = denoFileSystem.readLink;
 
   async #pass(): Promise<void> {
     this.#waiting++;
