@@ -35,6 +35,7 @@ import {
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
 import { declareCollector } from "./collector_declaration.ts";
 import { guardedRead } from "./guarded_read.ts";
+import { READ_ERROR_REASONS } from "./read_errors.ts";
 import { LIBVIRT } from "./libvirt.ts";
 
 /** The name of this collector. */
@@ -43,14 +44,9 @@ export const VM_PROCESS = "vm_process";
 /** Why a reading was skipped: a read error's reason, or a pid that is another process now. */
 export type VmProcessErrorReason = ReadErrorReason | "reused";
 
-/** The reasons of `kvm_exporter_vm_process_errors`, in the order it lists them. */
+/** The reasons of `kvm_exporter_vm_process_errors`: the read errors', with `reused` before `other`. */
 export const VM_PROCESS_ERROR_REASONS: readonly VmProcessErrorReason[] = [
-  "permission",
-  "vanished",
-  "malformed",
-  "too_large",
-  "not_regular",
-  "blocked",
+  ...READ_ERROR_REASONS.filter((reason) => reason !== "other"),
   "reused",
   "other",
 ];
