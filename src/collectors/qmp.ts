@@ -325,7 +325,12 @@ function commitDevices(
   const { target, report } = session;
   const { vm, out } = target;
   addDeviceFamilies(out.families, { vm, report });
-  if (report.runState ?? report.block ?? report.balloon) target.answered.add(vm);
+  // `!== undefined`: a balloon of 0 bytes (or a VM without disks) answered all the same.
+  if (
+    report.runState !== undefined || report.block !== undefined || report.balloon !== undefined
+  ) {
+    target.answered.add(vm);
+  }
   if (report.runState !== undefined) {
     out.observations.observe(vm.dir, { runState: report.runState });
   }

@@ -351,3 +351,12 @@ Deno.test("qmp device groups: on a QEMU without query-stats (before 7.1) the gro
   strictEqual(seriesValue(text!, `kvm_vm_block_read_bytes_total{${DISK}}`), "5120");
   strictEqual(seriesValue(text!, `kvm_vm_memory_balloon_bytes{${VM}}`), "1073741824");
 });
+
+Deno.test("qmp device groups: a VM that answered only a balloon of 0 bytes was reached", async () => {
+  const { bodies: [text] } = await scrapeWith({
+    behaviour: "old-qemu",
+    rewrite: (c, r) => c === "query-balloon" ? { actual: 0 } : r,
+  }, { args: ["--no-collector.qmp.status", "--no-collector.qmp.block"] });
+  strictEqual(seriesValue(text!, `kvm_vm_memory_balloon_bytes{${VM}}`), "0");
+  strictEqual(seriesValue(text!, 'kvm_scrape_collector_success{collector="qmp"}'), "1");
+});
