@@ -334,7 +334,8 @@ function commitDevices(
   if (report.runState !== undefined) {
     out.observations.observe(vm.dir, { runState: report.runState });
   }
-  target.problems.push(...report.problems);
+  // No spread: a push of many arguments overflows the stack.
+  for (const problem of report.problems) target.problems.push(problem);
   // Logged once per socket, group and reason.
   for (const { group, problem } of report.problems) {
     logOnce(state, `${target.socket}\n${group}:${problem.reason}`, {

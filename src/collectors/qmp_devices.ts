@@ -303,7 +303,11 @@ export function addProblems(
           type: "gauge",
         },
         [["group", group], ["reason", reason]],
-        counts.problems.filter((p) => p.group === group && p.problem.reason === reason).length,
+        counts.problems.reduce(
+          (n, p) =>
+            p.group === group && p.problem.reason === reason ? n + (p.problem.count ?? 1) : n,
+          0,
+        ),
       );
     }
   }

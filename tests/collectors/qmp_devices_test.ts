@@ -232,6 +232,20 @@ const HOSTILE: {
     },
   },
   {
+    what: "1 MiB of nameless repeats: counted, and the KVM stats stay",
+    fake: {
+      rewrite: (c, r) =>
+        c === "query-blockstats"
+          ? Array.from({ length: 43000 }, () => ({ qdev: "a", stats: {} }))
+          : r,
+    },
+    problem: ["block", "duplicate", "42999"],
+    check: (text) => {
+      strictEqual(problems(text, "block", "bad_value"), "8");
+      ok(text.includes(`kvm_vm_block_info{${VM},device="a"`));
+    },
+  },
+  {
     what: "two disks with one name",
     fake: {
       rewrite: (c, r) =>
