@@ -233,7 +233,6 @@ function addBlock(out: FamilySet, domain: string, devices: readonly BlockDevice[
       ...labels,
       ["drive", disk.drive],
       ["qdev", disk.qdev],
-      ["node_name", disk.nodeName],
     ], 1);
     for (const [key, family, unit] of BLOCK_COUNTERS) {
       const value = disk.counters[key];

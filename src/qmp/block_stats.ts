@@ -50,8 +50,6 @@ export interface BlockDevice {
   drive: string;
   /** QEMU's `qdev` (the guest device's id or QOM path). */
   qdev: string;
-  /** QEMU's `node-name` of the disk's top block node. */
-  nodeName: string;
   /** Its counters. */
   counters: BlockCounters;
 }
@@ -200,15 +198,17 @@ function entryOf(
     problem({ reason: "bad_value", detail: `${where} is not an entry with stats` });
     return undefined;
   }
-  const names = ["device", "qdev", "node-name"].map((key) =>
+  // Not the `node-name`: the block graph's names change on snapshot, mirror or commit, and
+  // QEMU makes up `#blockNNN` for nodes without one.
+  const names = ["device", "qdev"].map((key) =>
     entry[key] === undefined || entry[key] === "" ? "" : nameOf(entry[key])
   );
-  const [drive, qdev, nodeName] = names;
-  if (drive === undefined || qdev === undefined || nodeName === undefined) {
+  const [drive, qdev] = names;
+  if (drive === undefined || qdev === undefined) {
     problem({ reason: "bad_value", detail: `${where} has a name that is no short string` });
     return undefined;
   }
   const device = labelOf(drive, qdev);
   if (device === undefined || !(accept?.(device) ?? true)) return undefined;
-  return { device, drive, qdev, nodeName, stats };
+  return { device, drive, qdev, stats };
 }
