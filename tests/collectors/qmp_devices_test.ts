@@ -66,10 +66,10 @@ Deno.test("qmp device groups: run state, disks, balloon and guest memory of a VM
   strictEqual(seriesValue(text!, `kvm_vm_state{${VM},state="running"}`), "1");
   strictEqual(seriesValue(text!, `kvm_vm_state{${VM},state="paused"}`), "0");
   strictEqual(
-    seriesValue(text!, `kvm_vm_state_reason{${VM},state="running",reason="running"}`),
+    seriesValue(text!, `kvm_vm_state_reason{${VM},state="running",reason="unknown"}`),
     "1",
   );
-  deepStrictEqual(observed, { state: "running", reason: "running" });
+  deepStrictEqual(observed, { state: "running", reason: "unknown" });
   strictEqual(seriesValue(text!, `kvm_vm_block_read_bytes_total{${DISK}}`), "5120");
   strictEqual(seriesValue(text!, `kvm_vm_block_read_seconds_total{${DISK}}`), "0.0015");
   strictEqual(seriesValue(text!, `kvm_vm_block_flush_seconds_total{${DISK}}`), "0.00000025");
