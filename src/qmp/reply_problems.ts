@@ -13,7 +13,9 @@ export type ReplyProblemReason =
   | "bad_reply" // The reply has not the shape of the command's return type.
   | "bad_value" // One value missing, of the wrong type, or out of range.
   | "too_many" // A device beyond the cap per VM.
-  | "duplicate"; // A device whose label another device of the VM has.
+  | "duplicate" // A device whose label another device of the VM has.
+  | "timeout" // The session's deadline passed while the group was asked.
+  | "session_broken"; // The peer hung up, or sent what is not QMP, while the group was asked.
 
 /** One part of a reply left out, and why. */
 export interface ReplyProblem {

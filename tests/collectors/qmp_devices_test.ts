@@ -376,3 +376,18 @@ Deno.test("qmp device groups: a VM that answered only a balloon of 0 bytes was r
   strictEqual(seriesValue(text!, `kvm_vm_memory_balloon_bytes{${VM}}`), "0");
   strictEqual(seriesValue(text!, 'kvm_scrape_collector_success{collector="qmp"}'), "1");
 });
+
+Deno.test("qmp device groups: a group that times out costs the device groups, not the KVM stats", async () => {
+  const { bodies: [text], logs } = await scrapeWith(
+    { hang: (c) => c === "query-blockstats" },
+    { args: ["--collector.qmp.timeout=300ms"] },
+  );
+  assertVmIntact(text!);
+  strictEqual(seriesValue(text!, `kvm_exporter_qmp_errors{${VM},reason="timeout"}`), "0");
+  // The group asked before it stays; the one that timed out is counted; the next is not asked.
+  strictEqual(seriesValue(text!, `kvm_vm_state{${VM},state="running"}`), "1");
+  strictEqual(problems(text!, "block", "timeout"), "1");
+  ok(!text!.includes("kvm_vm_block_"));
+  ok(!text!.includes("kvm_vm_memory_"));
+  ok(logs.some((l) => l.includes("group=block") && l.includes("reason=timeout")), logs.join(""));
+});
