@@ -34,6 +34,7 @@ import type { VmObservations } from "./vm_observations.ts";
 import {
   addDeviceFamilies,
   addProblems,
+  afterLostSession,
   type DeviceGroup,
   type DeviceQuery,
   type DeviceReport,
@@ -325,11 +326,17 @@ function commitDevices(
   const { target, report } = session;
   const { vm, out } = target;
   addDeviceFamilies(out.families, { vm, report });
-  if (report.runState ?? report.block ?? report.balloon) target.answered.add(vm);
+  // `!== undefined`: a balloon of 0 bytes (or a VM without disks) answered all the same.
+  if (
+    report.runState !== undefined || report.block !== undefined || report.balloon !== undefined
+  ) {
+    target.answered.add(vm);
+  }
   if (report.runState !== undefined) {
     out.observations.observe(vm.dir, { runState: report.runState });
   }
-  target.problems.push(...report.problems);
+  // No spread: a push of many arguments overflows the stack.
+  for (const problem of report.problems) target.problems.push(problem);
   // Logged once per socket, group and reason.
   for (const { group, problem } of report.problems) {
     logOnce(state, `${target.socket}\n${group}:${problem.reason}`, {
@@ -345,49 +352,78 @@ function commitDevices(
   }
 }
 
+/** Marks a VM's QMP query failed, and logs why once. */
+function failVm(state: QmpState, target: SessionTarget, error: unknown): void {
+  const { socket, vm, out } = target;
+  const reason = error instanceof QmpError ? error.reason : "other";
+  out.observations.observe(vm.dir, { outcome: reason });
+  logOnce(state, `${socket}\n${reason}`, {
+    msg: "Cannot query QMP; skipping this VM's QMP stats",
+    fields: { socket, domain: vm.domain, reason, err: (error as Error).message },
+  });
+}
+
+/** Adds a VM's KVM stats to the scrape, with its outcome. */
+function commitStats(
+  state: QmpState,
+  session: { target: SessionTarget; vmOut: StatSet; stats: QueryResult | { error: unknown } },
+): void {
+  const { target, vmOut, stats } = session;
+  const { socket, vm, out } = target;
+  if ("error" in stats) return failVm(state, target, stats.error);
+  const { vcpuThreads, duplicates } = stats;
+  out.stats.addAll(vmOut);
+  out.observations.observe(vm.dir, { outcome: "ok", vcpus: vcpuThreads.size, vcpuThreads });
+  target.duplicateVcpus.set(vm, duplicates.length);
+  if (duplicates.length > 0) {
+    logOnce(state, `${socket}\nduplicate_vcpus`, {
+      msg: "QMP reports vCPUs under an identity another vCPU has; not exporting the repeats",
+      fields: { socket, domain: vm.domain, err: duplicates.join("; ") },
+    });
+  }
+}
+
 /**
  * Queries one VM: its KVM stats, then its device groups, in one session. KVM stats that QEMU
  * refuses (QEMU before 7.1) or that do not parse fail the VM's outcome, and its device groups are
- * still asked; a session that breaks adds nothing of the VM.
+ * still asked. A session that breaks before the device groups adds nothing of the VM; one that
+ * breaks while a group is asked keeps the KVM stats and the groups before it, and counts that group
+ * as a problem (`timeout` or `session_broken`).
+ *
+ * What the session found is kept in locals and added to the scrape only once the session is over,
+ * from what it had then: a session that times out half-way adds nothing later, even if its last
+ * replies arrive after the scrape is over.
  */
 async function querySession(state: QmpState, target: SessionTarget): Promise<void> {
-  const { socket, vm, out } = target;
+  const { socket, vm } = target;
+  let kvm: { vmOut: StatSet; stats: QueryResult | { error: unknown } } | undefined;
+  const report: DeviceReport = { problems: [] };
+  let lost: { error: unknown } | undefined;
   try {
     await withQmpSession({ path: socket, timeoutMs: state.options.timeoutMs }, async (s) => {
-      // Into a set of its own: a session that times out half-way adds nothing, even if its
-      // last replies arrive after the scrape is over.
       const vmOut = new StatSet();
-      let stats: QueryResult | { error: unknown };
       try {
-        stats = await queryStats(state, { session: s, vm, out: vmOut });
+        kvm = { vmOut, stats: await queryStats(state, { session: s, vm, out: vmOut }) };
       } catch (error) {
         if (!sessionSurvives(error)) throw error;
-        stats = { error };
+        kvm = { vmOut, stats: { error } };
       }
-      commitDevices(state, {
-        target,
-        report: await queryDevices(s, { pid: vm.pid, query: state.devices }),
-      });
-      if ("error" in stats) throw stats.error;
-      const { vcpuThreads, duplicates } = stats;
-      out.stats.addAll(vmOut);
-      out.observations.observe(vm.dir, { outcome: "ok", vcpus: vcpuThreads.size, vcpuThreads });
-      target.duplicateVcpus.set(vm, duplicates.length);
-      if (duplicates.length > 0) {
-        logOnce(state, `${socket}\nduplicate_vcpus`, {
-          msg: "QMP reports vCPUs under an identity another vCPU has; not exporting the repeats",
-          fields: { socket, domain: vm.domain, err: duplicates.join("; ") },
-        });
-      }
+      await queryDevices(s, { pid: vm.pid, query: state.devices, report });
     });
   } catch (error) {
-    const reason = error instanceof QmpError ? error.reason : "other";
-    out.observations.observe(vm.dir, { outcome: reason });
-    logOnce(state, `${socket}\n${reason}`, {
-      msg: "Cannot query QMP; skipping this VM's QMP stats",
-      fields: { socket, domain: vm.domain, reason, err: (error as Error).message },
-    });
+    lost = { error };
   }
+  // Taken now: what the abandoned session may still do is not looked at again.
+  const found = kvm;
+  if (lost !== undefined && (found === undefined || report.asking === undefined)) {
+    return failVm(state, target, lost.error);
+  }
+  if (found === undefined) return; // Not reached: a session that ends well has its KVM stats.
+  commitStats(state, { target, ...found });
+  commitDevices(state, {
+    target,
+    report: lost === undefined ? report : afterLostSession(report, lost.error),
+  });
 }
 
 /** Each VM's socket from vm.yaml: the operator's word, taken as it is. */

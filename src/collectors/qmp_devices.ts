@@ -4,7 +4,8 @@
  * polling is on), asked in the VM's one QMP session after its KVM stats, and the VM families
  * they fill. A group QEMU answers with an error, or whose reply is not of its shape, costs that
  * group; a bad value that value; each is a problem counted in `kvm_exporter_qmp_problems`. A
- * session that breaks (timeout, a peer that hangs up) costs the VM, as it does for KVM stats.
+ * session that breaks (timeout, a peer that hangs up) while a group is asked costs that group and
+ * the ones after it, never the KVM stats read before them.
  *
  * @module
  */
@@ -40,9 +41,17 @@ export const DEVICE_GROUPS: readonly DeviceGroup[] = ["status", "block", "balloo
 
 /** The problems each group can have, as `kvm_exporter_qmp_problems` lists them. */
 export const GROUP_PROBLEMS: Readonly<Record<DeviceGroup, readonly ReplyProblemReason[]>> = {
-  status: ["error_reply", "bad_reply"],
-  block: ["error_reply", "bad_reply", "bad_value", "too_many", "duplicate"],
-  balloon: ["error_reply", "bad_reply", "bad_value"],
+  status: ["error_reply", "bad_reply", "timeout", "session_broken"],
+  block: [
+    "error_reply",
+    "bad_reply",
+    "bad_value",
+    "too_many",
+    "duplicate",
+    "timeout",
+    "session_broken",
+  ],
+  balloon: ["error_reply", "bad_reply", "bad_value", "timeout", "session_broken"],
 };
 
 /** The most disks reported per VM; the rest are counted as `too_many`. */
@@ -70,6 +79,8 @@ export interface DeviceReport {
   guest?: GuestMemoryStats;
   /** What was left out, by group. */
   problems: { group: DeviceGroup; problem: ReplyProblem }[];
+  /** The group being asked, while it is. */
+  asking?: DeviceGroup;
 }
 
 /**
@@ -89,6 +100,7 @@ async function inGroup(
   group: DeviceGroup,
   run: () => Promise<void>,
 ): Promise<void> {
+  report.asking = group;
   try {
     await run();
   } catch (error) {
@@ -96,6 +108,39 @@ async function inGroup(
     const reason: ReplyProblemReason = error instanceof TypeError ? "bad_reply" : "error_reply";
     report.problems.push({ group, problem: { reason, detail: (error as Error).message } });
   }
+  delete report.asking;
+}
+
+/** What each group puts in a report. */
+const GROUP_FIELDS: Readonly<
+  Record<DeviceGroup, readonly ("runState" | "block" | "balloon" | "guest")[]>
+> = {
+  status: ["runState"],
+  block: ["block"],
+  balloon: ["balloon", "guest"],
+};
+
+/**
+ * What is left of a report when the session broke (timeout, a peer that hung up) while one of its
+ * groups was asked: the groups that answered before, and that group as a problem (`timeout` or
+ * `session_broken`) without what it had found. The groups after it were not asked.
+ *
+ * @param report The report as the session left it, with the group being asked.
+ * @param error What ended the session.
+ * @returns A new report.
+ */
+export function afterLostSession(report: DeviceReport, error: unknown): DeviceReport {
+  const group = report.asking;
+  const settled: DeviceReport = { ...report, problems: [...report.problems] };
+  delete settled.asking;
+  if (group === undefined) return settled;
+  for (const field of GROUP_FIELDS[group]) delete settled[field];
+  settled.problems = settled.problems.filter((p) => p.group !== group);
+  const reason = error instanceof QmpError && error.reason === "timeout"
+    ? "timeout"
+    : "session_broken";
+  settled.problems.push({ group, problem: { reason, detail: (error as Error).message } });
+  return settled;
 }
 
 /** Whether QEMU said there is no balloon, which is no problem. */
@@ -170,19 +215,18 @@ async function queryBalloon(
 }
 
 /**
- * Asks one VM's device groups in its open session, in turn.
+ * Asks one VM's device groups in its open session, in turn, into `report`; while a group is asked,
+ * `report.asking` names it (see {@linkcode afterLostSession}).
  *
  * @param session The VM's session.
- * @param target The VMM's pid, and what to ask.
- * @returns What was found; a group that failed is absent, with its problem.
- * @throws {QmpError} When the session broke (it costs the VM).
+ * @param target The VMM's pid, what to ask, and the report to fill.
+ * @throws {QmpError} When the session broke.
  */
 export async function queryDevices(
   session: QmpSession,
-  target: { pid: number; query: DeviceQuery },
-): Promise<DeviceReport> {
-  const { pid, query } = target;
-  const report: DeviceReport = { problems: [] };
+  target: { pid: number; query: DeviceQuery; report: DeviceReport },
+): Promise<void> {
+  const { pid, query, report } = target;
   if (query.groups.has("status")) {
     await inGroup(report, "status", async () => {
       report.runState = parseQueryStatus(await session.execute("query-status"));
@@ -205,7 +249,6 @@ export async function queryDevices(
       () => queryBalloon(session, { pid, paths: query.balloonPaths, report }),
     );
   }
-  return report;
 }
 
 /** Nanoseconds as exact seconds. */
@@ -233,7 +276,6 @@ function addBlock(out: FamilySet, domain: string, devices: readonly BlockDevice[
       ...labels,
       ["drive", disk.drive],
       ["qdev", disk.qdev],
-      ["node_name", disk.nodeName],
     ], 1);
     for (const [key, family, unit] of BLOCK_COUNTERS) {
       const value = disk.counters[key];
@@ -303,7 +345,11 @@ export function addProblems(
           type: "gauge",
         },
         [["group", group], ["reason", reason]],
-        counts.problems.filter((p) => p.group === group && p.problem.reason === reason).length,
+        counts.problems.reduce(
+          (n, p) =>
+            p.group === group && p.problem.reason === reason ? n + (p.problem.count ?? 1) : n,
+          0,
+        ),
       );
     }
   }

@@ -91,3 +91,20 @@ export function libvirtState(code: number): VmState | undefined {
 export function libvirtReason(state: VmState, code: number): string {
   return REASONS[state][code] ?? String(code);
 }
+
+/**
+ * Every reason name libvirt has for a state, in code order.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { libvirtReasonNames } from "./state_reasons.ts";
+ * assert.deepEqual(libvirtReasonNames("crashed"), ["unknown", "panicked"]);
+ * ```
+ *
+ * @param state The state.
+ * @returns Its reason names.
+ */
+export function libvirtReasonNames(state: VmState): readonly string[] {
+  return REASONS[state];
+}

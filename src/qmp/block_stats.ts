@@ -11,7 +11,14 @@
  * @module
  */
 
-import { describeValue, nameOf, objectOf, type ReplyProblem, u64Of } from "./reply_problems.ts";
+import {
+  addProblem,
+  describeValue,
+  nameOf,
+  objectOf,
+  type ReplyProblem,
+  u64Of,
+} from "./reply_problems.ts";
 
 /** The counters of one disk, each where the reply has a valid value. */
 export interface BlockCounters {
@@ -43,8 +50,6 @@ export interface BlockDevice {
   drive: string;
   /** QEMU's `qdev` (the guest device's id or QOM path). */
   qdev: string;
-  /** QEMU's `node-name` of the disk's top block node. */
-  nodeName: string;
   /** Its counters. */
   counters: BlockCounters;
 }
@@ -53,7 +58,7 @@ export interface BlockDevice {
 export interface BlockStatsResult {
   /** The disks, in reply order, at most the cap. */
   devices: BlockDevice[];
-  /** What was left out, and why. */
+  /** What was left out, and why: at most `MAX_PROBLEMS` details, then one count per reason. */
   problems: ReplyProblem[];
 }
 
@@ -147,59 +152,63 @@ export function parseBlockStats(
     );
   }
   const result: BlockStatsResult = { devices: [], problems: [] };
+  const problem = (p: ReplyProblem) => addProblem(result.problems, p);
   const seen = new Set<string>();
   reply.forEach((item, i) => {
-    const device = parseEntry(item, { i, problems: result.problems, accept: limits.accept });
-    if (device === undefined) return;
-    if (seen.has(device.device)) {
-      result.problems.push({
-        reason: "duplicate",
-        detail: `query-blockstats reply[${i}] repeats device "${device.device}"`,
-      });
+    const where = `query-blockstats reply[${i}]`;
+    const entry = entryOf(item, { where, problem, accept: limits.accept });
+    if (entry === undefined) return;
+    // The cap and repeats before the counters: an entry left out costs one problem, not nine.
+    if (seen.has(entry.device)) {
+      problem({ reason: "duplicate", detail: `${where} repeats device "${entry.device}"` });
     } else if (result.devices.length >= limits.maxDevices) {
-      result.problems.push({
+      problem({
         reason: "too_many",
-        detail: `query-blockstats reply[${i}] is past the cap of ${limits.maxDevices} disks`,
+        detail: `${where} is past the cap of ${limits.maxDevices} disks`,
       });
     } else {
-      seen.add(device.device);
-      result.devices.push(device);
+      seen.add(entry.device);
+      const counters = countersOf(entry.stats, (field, value) =>
+        problem({
+          reason: "bad_value",
+          detail: `${where} ("${entry.device}") stats.${field}: expected a u64, got ${
+            describeValue(value)
+          }`,
+        }));
+      const { stats: _, ...names } = entry;
+      result.devices.push({ ...names, counters });
     }
   });
   return result;
 }
 
-/** One entry, or undefined when it is left out. */
-function parseEntry(
+/** One entry's names and its `stats`, or undefined when it is left out. */
+function entryOf(
   item: unknown,
   context: {
-    i: number;
-    problems: ReplyProblem[];
+    where: string;
+    problem: (problem: ReplyProblem) => void;
     accept: ((device: string) => boolean) | undefined;
   },
-): BlockDevice | undefined {
-  const { i, problems, accept } = context;
-  const where = `query-blockstats reply[${i}]`;
+): Omit<BlockDevice, "counters"> & { stats: Record<string, unknown> } | undefined {
+  const { where, problem, accept } = context;
   const entry = objectOf(item);
   const stats = objectOf(entry?.stats);
   if (entry === undefined || stats === undefined) {
-    problems.push({ reason: "bad_value", detail: `${where} is not an entry with stats` });
+    problem({ reason: "bad_value", detail: `${where} is not an entry with stats` });
     return undefined;
   }
-  const names = ["device", "qdev", "node-name"].map((key) =>
+  // Not the `node-name`: the block graph's names change on snapshot, mirror or commit, and
+  // QEMU makes up `#blockNNN` for nodes without one.
+  const names = ["device", "qdev"].map((key) =>
     entry[key] === undefined || entry[key] === "" ? "" : nameOf(entry[key])
   );
-  const [drive, qdev, nodeName] = names;
-  if (drive === undefined || qdev === undefined || nodeName === undefined) {
-    problems.push({ reason: "bad_value", detail: `${where} has a name that is no short string` });
+  const [drive, qdev] = names;
+  if (drive === undefined || qdev === undefined) {
+    problem({ reason: "bad_value", detail: `${where} has a name that is no short string` });
     return undefined;
   }
   const device = labelOf(drive, qdev);
   if (device === undefined || !(accept?.(device) ?? true)) return undefined;
-  const counters = countersOf(stats, (field, value) =>
-    problems.push({
-      reason: "bad_value",
-      detail: `${where} ("${device}") stats.${field}: expected a u64, got ${describeValue(value)}`,
-    }));
-  return { device, drive, qdev, nodeName, counters };
+  return { device, drive, qdev, stats };
 }

@@ -13,7 +13,9 @@ export type ReplyProblemReason =
   | "bad_reply" // The reply has not the shape of the command's return type.
   | "bad_value" // One value missing, of the wrong type, or out of range.
   | "too_many" // A device beyond the cap per VM.
-  | "duplicate"; // A device whose label another device of the VM has.
+  | "duplicate" // A device whose label another device of the VM has.
+  | "timeout" // The session's deadline passed while the group was asked.
+  | "session_broken"; // The peer hung up, or sent what is not QMP, while the group was asked.
 
 /** One part of a reply left out, and why. */
 export interface ReplyProblem {
@@ -21,6 +23,42 @@ export interface ReplyProblem {
   reason: ReplyProblemReason;
   /** What, for the log. */
   detail: string;
+  /** How many problems of this reason the entry stands for; 1 when absent. */
+  count?: number;
+}
+
+/** Most problem details kept per reply: a hostile reply's 300000 bad values are counted, not kept. */
+export const MAX_PROBLEMS = 16;
+
+/**
+ * Adds a problem to a reply's list, keeping at most {@linkcode MAX_PROBLEMS} details: past that,
+ * each reason has one entry more that counts the rest. The list stays short whatever the reply.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addProblem, type ReplyProblem } from "./reply_problems.ts";
+ * const problems: ReplyProblem[] = [];
+ * for (let i = 0; i < 1000; i++) addProblem(problems, { reason: "duplicate", detail: `#${i}` });
+ * assert.equal(problems.length, 17);
+ * assert.equal(problems.reduce((n, p) => n + (p.count ?? 1), 0), 1000);
+ * ```
+ *
+ * @param problems The reply's problems so far.
+ * @param problem One more.
+ */
+export function addProblem(problems: ReplyProblem[], problem: ReplyProblem): void {
+  if (problems.length < MAX_PROBLEMS) {
+    problems.push(problem);
+    return;
+  }
+  const rest = problems.slice(MAX_PROBLEMS).find((p) => p.reason === problem.reason);
+  if (rest === undefined) {
+    problems.push({ reason: problem.reason, count: 1, detail: `1 more: ${problem.detail}` });
+  } else {
+    rest.count = (rest.count ?? 1) + 1;
+    rest.detail = `${rest.count} more like: ${problem.detail}`;
+  }
 }
 
 const U64_MAX = 2n ** 64n - 1n;

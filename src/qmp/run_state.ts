@@ -1,64 +1,70 @@
 /**
- * QEMU's run state (`query-status`) as libvirt's domain state, the way libvirt itself maps it when
- * it reconnects to a running QEMU (`qemuProcessUpdateState`): `running` is running, a guest that
- * shut down is `shutdown`, a panicked one `crashed`, a suspended one `pmsuspended`, and every other
- * stopped state `paused`. The QEMU status itself is the reason. Pure.
+ * QEMU's run state (`query-status`) as libvirt's domain state and reason, the way libvirt itself
+ * maps it when it reconnects to a running QEMU (`qemuProcessUpdateState`, with
+ * `qemuMonitorVMStatusToPausedReason` in src/qemu/qemu_monitor.c): `running` is running, a guest
+ * that shut down is `shutdown`, a panicked one `crashed`, a suspended one `pmsuspended`, every other
+ * stopped state `paused`; the reason is libvirt's name for it (`io-error` is `io_error`), so one
+ * alert matches a VM whichever source reports it. Pure.
  *
  * @module
  */
 
 import type { VmState } from "../metrics/vm_families.ts";
 
-/** A libvirt state and QEMU's status as its reason (the shape of a VM's `runState` observation). */
+/** A libvirt state and reason (the shape of a VM's `runState` observation). */
 export interface QemuRunState {
   /** The libvirt state. */
   state: VmState;
-  /** QEMU's status. */
+  /** libvirt's reason name (`virDomainPausedReason` ...), or QEMU's status where none maps. */
   reason: string;
 }
 
 /**
- * Each QEMU `RunState` (qapi/run-state.json) and the libvirt state it maps to. A status this table
- * lacks (a newer QEMU's) is `nostate`, with the status as the reason.
+ * Each QEMU `RunState` (qapi/run-state.json) and the libvirt state and reason it maps to. A status
+ * libvirt does not know (`colo`, and `suspended`, which libvirt learns from events) or maps to no
+ * particular reason (`debug`, `internal-error`, `restore-vm`) has reason `unknown`, as in libvirt;
+ * `running` has `unknown` too (libvirt's `booted` or `unpaused` come from history QMP has not). A
+ * status this table lacks (a newer QEMU's) is `nostate`, with the status as the reason.
  */
-export const QEMU_RUN_STATES: Readonly<Record<string, VmState>> = {
-  "running": "running",
-  "paused": "paused",
-  "inmigrate": "paused",
-  "postmigrate": "paused",
-  "prelaunch": "paused",
-  "finish-migrate": "paused",
-  "restore-vm": "paused",
-  "save-vm": "paused",
-  "debug": "paused",
-  "internal-error": "paused",
-  "io-error": "paused",
-  "watchdog": "paused",
-  "colo": "paused",
-  "suspended": "pmsuspended",
-  "guest-panicked": "crashed",
-  "shutdown": "shutdown",
+export const QEMU_RUN_STATES: Readonly<Record<string, QemuRunState>> = {
+  "running": { state: "running", reason: "unknown" },
+  "paused": { state: "paused", reason: "user" },
+  "prelaunch": { state: "paused", reason: "user" },
+  "inmigrate": { state: "paused", reason: "migration" },
+  "postmigrate": { state: "paused", reason: "migration" },
+  "finish-migrate": { state: "paused", reason: "migration" },
+  "io-error": { state: "paused", reason: "io_error" },
+  "watchdog": { state: "paused", reason: "watchdog" },
+  "save-vm": { state: "paused", reason: "save" },
+  "restore-vm": { state: "paused", reason: "unknown" },
+  "internal-error": { state: "paused", reason: "unknown" },
+  "debug": { state: "paused", reason: "unknown" },
+  "colo": { state: "paused", reason: "unknown" },
+  "suspended": { state: "pmsuspended", reason: "unknown" },
+  "guest-panicked": { state: "crashed", reason: "panicked" },
+  "shutdown": { state: "shutdown", reason: "unknown" },
 };
 
 /** Longest status kept as a reason: a label value from the peer must stay small. */
 const MAX_STATUS_LENGTH = 64;
 
 /**
- * Maps a QEMU status onto a libvirt state, with the status as the reason.
+ * Maps a QEMU status onto libvirt's state and reason.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
  * import { runStateOf } from "./run_state.ts";
- * assert.deepEqual(runStateOf("io-error"), { state: "paused", reason: "io-error" });
+ * assert.deepEqual(runStateOf("io-error"), { state: "paused", reason: "io_error" });
  * ```
  *
  * @param status QEMU's `status` member of `query-status`.
  * @returns The state and reason.
  */
 export function runStateOf(status: string): QemuRunState {
-  const state = Object.hasOwn(QEMU_RUN_STATES, status) ? QEMU_RUN_STATES[status]! : "nostate";
-  return { state, reason: status };
+  return Object.hasOwn(QEMU_RUN_STATES, status)
+    ? { ...QEMU_RUN_STATES[status]! }
+    : { state: "nostate", reason: status };
 }
 
 /**
@@ -70,7 +76,7 @@ export function runStateOf(status: string): QemuRunState {
  * import { parseQueryStatus } from "./run_state.ts";
  * assert.deepEqual(parseQueryStatus({ status: "guest-panicked", running: false }), {
  *   state: "crashed",
- *   reason: "guest-panicked",
+ *   reason: "panicked",
  * });
  * ```
  *

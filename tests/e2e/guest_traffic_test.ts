@@ -6,7 +6,7 @@
  * so one reads its disk, and the other sends DHCP, again and again.
  *
  * Under KVM on a host where iPXE stops the guest with a KVM internal error
- * (QEMU then reports it paused, reason `internal-error`), the exporter's
+ * (QEMU then reports `internal-error`: libvirt's paused, reason `unknown`), the exporter's
  * state family says so, and only the disk's rate is asserted: the test
  * prints why.
  *
@@ -75,14 +75,15 @@ type Query = (expr: string) => Promise<{ metric: Record<string, string>; value: 
 
 /**
  * Waits until the network guest's transmit rate rises, or until the exporter reports it stopped
- * for good (paused, reason `internal-error`: a KVM internal error in iPXE); which one.
+ * for good (paused, reason `unknown`: QEMU's `internal-error`, a KVM internal error in iPXE); which
+ * one.
  */
 async function dhcpOrStopped(query: Query): Promise<"sent" | "stopped"> {
   let outcome: "sent" | "stopped" | undefined;
   await waitFor(async () => {
     const sent = await query('rate(kvm_vm_network_transmit_packets_total{domain="net"}[10s]) > 0');
     const stopped = await query(
-      'kvm_vm_state_reason{domain="net",state="paused",reason="internal-error"}',
+      'kvm_vm_state_reason{domain="net",state="paused",reason="unknown"}',
     );
     outcome = sent.length > 0 ? "sent" : stopped.length > 0 ? "stopped" : undefined;
     return outcome !== undefined;
@@ -135,7 +136,7 @@ for (const backend of [kvmBackend, tcgBackend]) {
         if (await dhcpOrStopped(prometheus.query) === "stopped") {
           console.log(
             `guest_traffic_test [${backend.name}]: no DHCP to see: iPXE stops the guest here with ` +
-              "a KVM internal error (kvm_vm_state_reason: paused, internal-error); disk asserted",
+              "a KVM internal error (kvm_vm_state_reason: paused, unknown); disk asserted",
           );
           return;
         }

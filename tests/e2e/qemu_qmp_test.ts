@@ -14,6 +14,7 @@ import { type FakeQmp, startFakeQmp } from "../support/fake_qmp.ts";
 import { type QemuVm, startQemu } from "../support/qemu.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
 import { type Backend, kvmBackend, tcgBackend } from "../support/vm_backends.ts";
+import { runStateOf } from "../../src/qmp/run_state.ts";
 
 const TIMEOUT_MS = 1000;
 
@@ -399,13 +400,17 @@ function devicesScenario(backend: Backend): void {
           compared.push(`${field} ${before[field]} <= ${ours} <= ${after[field]}`);
         }
         ok(value(text, `kvm_vm_block_read_bytes_total{${disk}}`) > 0n, "SeaBIOS read the disk");
-        // The state is QEMU's status as query-status gives it (the firmware may have given up and
-        // shut the guest down by now: -no-reboot).
+        // The state is QEMU's status as query-status gives it, in libvirt's names (the firmware
+        // may have given up and shut the guest down by now: -no-reboot).
         const [status] = await rawQmp(vm.qmpSocket!, [{ execute: "query-status" }]) as [
           { status: string },
         ];
+        const expected = runStateOf(status.status);
         const reason = text.split("\n").find((l) => l.startsWith("kvm_vm_state_reason{"));
-        ok(reason?.includes(`reason="${status.status}"`), `${reason} for ${status.status}`);
+        ok(
+          reason?.includes(`state="${expected.state}",reason="${expected.reason}"`),
+          `${reason} for ${status.status}`,
+        );
         strictEqual(
           text.split("\n").filter((l) => l.startsWith("kvm_vm_state{") && l.endsWith(" 1")).length,
           1,

@@ -7,7 +7,8 @@
  * intact. The device groups (query-status, query-blockstats, query-balloon and the balloon's QOM
  * properties) come after the KVM stats in the same session: a group QEMU refuses, or a bad value
  * in one, costs only that group or value (counted in `kvm_exporter_qmp_problems`), even when the
- * KVM stats failed; a session that breaks adds nothing of the VM.
+ * KVM stats failed; a session that breaks adds nothing of the VM before the device groups, and
+ * costs only the group being asked (and those after it) once they have begun.
  *
  * @module
  */
@@ -277,14 +278,18 @@ function deviceValue(v: OddValue): bigint | undefined {
   return v.literal === "true" || v.literal === "false" ? undefined : v.value;
 }
 
-/** What the exporter must report of the device groups, when the session did not break. */
+/**
+ * What the exporter must report of the device groups: a group is `broken` when the session broke
+ * while it was asked (it costs that group, not the KVM stats), and `not_asked` after that.
+ */
+type Lost = "broken" | "not_asked";
 interface DeviceExpectation {
   /** The status group's outcome. */
-  status: "ok" | "error_reply";
+  status: "ok" | "error_reply" | Lost;
   /** The block group's: ok (with the disk's read bytes, if valid), or refused. */
-  block: "ok" | "error_reply";
+  block: "ok" | "error_reply" | Lost;
   /** The balloon's: ok, refused, or a bad actual. */
-  balloon: "ok" | "error_reply" | "bad_reply";
+  balloon: "ok" | "error_reply" | "bad_reply" | Lost;
   /** Whether guest stats are there (polling asked and answered). */
   guest: boolean;
 }
@@ -310,10 +315,17 @@ function brokenBy(step: Step): "closed" | "protocol" {
   return step.kind === "close" || step.kind === "truncated" ? "closed" : "protocol";
 }
 
-/** What the device groups give, the reason the session broke, or "unknown". */
-function expectedDevices(
-  s: Scenario,
-): DeviceExpectation | { broken: "closed" | "protocol" } | "unknown" {
+/** The device group a command belongs to. */
+function groupOf(command: Command): "status" | "block" | "balloon" {
+  return command === "query-status"
+    ? "status"
+    : command === "query-blockstats"
+    ? "block"
+    : "balloon";
+}
+
+/** What the device groups give, or "unknown". */
+function expectedDevices(s: Scenario): DeviceExpectation | "unknown" {
   const stepOf = (command: Command): Step => s.steps[COMMANDS.indexOf(command)]!;
   const asked: Command[] = ["query-status", "query-blockstats", "query-balloon"];
   const balloon = stepOf("query-balloon");
@@ -325,18 +337,31 @@ function expectedDevices(
       if (stepOf("qom-get:interval").kind !== "error") asked.push("qom-get:guest-stats");
     }
   }
+  let broken: "status" | "block" | "balloon" | undefined;
   for (const command of asked) {
     const step = stepOf(command);
     if (step.kind === "random") return "unknown";
-    if (breaks(step)) return { broken: brokenBy(step) };
+    if (breaks(step)) {
+      broken = groupOf(command);
+      break;
+    }
   }
+  const order = ["status", "block", "balloon"] as const;
+  const lost = (group: (typeof order)[number]): Lost | undefined =>
+    broken === undefined || order.indexOf(group) < order.indexOf(broken)
+      ? undefined
+      : group === broken
+      ? "broken"
+      : "not_asked";
   const failed = (command: Command): boolean =>
     asked.includes(command) && stepOf(command).kind === "error";
   return {
-    status: failed("query-status") ? "error_reply" : "ok",
-    block: failed("query-blockstats") ? "error_reply" : "ok",
-    balloon: balloon.kind === "error" ? "error_reply" : balloonValid ? "ok" : "bad_reply",
-    guest: asked.includes("qom-get:guest-stats") && !failed("qom-get:guest-stats"),
+    status: lost("status") ?? (failed("query-status") ? "error_reply" : "ok"),
+    block: lost("block") ?? (failed("query-blockstats") ? "error_reply" : "ok"),
+    balloon: lost("balloon") ??
+      (balloon.kind === "error" ? "error_reply" : balloonValid ? "ok" : "bad_reply"),
+    guest: lost("balloon") === undefined && asked.includes("qom-get:guest-stats") &&
+      !failed("qom-get:guest-stats"),
   };
 }
 
@@ -372,9 +397,9 @@ function expectedOf(s: Scenario): Expected {
       break;
     }
   }
+  // A session that breaks in the device groups costs the group being asked, not the KVM stats.
   const devices = expectedDevices(s);
   if (devices === "unknown") return { outcome: "unknown" };
-  if ("broken" in devices) return failedWith([devices.broken]);
   return statsFailure === undefined
     ? { outcome: "ok", devices }
     : { outcome: "failed", reasons: statsFailure, devices };
@@ -471,8 +496,16 @@ function checkDevices(
     return;
   }
   assert.equal(state, devices.status === "ok" ? "1" : undefined, "state");
-  assert.equal(problem("status", "error_reply"), devices.status === "ok" ? "0" : "1");
-  assert.equal(problem("block", "error_reply"), devices.block === "ok" ? "0" : "1");
+  assert.equal(problem("status", "error_reply"), devices.status === "error_reply" ? "1" : "0");
+  assert.equal(problem("block", "error_reply"), devices.block === "error_reply" ? "1" : "0");
+  for (const group of ["status", "block", "balloon"] as const) {
+    assert.equal(
+      problem(group, "session_broken"),
+      devices[group] === "broken" ? "1" : "0",
+      `${group} broken`,
+    );
+  }
+  if (devices.block !== "ok") assert.equal(readBytes, undefined, "no disk");
   if (devices.block === "ok") {
     const valid = deviceValue(s.devices.readBytes);
     assert.equal(readBytes, valid === undefined ? undefined : String(valid), "read bytes");

@@ -1,5 +1,6 @@
-import { deepStrictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { parseBlockStats } from "../../src/qmp/block_stats.ts";
+import { MAX_PROBLEMS, type ReplyProblem } from "../../src/qmp/reply_problems.ts";
 
 const STATS = {
   rd_bytes: 1024,
@@ -153,13 +154,34 @@ Deno.test("parseBlockStats() keeps at most maxDevices disks, after the filter", 
   const reply = Array.from({ length: 300 }, (_, i) => ({ device: `d${i}`, stats: STATS }));
   const capped = parseBlockStats(reply, { maxDevices: 256 });
   deepStrictEqual(capped.devices.length, 256);
-  deepStrictEqual(capped.problems.filter((p) => p.reason === "too_many").length, 44);
+  deepStrictEqual(counts(capped.problems), { too_many: 44 });
   const filtered = parseBlockStats(reply, {
     maxDevices: 256,
     accept: (device) => device.endsWith("7"),
   });
   deepStrictEqual(filtered.devices.length, 30);
   deepStrictEqual(filtered.problems, []);
+});
+
+/** Each reason's count over a problem list. */
+function counts(problems: readonly ReplyProblem[]): Record<string, number> {
+  const byReason: Record<string, number> = {};
+  for (const p of problems) byReason[p.reason] = (byReason[p.reason] ?? 0) + (p.count ?? 1);
+  return byReason;
+}
+
+Deno.test("parseBlockStats() counts a hostile reply's problems but keeps few of them", () => {
+  // 1 MiB of `{"qdev":"a","stats":{}}`: one disk with 8 bad counters, and 43689 repeats.
+  const reply = Array.from({ length: 43690 }, () => ({ qdev: "a", stats: {} }));
+  const { devices, problems } = parseBlockStats(reply, { maxDevices: 256 });
+  deepStrictEqual(devices.map((d) => d.device), ["a"]);
+  deepStrictEqual(counts(problems), { bad_value: 8, duplicate: 43689 });
+  ok(problems.length <= MAX_PROBLEMS + 2, `${problems.length} problems kept`);
+  // Past the cap, an entry costs one problem, its counters are not read.
+  const many = Array.from({ length: 1000 }, (_, i) => ({ device: `d${i}`, stats: {} }));
+  const capped = parseBlockStats(many, { maxDevices: 2 });
+  deepStrictEqual(counts(capped.problems), { bad_value: 16, too_many: 998 });
+  ok(capped.problems.length <= MAX_PROBLEMS + 2);
 });
 
 Deno.test("parseBlockStats() refuses a reply that is not an array", () => {

@@ -174,6 +174,8 @@ export interface FakeQmpOptions {
     command: string,
     args: Record<string, unknown> | undefined,
   ) => { class: string; desc: string } | undefined;
+  /** Commands never answered (a monitor stuck in one query), by command. */
+  hang?: (command: string) => boolean;
 }
 
 /**
@@ -219,6 +221,7 @@ async function serve(
       arguments?: Record<string, unknown>;
       id?: unknown;
     };
+    if (options.hang?.(message.execute)) continue;
     const handler = replies[message.execute];
     const missing = handler === undefined ||
       (options.behaviour === "old-qemu" && message.execute.startsWith("query-stats"));
