@@ -22,7 +22,7 @@ import {
   NETWORK_FAMILIES,
   VM_FAMILIES,
 } from "../metrics/vm_families.ts";
-import type { RunState } from "./vm_observations.ts";
+import type { RunState } from "../metrics/vm_families.ts";
 
 /** The groups an operator can switch, as the flags name them. */
 export const LIBVIRT_GROUPS = ["state", "cpu", "balloon", "block", "interface"] as const;

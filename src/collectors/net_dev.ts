@@ -5,6 +5,8 @@
  * @module
  */
 
+import { parseU64 } from "../system/proc_pid.ts";
+
 /** One interface's counters, as the host counts them. */
 export interface NetDevCounters {
   /** Bytes the host received on it. */
@@ -36,14 +38,12 @@ export interface NetDevResult {
   badLines: string[];
 }
 
-const U64_MAX = 2n ** 64n - 1n;
-
 /** The 16 counters of a line, or undefined when they are not 16 u64s. */
 function fieldsOf(text: string): bigint[] | undefined {
   const fields = text.trim().split(/\s+/);
-  if (fields.length !== 16 || !fields.every((f) => /^\d{1,20}$/.test(f))) return undefined;
-  const values = fields.map(BigInt);
-  return values.every((v) => v <= U64_MAX) ? values : undefined;
+  if (fields.length !== 16) return undefined;
+  const values = fields.map(parseU64);
+  return values.every((v) => v !== undefined) ? values as bigint[] : undefined;
 }
 
 /**

@@ -30,7 +30,7 @@ import { type BlockCounters, type BlockDevice, parseBlockStats } from "../qmp/bl
 import { QmpError, type QmpSession } from "../qmp/qmp_client.ts";
 import type { ReplyProblem, ReplyProblemReason } from "../qmp/reply_problems.ts";
 import { parseQueryStatus } from "../qmp/run_state.ts";
-import type { RunState } from "./vm_observations.ts";
+import type { RunState } from "../metrics/vm_families.ts";
 import { type NameFilter, passes } from "./name_filter.ts";
 
 /** The device groups, as their switches name them. */

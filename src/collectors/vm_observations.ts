@@ -8,15 +8,7 @@
  */
 
 import type { DomainInfo } from "../libvirt/domain_info.ts";
-import type { VmState } from "../metrics/vm_families.ts";
-
-/** A VM's run state and why it is in it, as a source reported them. */
-export interface RunState {
-  /** The state. */
-  state: VmState;
-  /** The source's reason, e.g. `user` or `io_error`. */
-  reason: string;
-}
+import type { RunState } from "../metrics/vm_families.ts";
 
 /** What one collector learned about one VM in a scrape. */
 export interface VmObservation {

@@ -11,7 +11,7 @@ import { LIBVIRT } from "../collectors/libvirt.ts";
 import { QMP } from "../collectors/qmp.ts";
 import type { ScrapeReport } from "../collectors/scrape_report.ts";
 import { VM_PROCESS } from "../collectors/vm_process.ts";
-import type { RunState } from "../collectors/vm_observations.ts";
+import type { RunState } from "../metrics/vm_families.ts";
 import type { ConfigOrigin } from "../config/config_store.ts";
 import type { NameSource } from "../discovery/vm_names.ts";
 import type { StatSource } from "../stats/stat.ts";

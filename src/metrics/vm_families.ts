@@ -44,6 +44,14 @@ export const VM_STATES = [
 /** One of {@linkcode VM_STATES}. */
 export type VmState = typeof VM_STATES[number];
 
+/** A VM's run state and why it is in it, as a source reported them. */
+export interface RunState {
+  /** The state. */
+  state: VmState;
+  /** libvirt's reason name (`user`, `io_error`, ...), or the source's word where none maps. */
+  reason: string;
+}
+
 /** The VM-level families, by what they measure. */
 export const VM_FAMILIES = {
   state: gauge(

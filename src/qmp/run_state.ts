@@ -9,15 +9,7 @@
  * @module
  */
 
-import type { VmState } from "../metrics/vm_families.ts";
-
-/** A libvirt state and reason (the shape of a VM's `runState` observation). */
-export interface QemuRunState {
-  /** The libvirt state. */
-  state: VmState;
-  /** libvirt's reason name (`virDomainPausedReason` ...), or QEMU's status where none maps. */
-  reason: string;
-}
+import type { RunState } from "../metrics/vm_families.ts";
 
 /**
  * Each QEMU `RunState` (qapi/run-state.json) and the libvirt state and reason it maps to. A status
@@ -26,7 +18,7 @@ export interface QemuRunState {
  * `running` has `unknown` too (libvirt's `booted` or `unpaused` come from history QMP has not). A
  * status this table lacks (a newer QEMU's) is `nostate`, with the status as the reason.
  */
-export const QEMU_RUN_STATES: Readonly<Record<string, QemuRunState>> = {
+export const QEMU_RUN_STATES: Readonly<Record<string, RunState>> = {
   "running": { state: "running", reason: "unknown" },
   "paused": { state: "paused", reason: "user" },
   "prelaunch": { state: "paused", reason: "user" },
@@ -61,7 +53,7 @@ const MAX_STATUS_LENGTH = 64;
  * @param status QEMU's `status` member of `query-status`.
  * @returns The state and reason.
  */
-export function runStateOf(status: string): QemuRunState {
+export function runStateOf(status: string): RunState {
   return Object.hasOwn(QEMU_RUN_STATES, status)
     ? { ...QEMU_RUN_STATES[status]! }
     : { state: "nostate", reason: status };
@@ -85,7 +77,7 @@ export function runStateOf(status: string): QemuRunState {
  * @throws {TypeError} When the reply has no string `status` of at most 64 printable ASCII
  * characters.
  */
-export function parseQueryStatus(reply: unknown): QemuRunState {
+export function parseQueryStatus(reply: unknown): RunState {
   const status = typeof reply === "object" && reply !== null && !Array.isArray(reply)
     ? (reply as Record<string, unknown>).status
     : undefined;
