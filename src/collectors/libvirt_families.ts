@@ -14,7 +14,7 @@ import type { BalloonField, BlockField, Device, NetField } from "../libvirt/doma
 import { BALLOON_KIB } from "../libvirt/domain_groups.ts";
 import type { DomainStats } from "../libvirt/domain_stats.ts";
 import { libvirtReason, libvirtState } from "../libvirt/state_reasons.ts";
-import type { FamilySet, Labels, SampleValue } from "../metrics/model.ts";
+import { type FamilySet, type Labels, nanosecondsAsSeconds } from "../metrics/model.ts";
 import {
   addVmState,
   BLOCK_FAMILIES,
@@ -38,12 +38,6 @@ export interface DomainFamiliesOptions {
   devices: NameFilter;
   /** Which interfaces (`net.N.name`, e.g. `vnet0`). */
   interfaces: NameFilter;
-}
-
-const SECONDS_FROM_NS = -9;
-
-function seconds(ns: bigint): SampleValue {
-  return { units: ns, exponent: SECONDS_FROM_NS };
 }
 
 const BALLOON: Record<BalloonField, FamilyMeta> = {
@@ -100,10 +94,12 @@ function runState(stats: DomainStats): RunState | undefined {
 
 function addCpu(out: FamilySet, labels: Labels, stats: DomainStats): void {
   const { time, user, system } = stats.groups.cpu;
-  if (time !== undefined) out.add(VM_FAMILIES.cpuTotal, labels, seconds(time));
-  if (user !== undefined) out.add(VM_FAMILIES.cpu, [...labels, ["mode", "user"]], seconds(user));
+  if (time !== undefined) out.add(VM_FAMILIES.cpuTotal, labels, nanosecondsAsSeconds(time));
+  if (user !== undefined) {
+    out.add(VM_FAMILIES.cpu, [...labels, ["mode", "user"]], nanosecondsAsSeconds(user));
+  }
   if (system !== undefined) {
-    out.add(VM_FAMILIES.cpu, [...labels, ["mode", "system"]], seconds(system));
+    out.add(VM_FAMILIES.cpu, [...labels, ["mode", "system"]], nanosecondsAsSeconds(system));
   }
 }
 
@@ -130,7 +126,11 @@ function addDevices<F extends string>(
     if (!passes(how.filter, device.name)) continue;
     const labels = how.labels(device);
     for (const [field, value] of Object.entries(device.values) as [F, bigint][]) {
-      out.add(how.families[field], labels, how.ns?.has(field) ? seconds(value) : value);
+      out.add(
+        how.families[field],
+        labels,
+        how.ns?.has(field) ? nanosecondsAsSeconds(value) : value,
+      );
     }
   }
 }

@@ -11,7 +11,7 @@
  */
 
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
-import type { FamilySet, Labels, SampleValue } from "../metrics/model.ts";
+import { type FamilySet, type Labels, nanosecondsAsSeconds } from "../metrics/model.ts";
 import {
   addVmState,
   BLOCK_FAMILIES,
@@ -251,11 +251,6 @@ export async function queryDevices(
   }
 }
 
-/** Nanoseconds as exact seconds. */
-function seconds(ns: bigint): SampleValue {
-  return { units: ns, exponent: -9 };
-}
-
 /** Each block counter, its family, and its value's unit. */
 const BLOCK_COUNTERS: readonly [keyof BlockCounters, FamilyMeta, "ns" | "count"][] = [
   ["readBytes", BLOCK_FAMILIES.readBytes, "count"],
@@ -279,7 +274,9 @@ function addBlock(out: FamilySet, domain: string, devices: readonly BlockDevice[
     ], 1);
     for (const [key, family, unit] of BLOCK_COUNTERS) {
       const value = disk.counters[key];
-      if (value !== undefined) out.add(family, labels, unit === "ns" ? seconds(value) : value);
+      if (value !== undefined) {
+        out.add(family, labels, unit === "ns" ? nanosecondsAsSeconds(value) : value);
+      }
     }
   }
 }

@@ -14,7 +14,7 @@
 
 import { parseVcpuDirName } from "../debugfs/stat_value.ts";
 import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
-import type { FamilySet } from "../metrics/model.ts";
+import { type FamilySet, nanosecondsAsSeconds } from "../metrics/model.ts";
 import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import { Limiter } from "../system/limiter.ts";
@@ -68,8 +68,8 @@ export function addVcpuTime(
   stat: Schedstat,
 ): void {
   const labels = [["domain", where.domain], ["vcpu", where.vcpu]] as const;
-  out.add(CPU, labels, { units: stat.cpuNs, exponent: -9 });
-  out.add(DELAY, labels, { units: stat.delayNs, exponent: -9 });
+  out.add(CPU, labels, nanosecondsAsSeconds(stat.cpuNs));
+  out.add(DELAY, labels, nanosecondsAsSeconds(stat.delayNs));
 }
 
 /** The collector's options and what it keeps across scrapes. */

@@ -20,6 +20,23 @@ export interface Decimal {
 }
 
 /**
+ * Nanoseconds as exact seconds.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nanosecondsAsSeconds } from "./model.ts";
+ * assert.deepEqual(nanosecondsAsSeconds(1_500_000_000n), { units: 1_500_000_000n, exponent: -9 });
+ * ```
+ *
+ * @param ns A count of nanoseconds.
+ * @returns The same time in seconds, as a decimal.
+ */
+export function nanosecondsAsSeconds(ns: bigint): Decimal {
+  return { units: ns, exponent: -9 };
+}
+
+/**
  * A value. Integer stats stay `bigint` so that u64 and negative s64 values
  * are printed exactly; scaled stats are a {@linkcode Decimal}; computed values
  * (durations, timestamps) are `number`.
