@@ -109,8 +109,9 @@ function vmNote(vm: VmStatus, enabled: ReadonlySet<string>): string {
 /** A run state as the page shows it: `paused (io_error)`, or the state alone if that says all. */
 function runStateText(run: RunState | undefined): string {
   if (run === undefined) return "unknown";
-  // QMP's reason is its own status, often the state's own name ("running").
-  return run.reason === "" || run.reason === run.state ? run.state : `${run.state} (${run.reason})`;
+  // A reason that says nothing more (libvirt's "unknown", or the state's own name) is left out.
+  const silent = run.reason === "" || run.reason === "unknown" || run.reason === run.state;
+  return silent ? run.state : `${run.state} (${run.reason})`;
 }
 
 /**

@@ -141,10 +141,10 @@ const VM_CASES: {
       "3 stats not readable in debugfs; QMP answers with no KVM stats; libvirt has no stats of it",
   },
   {
-    name: "the process source, and QMP's run state whose reason is its name",
+    name: "the process source, and a run state whose reason says nothing more (unknown)",
     scene: {
       observed: [
-        ["qmp", { outcome: "ok", runState: { state: "running", reason: "running" } }],
+        ["qmp", { outcome: "ok", runState: { state: "running", reason: "unknown" } }],
         ["vm_process", { outcome: "ok" }],
       ],
       stats: [["qmp", 80]],
@@ -160,6 +160,14 @@ const VM_CASES: {
     enabled: ["kvm_stat", "vm_process"],
     runState: "unknown",
     sources: "debugfs 5",
+    note: "",
+  },
+  {
+    name: "a run state whose reason is its own name",
+    scene: { observed: [["qmp", { runState: { state: "running", reason: "running" } }]] },
+    enabled: ["qmp"],
+    runState: "running",
+    sources: "none",
     note: "",
   },
   {

@@ -341,14 +341,13 @@ Deno.test({
         "the read-only socket needs exactly read, write and unix: net permission",
         async () => {
           const socket = LIBVIRT_SOCKET_RO;
-          deepStrictEqual(
-            await probe([
-              `--allow-read=${socket}`,
-              `--allow-write=${socket}`,
-              `--allow-net=unix:${socket}`,
-            ], socket),
-            { records: 1 },
-          );
+          const answer = await probe([
+            `--allow-read=${socket}`,
+            `--allow-write=${socket}`,
+            `--allow-net=unix:${socket}`,
+          ], socket);
+          // This test's domain, and any other test's running beside it (tests run in parallel).
+          ok(typeof answer.records === "number" && answer.records >= 1, JSON.stringify(answer));
         },
       );
 
