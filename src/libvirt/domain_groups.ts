@@ -36,18 +36,12 @@ export const BALLOON_FIELDS = [
   "swap_out",
   "last-update",
 ] as const;
-/** The balloon fields in KiB; the others are counts or seconds. */
-export const BALLOON_KIB: ReadonlySet<BalloonField> = new Set([
-  "current",
-  "maximum",
-  "rss",
-  "available",
-  "usable",
-  "unused",
-  "disk_caches",
-  "swap_in",
-  "swap_out",
-]);
+/** The balloon fields that are not in KiB: counts, and a time in seconds. */
+const BALLOON_NOT_KIB: readonly string[] = ["major_fault", "minor_fault", "last-update"];
+/** The balloon fields in KiB. */
+export const BALLOON_KIB: ReadonlySet<BalloonField> = new Set(
+  BALLOON_FIELDS.filter((field) => !BALLOON_NOT_KIB.includes(field)),
+);
 /** The per-disk numeric fields used. */
 export const BLOCK_FIELDS = [
   "rd.reqs",
