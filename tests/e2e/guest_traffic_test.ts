@@ -18,7 +18,12 @@ import { startExporter, waitFor } from "../support/exporter_process.ts";
 import { programPath } from "../support/program_path.ts";
 import { prometheusPath, startPrometheus } from "../support/prometheus.ts";
 import type { QemuVm } from "../support/qemu.ts";
-import { type Backend, kvmBackend, tcgBackend } from "../support/vm_backends.ts";
+import {
+  type Backend,
+  kvmBackend,
+  ownVmsExporterArgs,
+  tcgBackend,
+} from "../support/vm_backends.ts";
 
 /** Runs a program; whether it succeeded, and what it said on stderr. */
 async function run(program: string, args: string[]): Promise<{ ok: boolean; stderr: string }> {
@@ -114,12 +119,7 @@ for (const backend of [kvmBackend, tcgBackend]) {
         const listed = vms.map(({ vm }, i) => `  ${i === 0 ? "disk" : "net"}: {pid: ${vm.pid}}`);
         await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n${listed.join("\n")}\n`);
         await using exporter = await startExporter([
-          "--web.listen-address=127.0.0.1:0",
-          `--collector.kvmdebug.dir=${kvm}`,
-          `--collector.vmmap.path=${tmp}/vm.yaml`,
-          "--collector.vmmap.only-listed",
-          "--path.procfs=/proc",
-          "--collector.qmp",
+          ...ownVmsExporterArgs({ kvmDir: kvm, vmYaml: `${tmp}/vm.yaml` }),
           "--metrics.naming=prometheus",
         ]);
         await using prometheus = await startPrometheus({

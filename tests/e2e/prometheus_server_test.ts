@@ -13,7 +13,7 @@ import { startFakeQmpFleet } from "../support/fake_qmp_fleet.ts";
 import { startExporter, waitFor } from "../support/exporter_process.ts";
 import { prometheusPath, startPrometheus } from "../support/prometheus.ts";
 import type { QemuVm } from "../support/qemu.ts";
-import { kvmBackend } from "../support/vm_backends.ts";
+import { kvmBackend, ownVmsExporterArgs } from "../support/vm_backends.ts";
 
 const NO_PROMETHEUS = prometheusPath() === undefined
   ? "prometheus is not installed (apt-get install prometheus)"
@@ -101,12 +101,7 @@ Deno.test({
       // Only our VMs: other tests may run VMs on this host at the same time.
       await Deno.writeTextFile(`${tmp}/vm.yaml`, yaml);
       await using exporter = await startExporter([
-        "--web.listen-address=127.0.0.1:0",
-        `--collector.kvmdebug.dir=${kvm}`,
-        `--collector.vmmap.path=${tmp}/vm.yaml`,
-        "--collector.vmmap.only-listed",
-        "--path.procfs=/proc",
-        "--collector.qmp",
+        ...ownVmsExporterArgs({ kvmDir: kvm, vmYaml: `${tmp}/vm.yaml` }),
         "--metrics.naming=prometheus",
       ]);
       await checkThroughPrometheus(exporter.baseUrl, ["alpha", "beta"]);

@@ -13,7 +13,12 @@ import { startExporter, waitFor } from "../support/exporter_process.ts";
 import { type FakeQmp, startFakeQmp } from "../support/fake_qmp.ts";
 import { type QemuVm, startQemu } from "../support/qemu.ts";
 import { seriesValue } from "../support/sample_exporter.ts";
-import { type Backend, kvmBackend, tcgBackend } from "../support/vm_backends.ts";
+import {
+  type Backend,
+  kvmBackend,
+  ownVmsExporterArgs,
+  tcgBackend,
+} from "../support/vm_backends.ts";
 import { runStateOf } from "../../src/qmp/run_state.ts";
 
 const TIMEOUT_MS = 1000;
@@ -339,12 +344,7 @@ function devicesScenario(backend: Backend): void {
         ])).vm;
         await Deno.writeTextFile(`${tmp}/vm.yaml`, `vm_infos:\n  devices: {pid: ${vm.pid}}\n`);
         await using exporter = await startExporter([
-          "--web.listen-address=127.0.0.1:0",
-          `--collector.kvmdebug.dir=${kvm}`,
-          `--collector.vmmap.path=${tmp}/vm.yaml`,
-          "--collector.vmmap.only-listed",
-          "--path.procfs=/proc",
-          "--collector.qmp",
+          ...ownVmsExporterArgs({ kvmDir: kvm, vmYaml: `${tmp}/vm.yaml` }),
         ]);
         const scrape = async (): Promise<string> =>
           await (await fetch(`${exporter.baseUrl}/metrics`)).text();

@@ -116,3 +116,21 @@ export const tcgBackend: Backend = {
     await Deno.remove(dir, { recursive: true });
   },
 };
+
+/**
+ * The flags of an exporter that reads only a test's own VMs (others may run on this host at the
+ * same time): the debugfs dir, the test's vm.yaml with `only-listed`, the real procfs, QMP on.
+ *
+ * @param where The debugfs KVM dir and the test's vm.yaml.
+ * @returns The flags, listening on a free loopback port.
+ */
+export function ownVmsExporterArgs(where: { kvmDir: string; vmYaml: string }): string[] {
+  return [
+    "--web.listen-address=127.0.0.1:0",
+    `--collector.kvmdebug.dir=${where.kvmDir}`,
+    `--collector.vmmap.path=${where.vmYaml}`,
+    "--collector.vmmap.only-listed",
+    "--path.procfs=/proc",
+    "--collector.qmp",
+  ];
+}
