@@ -41,7 +41,7 @@ export interface LibvirtDaemons {
   killLibvirtd(): Promise<void>;
   /** Starts libvirtd again and waits for its read-only socket. */
   startLibvirtd(): Promise<void>;
-  /** Stops what this helper started, by pid. */
+  /** Stops what this helper started, by pid, and ends this test's turn with the daemons. */
   stop(): Promise<void>;
 }
 
@@ -114,16 +114,31 @@ async function stopPid(pid: number, signal: Deno.Signal): Promise<void> {
 }
 
 /**
- * Makes sure virtlogd and libvirtd run, starting those that do not.
+ * Held by a test between {@linkcode ensureLibvirtDaemons} and its `stop()`: test files run in
+ * parallel, and one that stops (or kills) the libvirtd it started must not pull it from under
+ * another that found it running. The kernel drops the lock if the test process dies.
+ */
+const DAEMONS_LOCK = `${Deno.env.get("TMPDIR") ?? "/tmp"}/kvm_exporter_libvirt_daemons.lock`;
+
+/**
+ * Makes sure virtlogd and libvirtd run, starting those that do not, for this test alone: the
+ * tests that use the real daemons take turns (a lock file), so each starts and stops its own.
  *
- * @returns What runs, and how to stop what was started.
+ * @returns What runs, and how to stop what was started (which ends this test's turn).
  */
 export async function ensureLibvirtDaemons(): Promise<LibvirtDaemons> {
+  const lock = await Deno.open(DAEMONS_LOCK, { create: true, write: true });
+  await lock.lock(true);
   const started: Daemon[] = [];
-  for (const daemon of ["virtlogd", "libvirtd"] as const) {
-    if (runningPid(daemon) !== undefined) continue;
-    await startDaemon(daemon);
-    started.push(daemon);
+  try {
+    for (const daemon of ["virtlogd", "libvirtd"] as const) {
+      if (runningPid(daemon) !== undefined) continue;
+      await startDaemon(daemon);
+      started.push(daemon);
+    }
+  } catch (error) {
+    lock.close(); // Closing the file drops the lock.
+    throw error;
   }
   return {
     started,
@@ -139,9 +154,13 @@ export async function ensureLibvirtDaemons(): Promise<LibvirtDaemons> {
       if (runningPid("libvirtd") === undefined) await startDaemon("libvirtd");
     },
     async stop() {
-      for (const daemon of [...started].reverse()) {
-        const pid = runningPid(daemon);
-        if (pid !== undefined) await stopPid(pid, "SIGTERM");
+      try {
+        for (const daemon of [...started].reverse()) {
+          const pid = runningPid(daemon);
+          if (pid !== undefined) await stopPid(pid, "SIGTERM");
+        }
+      } finally {
+        lock.close();
       }
     },
   };
