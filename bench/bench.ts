@@ -25,6 +25,7 @@ import { buildApp } from "../tests/support/sample_exporter.ts";
 import { countStatFiles, parseShape, planTree, writeTree } from "./debugfs_tree.ts";
 import { compileFloor, Floor } from "./floor.ts";
 import { healthUnderLoad } from "./health_load.ts";
+import { RUNTIME_V8_FLAGS } from "../tools/compile.ts";
 import { cpuMs, freePort, median, percentile, probe, rssMb, waitUntilUp } from "./probe.ts";
 import {
   type BenchRun,
@@ -139,9 +140,10 @@ const SAME_WORK_AS_THE_FLOOR = ["--no-collector.vcpu_time", "--no-collector.vm_p
 function spawnOurs(root: string): Server {
   const port = freePort();
   const main = new URL("../main.ts", import.meta.url).pathname;
-  // The demo task's permissions, on this tree and a loopback port.
+  // The demo task's permissions and V8 flags, on this tree and a loopback port.
   return spawnServer("ours", Deno.execPath(), [
     "run",
+    RUNTIME_V8_FLAGS,
     `--allow-read=${root}`,
     `--allow-net=127.0.0.1:${port}`,
     "--allow-env=KVM_EXPORTER_*",

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { type BuildStamp, buildStamp, COMPILE_PERMISSIONS } from "./compile.ts";
+import { type BuildStamp, buildStamp, COMPILE_PERMISSIONS, RUNTIME_V8_FLAGS } from "./compile.ts";
 
 /** The Deno version the bundle ships: the one the project pins (README, CI). */
 export const DENO_VERSION = "2.9.6";
@@ -70,7 +70,8 @@ export const LAUNCHER_RUN_FLAGS = ["--cached-only", "--no-remote", "--frozen", "
 const root = new URL("../", import.meta.url).pathname;
 
 /**
- * The launcher `bin/kvm_exporter`: the compiled binary's permissions, offline, flags passed on.
+ * The launcher `bin/kvm_exporter`: the compiled binary's permissions and V8 flags, offline, flags
+ * passed on.
  *
  * @example Usage
  * ```ts
@@ -82,7 +83,9 @@ const root = new URL("../", import.meta.url).pathname;
  * @returns The shell script.
  */
 export function launcherScript(version: string): string {
-  const flags = [...LAUNCHER_RUN_FLAGS, ...COMPILE_PERMISSIONS].map((f) => `'${f}'`);
+  const flags = [...LAUNCHER_RUN_FLAGS, RUNTIME_V8_FLAGS, ...COMPILE_PERMISSIONS].map((f) =>
+    `'${f}'`
+  );
   return `#!/bin/sh
 # kvm_exporter ${version}: runs the exporter on the Deno runtime beside it, with the permissions the
 # single executable bakes in (tools/compile.ts), never downloading anything. Flags pass through.
@@ -395,6 +398,7 @@ async function compileExecutable(
       "--quiet",
       "--no-check",
       ...COMPILE_PERMISSIONS,
+      RUNTIME_V8_FLAGS,
       "--output",
       output,
       "main.ts",

@@ -12,7 +12,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import yaml from "js-yaml";
-import { COMPILE_PERMISSIONS } from "../../tools/compile.ts";
+import { COMPILE_PERMISSIONS, RUNTIME_V8_FLAGS } from "../../tools/compile.ts";
 import { launcherScript } from "../../tools/release.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -249,7 +249,7 @@ Deno.test("the bundle's launcher grants its documented permissions, the compiled
 
 Deno.test("docs/deployment.md's deno run example grants its documented permissions", async () => {
   const readme = await read("docs/deployment.md");
-  const block = /```shell\n(deno run --allow-read[^`]*?)```/.exec(readme)?.[1];
+  const block = /```shell\n(deno run (?:--v8-flags=\S+ )?--allow-read[^`]*?)```/.exec(readme)?.[1];
   ok(block !== undefined, "docs/deployment.md has a deno run example");
   deepStrictEqual(
     parsePermissions(denoFlags(block)),
@@ -259,8 +259,11 @@ Deno.test("docs/deployment.md's deno run example grants its documented permissio
 
 Deno.test("docs/deployment.md's deno run example with --collector.libvirt grants its documented permissions", async () => {
   const readme = await read("docs/deployment.md");
-  const block = /```shell\n(deno run --allow-read[^`]*?--collector\.libvirt[^`]*?)```/.exec(readme)
-    ?.[1];
+  const block =
+    /```shell\n(deno run (?:--v8-flags=\S+ )?--allow-read[^`]*?--collector\.libvirt[^`]*?)```/.exec(
+      readme,
+    )
+      ?.[1];
   ok(block !== undefined, "docs/deployment.md has a deno run example with --collector.libvirt");
   deepStrictEqual(
     parsePermissions(denoFlags(block)),
@@ -371,4 +374,28 @@ Deno.test("the Kubernetes manifests grant no privilege: non-root, drop ALL, read
   const hostPaths = pod.volumes.flatMap((v) => v.hostPath ? [v.hostPath.path] : []).sort();
   deepStrictEqual(hostPaths, K8S_HOST_PATHS);
   deepStrictEqual(pod.volumes.filter((v) => !v.hostPath), [], "only the documented hostPaths");
+});
+
+Deno.test("every run mode passes the V8 heap limits the executable bakes in", async () => {
+  const tasks = JSON.parse(await read("deno.json")).tasks as Record<string, { command: string }>;
+  const deployment = await read("docs/deployment.md");
+  const docRuns = [...deployment.matchAll(/```shell\n(deno run [^`]*?)```/g)].map((m) => m[1]!);
+  ok(docRuns.length >= 2, "docs/deployment.md's deno run examples");
+  const dockerfile = await read("Dockerfile");
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(
+    dockerfile.slice(dockerfile.lastIndexOf("\nFROM ")),
+  );
+  const runs: Record<string, string> = {
+    ...Object.fromEntries(
+      Object.entries(tasks).filter(([, t]) => /\bdeno\s+run\b.*\bmain\.ts\b/.test(t.command))
+        .map(([name, t]) => [`task ${name}`, t.command]),
+    ),
+    ...Object.fromEntries(docRuns.map((run, i) => [`docs/deployment.md run ${i + 1}`, run])),
+    "bundle launcher": launcherScript("1.2.3").replace('"$lib/deno"', "deno").replaceAll("'", ""),
+    Dockerfile: ["deno", ...(JSON.parse(entrypoint![1]!) as string[]).slice(1)].join(" "),
+  };
+  ok(Object.keys(runs).length >= 6, Object.keys(runs).join());
+  for (const [where, command] of Object.entries(runs)) {
+    ok(denoFlags(command.replace(/\\\n\s*/g, " ")).includes(RUNTIME_V8_FLAGS), where);
+  }
 });

@@ -7,7 +7,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { buildStamp, COMPILE_PERMISSIONS } from "../../tools/compile.ts";
+import { buildStamp, COMPILE_PERMISSIONS, RUNTIME_V8_FLAGS } from "../../tools/compile.ts";
 import { LAUNCHER_RUN_FLAGS, launcherScript } from "../../tools/release.ts";
 import {
   type ExporterProcess,
@@ -145,10 +145,10 @@ Deno.test("deno task release refuses a DIR that is neither empty nor an earlier 
   }
 });
 
-Deno.test("launcherScript() runs deno offline with exactly the compiled binary's permissions", () => {
+Deno.test("launcherScript() runs deno offline with exactly the compiled binary's permissions and V8 flags", () => {
   const script = launcherScript("1.2.3");
   const flags = [...script.matchAll(/^ {2}'([^']+)' \\$/gm)].map((m) => m[1]);
-  deepStrictEqual(flags, [...LAUNCHER_RUN_FLAGS, ...COMPILE_PERMISSIONS]);
+  deepStrictEqual(flags, [...LAUNCHER_RUN_FLAGS, RUNTIME_V8_FLAGS, ...COMPILE_PERMISSIONS]);
   ok(
     /^exec "\$lib\/deno" run \\$/m.test(script),
     "exec, so the pid is the exporter's",

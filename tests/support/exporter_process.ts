@@ -12,6 +12,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { RUNTIME_V8_FLAGS } from "../../tools/compile.ts";
 
 /** The repository root (the directory of `main.ts`). */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url)).replace(
@@ -177,7 +178,15 @@ function childEnv(extra: Record<string, string> | undefined): Record<string, str
 function command(args: readonly string[], options: ChildOptions): Deno.Command {
   const deno = options.program !== undefined
     ? [...options.program, ...args]
-    : [Deno.execPath(), "run", ...(options.permissions ?? ["-A"]), MAIN_PATH, ...args];
+    // The V8 flags of every run mode: memory tests measure what an operator runs.
+    : [
+      Deno.execPath(),
+      "run",
+      RUNTIME_V8_FLAGS,
+      ...(options.permissions ?? ["-A"]),
+      MAIN_PATH,
+      ...args,
+    ];
   const [program, ...rest] = [...(options.prefix ?? []), ...deno];
   return new Deno.Command(program!, {
     args: rest,
@@ -217,7 +226,7 @@ function indent(text: string): string {
 }
 
 /**
- * Starts `deno run <permissions> main.ts ...args` and waits for its "Listening" log line (logfmt
+ * Starts `deno run <V8 flags> <permissions> main.ts ...args` and waits for its "Listening" log line (logfmt
  * or JSON). Pass {@linkcode LOOPBACK_ANY_PORT} (or a port of your own) in `args`. Dispose the
  * result (`await using`) or call `stop()` in `finally`: disposal kills the child by its pid.
  *
