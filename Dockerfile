@@ -26,5 +26,5 @@ ENV DENO_DIR=/dev/null/kvm_exporter DENO_NO_UPDATE_CHECK=1
 USER 65532:65532
 EXPOSE 9900
 # bin/kvm_exporter's command: the single executable's permissions, offline.
-ENTRYPOINT ["/opt/kvm_exporter/lib/deno", "run", "--cached-only", "--no-remote", "--frozen", "--no-prompt", "--v8-flags=--max-semi-space-size=2,--max-old-space-size=512", "--allow-read", "--allow-net", "--allow-env=KVM_EXPORTER_*", "--allow-write=/run,/var/run", "--config", "/opt/kvm_exporter/lib/app/deno.json", "/opt/kvm_exporter/lib/app/main.ts"]
+ENTRYPOINT ["/opt/kvm_exporter/lib/deno", "run", "--cached-only", "--no-remote", "--frozen", "--no-prompt", "--v8-flags=--max-semi-space-size=2,--max-old-space-size=1536", "--allow-read", "--allow-net", "--allow-env=KVM_EXPORTER_*", "--allow-write=/run,/var/run", "--config", "/opt/kvm_exporter/lib/app/deno.json", "/opt/kvm_exporter/lib/app/main.ts"]
 CMD ["--collector.kvmdebug.dir=/stat/kvm", "--path.procfs=/host/proc", "--path.sysfs=/host/sys"]
