@@ -38,6 +38,7 @@ function countingFileSystem(counts: Counts): FileSystem {
     },
     mode: denoFileSystem.mode,
     readLink: denoFileSystem.readLink,
+    identitySync: denoFileSystem.identitySync,
   };
 }
 

@@ -188,6 +188,7 @@ export class GatedFileSystem implements FileSystem {
   readRegularSync = denoFileSystem.readRegularSync;
   mode = denoFileSystem.mode;
   readLink = denoFileSystem.readLink;
+  identitySync = denoFileSystem.identitySync;
 
   async #pass(): Promise<void> {
     this.#waiting++;
