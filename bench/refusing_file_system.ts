@@ -42,12 +42,12 @@ export interface RefusingFileSystem {
  * await Deno.remove(dir, { recursive: true });
  * ```
  *
- * @param options The debugfs dir refused under, and the file system read through (the real one by
- *   default).
+ * @param options The debugfs dir refused under, the file system read through (the real one by
+ *   default), and whether to refuse at all (default true; false only counts, for comparison).
  * @returns The file system and its counts.
  */
 export function refusingFileSystem(
-  options: { kvmdebugDir: string; base?: FileSystem },
+  options: { kvmdebugDir: string; base?: FileSystem; refuse?: boolean },
 ): RefusingFileSystem {
   const base = options.base ?? denoFileSystem;
   const root = `${options.kvmdebugDir}/`;
@@ -57,7 +57,7 @@ export function refusingFileSystem(
   const modes = new Map<string, boolean>();
   const refusal = (path: string): Error | undefined => {
     opens.set(path, (opens.get(path) ?? 0) + 1);
-    if (!path.startsWith(root)) return undefined;
+    if (options.refuse === false || !path.startsWith(root)) return undefined;
     let refuse = modes.get(path);
     if (refuse === undefined) {
       try {
@@ -74,14 +74,19 @@ export function refusingFileSystem(
   };
   const fs: FileSystem = {
     ...base,
-    readTextFile: (path, readOptions) => {
+    // A refused file is still opened, and read, before it is refused: the kernel's EPERM costs
+    // an open's path walk and Deno's checks of the path, so a refusal is not free here either.
+    readTextFile: async (path, readOptions) => {
       const error = refusal(path);
-      return error === undefined ? base.readTextFile(path, readOptions) : Promise.reject(error);
+      const text = await base.readTextFile(path, readOptions);
+      if (error !== undefined) throw error;
+      return text;
     },
     readRegularSync: (path, maxBytes) => {
       const error = refusal(path);
+      const text = base.readRegularSync(path, maxBytes);
       if (error !== undefined) throw error;
-      return base.readRegularSync(path, maxBytes);
+      return text;
     },
   };
   return {
