@@ -14,6 +14,7 @@ import {
   readBoundedTextSync,
   TooLargeError,
 } from "./bounded_read.ts";
+import { type KeptFile, openKeptFile } from "./kept_file.ts";
 
 /** Options of {@linkcode FileSystem.readTextFile}. */
 export interface ReadOptions {
@@ -55,6 +56,11 @@ export interface FileSystem {
    * tmpfs dir's changes with every file made in it.
    */
   identitySync(path: string): string;
+  /**
+   * Opens a regular file to keep open and read again from its start, synchronously, never
+   * waiting on what the path is ({@linkcode openKeptFile}).
+   */
+  openKept(path: string): KeptFile;
 }
 
 /**
@@ -83,6 +89,7 @@ export const denoFileSystem: FileSystem = {
     const info = Deno.lstatSync(path);
     return `${info.dev}:${info.ino}`;
   },
+  openKept: openKeptFile,
 };
 
 /** Why a stat could not be read, as `kvm_exporter_stat_read_errors` reports it. */

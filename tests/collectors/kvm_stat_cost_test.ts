@@ -39,6 +39,7 @@ function countingFileSystem(counts: Counts): FileSystem {
     mode: denoFileSystem.mode,
     readLink: denoFileSystem.readLink,
     identitySync: denoFileSystem.identitySync,
+    openKept: denoFileSystem.openKept,
   };
 }
 

@@ -189,6 +189,7 @@ export class GatedFileSystem implements FileSystem {
   mode = denoFileSystem.mode;
   readLink = denoFileSystem.readLink;
   identitySync = denoFileSystem.identitySync;
+  openKept = denoFileSystem.openKept;
 
   async #pass(): Promise<void> {
     this.#waiting++;
