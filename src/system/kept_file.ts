@@ -8,7 +8,7 @@
  * @module
  */
 
-import { closeSync, constants, fstatSync, openSync, readSync, statfsSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { NotRegularError, tooLarge } from "./bounded_read.ts";
 import { PROC_FILE_MAX_BYTES, readBoundedText } from "./bounded_read.ts";
 import { parseMaxFds } from "./process_metrics.ts";
@@ -32,15 +32,7 @@ export interface KeptFile {
  */
 const KEPT_OPEN = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
-/**
- * The file systems whose files may be kept, by `statfs` magic. procfs: a task's file fails to
- * read once the task has exited (the open file holds only its pid), so a kept file never reports
- * what is gone and holds nothing alive. A file elsewhere (a fixture tree) reads its old bytes
- * after its path is removed: it is read the ordinary way.
- */
-export const KEPT_FILE_SYSTEMS = { procfs: 0x9fa0 } as const;
-
-/** Why a file was not kept: it is not on the file system the caller keeps files of. */
+/** Why a file was not kept: it is not a file the kernel makes on read (a procfs file). */
 export class NotKeptError extends Error {
   /** The error's name. */
   override name = "NotKeptError";
@@ -50,8 +42,13 @@ const decoder = new TextDecoder();
 let buffer = new Uint8Array(PROC_FILE_MAX_BYTES + 1);
 
 /**
- * Opens a regular file of procfs to keep ({@linkcode KeptFile}), synchronously and without
- * waiting on what the path turns out to be.
+ * Opens a procfs file to keep ({@linkcode KeptFile}), synchronously and without waiting on what
+ * the path turns out to be. Only a regular file of size 0 is kept: procfs makes its files' text on
+ * read and gives them no size, and a task's file fails to read once the task has exited (the open
+ * file holds only its pid), so a kept file never reports what is gone and holds nothing alive. A
+ * file on disk (a fixture tree) has its size, and would go on reading its old bytes after its path
+ * is removed: it is read the ordinary way. (The file system's magic would say it too, but `statfs`
+ * needs `--allow-sys`, which no documented run mode grants.)
  *
  * @example Usage
  * ```ts
@@ -68,19 +65,17 @@ let buffer = new Uint8Array(PROC_FILE_MAX_BYTES + 1);
  *
  * @param path The file.
  * @returns The open file.
- * @throws {NotKeptError} When the path is not on procfs ({@linkcode KEPT_FILE_SYSTEMS}).
+ * @throws {NotKeptError} When the file has a size: not made by the kernel on read.
  * @throws {NotRegularError} When the path is not a regular file (it is not kept).
  */
 export function openKeptFile(path: string): KeptFile {
-  // The path, not the open file (node:fs has no fstatfs): a path on procfs names a kernel file,
-  // which nothing can swap between this look and the open.
-  if (statfsSync(path).type !== KEPT_FILE_SYSTEMS.procfs) {
-    throw new NotKeptError(`not on procfs: "${path}"`);
-  }
   const fd = openSync(path, KEPT_OPEN);
   let open = true;
   try {
-    if (!fstatSync(fd).isFile()) throw new NotRegularError(`not a regular file: "${path}"`);
+    // Of the open file: a path swapped after the open does not change what is kept.
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new NotRegularError(`not a regular file: "${path}"`);
+    if (info.size !== 0) throw new NotKeptError(`not made on read (size ${info.size}): "${path}"`);
   } catch (error) {
     closeSync(fd);
     throw error;
