@@ -35,7 +35,7 @@ export interface VcpuTimeOptions {
   fs: FileSystem;
   /** Files read at once. Default 32. */
   concurrency?: number;
-  /** Where kept-open schedstat files are counted; the process's ({@linkcode keptFileBudget}) by default. */
+  /** Counts kept-open schedstat files; the process's ({@linkcode keptFileBudget}) by default. */
   budget?: KeptFileBudget;
 }
 
@@ -94,6 +94,8 @@ class VcpuTimeScrape {
   readonly #state: VcpuTimeState;
   readonly #context: ScrapeContext;
   readonly #out: FamilySet;
+  /** The schedstat paths read in this scrape. */
+  readonly #read = new Set<string>();
 
   constructor(state: VcpuTimeState, scrape: { context: ScrapeContext; out: FamilySet }) {
     this.#state = state;
@@ -154,6 +156,7 @@ class VcpuTimeScrape {
    */
   async #readVcpu(vm: DiscoveredVm, thread: VcpuThread): Promise<boolean> {
     const path = `${this.#state.options.procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
+    this.#read.add(path);
     const kept = this.#state.kept.get(vm.dir)?.get(path);
     let text: string | undefined;
     if (kept !== undefined) {
@@ -235,10 +238,30 @@ class VcpuTimeScrape {
 
   /** Reads a VM's vCPUs by debugfs, else by the thread ids QMP gave. */
   async readVm(vm: DiscoveredVm): Promise<void> {
+    await this.#readVcpus(vm);
+    this.#forgetUnread(vm.dir);
+  }
+
+  async #readVcpus(vm: DiscoveredVm): Promise<void> {
     if (await this.#readDebugfsVcpus(vm) > 0) return;
     if (this.#context.signal.aborted) return;
     const fromQmp = [...this.#state.qmpThreads.get(vm.dir) ?? []];
     await Promise.all(fromQmp.map(([vcpu, tid]) => this.#readVcpu(vm, { vcpu, tid })));
+  }
+
+  /**
+   * Closes the VM's kept files this scrape did not read: a thread the VM no longer names (a
+   * vCPU unplugged and plugged again gets a new one) would hold a place in the budget for the
+   * VM's lifetime. Not after the deadline: files not read by then are only late.
+   */
+  #forgetUnread(dir: string): void {
+    const files = this.#state.kept.get(dir);
+    if (files === undefined || this.#context.signal.aborted) return;
+    for (const [path, file] of files) {
+      if (this.#read.has(path)) continue;
+      files.delete(path);
+      forgetFile(this.#state, file);
+    }
   }
 }
 

@@ -216,9 +216,10 @@ export class StatListing {
    * undefined while `kept` still holds. A `PID-FD` name is reused when a VMM makes a new VM on
    * the fd number of one it closed, or a new VMM gets an old PID, so the name cannot say whether
    * a refusal kept was the same VM's. The dir's inode number can (debugfs numbers each inode it
-   * makes afresh; the VMM's start time would miss a VM remade in the same process): one stat when the dir is first seen, and one per scrape
-   * only while the kernel refuses some of its files (in place of every refused open). A VM
-   * remade between that first stat and a later first refusal is only tried once more.
+   * makes afresh; the VMM's start time would miss a VM remade in the same process): one stat
+   * when the dir is first seen, and one per scrape only while the kernel refuses some of its
+   * files (in place of every refused open). A VM remade between that first stat and a later
+   * first refusal is only tried once more.
    */
   #current(kept: VmListing | undefined, path: string): VmListing | undefined {
     if (kept !== undefined && kept.refusals === 0 && kept.identity !== undefined) return undefined;
