@@ -14,6 +14,8 @@
  * `--health-clients=4` clients scrape `--health-scrapes=3` times each; the
  * 20,000-VM tree takes minutes to write),
  * `--check`, `--tolerance=0.25`, `--out=bench/RESULTS.md`, `--note=TEXT`.
+ * `--lockdown` runs the lockdown mode instead (bench/lockdown.ts: `--sizes`, `--scrapes`,
+ * `--rounds=3`, `--baseline=DIR`), which writes nothing.
  * A run with fewer sizes, scrapes or RSS scrapes than the defaults writes
  * RESULTS.md only when `--out` names a file.
  *
@@ -26,6 +28,7 @@ import { countStatFiles, parseShape, planTree, writeTree } from "./debugfs_tree.
 import { compileFloor, Floor } from "./floor.ts";
 import { healthUnderLoad } from "./health_load.ts";
 import { RUNTIME_V8_FLAGS } from "../tools/compile.ts";
+import { lockdownBench, type LockdownBenchOptions, parseLockdownArgs } from "./lockdown.ts";
 import { cpuMs, freePort, median, percentile, probe, rssMb, waitUntilUp } from "./probe.ts";
 import {
   type BenchRun,
@@ -450,6 +453,19 @@ async function check(
   const compared = [...current.keys()].filter((key) => committed.has(key)).length;
   log(`${compared} ratios compared with ${path}, ${regressions.length} regressed`);
   return regressions.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main && Deno.args.includes("--lockdown")) {
+  // The lockdown mode (bench/lockdown.ts): refused opens and their cost, nothing else.
+  let options: LockdownBenchOptions;
+  try {
+    options = parseLockdownArgs(Deno.args.filter((arg) => arg !== "--"));
+  } catch (error) {
+    console.error((error as Error).message);
+    Deno.exit(2);
+  }
+  console.log((await lockdownBench(options)).join("\n"));
+  Deno.exit(0);
 }
 
 if (import.meta.main) {

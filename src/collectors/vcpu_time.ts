@@ -17,6 +17,7 @@ import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import { type FamilySet, nanosecondsAsSeconds } from "../metrics/model.ts";
 import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import type { FileSystem } from "../system/file_system.ts";
+import { type KeptFile, type KeptFileBudget, keptFileBudget } from "../system/kept_file.ts";
 import { Limiter } from "../system/limiter.ts";
 import { MAX_SCHEDSTAT_BYTES, parseSchedstat, type Schedstat } from "./schedstat.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
@@ -34,6 +35,8 @@ export interface VcpuTimeOptions {
   fs: FileSystem;
   /** Files read at once. Default 32. */
   concurrency?: number;
+  /** Counts kept-open schedstat files; the process's ({@linkcode keptFileBudget}) by default. */
+  budget?: KeptFileBudget;
 }
 
 /** One vCPU's thread. */
@@ -80,6 +83,10 @@ interface VcpuTimeState {
   readonly threadsByDir: Map<string, VcpuThread[]>;
   /** Each VM's vCPU thread ids as QMP last reported them, by VM dir and vCPU index. */
   readonly qmpThreads: Map<string, ReadonlyMap<string, number>>;
+  /** Each VM's kept-open schedstat files, by VM dir, then by path. */
+  readonly kept: Map<string, Map<string, KeptFile>>;
+  /** Counts the kept files against the open file limit; set on the first scrape. */
+  budget: KeptFileBudget | undefined;
 }
 
 /** One scrape of the vCPU threads. */
@@ -87,6 +94,8 @@ class VcpuTimeScrape {
   readonly #state: VcpuTimeState;
   readonly #context: ScrapeContext;
   readonly #out: FamilySet;
+  /** The schedstat paths read in this scrape. */
+  readonly #read = new Set<string>();
 
   constructor(state: VcpuTimeState, scrape: { context: ScrapeContext; out: FamilySet }) {
     this.#state = state;
@@ -138,17 +147,64 @@ class VcpuTimeScrape {
     }
   }
 
-  /** Reads one vCPU's schedstat; false when its thread is gone. */
+  /**
+   * Reads one vCPU's schedstat; false when its thread is gone. The file is kept open once read
+   * (within the budget) and read again from its start on later scrapes: an open file's read
+   * costs a syscall, where an open costs Deno's path checks and two more. Keeping it is safe: it
+   * holds only the thread's pid, and once the thread exits its read fails (ESRCH), even if the
+   * number is reused, so the file is closed and forgotten, and the guarded read says why.
+   */
   async #readVcpu(vm: DiscoveredVm, thread: VcpuThread): Promise<boolean> {
     const path = `${this.#state.options.procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
+    this.#read.add(path);
+    const kept = this.#state.kept.get(vm.dir)?.get(path);
+    let text: string | undefined;
+    if (kept !== undefined) {
+      try {
+        text = kept.read(MAX_SCHEDSTAT_BYTES);
+      } catch {
+        this.#forget(vm.dir, path, kept);
+      }
+    }
     let stat: Schedstat;
     try {
-      stat = parseSchedstat(await this.#readGuarded(path, { maxBytes: MAX_SCHEDSTAT_BYTES }));
+      if (text === undefined) {
+        text = await this.#readGuarded(path, { maxBytes: MAX_SCHEDSTAT_BYTES });
+        this.#keep(vm.dir, path);
+      }
+      stat = parseSchedstat(text);
     } catch {
       return false; // The thread is gone (or is not this VMM's): nothing to report for it.
     }
     addVcpuTime(this.#out, { domain: vm.domain, vcpu: thread.vcpu }, stat);
     return true;
+  }
+
+  /**
+   * Keeps a schedstat file open that was just read the guarded way, if the budget allows. The
+   * open never waits (`O_NONBLOCK`) and anything but a regular file is not kept.
+   */
+  #keep(dir: string, path: string): void {
+    const { kept, budget, options } = this.#state;
+    if (this.#context.signal.aborted || budget === undefined || !budget.take()) return;
+    let file: KeptFile;
+    try {
+      file = options.fs.openKept(path);
+    } catch {
+      budget.give();
+      return; // Gone meanwhile, or not a regular file: read the guarded way.
+    }
+    let files = kept.get(dir);
+    if (files === undefined) kept.set(dir, files = new Map());
+    const earlier = files.get(path);
+    files.set(path, file);
+    if (earlier !== undefined) forgetFile(this.#state, earlier);
+  }
+
+  #forget(dir: string, path: string, file: KeptFile): void {
+    const files = this.#state.kept.get(dir);
+    if (files?.get(path) === file) files.delete(path);
+    forgetFile(this.#state, file);
   }
 
   /**
@@ -182,10 +238,45 @@ class VcpuTimeScrape {
 
   /** Reads a VM's vCPUs by debugfs, else by the thread ids QMP gave. */
   async readVm(vm: DiscoveredVm): Promise<void> {
+    await this.#readVcpus(vm);
+    this.#forgetUnread(vm.dir);
+  }
+
+  async #readVcpus(vm: DiscoveredVm): Promise<void> {
     if (await this.#readDebugfsVcpus(vm) > 0) return;
     if (this.#context.signal.aborted) return;
     const fromQmp = [...this.#state.qmpThreads.get(vm.dir) ?? []];
     await Promise.all(fromQmp.map(([vcpu, tid]) => this.#readVcpu(vm, { vcpu, tid })));
+  }
+
+  /**
+   * Closes the VM's kept files this scrape did not read: a thread the VM no longer names (a
+   * vCPU unplugged and plugged again gets a new one) would hold a place in the budget for the
+   * VM's lifetime. Not after the deadline: files not read by then are only late.
+   */
+  #forgetUnread(dir: string): void {
+    const files = this.#state.kept.get(dir);
+    if (files === undefined || this.#context.signal.aborted) return;
+    for (const [path, file] of files) {
+      if (this.#read.has(path)) continue;
+      files.delete(path);
+      forgetFile(this.#state, file);
+    }
+  }
+}
+
+/** Closes a kept file and gives its place back. */
+function forgetFile(state: VcpuTimeState, file: KeptFile): void {
+  file.close();
+  state.budget?.give();
+}
+
+/** Closes every kept file of the VMs not in `dirs` (all of them when `dirs` is empty). */
+function forgetVms(state: VcpuTimeState, dirs: ReadonlySet<string>): void {
+  for (const [dir, files] of state.kept) {
+    if (dirs.has(dir)) continue;
+    for (const file of files.values()) forgetFile(state, file);
+    state.kept.delete(dir);
   }
 }
 
@@ -194,6 +285,7 @@ async function collectVcpuTime(
   scrape: { context: ScrapeContext; out: CollectorOutput },
 ): Promise<void> {
   const { context, out } = scrape;
+  state.budget ??= state.options.budget ?? await keptFileBudget(state.options.procfs);
   const { qmpThreads } = state;
   const { vms } = context.discovery;
   const dirs = new Set(vms.map((vm) => vm.dir));
@@ -203,6 +295,7 @@ async function collectVcpuTime(
   }
   for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
   for (const dir of state.threadsByDir.keys()) if (!dirs.has(dir)) state.threadsByDir.delete(dir);
+  forgetVms(state, dirs);
   const vcpus = new VcpuTimeScrape(state, { context, out: out.families });
   await Promise.all(vms.map((vm) => vcpus.readVm(vm)));
 }
@@ -213,7 +306,8 @@ async function collectVcpuTime(
  * skipped too, never failing the rest. Neither file was listed as a regular
  * file, so both reads go through the scrape's read guard: one that blocks
  * (a FIFO) is waited for only until the deadline, and not read again while
- * it stays blocked.
+ * it stays blocked. A schedstat file read once is kept open for its thread's
+ * lifetime and read again from its start, within the budget of kept files.
  *
  * @param options procfs and file access.
  * @returns The collector.
@@ -224,11 +318,14 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
     limiter: new Limiter(options.concurrency ?? 32),
     threadsByDir: new Map(),
     qmpThreads: new Map(),
+    kept: new Map(),
+    budget: undefined,
   };
   return {
     name: VCPU_TIME,
     collect: (context: ScrapeContext, out: CollectorOutput) =>
       collectVcpuTime(state, { context, out }),
+    close: () => forgetVms(state, new Set()),
   };
 }
 

@@ -36,6 +36,11 @@ export interface StatFile {
   domain: string | undefined;
   /** The stat's identity ({@linkcode statKey}), made once per listing. */
   key: string;
+  /**
+   * What the kernel answered when it refused the file (EPERM: lockdown), kept for its VM's
+   * lifetime: every later scrape counts the refusal again without opening the file.
+   */
+  refused: Error | undefined;
 }
 
 /** What is kept of one VM dir (or the root) between scrapes. */
@@ -50,6 +55,13 @@ export interface VmListing {
   worker: { files: StatFile[]; paths: string[] } | undefined;
   /** Paths a reader Worker was stuck on: read through the guarded async path from then on. */
   blocking: Set<string>;
+  /**
+   * The dir's identity ({@linkcode FileSystem.identitySync}) when first listed: while the kernel
+   * refuses some of its files, each scrape checks it, and a recreated VM starts afresh.
+   */
+  identity: string | undefined;
+  /** Files whose refusal is kept ({@linkcode StatFile.refused}). */
+  refusals: number;
 }
 
 /** One VM's files in a scrape. */
@@ -126,7 +138,7 @@ function statFile(
     vcpu: where.vcpu,
     domain: vm?.domain,
   };
-  return { ...file, key: statKey(file) };
+  return { ...file, key: statKey(file), refused: undefined };
 }
 
 /**
@@ -136,19 +148,26 @@ function statFile(
  * @returns The listing.
  */
 export function emptyListing(domain: string): VmListing {
-  return { domain, files: new Map(), vcpus: new Map(), worker: undefined, blocking: new Set() };
+  return {
+    domain,
+    files: new Map(),
+    vcpus: new Map(),
+    worker: undefined,
+    blocking: new Set(),
+    identity: undefined,
+    refusals: 0,
+  };
 }
 
 /**
- * The scrape's files in reading order: the root's, then each VM's.
+ * The scrape's files in reading order, with what is kept of each dir: the root's, then each
+ * VM's.
  *
  * @param scrape The scrape's files.
- * @returns One list.
+ * @returns The root as a VM ({@linkcode ROOT_KEY}), then the VMs.
  */
-export function allFiles(scrape: ScrapeFiles): StatFile[] {
-  const files = scrape.root.slice();
-  for (const vm of scrape.vms) for (const file of vm.files) files.push(file);
-  return files;
+export function allVms(scrape: ScrapeFiles): VmFiles[] {
+  return [{ key: ROOT_KEY, listing: scrape.rootListing, files: scrape.root }, ...scrape.vms];
 }
 
 /** The stat files to read, and what is kept of them across scrapes. */
@@ -156,7 +175,7 @@ export class StatListing {
   readonly #options: StatListingOptions;
   readonly #listings = new Map<string, VmListing>();
   /** The root's files, kept as a VM's are, so that a reader Worker keeps their list too. */
-  readonly root: VmListing = emptyListing("");
+  #root: VmListing = emptyListing("");
 
   /**
    * Creates a listing with nothing kept yet.
@@ -181,13 +200,48 @@ export class StatListing {
     if (discovery.error !== undefined) {
       throw new Error(describeReadError(kvmdebugDir, discovery.error));
     }
+    // The root is made again only when the kvm module is reloaded: its refusals are then retried.
+    this.#root = this.#current(this.#root, kvmdebugDir) ?? this.#root;
     const root = this.#rootFiles(discovery.rootFiles);
     const vcpuCounts = new Map<string, number>();
-    if (depth < 1) return { root, rootListing: this.root, vms: [], vcpuCounts };
+    if (depth < 1) return { root, rootListing: this.#root, vms: [], vcpuCounts };
     const vms = await this.#listVms(scrape, vcpuCounts);
     const present = new Set(discovery.vms.map((vm) => vm.dir));
     for (const dir of this.#listings.keys()) if (!present.has(dir)) this.#listings.delete(dir);
-    return { root, rootListing: this.root, vms, vcpuCounts };
+    return { root, rootListing: this.#root, vms, vcpuCounts };
+  }
+
+  /**
+   * A listing made afresh when `kept` is of a dir that has been made again since (or is new):
+   * undefined while `kept` still holds. A `PID-FD` name is reused when a VMM makes a new VM on
+   * the fd number of one it closed, or a new VMM gets an old PID, so the name cannot say whether
+   * a refusal kept was the same VM's. The dir's inode number can (debugfs numbers each inode it
+   * makes afresh; the VMM's start time would miss a VM remade in the same process): one stat
+   * when the dir is first seen, and one per scrape only while the kernel refuses some of its
+   * files (in place of every refused open). A VM remade between that first stat and a later
+   * first refusal is only tried once more.
+   */
+  #current(kept: VmListing | undefined, path: string): VmListing | undefined {
+    if (kept !== undefined && kept.refusals === 0 && kept.identity !== undefined) return undefined;
+    let identity: string | undefined;
+    try {
+      identity = this.#options.fs.identitySync(path);
+    } catch {
+      identity = undefined; // Gone: its listing fails next, and nothing is kept of it.
+    }
+    if (kept === undefined) {
+      const fresh = emptyListing("");
+      fresh.identity = identity;
+      return fresh;
+    }
+    if (identity !== undefined && identity === kept.identity) return undefined;
+    if (kept.refusals === 0) {
+      kept.identity = identity;
+      return undefined;
+    }
+    const fresh = emptyListing(kept.domain);
+    fresh.identity = identity;
+    return fresh;
   }
 
   #wanted(name: string): boolean {
@@ -198,7 +252,7 @@ export class StatListing {
 
   #rootFiles(entries: readonly Deno.DirEntry[]): StatFile[] {
     const root: StatFile[] = [];
-    const kept = this.root.files;
+    const kept = this.#root.files;
     for (const entry of entries) {
       if (!this.#wanted(entry.name)) continue;
       let file = kept.get(entry.name);
@@ -228,14 +282,15 @@ export class StatListing {
     return files;
   }
 
-  /** The listing kept for the VM, started afresh when new or renamed. */
+  /** The listing kept for the VM, started afresh when new, renamed or made again. */
   #listingOf(vm: DiscoveredVm): VmListing {
     let cached = this.#listings.get(vm.dir);
-    if (cached === undefined || cached.domain !== vm.domain) {
-      cached = emptyListing(vm.domain);
-      this.#listings.set(vm.dir, cached);
-    }
-    return cached;
+    if (cached !== undefined && cached.domain !== vm.domain) cached = undefined;
+    const fresh = this.#current(cached, vm.path);
+    if (fresh === undefined) return cached!;
+    fresh.domain = vm.domain;
+    this.#listings.set(vm.dir, fresh);
+    return fresh;
   }
 
   /** The VM's files: its dir listed now, its vCPU dirs as listed when first seen. */

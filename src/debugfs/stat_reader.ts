@@ -23,11 +23,11 @@ import { parseStatValue } from "./stat_value.ts";
 import type { ReaderPool, VmBatch } from "./reader_pool.ts";
 import type { SideEntry, StatFilesResult } from "./reader_worker.ts";
 import {
-  allFiles,
-  ROOT_KEY,
+  allVms,
   type ScrapeFiles,
   type StatFile,
   type VmFiles,
+  type VmListing,
 } from "./stat_listing.ts";
 import type { StatTyping } from "./stat_typing.ts";
 import type { StatType } from "../stats/stat.ts";
@@ -104,17 +104,26 @@ export function readMode(
 }
 
 /**
- * The VM's files that its reader Worker reads (listed regular, never stuck a Worker), the same
- * object while they are the same files; the others go to `others`.
+ * The VM's files that its reader Worker reads (listed regular, not refused, never stuck a
+ * Worker), the same object while they are the same files; the refused ones go to `refused`, the
+ * others to `others`.
  */
-function workerFiles(vm: VmFiles, others: StatFile[]): { files: StatFile[]; paths: string[] } {
+function workerFiles(
+  vm: VmFiles,
+  aside: { others: StatFile[]; refused: StatFile[] },
+): { files: StatFile[]; paths: string[] } {
   const { listing } = vm;
   const cached = listing.worker;
   const files: StatFile[] = [];
   let same = cached !== undefined;
   for (const file of vm.files) {
+    if (file.refused !== undefined) {
+      // Its Worker gets a list without it once, then never opens it again.
+      aside.refused.push(file);
+      continue;
+    }
     if (!file.regular || (listing.blocking.size > 0 && listing.blocking.has(file.path))) {
-      others.push(file);
+      aside.others.push(file);
       continue;
     }
     if (same && cached!.files[files.length] !== file) same = false;
@@ -161,11 +170,26 @@ export class StatReader {
     how: { mode: ReturnType<typeof readMode>; pool: ReaderPool | undefined },
   ): Promise<void> {
     if (how.mode === "workers") return await this.#readInWorkers(scrape, how.pool!);
-    await this.#readAll(allFiles(scrape), how.mode);
+    await this.#readAll(allVms(scrape), how.mode);
   }
 
-  #failed(file: StatFile, error: unknown): void {
+  /**
+   * A file that could not be read. A refusal by the kernel (EPERM: lockdown refuses every 0644
+   * debugfs file, and lockdown is lifted only by a reboot) is kept for the VM's lifetime, so that
+   * the file is counted every scrape but never opened again ({@linkcode StatListing} starts a
+   * recreated VM afresh). A refusal by Deno (a missing grant) is not the kernel's: not kept.
+   */
+  #failed(listing: VmListing, file: StatFile, error: unknown): void {
+    if (error instanceof Deno.errors.PermissionDenied && file.refused === undefined) {
+      file.refused = error;
+      listing.refusals++;
+    }
     this.#scrape.sink.failed(file, error);
+  }
+
+  /** Counts a file the kernel refused before, as it was counted then, without opening it. */
+  #refusedAgain(file: StatFile): void {
+    this.#scrape.sink.failed(file, file.refused);
   }
 
   #accept(file: StatFile, text: string): void | Promise<void> {
@@ -189,10 +213,11 @@ export class StatReader {
    * Reads asynchronously: anything but a listed regular file may block, and so may a path that
    * stuck a reader Worker (`guarded`).
    */
-  async #readAsync(file: StatFile, guarded: boolean): Promise<void> {
+  async #readAsync(listing: VmListing, file: StatFile, guarded: boolean): Promise<void> {
     const { signal, reads } = this.#scrape;
     const { fs } = this.#parts;
     if (signal.aborted) return;
+    if (file.refused !== undefined) return this.#refusedAgain(file);
     const maxBytes = STAT_FILE_MAX_BYTES;
     let text: string;
     try {
@@ -208,39 +233,47 @@ export class StatReader {
           signal,
         );
     } catch (error) {
-      if (!(error instanceof DeadlineError)) this.#failed(file, error);
+      if (!(error instanceof DeadlineError)) this.#failed(listing, file, error);
       return;
     }
     await this.#accept(file, text);
   }
 
   /**
-   * Reads every file: listed regular ones synchronously (`sync`), yielding every few
+   * Reads every VM's files: listed regular ones synchronously (`sync`), yielding every few
    * milliseconds, or through the async op (`async`); `guarded`: every file through the guarded
-   * async path.
+   * async path. A file the kernel refused before is counted, not opened.
    */
-  async #readAll(files: readonly StatFile[], mode: "sync" | "async" | "guarded"): Promise<void> {
+  async #readAll(vms: readonly VmFiles[], mode: "sync" | "async" | "guarded"): Promise<void> {
     const { signal } = this.#scrape;
     const { limiter, fs } = this.#parts;
     const guarded = mode === "guarded";
     const pending: Promise<void>[] = [];
-    for (let i = 0; i < files.length; i++) {
-      if (i % CLOCK_EVERY === 0 && sliceSpent()) await yieldToEventLoop();
-      if (signal.aborted) break;
-      const file = files[i]!;
-      if (!file.regular || mode !== "sync") {
-        pending.push(limiter.run(() => this.#readAsync(file, guarded || !file.regular)));
-        continue;
+    let count = 0;
+    for (const { listing, files } of vms) {
+      for (let i = 0; i < files.length; i++, count++) {
+        if (count % CLOCK_EVERY === 0 && sliceSpent()) await yieldToEventLoop();
+        if (signal.aborted) break;
+        const file = files[i]!;
+        if (file.refused !== undefined) {
+          this.#refusedAgain(file);
+          continue;
+        }
+        if (!file.regular || mode !== "sync") {
+          const careful = guarded || !file.regular;
+          pending.push(limiter.run(() => this.#readAsync(listing, file, careful)));
+          continue;
+        }
+        let text: string;
+        try {
+          text = fs.readRegularSync(file.path, STAT_FILE_MAX_BYTES);
+        } catch (error) {
+          this.#failed(listing, file, error);
+          continue;
+        }
+        const typing = this.#accept(file, text);
+        if (typing !== undefined) pending.push(typing);
       }
-      let text: string;
-      try {
-        text = fs.readRegularSync(file.path, STAT_FILE_MAX_BYTES);
-      } catch (error) {
-        this.#failed(file, error);
-        continue;
-      }
-      const typing = this.#accept(file, text);
-      if (typing !== undefined) pending.push(typing);
     }
     await Promise.all(pending);
   }
@@ -251,27 +284,32 @@ export class StatReader {
    */
   async #readInWorkers(scrape: ScrapeFiles, pool: ReaderPool): Promise<void> {
     const { limiter } = this.#parts;
-    const others: StatFile[] = [];
+    const pending: Promise<void>[] = [];
     const batches: VmBatch[] = [];
     const batchFiles: StatFile[][] = [];
     const batchVms: VmFiles[] = [];
-    const root: VmFiles = { key: ROOT_KEY, listing: scrape.rootListing, files: scrape.root };
-    for (const vm of [root, ...scrape.vms]) {
+    for (const vm of allVms(scrape)) {
       if (sliceSpent()) await yieldToEventLoop();
-      const { files, paths } = workerFiles(vm, others);
+      const aside = { others: [] as StatFile[], refused: [] as StatFile[] };
+      const { files, paths } = workerFiles(vm, aside);
+      for (const file of aside.refused) this.#refusedAgain(file);
+      for (const file of aside.others) {
+        pending.push(limiter.run(() => this.#readAsync(vm.listing, file, true)));
+      }
       if (files.length === 0) continue;
       batches.push({ key: vm.key, paths });
       batchFiles.push(files);
       batchVms.push(vm);
     }
-    const pending = others.map((file) => limiter.run(() => this.#readAsync(file, true)));
     const stuck = await pool.read(batches, {
       signal: this.#scrape.signal,
-      onResult: (batch, result) => this.#acceptAll(batchFiles[batch]!, result, pending),
+      onResult: (batch, result) =>
+        this.#acceptAll({ ...batchVms[batch]!, files: batchFiles[batch]! }, result, pending),
     });
     // The pool stopped meanwhile (too many Workers stuck), or an earlier scrape's read is stuck.
     if (stuck === undefined) {
-      pending.push(this.#readAll(batchFiles.flat(), "guarded"));
+      const vms = batchVms.map((vm, batch) => ({ ...vm, files: batchFiles[batch]! }));
+      pending.push(this.#readAll(vms, "guarded"));
     }
     for (const { batch, file, released } of stuck ?? []) {
       this.#stuck(batchVms[batch]!, batchFiles[batch]![file]!, released);
@@ -279,9 +317,10 @@ export class StatReader {
     await Promise.all(pending);
   }
 
-  /** Takes one VM's values from a reader Worker, in file order. */
-  #acceptAll(files: readonly StatFile[], result: StatFilesResult, pending: Promise<void>[]): void {
+  /** Takes one VM's values from a reader Worker, in the order of the files it was given. */
+  #acceptAll(vm: VmFiles, result: StatFilesResult, pending: Promise<void>[]): void {
     const { values, side } = result;
+    const { files, listing } = vm;
     let next = 0;
     for (let i = 0; i < files.length; i++) {
       const value = values[i]!;
@@ -289,15 +328,16 @@ export class StatReader {
       const typing = value === value
         ? this.#acceptValue(files[i]!, BigInt(value))
         : side[next]?.index === i
-        ? this.#acceptSide(files[i]!, side[next++]!)
+        ? this.#acceptSide(listing, files[i]!, side[next++]!)
         : undefined;
       if (typing !== undefined) pending.push(typing);
     }
   }
 
-  #acceptSide(file: StatFile, entry: SideEntry): void | Promise<void> {
+  #acceptSide(listing: VmListing, file: StatFile, entry: SideEntry): void | Promise<void> {
     if (entry.kind === "text") return this.#accept(file, entry.text);
     this.#failed(
+      listing,
       file,
       entry.kind === "too_large"
         ? tooLarge(file.path, STAT_FILE_MAX_BYTES)

@@ -14,6 +14,7 @@ import {
   readBoundedTextSync,
   TooLargeError,
 } from "./bounded_read.ts";
+import { type KeptFile, openKeptFile } from "./kept_file.ts";
 
 /** Options of {@linkcode FileSystem.readTextFile}. */
 export interface ReadOptions {
@@ -47,6 +48,19 @@ export interface FileSystem {
   mode(path: string): Promise<number | undefined>;
   /** The target of a symlink (a procfs `fd/N` or `ns/net`). */
   readLink(path: string): Promise<string>;
+  /**
+   * Which directory a path names, synchronously (a stat, not following symlinks): its inode
+   * number. A dir removed and made again under the same name (a VM recreated with the same
+   * `PID-FD`) has another: debugfs numbers each inode it makes afresh (`get_next_ino`, 32 bits,
+   * so a number comes back only after four billion inodes), tmpfs too. Not the change time: a
+   * tmpfs dir's changes with every file made in it.
+   */
+  identitySync(path: string): string;
+  /**
+   * Opens a regular file to keep open and read again from its start, synchronously, never
+   * waiting on what the path is ({@linkcode openKeptFile}).
+   */
+  openKept(path: string): KeptFile;
 }
 
 /**
@@ -71,6 +85,11 @@ export const denoFileSystem: FileSystem = {
   readRegularSync: readBoundedTextSync,
   mode: (path) => Deno.lstat(path).then((info) => info.mode ?? undefined, () => undefined),
   readLink: (path) => Deno.readLink(path),
+  identitySync: (path) => {
+    const info = Deno.lstatSync(path);
+    return `${info.dev}:${info.ino}`;
+  },
+  openKept: openKeptFile,
 };
 
 /** Why a stat could not be read, as `kvm_exporter_stat_read_errors` reports it. */

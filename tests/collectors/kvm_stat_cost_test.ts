@@ -38,6 +38,8 @@ function countingFileSystem(counts: Counts): FileSystem {
     },
     mode: denoFileSystem.mode,
     readLink: denoFileSystem.readLink,
+    identitySync: denoFileSystem.identitySync,
+    openKept: denoFileSystem.openKept,
   };
 }
 

@@ -188,6 +188,8 @@ export class GatedFileSystem implements FileSystem {
   readRegularSync = denoFileSystem.readRegularSync;
   mode = denoFileSystem.mode;
   readLink = denoFileSystem.readLink;
+  identitySync = denoFileSystem.identitySync;
+  openKept = denoFileSystem.openKept;
 
   async #pass(): Promise<void> {
     this.#waiting++;
