@@ -121,7 +121,9 @@ export function selfTimes(profile: CpuProfile): SelfCosts {
 
 /**
  * Bytes allocated per function and per module (self size) of a V8 sampling
- * heap profile.
+ * heap profile. A builtin's allocations (`filter`, `then`, `subarray`) are
+ * named with the function of ours or the runtime's that called it, and
+ * counted to that function's module.
  *
  * @param head The profile's root node.
  * @returns Bytes by `function (module:line)` and by module, largest first.
@@ -129,12 +131,20 @@ export function selfTimes(profile: CpuProfile): SelfCosts {
 export function selfAllocations(head: HeapNode): SelfCosts {
   const functions = new Map<string, number>();
   const modules = new Map<string, number>();
-  const stack = [head];
-  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
-    stack.push(...node.children);
+  const stack: { node: HeapNode; caller: CallFrame | undefined }[] = [{
+    node: head,
+    caller: undefined,
+  }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { node, caller } = item;
+    const native = node.callFrame.url === "";
+    const frame = native ? caller : node.callFrame;
+    for (const child of node.children) stack.push({ node: child, caller: frame });
     if (node.selfSize === 0) continue;
-    const name = functionOf(node.callFrame);
-    const module = moduleOf(node.callFrame);
+    const name = native && caller !== undefined
+      ? `${node.callFrame.functionName || "(anonymous)"} <- ${functionOf(caller)}`
+      : functionOf(node.callFrame);
+    const module = moduleOf(frame);
     functions.set(name, (functions.get(name) ?? 0) + node.selfSize);
     modules.set(module, (modules.get(module) ?? 0) + node.selfSize);
   }
