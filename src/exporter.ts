@@ -32,6 +32,7 @@ import type { MetricFamily } from "./metrics/model.ts";
 import { nameStats } from "./naming/naming_scheme.ts";
 import { denoFileSystem, type FileSystem } from "./system/file_system.ts";
 import { KernelLockdown, type LockdownMode } from "./system/lockdown.ts";
+import { ProcessMetrics } from "./system/process_metrics.ts";
 import { ReadGuard } from "./system/read_guard.ts";
 import type { StartReader } from "./debugfs/reader_pool.ts";
 import type { StatReads } from "./debugfs/stat_reader.ts";
@@ -93,6 +94,8 @@ interface ExporterState {
   lastScrape: ScrapeReport | undefined;
   timeouts: number;
   readonly lockdown: KernelLockdown;
+  /** The `process_*` metrics' reader, which keeps `<procfs>/self/stat` open; none when off. */
+  readonly process: ProcessMetrics | undefined;
 }
 
 function createExporterState(init: ExporterOptions): ExporterState {
@@ -126,6 +129,7 @@ function createExporterState(init: ExporterOptions): ExporterState {
     lastScrape: undefined,
     timeouts: 0,
     lockdown: new KernelLockdown(init.lockdown),
+    process: init.processMetrics ?? true ? new ProcessMetrics(options.procfs) : undefined,
   };
 }
 
@@ -214,7 +218,7 @@ async function scrapeUntil(state: ExporterState, budget: ScrapeBudget): Promise<
       source: state.lockdown.source,
     },
     config: state.init.configStore,
-    procfs: state.init.processMetrics ?? true ? options.procfs : undefined,
+    process: state.process,
   });
   state.lastScrape = {
     at: new Date(),
@@ -270,6 +274,9 @@ export function createExporter(init: ExporterOptions): Exporter {
     },
     collectors: state.collectors.map((c) => c.name),
     configStore: init.configStore,
-    close: () => state.collectors.forEach((c) => c.close?.()),
+    close: () => {
+      state.collectors.forEach((c) => c.close?.());
+      state.process?.close();
+    },
   };
 }

@@ -15,7 +15,7 @@ import { FamilySet, type Labels } from "./metrics/model.ts";
 import type { ReadErrorReason } from "./system/file_system.ts";
 import type { LockdownMode, LockdownSource } from "./system/lockdown.ts";
 import { sliceSpent, yieldToEventLoop } from "./system/event_loop_slice.ts";
-import { collectProcessMetrics } from "./system/process_metrics.ts";
+import type { ProcessMetrics } from "./system/process_metrics.ts";
 import { REVISION, VERSION } from "./version.ts";
 
 /** The `uuid` label and libvirt's names, except where vm.yaml set a label of that name. */
@@ -186,8 +186,8 @@ export interface ExporterSeen {
   safety: SafetyState;
   /** vm.yaml's state. */
   config: ConfigState;
-  /** procfs, for the `process_*` metrics; none without. */
-  procfs: string | undefined;
+  /** The `process_*` metrics' reader; none without. */
+  process: ProcessMetrics | undefined;
 }
 
 /**
@@ -210,6 +210,6 @@ export async function exporterFamilies(seen: ExporterSeen): Promise<FamilySet> {
   addSafetyState(own, seen.safety);
   addConfigState(own, seen.config);
   addBuildInfo(own);
-  if (seen.procfs !== undefined) await collectProcessMetrics(own, seen.procfs);
+  if (seen.process !== undefined) await seen.process.collect(own);
   return own;
 }

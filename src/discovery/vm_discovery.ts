@@ -95,8 +95,11 @@ function parseVmmCommandLine(argv: readonly string[]): VmmCommandLine {
 export interface Discovery {
   /** The files in the debugfs root (the all-VM stats). */
   rootFiles: Deno.DirEntry[];
-  /** The VMs, in dir order. */
-  vms: DiscoveredVm[];
+  /**
+   * The VMs, in dir order: the very array of the pass before while the VM dirs and vm.yaml are
+   * the same, so read-only.
+   */
+  vms: readonly DiscoveredVm[];
   /** Set when the debugfs root could not be listed. */
   error: Error | undefined;
   /**
@@ -120,6 +123,22 @@ export interface VmDiscoveryOptions {
   reads?: ReadGuard;
 }
 
+/** One pass's input to naming and its outcome: the next pass reuses the outcome if they match. */
+interface NamedPass {
+  config: VmConfig;
+  onlyListed: boolean;
+  /** The VM dirs, in listing order. */
+  dirs: readonly string[];
+  vms: DiscoveredVm[];
+}
+
+/** Whether two listings have the same VM dirs in the same order. */
+function sameDirs(a: readonly string[], b: readonly { dir: string }[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]!.dir) return false;
+  return true;
+}
+
 /**
  * Lists VM dirs and names them. A VMM's command line is read once per
  * `PID-FD` dir and forgotten when the dir disappears; only a read that
@@ -141,6 +160,12 @@ export class VmDiscovery {
   #warnedRenames = new Set<string>();
   /** Reasons of command-line read errors logged at warn, until a pass has none of that reason. */
   #warnedReads = new Set<ReadErrorReason>();
+  /**
+   * The last pass whose VMs all had their command line: its VMs are the next pass's while the
+   * dirs and vm.yaml are the same (a name depends on nothing else; a known command line is
+   * never read again while its dir lives).
+   */
+  #named: NamedPass | undefined;
 
   /**
    * Creates a discovery with empty caches.
@@ -179,6 +204,10 @@ export class VmDiscovery {
       if (pid !== undefined) dirs.push({ dir: entry.name, pid });
       else if (!entry.isDirectory) rootFiles.push(entry);
     }
+    const named = this.#named;
+    if (named?.config === config && named.onlyListed === onlyListed && sameDirs(named.dirs, dirs)) {
+      return { rootFiles, vms: named.vms, error: undefined, cmdlineErrors: new Map() };
+    }
     const present = new Set(dirs.map((d) => d.dir));
     for (const dir of this.#processByDir.keys()) {
       if (!present.has(dir)) this.#processByDir.delete(dir);
@@ -204,6 +233,10 @@ export class VmDiscovery {
     for (const reason of this.#warnedReads) {
       if (!failing.has(reason)) this.#warnedReads.delete(reason);
     }
+    // Named without a command line (not read yet, or failed): named again on the next pass.
+    this.#named = cmdlineErrors.size === 0
+      ? { config, onlyListed, dirs: dirs.map((d) => d.dir), vms }
+      : undefined;
     return { rootFiles, vms, error: undefined, cmdlineErrors };
   }
 
@@ -212,8 +245,13 @@ export class VmDiscovery {
     dirs: readonly { dir: string; pid: number }[],
     pass: { signal: AbortSignal; cmdlineErrors: Map<string, ReadErrorReason> },
   ): Promise<VmCandidate[]> {
-    const started: Promise<VmCandidate>[] = [];
+    const started: (VmCandidate | Promise<VmCandidate>)[] = [];
     for (const { dir, pid } of dirs) {
+      const known = this.#processByDir.get(dir);
+      if (known !== undefined) {
+        started.push({ dir, pid, cmdlineName: known.name });
+        continue;
+      }
       // A first pass over 20,000 VMs would otherwise start every read in one turn of the loop.
       if (sliceSpent()) await yieldToEventLoop();
       started.push(

@@ -89,13 +89,18 @@ export interface MetricFamily {
  * ```
  */
 export class FamilySet {
-  /** Each family with the label sets of its samples, to drop a second sample of one series. */
-  #families = new Map<string, { family: MetricFamily; series: Set<string> }>();
   /**
-   * Each label set's series key, made once per label set: naming schemes share one label set
-   * among a VM's or vCPU's series, so a scrape builds a key per VM and vCPU, not per sample.
+   * Each family with the series it has, as a bitset indexed by label-set id: a bit test per
+   * sample, where a set of key strings per family costs a hash, an insert and the set's growth.
    */
-  #seriesKeys = new Map<Labels, string>();
+  #families = new Map<string, { family: MetricFamily; series: Uint8Array }>();
+  /**
+   * Each label set's id, found once per label set: naming schemes share one label set among a
+   * VM's or vCPU's series, so a scrape builds a key per VM and vCPU, not per sample.
+   */
+  #ids = new Map<Labels, number>();
+  /** The id of each distinct label set's content: equal label sets are one series. */
+  #idsByKey = new Map<string, number>();
 
   /**
    * Adds one sample to the family `meta.name`, creating the family on first use.
@@ -110,20 +115,33 @@ export class FamilySet {
     labels: Labels,
     value: SampleValue | HistogramValue,
   ): boolean {
-    let key = this.#seriesKeys.get(labels);
-    if (key === undefined) {
-      key = "";
+    let id = this.#ids.get(labels);
+    if (id === undefined) {
+      let key = "";
       for (const [name, v] of labels) key += `${name}\0${v}\0`;
-      this.#seriesKeys.set(labels, key);
+      id = this.#idsByKey.get(key);
+      if (id === undefined) {
+        id = this.#idsByKey.size;
+        this.#idsByKey.set(key, id);
+      }
+      this.#ids.set(labels, id);
     }
     let entry = this.#families.get(meta.name);
     if (entry === undefined) {
-      entry = { family: { ...meta, samples: [] }, series: new Set() };
+      entry = { family: { ...meta, samples: [] }, series: new Uint8Array(8) };
       this.#families.set(meta.name, entry);
-    } else if (entry.series.has(key)) {
+    }
+    const byte = id >> 3;
+    const bit = 1 << (id & 7);
+    let series = entry.series;
+    if (byte >= series.length) {
+      series = new Uint8Array(Math.max(byte + 1, series.length * 2));
+      series.set(entry.series);
+      entry.series = series;
+    } else if ((series[byte]! & bit) !== 0) {
       return false;
     }
-    entry.series.add(key);
+    series[byte] = series[byte]! | bit;
     entry.family.samples.push({ labels, value });
     return true;
   }

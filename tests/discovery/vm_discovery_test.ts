@@ -289,3 +289,61 @@ Deno.test("VmDiscovery counts as blocked only the command-line reads that starte
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("VmDiscovery names the VMs again only when the VM dirs or vm.yaml change", async (t) => {
+  const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_discovery_" });
+  try {
+    await tree(tmp, { "10-1": "web", "20-1": "db" });
+    const discovery = new VmDiscovery({
+      kvmdebugDir: `${tmp}/kvm`,
+      procfs: `${tmp}/proc`,
+      fs: denoFileSystem,
+      logger: createLogger({ write: () => {} }),
+    });
+    const listed = { entries: [] };
+    const renamed = { entries: [{ name: "shop", kvmDebugDir: "20-1", labels: {} }] };
+    let last = await discovery.discover(listed, false);
+    const steps: {
+      name: string;
+      change: () => Promise<unknown>;
+      config: typeof listed | typeof renamed;
+      same: boolean;
+      domains: string[];
+    }[] = [
+      { name: "nothing changed", change: async () => {}, config: listed, same: true, domains: [] },
+      {
+        name: "a VM starts",
+        change: () => tree(tmp, { "30-1": "app" }),
+        config: listed,
+        same: false,
+        domains: ["web", "db", "app"],
+      },
+      { name: "steady again", change: async () => {}, config: listed, same: true, domains: [] },
+      {
+        name: "vm.yaml names one",
+        change: async () => {},
+        config: renamed,
+        same: false,
+        domains: ["web", "shop", "app"],
+      },
+      {
+        name: "a VM exits",
+        change: () => Deno.remove(`${tmp}/kvm/10-1`),
+        config: renamed,
+        same: false,
+        domains: ["shop", "app"],
+      },
+    ];
+    for (const step of steps) {
+      await t.step(step.name, async () => {
+        await step.change();
+        const found = await discovery.discover(step.config, false);
+        strictEqual(found.vms === last.vms, step.same);
+        if (!step.same) deepStrictEqual(found.vms.map((vm) => vm.domain), step.domains);
+        last = found;
+      });
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
