@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseMaxFds } from "../system/process_metrics.ts";
+import { parseMaxFds } from "../system/proc_pid.ts";
 import { PROC_FILE_MAX_BYTES, readBoundedText } from "../system/bounded_read.ts";
 import { MAX_REFUSING } from "./http_server.ts";
 

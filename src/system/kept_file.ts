@@ -11,7 +11,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { NotRegularError, tooLarge } from "./bounded_read.ts";
 import { PROC_FILE_MAX_BYTES, readBoundedText } from "./bounded_read.ts";
-import { parseMaxFds } from "./process_metrics.ts";
+import { parseMaxFds } from "./proc_pid.ts";
 
 /** A file kept open, read from its start each time. */
 export interface KeptFile {

@@ -204,3 +204,14 @@ export function parseBootTime(text: string): bigint | undefined {
   const value = parseU64(match?.[1]);
   return value !== undefined && value > 0n ? value : undefined;
 }
+
+/**
+ * Parses the soft "Max open files" limit from `/proc/PID/limits`.
+ *
+ * @param text The file content.
+ * @returns The limit, or undefined (also for "unlimited").
+ */
+export function parseMaxFds(text: string): number | undefined {
+  const match = /^Max open files\s+(\d+)/m.exec(text);
+  return match === null ? undefined : Number(match[1]);
+}

@@ -11,18 +11,7 @@ import process from "node:process";
 import type { FamilySet } from "../metrics/model.ts";
 import { PROC_FILE_MAX_BYTES, readBoundedText } from "./bounded_read.ts";
 import { classifyReadError } from "./file_system.ts";
-import { parseProcPidStat, PROC_PID_STAT_MAX_BYTES, USER_HZ } from "./proc_pid.ts";
-
-/**
- * Parses the soft "Max open files" limit from `/proc/PID/limits`.
- *
- * @param text The file content.
- * @returns The limit, or undefined (also for "unlimited").
- */
-export function parseMaxFds(text: string): number | undefined {
-  const match = /^Max open files\s+(\d+)/m.exec(text);
-  return match === null ? undefined : Number(match[1]);
-}
+import { parseMaxFds, parseProcPidStat, PROC_PID_STAT_MAX_BYTES, USER_HZ } from "./proc_pid.ts";
 
 const PAGE_SIZE = 4096;
 

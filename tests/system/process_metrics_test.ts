@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FamilySet } from "../../src/metrics/model.ts";
-import { parseMaxFds, ProcessMetrics } from "../../src/system/process_metrics.ts";
+import { parseMaxFds } from "../../src/system/proc_pid.ts";
+import { ProcessMetrics } from "../../src/system/process_metrics.ts";
 
 /** The process metrics of one collect, by name. */
 async function collectValues(metrics: ProcessMetrics): Promise<Map<string, unknown>> {

@@ -1,6 +1,6 @@
 import { strictEqual } from "node:assert/strict";
 import { parseLockdown } from "../../src/system/lockdown.ts";
-import { parseMaxFds } from "../../src/system/process_metrics.ts";
+import { parseMaxFds } from "../../src/system/proc_pid.ts";
 
 Deno.test("parseLockdown() reads the bracketed mode", async (t) => {
   const cases: [string, string][] = [
