@@ -19,6 +19,7 @@ import type { TlsSettings } from "./src/http/web_config.ts";
 import { WebConfigStore, type WebConfigStoreOptions } from "./src/http/web_config_store.ts";
 import { createLogger, type Logger } from "./src/log/logger.ts";
 import { HEAP_RELEASE_QUIET_MS, IdleHeapRelease } from "./src/system/idle_heap_release.ts";
+import { keptFilesMax } from "./src/system/kept_file.ts";
 import { type LockdownMode, readLockdown } from "./src/system/lockdown.ts";
 import { REVISION, VERSION } from "./src/version.ts";
 
@@ -153,6 +154,7 @@ async function connectionCap(options: Options, logger: Logger): Promise<number> 
       flag: options.maxConnections,
       fd_limit: fdLimit,
       reserve: FD_RESERVE,
+      kept_files: keptFilesMax(fdLimit),
     });
   }
   return cap;

@@ -43,11 +43,12 @@ export interface RefusingFileSystem {
  * ```
  *
  * @param options The debugfs dir refused under, the file system read through (the real one by
- *   default), and whether to refuse at all (default true; false only counts, for comparison).
+ *   default), whether to refuse at all (default true; false only counts, for comparison), and the
+ *   errno refused with (default 1, EPERM, as lockdown does; 13 is EACCES, as an LSM does).
  * @returns The file system and its counts.
  */
 export function refusingFileSystem(
-  options: { kvmdebugDir: string; base?: FileSystem; refuse?: boolean },
+  options: { kvmdebugDir: string; base?: FileSystem; refuse?: boolean; errno?: 1 | 13 },
 ): RefusingFileSystem {
   const base = options.base ?? denoFileSystem;
   const root = `${options.kvmdebugDir}/`;
@@ -70,7 +71,9 @@ export function refusingFileSystem(
     if (!refuse) return undefined;
     refused.count++;
     refusedPaths.add(path);
-    return new Deno.errors.PermissionDenied(`Operation not permitted (os error 1): '${path}'`);
+    const errno = options.errno ?? 1;
+    const what = errno === 1 ? "Operation not permitted" : "Permission denied";
+    return new Deno.errors.PermissionDenied(`${what} (os error ${errno}): '${path}'`);
   };
   const fs: FileSystem = {
     ...base,

@@ -57,11 +57,11 @@ function scrapeSink(out: CollectorOutput): StatSink {
         value,
         source: "debugfs",
       }, file.key),
-    failed: (file, error) =>
+    failed: (file, error, detail) =>
       out.readErrors.record(
         where(file),
         classifyReadError(error),
-        (error as Error).message,
+        detail ?? (error as Error).message,
         error,
       ),
     malformed: (file, text) =>

@@ -87,6 +87,8 @@ interface VcpuTimeState {
   readonly kept: Map<string, Map<string, KeptFile>>;
   /** Counts the kept files against the open file limit; set on the first scrape. */
   budget: KeptFileBudget | undefined;
+  /** Set by the collector's `close`: a scrape still running then keeps nothing more open. */
+  closed: boolean;
 }
 
 /** One scrape of the vCPU threads. */
@@ -186,7 +188,8 @@ class VcpuTimeScrape {
    */
   #keep(dir: string, path: string): void {
     const { kept, budget, options } = this.#state;
-    if (this.#context.signal.aborted || budget === undefined || !budget.take()) return;
+    if (this.#state.closed || this.#context.signal.aborted || budget === undefined) return;
+    if (!budget.take()) return;
     let file: KeptFile;
     try {
       file = options.fs.openKept(path);
@@ -320,12 +323,16 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
     qmpThreads: new Map(),
     kept: new Map(),
     budget: undefined,
+    closed: false,
   };
   return {
     name: VCPU_TIME,
     collect: (context: ScrapeContext, out: CollectorOutput) =>
       collectVcpuTime(state, { context, out }),
-    close: () => forgetVms(state, new Set()),
+    close: () => {
+      state.closed = true;
+      forgetVms(state, new Set());
+    },
   };
 }
 

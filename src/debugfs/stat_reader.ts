@@ -53,8 +53,8 @@ export type StatReads =
 export interface StatSink {
   /** A stat read and typed. */
   value(file: StatFile, type: StatType, value: bigint): void;
-  /** A file that could not be read. */
-  failed(file: StatFile, error: unknown): void;
+  /** A file that could not be read; `detail` says why when `error`'s message does not. */
+  failed(file: StatFile, error: unknown, detail?: string): void;
   /** A file that does not hold one integer; `text` is its first characters. */
   malformed(file: StatFile, text: string): void;
 }
@@ -143,6 +143,12 @@ function workerError(name: string, message: string): Error {
   return error;
 }
 
+/** Deno's message for EPERM (`std::io::Error` of errno 1). */
+const EPERM = /\(os error 1\)/;
+
+/** The error a remembered refusal is counted with; its message is the file's own, kept. */
+const KERNEL_REFUSAL = new Deno.errors.PermissionDenied("Operation not permitted (os error 1)");
+
 /** One scrape's reading: hands what parses, and what fails, to the sink. */
 export class StatReader {
   readonly #parts: StatReaderParts;
@@ -177,11 +183,15 @@ export class StatReader {
    * A file that could not be read. A refusal by the kernel (EPERM: lockdown refuses every 0644
    * debugfs file, and lockdown is lifted only by a reboot) is kept for the VM's lifetime, so that
    * the file is counted every scrape but never opened again ({@linkcode StatListing} starts a
-   * recreated VM afresh). A refusal by Deno (a missing grant) is not the kernel's: not kept.
+   * recreated VM afresh). A refusal by Deno (a missing grant) is not the kernel's, and EACCES (an
+   * LSM policy, which a reload may lift) is not lockdown's: neither is kept.
    */
   #failed(listing: VmListing, file: StatFile, error: unknown): void {
-    if (error instanceof Deno.errors.PermissionDenied && file.refused === undefined) {
-      file.refused = error;
+    if (
+      error instanceof Deno.errors.PermissionDenied && EPERM.test(error.message) &&
+      file.refused === undefined
+    ) {
+      file.refused = error.message;
       listing.refusals++;
     }
     this.#scrape.sink.failed(file, error);
@@ -189,7 +199,7 @@ export class StatReader {
 
   /** Counts a file the kernel refused before, as it was counted then, without opening it. */
   #refusedAgain(file: StatFile): void {
-    this.#scrape.sink.failed(file, file.refused);
+    this.#scrape.sink.failed(file, KERNEL_REFUSAL, file.refused);
   }
 
   #accept(file: StatFile, text: string): void | Promise<void> {

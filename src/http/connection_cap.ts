@@ -8,6 +8,7 @@
 
 import { parseMaxFds } from "../system/proc_pid.ts";
 import { PROC_FILE_MAX_BYTES, readBoundedText } from "../system/bounded_read.ts";
+import { keptFilesMax } from "../system/kept_file.ts";
 import { MAX_REFUSING } from "./http_server.ts";
 
 /**
@@ -19,14 +20,15 @@ export const FD_RESERVE: number = 64 + MAX_REFUSING;
 
 /**
  * The connection cap to use: the flag's, lowered to leave {@linkcode FD_RESERVE} descriptors
- * free when the open file limit is smaller.
+ * and the files collectors may keep open ({@linkcode keptFilesMax}) free when the open file limit
+ * is smaller.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
  * import { effectiveMaxConnections } from "./connection_cap.ts";
  * assert.equal(effectiveMaxConnections(512, 1024), 512);
- * assert.equal(effectiveMaxConnections(512, 256), 128);
+ * assert.equal(effectiveMaxConnections(512, 256), 64);
  * assert.equal(effectiveMaxConnections(512, undefined), 512);
  * ```
  *
@@ -36,7 +38,7 @@ export const FD_RESERVE: number = 64 + MAX_REFUSING;
  */
 export function effectiveMaxConnections(flag: number, fdLimit: number | undefined): number {
   if (fdLimit === undefined) return flag;
-  return Math.max(1, Math.min(flag, fdLimit - FD_RESERVE));
+  return Math.max(1, Math.min(flag, fdLimit - FD_RESERVE - keptFilesMax(fdLimit)));
 }
 
 /**

@@ -149,3 +149,33 @@ Deno.test("kvm_stat under lockdown counts the same read errors and logs the same
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("kvm_stat keeps no EACCES: an LSM's refusal (a policy reload may lift it) is tried every scrape", async () => {
+  const { root, refusable } = await lockedTree();
+  try {
+    const denied = refusingFileSystem({ kvmdebugDir: `${root}/kvm`, errno: 13 });
+    const { app, exporter } = await buildApp([
+      `--collector.kvmdebug.dir=${root}/kvm`,
+      `--path.procfs=${root}/proc`,
+      `--path.sysfs=${root}/sys`,
+      "--no-collector.vcpu_time",
+      "--no-collector.vm_process",
+    ], { fs: denied.fs, reads: "sync", lockdown: "unknown" });
+    try {
+      for (let scrape = 1; scrape <= 2; scrape++) {
+        denied.reset();
+        const text = await scrapeText(app);
+        strictEqual(seriesValue(text, PERMISSION), String(refusable.length), `scrape ${scrape}`);
+        deepStrictEqual(
+          [...refusedOpens(denied.opens, refusable).keys()].sort(),
+          refusable.slice().sort(),
+          `scrape ${scrape} opens every refused file`,
+        );
+      }
+    } finally {
+      exporter.close();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
