@@ -39,7 +39,7 @@ export interface StatFile {
   /**
    * The message of the kernel's refusal of the file (EPERM: lockdown), kept for its VM's
    * lifetime: every later scrape counts the refusal again without opening the file. A string, not
-   * the error: ~13,000 of a locked-down 100x16 host's files are refused, ~700 bytes each as errors.
+   * the error: 5,656 of a locked-down 100x16 host's files are refused, ~700 bytes each as errors.
    */
   refused: string | undefined;
 }
