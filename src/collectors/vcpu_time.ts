@@ -17,7 +17,8 @@ import type { DiscoveredVm } from "../discovery/vm_discovery.ts";
 import { type FamilySet, nanosecondsAsSeconds } from "../metrics/model.ts";
 import { STAT_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import type { FileSystem } from "../system/file_system.ts";
-import { type KeptFile, type KeptFileBudget, keptFileBudget } from "../system/kept_file.ts";
+import { type KeptFileBudget, keptFileBudget } from "../system/kept_file.ts";
+import { KeptFiles } from "../system/kept_files.ts";
 import { Limiter } from "../system/limiter.ts";
 import { MAX_SCHEDSTAT_BYTES, parseSchedstat, type Schedstat } from "./schedstat.ts";
 import type { Collector, CollectorOutput, ScrapeContext } from "./collector.ts";
@@ -83,12 +84,10 @@ interface VcpuTimeState {
   readonly threadsByDir: Map<string, VcpuThread[]>;
   /** Each VM's vCPU thread ids as QMP last reported them, by VM dir and vCPU index. */
   readonly qmpThreads: Map<string, ReadonlyMap<string, number>>;
-  /** Each VM's kept-open schedstat files, by VM dir, then by path. */
-  readonly kept: Map<string, Map<string, KeptFile>>;
+  /** Each VM's kept-open schedstat files. */
+  readonly kept: KeptFiles;
   /** Counts the kept files against the open file limit; set on the first scrape. */
   budget: KeptFileBudget | undefined;
-  /** Set by the collector's `close`: a scrape still running then keeps nothing more open. */
-  closed: boolean;
 }
 
 /** One scrape of the vCPU threads. */
@@ -159,15 +158,7 @@ class VcpuTimeScrape {
   async #readVcpu(vm: DiscoveredVm, thread: VcpuThread): Promise<boolean> {
     const path = `${this.#state.options.procfs}/${vm.pid}/task/${thread.tid}/schedstat`;
     this.#read.add(path);
-    const kept = this.#state.kept.get(vm.dir)?.get(path);
-    let text: string | undefined;
-    if (kept !== undefined) {
-      try {
-        text = kept.read(MAX_SCHEDSTAT_BYTES);
-      } catch {
-        this.#forget(vm.dir, path, kept);
-      }
-    }
+    let text = this.#state.kept.read(vm.dir, path, MAX_SCHEDSTAT_BYTES);
     let stat: Schedstat;
     try {
       if (text === undefined) {
@@ -182,32 +173,11 @@ class VcpuTimeScrape {
     return true;
   }
 
-  /**
-   * Keeps a schedstat file open that was just read the guarded way, if the budget allows. The
-   * open never waits (`O_NONBLOCK`) and anything but a regular file is not kept.
-   */
+  /** Keeps a schedstat file open that was just read the guarded way, within the budget. */
   #keep(dir: string, path: string): void {
-    const { kept, budget, options } = this.#state;
-    if (this.#state.closed || this.#context.signal.aborted || budget === undefined) return;
-    if (!budget.take()) return;
-    let file: KeptFile;
-    try {
-      file = options.fs.openKept(path);
-    } catch {
-      budget.give();
-      return; // Gone meanwhile, or not a regular file: read the guarded way.
-    }
-    let files = kept.get(dir);
-    if (files === undefined) kept.set(dir, files = new Map());
-    const earlier = files.get(path);
-    files.set(path, file);
-    if (earlier !== undefined) forgetFile(this.#state, earlier);
-  }
-
-  #forget(dir: string, path: string, file: KeptFile): void {
-    const files = this.#state.kept.get(dir);
-    if (files?.get(path) === file) files.delete(path);
-    forgetFile(this.#state, file);
+    const { budget } = this.#state;
+    if (this.#context.signal.aborted || budget === undefined) return;
+    this.#state.kept.keep(dir, path, budget);
   }
 
   /**
@@ -258,28 +228,7 @@ class VcpuTimeScrape {
    * VM's lifetime. Not after the deadline: files not read by then are only late.
    */
   #forgetUnread(dir: string): void {
-    const files = this.#state.kept.get(dir);
-    if (files === undefined || this.#context.signal.aborted) return;
-    for (const [path, file] of files) {
-      if (this.#read.has(path)) continue;
-      files.delete(path);
-      forgetFile(this.#state, file);
-    }
-  }
-}
-
-/** Closes a kept file and gives its place back. */
-function forgetFile(state: VcpuTimeState, file: KeptFile): void {
-  file.close();
-  state.budget?.give();
-}
-
-/** Closes every kept file of the VMs not in `dirs` (all of them when `dirs` is empty). */
-function forgetVms(state: VcpuTimeState, dirs: ReadonlySet<string>): void {
-  for (const [dir, files] of state.kept) {
-    if (dirs.has(dir)) continue;
-    for (const file of files.values()) forgetFile(state, file);
-    state.kept.delete(dir);
+    if (!this.#context.signal.aborted) this.#state.kept.forgetUnread(dir, this.#read);
   }
 }
 
@@ -298,7 +247,7 @@ async function collectVcpuTime(
   }
   for (const dir of qmpThreads.keys()) if (!dirs.has(dir)) qmpThreads.delete(dir);
   for (const dir of state.threadsByDir.keys()) if (!dirs.has(dir)) state.threadsByDir.delete(dir);
-  forgetVms(state, dirs);
+  state.kept.retain(dirs);
   const vcpus = new VcpuTimeScrape(state, { context, out: out.families });
   await Promise.all(vms.map((vm) => vcpus.readVm(vm)));
 }
@@ -321,18 +270,14 @@ export function createVcpuTimeCollector(options: VcpuTimeOptions): Collector {
     limiter: new Limiter(options.concurrency ?? 32),
     threadsByDir: new Map(),
     qmpThreads: new Map(),
-    kept: new Map(),
+    kept: new KeptFiles((path) => options.fs.openKept(path)),
     budget: undefined,
-    closed: false,
   };
   return {
     name: VCPU_TIME,
     collect: (context: ScrapeContext, out: CollectorOutput) =>
       collectVcpuTime(state, { context, out }),
-    close: () => {
-      state.closed = true;
-      forgetVms(state, new Set());
-    },
+    close: () => state.kept.close(),
   };
 }
 

@@ -20,6 +20,8 @@ import type { Decimal, FamilySet, Labels } from "../metrics/model.ts";
 import { VM_FAMILIES } from "../metrics/vm_families.ts";
 import { PROC_FILE_MAX_BYTES } from "../system/bounded_read.ts";
 import type { FileSystem, ReadErrorReason } from "../system/file_system.ts";
+import { type KeptFileBudget, keptFileBudget } from "../system/kept_file.ts";
+import { KeptFiles } from "../system/kept_files.ts";
 import { Limiter } from "../system/limiter.ts";
 import {
   parseBootTime,
@@ -71,6 +73,8 @@ export interface VmProcessOptions {
   logger: Logger;
   /** Files read at once. Default 32. */
   concurrency?: number;
+  /** Counts kept-open files; the process's ({@linkcode keptFileBudget}) by default. */
+  budget?: KeptFileBudget;
 }
 
 /** The collector's options and what it keeps across scrapes. */
@@ -90,6 +94,10 @@ interface VmProcessState {
   readonly ioRefused: Set<string>;
   /** The boot time once read: a constant, so a start time never moves with a clock step. */
   bootTime: bigint | undefined;
+  /** Each VMM's `stat`, `status` and `io`, kept open once read (within the budget). */
+  readonly kept: KeptFiles;
+  /** Counts the kept files against the open file limit; set on the first scrape. */
+  budget: KeptFileBudget | undefined;
   /** Reasons logged at warn, until a scrape has none of that reason. */
   readonly warned: Set<VmProcessErrorReason>;
   /**
@@ -123,6 +131,8 @@ class VmProcessScrape {
   readonly #out: CollectorOutput;
   /** The readings skipped in this scrape. */
   readonly skipped: Skip[] = [];
+  /** The VMM files this scrape read. */
+  readonly #read = new Set<string>();
   /** The first reason a VM's reading was skipped in this scrape, by domain (quiet ones aside). */
   readonly #firstSkip = new Map<string, VmProcessErrorReason>();
 
@@ -135,16 +145,29 @@ class VmProcessScrape {
   /**
    * Reads a file through the read guard (a read that blocks, a process in D state holding its
    * memory lock, is waited for only until the deadline, and not started again until it returns),
-   * or records why it could not be read.
+   * or records why it could not be read. A VMM's file (`dir` given) is kept open once read and
+   * read again from its start: a read of an open file costs a syscall, where the guarded read
+   * costs Deno's path checks, an `fstat` and two more. A kept file of a VMM that exited fails to
+   * read (ESRCH), even if its pid is reused: it is closed, and the guarded read says why.
    */
   async #readOrSkip(
     path: string,
-    where: { domain: string | undefined; maxBytes: number; quietRefusal?: boolean },
+    where: { domain: string | undefined; dir?: string; maxBytes: number; quietRefusal?: boolean },
   ): Promise<string | undefined> {
     const { fs } = this.#state.options;
-    const { limiter } = this.#state;
+    const { limiter, kept, budget } = this.#state;
+    const { dir } = where;
+    if (dir !== undefined) {
+      this.#read.add(path);
+      const text = kept.read(dir, path, where.maxBytes);
+      if (text !== undefined) return text;
+    }
     const read = await guardedRead(this.#context, { path, maxBytes: where.maxBytes, fs, limiter });
-    if (read.ok) return read.text;
+    if (read.ok) {
+      const late = this.#context.signal.aborted;
+      if (dir !== undefined && budget !== undefined && !late) kept.keep(dir, path, budget);
+      return read.text;
+    }
     this.#record({
       domain: where.domain,
       path,
@@ -190,6 +213,7 @@ class VmProcessScrape {
     const path = `${this.#base(vm)}/stat`;
     const text = await this.#readOrSkip(path, {
       domain: vm.domain,
+      dir: vm.dir,
       maxBytes: PROC_PID_STAT_MAX_BYTES,
     });
     if (text === undefined) return undefined;
@@ -267,7 +291,11 @@ class VmProcessScrape {
   async #addStatus(vm: DiscoveredVm, add: { labels: Labels; resident: boolean }): Promise<void> {
     const { labels } = add;
     const path = `${this.#base(vm)}/status`;
-    const text = await this.#readOrSkip(path, { domain: vm.domain, maxBytes: PROC_FILE_MAX_BYTES });
+    const text = await this.#readOrSkip(path, {
+      domain: vm.domain,
+      dir: vm.dir,
+      maxBytes: PROC_FILE_MAX_BYTES,
+    });
     if (text === undefined) return;
     const status = parseProcPidStatus(text);
     if (add.resident) {
@@ -292,6 +320,7 @@ class VmProcessScrape {
     }
     const text = await this.#readOrSkip(path, {
       domain: vm.domain,
+      dir: vm.dir,
       maxBytes: PROC_PID_IO_MAX_BYTES,
       quietRefusal: true,
     });
@@ -319,6 +348,8 @@ class VmProcessScrape {
         this.#addIo(vm, labels),
       ]);
     }
+    // Files not read (a VM whose stat failed, io refused since): their places go back.
+    if (!this.#context.signal.aborted) this.#state.kept.forgetUnread(vm.dir, this.#read);
     this.#out.observations.observe(vm.dir, { outcome: this.#firstSkip.get(vm.domain) ?? "ok" });
   }
 }
@@ -355,8 +386,10 @@ async function collectVmProcesses(
   scrape: { context: ScrapeContext; out: CollectorOutput },
 ): Promise<void> {
   const { context, out } = scrape;
+  state.budget ??= state.options.budget ?? await keptFileBudget(state.options.procfs);
   const { vms } = context.discovery;
   const dirs = new Set(vms.map((vm) => vm.dir));
+  state.kept.retain(dirs);
   for (const dir of state.startByDir.keys()) if (!dirs.has(dir)) state.startByDir.delete(dir);
   for (const dir of state.ioRefused) if (!dirs.has(dir)) state.ioRefused.delete(dir);
   for (const [dir, seen] of context.observed) {
@@ -388,11 +421,14 @@ export function createVmProcessCollector(options: VmProcessOptions): Collector {
     libvirtVms: new Set(),
     bootTime: undefined,
     warned: new Set(),
+    kept: new KeptFiles((path) => options.fs.openKept(path)),
+    budget: undefined,
   };
   return {
     name: VM_PROCESS,
     collect: (context: ScrapeContext, out: CollectorOutput) =>
       collectVmProcesses(state, { context, out }),
+    close: () => state.kept.close(),
   };
 }
 
