@@ -9,21 +9,9 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { KeptFileBudget, keptFilesMax } from "../../src/system/kept_file.ts";
+import { fdsOn, reapChild } from "../support/kept_fds.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import { waitFor } from "../support/exporter_process.ts";
-
-/** The descriptors of this process open on `path`. */
-function fdsOn(path: string): number {
-  let n = 0;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === path) n++;
-    } catch {
-      // Closed while listed.
-    }
-  }
-  return n;
-}
 
 Deno.test("vcpu_time keeps a vCPU thread's schedstat open, re-reads it, and closes it once the thread exits", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vcpu_kept_" });
@@ -69,12 +57,7 @@ Deno.test("vcpu_time keeps a vCPU thread's schedstat open, re-reads it, and clos
       exporter.close();
     }
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited already.
-    }
-    await child.status;
+    await reapChild(child);
     await Deno.remove(tmp, { recursive: true });
   }
 });
@@ -123,12 +106,7 @@ Deno.test("vcpu_time closes a kept schedstat its VM no longer names while the th
       exporter.close();
     }
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited already.
-    }
-    await child.status;
+    await reapChild(child);
     await Deno.remove(tmp, { recursive: true });
   }
 });

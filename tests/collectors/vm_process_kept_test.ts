@@ -8,20 +8,8 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
+import { fdsOn, reapChild } from "../support/kept_fds.ts";
 import { buildApp, scrapeText, seriesValue } from "../support/sample_exporter.ts";
-
-/** The descriptors of this process open on `path`. */
-function fdsOn(path: string): number {
-  let n = 0;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === path) n++;
-    } catch {
-      // Closed while listed.
-    }
-  }
-  return n;
-}
 
 Deno.test("vm_process keeps a VMM's stat and status open, re-reads them, and closes them once it exits", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "kvm_exporter_vmproc_kept_" });
@@ -76,12 +64,7 @@ Deno.test("vm_process keeps a VMM's stat and status open, re-reads them, and clo
       exporter.close();
     }
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited already.
-    }
-    await child.status;
+    await reapChild(child);
     await Deno.remove(tmp, { recursive: true });
   }
 });
