@@ -73,8 +73,6 @@ export interface VmProcessOptions {
   logger: Logger;
   /** Files read at once. Default 32. */
   concurrency?: number;
-  /** Counts kept-open files; the process's ({@linkcode keptFileBudget}) by default. */
-  budget?: KeptFileBudget;
 }
 
 /** The collector's options and what it keeps across scrapes. */
@@ -386,7 +384,7 @@ async function collectVmProcesses(
   scrape: { context: ScrapeContext; out: CollectorOutput },
 ): Promise<void> {
   const { context, out } = scrape;
-  state.budget ??= state.options.budget ?? await keptFileBudget(state.options.procfs);
+  state.budget ??= await keptFileBudget(state.options.procfs);
   const { vms } = context.discovery;
   const dirs = new Set(vms.map((vm) => vm.dir));
   state.kept.retain(dirs);
