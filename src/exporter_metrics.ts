@@ -59,34 +59,29 @@ function addReadErrors(
   out: FamilySet,
   where: { collector: string; counts: ReadonlyMap<string, number> | undefined },
 ): void {
-  for (const reason of READ_ERROR_REASONS) {
-    out.add(
-      {
-        name: "kvm_exporter_stat_read_errors",
-        help: "Stats that could not be read in the last scrape, by reason.",
-        type: "gauge",
-      },
-      [["collector", where.collector], ["reason", reason]],
-      where.counts?.get(reason) ?? 0,
-    );
-  }
+  out.addByReason({
+    name: "kvm_exporter_stat_read_errors",
+    help: "Stats that could not be read in the last scrape, by reason.",
+    type: "gauge",
+  }, {
+    reasons: READ_ERROR_REASONS,
+    count: (reason) => where.counts?.get(reason) ?? 0,
+    labels: [["collector", where.collector]],
+  });
 }
 
 /** The VMs whose command line could not be read in this scrape, by reason. */
 function addCmdlineReadErrors(out: FamilySet, errors: ReadonlyMap<string, ReadErrorReason>): void {
   const reasons = [...errors.values()];
-  for (const reason of CMDLINE_ERROR_REASONS) {
-    out.add(
-      {
-        name: "kvm_exporter_cmdline_read_errors",
-        help: "VMs whose VMM command line could not be read in the last scrape (read again on " +
-          "the next), by reason.",
-        type: "gauge",
-      },
-      [["reason", reason]],
-      reasons.filter((r) => r === reason).length,
-    );
-  }
+  out.addByReason({
+    name: "kvm_exporter_cmdline_read_errors",
+    help: "VMs whose VMM command line could not be read in the last scrape (read again on " +
+      "the next), by reason.",
+    type: "gauge",
+  }, {
+    reasons: CMDLINE_ERROR_REASONS,
+    count: (reason) => reasons.filter((r) => r === reason).length,
+  });
 }
 
 /** The exporter's health across scrapes: deadlines missed, reads blocked, lockdown. */

@@ -141,32 +141,20 @@ function domainStats(vm: DiscoveredVm, stats: DomainStats): StatSet {
 }
 
 function addSkipped(out: FamilySet, skipped: Record<SkipReason, number>): void {
-  for (const reason of SKIP_REASONS) {
-    out.add(
-      {
-        name: "kvm_exporter_libvirt_skipped_values",
-        help: "Values in libvirt's last reply the exporter skipped, by reason " +
-          "(type, range, unnamed or duplicate device, too_many devices).",
-        type: "gauge",
-      },
-      [["reason", reason]],
-      skipped[reason],
-    );
-  }
+  out.addByReason({
+    name: "kvm_exporter_libvirt_skipped_values",
+    help: "Values in libvirt's last reply the exporter skipped, by reason " +
+      "(type, range, unnamed or duplicate device, too_many devices).",
+    type: "gauge",
+  }, { reasons: SKIP_REASONS, count: (reason) => skipped[reason] });
 }
 
 function addErrors(out: FamilySet, failed: ClientErrorReason | undefined): void {
-  for (const reason of LIBVIRT_ERROR_REASONS) {
-    out.add(
-      {
-        name: "kvm_exporter_libvirt_errors",
-        help: "Whether the libvirt query failed in the last scrape, by reason.",
-        type: "gauge",
-      },
-      [["reason", reason]],
-      failed === reason ? 1 : 0,
-    );
-  }
+  out.addByReason({
+    name: "kvm_exporter_libvirt_errors",
+    help: "Whether the libvirt query failed in the last scrape, by reason.",
+    type: "gauge",
+  }, { reasons: LIBVIRT_ERROR_REASONS, count: (reason) => failed === reason ? 1 : 0 });
 }
 
 /** A discovered VM and its libvirt domain. */

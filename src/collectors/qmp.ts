@@ -105,18 +105,13 @@ function addStats(
 
 /** Counts the sockets (found by glob or on a command line) skipped in this scrape, by reason. */
 function addSkipped(out: FamilySet, skipped: ReadonlyMap<string, SkipReason>): void {
-  for (const reason of SKIP_REASONS) {
-    out.add(
-      {
-        name: "kvm_exporter_qmp_skipped_sockets",
-        help: "QMP sockets found by glob or named on a VMM's command line and not queried in " +
-          "the last scrape, by reason.",
-        type: "gauge",
-      },
-      [["reason", reason]],
-      [...skipped.values()].filter((r) => r === reason).length,
-    );
-  }
+  const reasons = [...skipped.values()];
+  out.addByReason({
+    name: "kvm_exporter_qmp_skipped_sockets",
+    help: "QMP sockets found by glob or named on a VMM's command line and not queried in " +
+      "the last scrape, by reason.",
+    type: "gauge",
+  }, { reasons: SKIP_REASONS, count: (reason) => reasons.filter((r) => r === reason).length });
 }
 
 /** Counts, for each VM queried, the vCPUs left out in this scrape for a repeated identity. */
@@ -440,17 +435,15 @@ function addQmpErrors(out: CollectorOutput, context: ScrapeContext): void {
   for (const vm of context.discovery.vms) {
     const outcome = out.observations.get(vm.dir)?.outcome;
     if (outcome === undefined) continue;
-    for (const reason of QMP_ERROR_REASONS) {
-      out.families.add(
-        {
-          name: "kvm_exporter_qmp_errors",
-          help: "Whether the VM's QMP query failed in the last scrape, by reason.",
-          type: "gauge",
-        },
-        [["domain", vm.domain], ["reason", reason]],
-        outcome === reason ? 1 : 0,
-      );
-    }
+    out.families.addByReason({
+      name: "kvm_exporter_qmp_errors",
+      help: "Whether the VM's QMP query failed in the last scrape, by reason.",
+      type: "gauge",
+    }, {
+      reasons: QMP_ERROR_REASONS,
+      count: (reason) => outcome === reason ? 1 : 0,
+      labels: [["domain", vm.domain]],
+    });
   }
 }
 

@@ -225,18 +225,12 @@ async function collectNamespace(
 }
 
 function addProblems(out: FamilySet, problems: readonly TapProblem[]): void {
-  for (const reason of TAP_PROBLEMS) {
-    out.add(
-      {
-        name: "kvm_exporter_tap_problems",
-        help: "Tap devices named on a VMM's command line whose counters are not in the last " +
-          "scrape, by reason.",
-        type: "gauge",
-      },
-      [["reason", reason]],
-      problems.filter((p) => p === reason).length,
-    );
-  }
+  out.addByReason({
+    name: "kvm_exporter_tap_problems",
+    help: "Tap devices named on a VMM's command line whose counters are not in the last " +
+      "scrape, by reason.",
+    type: "gauge",
+  }, { reasons: TAP_PROBLEMS, count: (reason) => problems.filter((p) => p === reason).length });
 }
 
 async function collectTaps(

@@ -355,9 +355,10 @@ class VmProcessScrape {
 /** Counts the skipped readings by reason, and logs each reason once while it lasts. */
 function reportSkipped(state: VmProcessState, scrape: { skipped: Skip[]; out: FamilySet }): void {
   const { skipped, out } = scrape;
-  for (const reason of VM_PROCESS_ERROR_REASONS) {
-    out.add(ERRORS, [["reason", reason]], skipped.filter((s) => s.reason === reason).length);
-  }
+  out.addByReason(ERRORS, {
+    reasons: VM_PROCESS_ERROR_REASONS,
+    count: (reason) => skipped.filter((s) => s.reason === reason).length,
+  });
   const { logger } = state.options;
   const present = new Set(skipped.filter((s) => !s.quiet).map((s) => s.reason));
   for (const reason of state.warned) if (!present.has(reason)) state.warned.delete(reason);

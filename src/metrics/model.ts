@@ -103,6 +103,35 @@ export class FamilySet {
   #idsByKey = new Map<string, number>();
 
   /**
+   * Adds one sample per reason, each labelled `reason` after `labels`: every reason has its
+   * series, so one that comes and goes never makes a series vanish.
+   *
+   * @example Usage
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { FamilySet } from "./model.ts";
+   * const set = new FamilySet();
+   * set.addByReason({ name: "e", help: "E.", type: "gauge" }, {
+   *   reasons: ["a", "b"],
+   *   count: (reason) => reason === "a" ? 2 : 0,
+   * });
+   * assert.deepEqual(set.families()[0]!.samples.map((s) => s.value), [2, 0]);
+   * ```
+   *
+   * @param meta The family's name, HELP and TYPE.
+   * @param by The reasons, each one's value, and the labels before `reason` (none by default).
+   */
+  addByReason<R extends string>(
+    meta: Omit<MetricFamily, "samples">,
+    by: { reasons: readonly R[]; count: (reason: R) => number; labels?: Labels },
+  ): void {
+    const before = by.labels ?? [];
+    for (const reason of by.reasons) {
+      this.add(meta, [...before, ["reason", reason]], by.count(reason));
+    }
+  }
+
+  /**
    * Adds one sample to the family `meta.name`, creating the family on first use.
    *
    * @param meta The family's name, HELP and TYPE (used on first use only).
