@@ -77,7 +77,7 @@ export class PolledStore<T> {
   #lastSuccessMs: number | undefined;
   #reloads = new CoalescedReload((reason) => this.#reloadNow(reason));
   /** The files' versions as the last load found them before reading. */
-  #loadedVersion: string | undefined;
+  #loadedVersion: FilesVersion | undefined;
 
   /**
    * Creates a store holding `options.initial` until the first load.
@@ -146,7 +146,9 @@ export class PolledStore<T> {
         reported = kind;
       } else {
         reported = undefined;
-        if (await filesVersion(files) !== this.#loadedVersion) await this.reload("file changed");
+        if (changedSince(await filesVersion(files), this.#loadedVersion)) {
+          await this.reload("file changed");
+        }
       }
       await pause(pollMs, signal);
     }
@@ -171,6 +173,9 @@ export class PolledStore<T> {
       value = await this.#options.load(reason, initial);
     } catch (error) {
       this.#lastLoadSucceeded = false;
+      // Only a value in force is worth a second look: a file that failed (a FIFO swapped in) is
+      // tried again when it changes, not once more per look while its change is recent.
+      this.#loadedVersion = { ...this.#loadedVersion!, racy: false };
       throw error;
     }
     const after = this.#options.files(value);
@@ -183,18 +188,44 @@ export class PolledStore<T> {
 
 const REGULAR = "a regular file";
 
-/** Which versions of files are at their paths: inode, size, change times, or what else is there. */
-async function filesVersion(paths: readonly string[]): Promise<string> {
+/**
+ * A file's change times tick with the kernel's coarse clock (a jiffy: 1-10 ms), so a rewrite of the
+ * same size in the same tick as a load keeps the inode, size and times the load saw. A version
+ * taken less than this after its newest change is not trusted.
+ */
+const RACY_MS = 100;
+
+/** Which versions of files are at their paths, and whether that can be told from a newer one. */
+interface FilesVersion {
+  /** Inode, size and change times of each path, or what else is there. */
+  key: string;
+  /** Whether a file changed so shortly before the version was taken that it could have changed
+   * again unseen in the same clock tick ("racily clean", as git calls it). */
+  racy: boolean;
+}
+
+async function filesVersion(paths: readonly string[]): Promise<FilesVersion> {
+  const takenMs = Date.now();
+  let newestMs = -Infinity;
   const versions = await Promise.all(paths.map(async (path) => {
     try {
       const info = await Deno.stat(path);
-      const version = [info.ino, info.size, info.mtime?.getTime(), info.ctime?.getTime()];
-      return `${path}:${version.join("/")}`;
+      const times = [info.mtime?.getTime() ?? 0, info.ctime?.getTime() ?? 0];
+      newestMs = Math.max(newestMs, ...times);
+      return `${path}:${[info.ino, info.size, ...times].join("/")}`;
     } catch (error) {
       return `${path}:${(error as Error).name}`;
     }
   }));
-  return versions.join("|");
+  return { key: versions.join("|"), racy: newestMs > takenMs - RACY_MS };
+}
+
+/**
+ * Whether the files may differ from the loaded version: another version, or one taken too soon
+ * after a change to be told from a later one (then loaded again, once the clock has moved on).
+ */
+function changedSince(now: FilesVersion, loaded: FilesVersion | undefined): boolean {
+  return loaded === undefined || now.key !== loaded.key || loaded.racy;
 }
 
 /** What is at a path, in words: "a regular file", "missing", "a directory", "something else". */

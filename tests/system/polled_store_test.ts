@@ -117,6 +117,8 @@ Deno.test("PolledStore.watch() with notRegular waits for a regular file; without
       withDir(async (dir) => {
         const { main, store, notRegular, reasons } = fixture(dir, c);
         await Deno.writeTextFile(main, "one");
+        // Older than a clock tick's doubt (RACY_MS), so that the first look does not load again.
+        await new Promise((resolve) => setTimeout(resolve, 150));
         await store.loadInitial();
         const controller = new AbortController();
         const watching = store.watch(controller.signal);
@@ -140,3 +142,20 @@ Deno.test("PolledStore.watch() with notRegular waits for a regular file; without
       }));
   }
 });
+
+Deno.test("PolledStore.watch() loads a same-size rewrite made in the clock tick of the load", () =>
+  withDir(async (dir) => {
+    const { main, store } = fixture(dir, { waitForRegular: false });
+    await Deno.writeTextFile(main, "one");
+    await store.loadInitial();
+    // At once: same inode, same size, and (often) the same coarse-clock change times as loaded.
+    await Deno.writeTextFile(main, "two");
+    const controller = new AbortController();
+    const watching = store.watch(controller.signal);
+    try {
+      await waitFor(() => store.value.text === "two", { what: "the rewrite to load" });
+    } finally {
+      controller.abort();
+      await watching;
+    }
+  }));
