@@ -47,7 +47,7 @@ export const KVM_STAT = "kvm_stat";
 function scrapeSink(out: CollectorOutput): StatSink {
   const where = (file: StatFile) => ({ collector: KVM_STAT, domain: file.domain, path: file.path });
   return {
-    value: (file, type, value) =>
+    value: (file, type, value) => {
       out.stats.add({
         level: file.level,
         vm: file.vm,
@@ -56,7 +56,8 @@ function scrapeSink(out: CollectorOutput): StatSink {
         type,
         value,
         source: "debugfs",
-      }, file.key),
+      }, file.key);
+    },
     failed: (file, error, detail) =>
       out.readErrors.record(
         where(file),

@@ -63,6 +63,8 @@ export interface VmListing {
   identity: string | undefined;
   /** Files whose refusal is kept ({@linkcode StatFile.refused}). */
   refusals: number;
+  /** The VM its files name, one object for all of them; undefined for the root. */
+  vm: StatVm | undefined;
 }
 
 /** One VM's files in a scrape. */
@@ -122,12 +124,17 @@ export interface ListingScrape {
   signal: AbortSignal;
 }
 
+/** The VM a listing's files name: one object for all of a VM's files (16 on a large host). */
+function statVmOf(listing: VmListing, vm: DiscoveredVm): StatVm {
+  return listing.vm ??= { dir: vm.dir, domain: vm.domain };
+}
+
 /** Names of kept root files, at most: the root is a fixed set, capped all the same. */
 const ROOT_FILES_MAX = 1024;
 
 function statFile(
   entry: Deno.DirEntry,
-  where: { dir: string; level: StatLevel; vm: DiscoveredVm | undefined; vcpu?: string },
+  where: { dir: string; level: StatLevel; vm: StatVm | undefined; vcpu?: string },
 ): StatFile {
   const { vm } = where;
   const file = {
@@ -135,7 +142,7 @@ function statFile(
     regular: entry.isFile,
     name: entry.name,
     level: where.level,
-    vm: vm === undefined ? undefined : { dir: vm.dir, domain: vm.domain },
+    vm,
     vcpu: where.vcpu,
     domain: vm?.domain,
   };
@@ -157,6 +164,7 @@ export function emptyListing(domain: string): VmListing {
     blocking: new Set(),
     identity: undefined,
     refusals: 0,
+    vm: undefined,
   };
 }
 
@@ -310,12 +318,16 @@ export class StatListing {
     const files: StatFile[] = [];
     const vcpuDirs: { dir: string; vcpu: string }[] = [];
     for (const entry of entries) {
-      const vcpu = entry.isDirectory ? parseVcpuDirName(entry.name) : undefined;
-      if (vcpu !== undefined) vcpuDirs.push({ dir: entry.name, vcpu });
-      if (entry.isDirectory || !this.#wanted(entry.name)) continue;
+      if (entry.isDirectory) {
+        const vcpu = parseVcpuDirName(entry.name);
+        if (vcpu !== undefined) vcpuDirs.push({ dir: entry.name, vcpu });
+        continue;
+      }
+      // A kept file passed the filters when it was listed first, and they do not change.
       let file = listing.files.get(entry.name);
       if (file === undefined || file.regular !== entry.isFile) {
-        file = statFile(entry, { dir: vm.path, level: "vm", vm });
+        if (!this.#wanted(entry.name)) continue;
+        file = statFile(entry, { dir: vm.path, level: "vm", vm: statVmOf(listing, vm) });
         listing.files.set(entry.name, file);
       }
       files.push(file);
@@ -324,12 +336,21 @@ export class StatListing {
     if (this.#options.depth < 2) return { key: vm.dir, listing, files };
     const present = new Set(vcpuDirs.map((d) => d.dir));
     for (const dir of listing.vcpus.keys()) if (!present.has(dir)) listing.vcpus.delete(dir);
-    const vcpuFiles = await Promise.all(
-      vcpuDirs.map(({ dir, vcpu }) =>
-        listing.vcpus.get(dir) ?? this.#listVcpu({ listing, vm, dir, vcpu })
-      ),
-    );
+    const vcpuFiles = await this.#vcpuFiles({ listing, vm }, vcpuDirs);
     return { key: vm.dir, listing, files: files.concat(...vcpuFiles) };
+  }
+
+  /** The files of each vCPU dir: as kept, and without waiting when every dir's are. */
+  #vcpuFiles(
+    where: { listing: VmListing; vm: DiscoveredVm },
+    vcpuDirs: readonly { dir: string; vcpu: string }[],
+  ): StatFile[][] | Promise<StatFile[][]> {
+    const { listing, vm } = where;
+    const kept = vcpuDirs.map(({ dir }) => listing.vcpus.get(dir));
+    if (!kept.includes(undefined)) return kept as StatFile[][];
+    return Promise.all(
+      vcpuDirs.map(({ dir, vcpu }, i) => kept[i] ?? this.#listVcpu({ listing, vm, dir, vcpu })),
+    );
   }
 
   /** A vCPU dir seen for the first time. */
@@ -345,7 +366,7 @@ export class StatListing {
       return []; // Gone with its VM; nothing is kept, so a later scrape lists it again.
     }
     const files = entries.filter((e) => !e.isDirectory && this.#wanted(e.name))
-      .map((e) => statFile(e, { dir: path, level: "vcpu", vm, vcpu }));
+      .map((e) => statFile(e, { dir: path, level: "vcpu", vm: statVmOf(listing, vm), vcpu }));
     listing.vcpus.set(dir, files);
     return files;
   }

@@ -202,21 +202,29 @@ export class StatReader {
     this.#scrape.sink.failed(file, KERNEL_REFUSAL, file.refused);
   }
 
-  #accept(file: StatFile, text: string): void | Promise<void> {
+  /** Parses and hands on a file's text; a promise only while an unknown stat's type is looked up. */
+  #accept(file: StatFile, text: string): Promise<void> | undefined {
     const value = parseStatValue(text);
     if (value === undefined) {
       // A reader Worker sends the first 40 characters: enough, as a text over 22 is malformed.
       this.#scrape.sink.malformed(file, text.slice(0, 40));
-      return;
+      return undefined;
     }
     return this.#acceptValue(file, value);
   }
 
-  #acceptValue(file: StatFile, value: bigint): void | Promise<void> {
+  /**
+   * Hands on a value; a promise only while an unknown stat's type is looked up. Never the sink's
+   * return value: a scrape waits on every promise this returns, and 16,000 settled values would
+   * cost 16,000 promises and their reactions on a large host.
+   */
+  #acceptValue(file: StatFile, value: bigint): Promise<void> | undefined {
     const { typing } = this.#parts;
+    const { sink } = this.#scrape;
     const type = typing.known(file.name);
-    if (type !== undefined) return this.#scrape.sink.value(file, type, value);
-    return typing.fromFile(file).then((t) => this.#scrape.sink.value(file, t, value));
+    if (type === undefined) return typing.fromFile(file).then((t) => sink.value(file, t, value));
+    sink.value(file, type, value);
+    return undefined;
   }
 
   /**
@@ -344,7 +352,7 @@ export class StatReader {
     }
   }
 
-  #acceptSide(listing: VmListing, file: StatFile, entry: SideEntry): void | Promise<void> {
+  #acceptSide(listing: VmListing, file: StatFile, entry: SideEntry): Promise<void> | undefined {
     if (entry.kind === "text") return this.#accept(file, entry.text);
     this.#failed(
       listing,
@@ -353,6 +361,7 @@ export class StatReader {
         ? tooLarge(file.path, STAT_FILE_MAX_BYTES)
         : workerError(entry.name, entry.message),
     );
+    return undefined;
   }
 
   /**
