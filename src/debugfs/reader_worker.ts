@@ -1,7 +1,8 @@
 /**
  * What a reader Worker runs: it keeps each VM's list of stat file paths for
  * the VM's lifetime and, asked to read a list of VMs, reads each VM's files
- * (open, one read, close: nothing stays open) and answers per VM with the
+ * (a non-blocking open, one read, close: nothing stays open, nothing waits on
+ * a FIFO swapped in) and answers per VM with the
  * values in a transferred `Float64Array` and what is not a safe integer in a
  * small side list.
  *
@@ -15,6 +16,7 @@
  */
 
 import { parseStatBytes } from "./stat_bytes.ts";
+import { denoFsError, notRegularError, readStatInto } from "../system/nonblocking_read.ts";
 import { exposedGc } from "../system/idle_heap_release.ts";
 
 /** A file whose bytes are not a safe integer, or which could not be read. */
@@ -72,24 +74,7 @@ export interface StatFilesResult {
   side: SideEntry[];
 }
 
-/**
- * Reads a file into `buffer` through Deno's file API: open, one read of the buffer's length,
- * close.
- *
- * @param path The file.
- * @param buffer Where its bytes go.
- * @returns The bytes read.
- */
-export function readFileInto(path: string, buffer: Uint8Array): number {
-  const file = Deno.openSync(path, { read: true });
-  try {
-    return file.readSync(buffer) ?? 0;
-  } finally {
-    file.close();
-  }
-}
-
-/** Reads a file into a buffer, returning the bytes read; {@linkcode readFileInto} in a Worker. */
+/** Reads a file into a buffer, returning the bytes read; {@linkcode readStatInto} in a Worker. */
 export type ReadInto = (path: string, buffer: Uint8Array) => number;
 
 /** What {@linkcode readStatFiles} reads with. */
@@ -164,7 +149,7 @@ export interface ReaderScope {
  * The Worker's main: answers requests on `scope`.
  *
  * @param scope The Worker's global scope.
- * @param read Reads one file; {@linkcode readFileInto} in a Worker.
+ * @param read Reads one file; {@linkcode readStatInto} in a Worker.
  */
 export function runReaderWorker(scope: ReaderScope, read: ReadInto): void {
   const lists = new Map<string, readonly string[]>();
@@ -242,7 +227,17 @@ function readVms(
  * @returns JavaScript source.
  */
 export function readerWorkerSource(): string {
-  return [parseStatBytes, readFileInto, readStatFiles, exposedGc, readVms, runReaderWorker]
-    .map(String).join("\n") +
-    "\nrunReaderWorker(self, readFileInto);\n";
+  const functions = [
+    parseStatBytes,
+    readStatInto,
+    notRegularError,
+    denoFsError,
+    readStatFiles,
+    exposedGc,
+    readVms,
+    runReaderWorker,
+  ];
+  // A built-in module needs no read permission, where a module file of ours would.
+  return 'import * as fs from "node:fs";\n' + functions.map(String).join("\n") +
+    "\nrunReaderWorker(self, (path, buffer) => readStatInto(fs, path, buffer));\n";
 }

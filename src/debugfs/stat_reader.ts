@@ -31,7 +31,8 @@ import {
 } from "./stat_listing.ts";
 import type { StatTyping } from "./stat_typing.ts";
 import type { StatType } from "../stats/stat.ts";
-import { STAT_FILE_MAX_BYTES, tooLarge } from "../system/bounded_read.ts";
+import { NotRegularError, STAT_FILE_MAX_BYTES, tooLarge } from "../system/bounded_read.ts";
+import { NOT_REGULAR } from "../system/nonblocking_read.ts";
 import type { FileSystem } from "../system/file_system.ts";
 import type { Limiter } from "../system/limiter.ts";
 import { sliceSpent, yieldToEventLoop } from "../system/event_loop_slice.ts";
@@ -136,6 +137,7 @@ function workerFiles(
 
 /** Rebuilds an error a reader Worker sent by class name, so that it classifies as it would here. */
 function workerError(name: string, message: string): Error {
+  if (name === NOT_REGULAR) return new NotRegularError(message);
   const classes = Deno.errors as unknown as Record<string, new (message: string) => Error>;
   if (Object.hasOwn(classes, name)) return new classes[name]!(message);
   const error = new Error(message);

@@ -7,7 +7,9 @@
  * @module
  */
 
+import * as nodeFs from "node:fs";
 import { constants as fsConstants, promises as fsPromises, type Stats } from "node:fs";
+import { NOT_REGULAR, readStatInto } from "./nonblocking_read.ts";
 import type { ReadFn } from "./byte_reader.ts";
 
 /** A debugfs stat file holds one integer: 20 digits, a sign and a newline. */
@@ -150,29 +152,42 @@ function grown(buffer: Uint8Array, size: number): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * Reads a file of at most `maxBytes`, synchronously. Only for files listed as
- * regular in a memory-backed kernel file system (debugfs), whose reads never
- * block. The listing vouches for the type (a FIFO swapped in would block the
- * open before any check could run), so there is no `fstat`: it would cost a
- * third more CPU per file, and the cap bounds whatever is read. Three syscalls
- * per file: open, one read of `maxBytes + 1` bytes, close.
+ * Reads a debugfs stat file of at most `maxBytes`, synchronously, never waiting on what the path
+ * turns out to be ({@linkcode readStatInto}: opened with `O_NONBLOCK` through `node:fs`, which
+ * costs what `Deno.openSync` does; the type checked only when the read is empty or full).
  *
  * @param path The file.
  * @param maxBytes The cap.
  * @returns The text.
+ * @throws {NotRegularError} When the path is not a regular file.
  * @throws {TooLargeError} When it holds more than `maxBytes`.
  */
 export function readBoundedTextSync(path: string, maxBytes: number): string {
-  using file = Deno.openSync(path, { read: true });
   // One buffer for every synchronous read: nothing else runs while one is in progress.
   if (syncBuffer.length < maxBytes + 1) syncBuffer = new Uint8Array(maxBytes + 1);
   const buffer = syncBuffer.subarray(0, maxBytes + 1);
-  // One read: a regular file's read is short only at its end (debugfs formats a stat's text
-  // on open and hands out all of it, up to the count asked), so a second read to see EOF
-  // would be a wasted syscall per file.
-  const used = file.readSync(buffer) ?? 0;
+  let used: number;
+  try {
+    used = readStatInto(nodeFs, path, buffer);
+  } catch (error) {
+    throw asNotRegular(error);
+  }
   if (used === buffer.length) throw tooLarge(path, maxBytes);
   return decoder.decode(buffer.subarray(0, used));
+}
+
+/**
+ * An error named {@linkcode NOT_REGULAR} (made where `NotRegularError` is not in scope: a reader
+ * Worker) as a {@linkcode NotRegularError}; any other error as it is.
+ *
+ * @param error The error.
+ * @returns The error to throw.
+ */
+export function asNotRegular(error: unknown): unknown {
+  if (error instanceof Error && error.name === NOT_REGULAR && !(error instanceof NotRegularError)) {
+    return new NotRegularError(error.message);
+  }
+  return error;
 }
 
 /**

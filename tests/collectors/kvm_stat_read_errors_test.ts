@@ -2,8 +2,8 @@
  * kvm_stat counts each kind of unreadable stat file under the reason docs/metrics.md's table gives
  * ("When the kernel hides stats (lockdown)"), the same on the main thread and in reader Workers:
  * files listed as what they are (read through the non-blocking checked open), and vCPU stat files
- * swapped after their dir's listing was kept (read without a type check, synchronously or in a
- * Worker).
+ * swapped after their dir's listing was kept (read through a non-blocking open whose type is
+ * checked only when the read is empty, full or failed, synchronously or in a Worker).
  *
  * @module
  */
@@ -92,9 +92,23 @@ async function symlinkToFifo(path: string): Promise<void> {
   await Deno.symlink(fifo, path);
 }
 
-/** vCPU stat files swapped after the listing (kept for the VM's lifetime) showed them regular. */
+/**
+ * vCPU stat files swapped after the listing (kept for the VM's lifetime) showed them regular: a
+ * FIFO or a device must not hold the read (a blocking open of a FIFO waits for a writer for good).
+ */
 const SWAPPED: Kind[] = [
   { name: "a regular file", make: (p) => Deno.writeTextFile(p, "-42\n"), reason: undefined },
+  { name: "a FIFO", make: mkfifo, reason: "not_regular" },
+  {
+    name: "a symlink to /dev/zero",
+    make: (p) => Deno.symlink("/dev/zero", p),
+    reason: "not_regular",
+  },
+  {
+    name: "a symlink to /dev/null",
+    make: (p) => Deno.symlink("/dev/null", p),
+    reason: "not_regular",
+  },
   { name: "a unix socket", make: unixSocket, reason: "not_regular" },
   { name: "a directory", make: (p) => Deno.mkdir(p), reason: "not_regular" },
   { name: "nothing (the VM exited)", make: () => Promise.resolve(), reason: "vanished" },
@@ -207,7 +221,7 @@ for (const mode of MODES) {
   }
 }
 
-Deno.test("main.ts with only --allow-read on the tree counts a symlink to /dev/zero, a FIFO and a unix socket as not_regular, not permission", async () => {
+Deno.test("main.ts with only --allow-read on the tree counts a symlink to /dev/zero, a FIFO and a unix socket as not_regular, not permission, and is not held by a FIFO swapped into a vCPU dir", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_read_errors_main_" });
   const made: Closer[] = [];
   try {
@@ -223,6 +237,15 @@ Deno.test("main.ts with only --allow-read on the tree counts a symlink to /dev/z
     const { body } = await fetchText(`${exporter.baseUrl}/metrics`, { headers });
     strictEqual(seriesValue(body, SUCCESS), "1", exporter.stderrText());
     deepStrictEqual(reasons(body), expected("not_regular", 3));
+    // A FIFO swapped into a vCPU dir whose listing is kept: read on the main thread, it must not
+    // hold the event loop (it did: every later request, /-/healthy too, waited for a writer).
+    await Deno.remove(`${vm}/vcpu0/tsc-offset`);
+    await mkfifo(`${vm}/vcpu0/tsc-offset`);
+    const signal = AbortSignal.timeout(15_000); // Held, the exporter would never answer.
+    const again = await fetchText(`${exporter.baseUrl}/metrics`, { headers, signal });
+    strictEqual(seriesValue(again.body, SUCCESS), "1", exporter.stderrText());
+    deepStrictEqual(reasons(again.body), expected("not_regular", 4));
+    strictEqual((await fetchText(`${exporter.baseUrl}/-/healthy`, { signal })).status, 200);
   } finally {
     for (const closer of made) closer.close();
     await Deno.remove(dir, { recursive: true });

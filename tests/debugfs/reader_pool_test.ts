@@ -2,6 +2,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ReaderPool } from "../../src/debugfs/reader_pool.ts";
 import type { StatFilesResult } from "../../src/debugfs/reader_worker.ts";
 import { blockedOnFifo, mkfifo, unblockFifo } from "../support/fifo.ts";
+import { blockingReaders } from "../support/blocking_readers.ts";
 import { waitFor } from "../support/exporter_process.ts";
 
 /** A dir of stat files `name` → content. */
@@ -64,7 +65,7 @@ Deno.test("ReaderPool.read() gives up on a Worker stuck at the deadline, names t
   const dir = await statDir({ a: "1\n" });
   const fifo = `${dir}/fifo`;
   await mkfifo(fifo);
-  const pool = new ReaderPool({ size: 1, maxBytes: 4096, maxAbandoned: 1 });
+  const pool = new ReaderPool({ size: 1, maxBytes: 4096, maxAbandoned: 1, start: blockingReaders });
   let released = false;
   try {
     const deadline = AbortSignal.timeout(300);
@@ -118,7 +119,7 @@ Deno.test("ReaderPool.read() neither runs beside nor waits behind a read stuck o
   const dir = await statDir({ b: "2\n" });
   const fifo = `${dir}/fifo`;
   await mkfifo(fifo);
-  const pool = new ReaderPool({ size: 1, maxBytes: 4096 });
+  const pool = new ReaderPool({ size: 1, maxBytes: 4096, start: blockingReaders });
   const first = new AbortController();
   let released = false;
   try {
@@ -168,7 +169,7 @@ Deno.test("ReaderPool.read() blames the file the Worker is stuck on even when it
   const dir = await statDir({ a: "1\n" });
   const fifo = `${dir}/fifo`;
   await mkfifo(fifo);
-  const pool = new ReaderPool({ size: 1, maxBytes: 4096 });
+  const pool = new ReaderPool({ size: 1, maxBytes: 4096, start: blockingReaders });
   const deadline = new AbortController();
   let unblocked = false;
   try {
