@@ -6,8 +6,8 @@
  * Each VM is given to one Worker when first seen (the one with the fewest
  * files) and stays there; the Worker keeps the VM's path list for the VM's
  * lifetime, so a scrape's messages name VMs, not files. A Worker that has not
- * answered by a scrape's deadline (a read that blocks: a stat path on a hung
- * network or FUSE mount) is abandoned: it is told to stop, replaced by a new one for
+ * answered by a scrape's deadline (a path swapped for a FIFO after listing
+ * blocks its open) is abandoned: it is told to stop, replaced by a new one for
  * later scrapes, and ended as soon as it answers. At most
  * {@linkcode MAX_ABANDONED_WORKERS} may wait so; past that the pool refuses
  * to read and the caller reads without it.

@@ -1,8 +1,7 @@
 /**
  * What a reader Worker runs: it keeps each VM's list of stat file paths for
  * the VM's lifetime and, asked to read a list of VMs, reads each VM's files
- * (a non-blocking open, one read, close: nothing stays open, nothing waits on
- * a FIFO swapped in) and answers per VM with the
+ * (open, one read, close: nothing stays open) and answers per VM with the
  * values in a transferred `Float64Array` and what is not a safe integer in a
  * small side list.
  *
@@ -16,7 +15,6 @@
  */
 
 import { parseStatBytes } from "./stat_bytes.ts";
-import { denoFsError, notRegularError, readStatInto } from "../system/nonblocking_read.ts";
 import { exposedGc } from "../system/idle_heap_release.ts";
 
 /** A file whose bytes are not a safe integer, or which could not be read. */
@@ -74,7 +72,61 @@ export interface StatFilesResult {
   side: SideEntry[];
 }
 
-/** Reads a file into a buffer, returning the bytes read; {@linkcode readStatInto} in a Worker. */
+/**
+ * Reads a file into `buffer` through Deno's file API: open, one read of the buffer's length,
+ * close. A read that is empty, fills the buffer or fails (what a device such as `/dev/zero` or a
+ * directory gives; a debugfs stat is never empty and fits) is checked with `fstat` and is then an
+ * error named `NotRegularError` unless the file is regular. The open waits on a FIFO swapped in
+ * after the listing (Deno's open has no `O_NONBLOCK`, and `node:fs` would cost each Worker ~5 MB);
+ * the pool abandons a Worker stuck so at the deadline.
+ *
+ * @param path The file.
+ * @param buffer Where its bytes go.
+ * @returns The bytes read.
+ */
+export function readFileInto(path: string, buffer: Uint8Array): number {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const notRegular = (): Error | undefined => {
+      let info: Deno.FileInfo;
+      try {
+        info = file.statSync();
+      } catch {
+        return undefined; // The read's own outcome stands.
+      }
+      if (info.isFile) return undefined;
+      const what = info.isDirectory
+        ? "a directory"
+        : info.isFifo
+        ? "a FIFO"
+        : info.isCharDevice
+        ? "a character device"
+        : info.isBlockDevice
+        ? "a block device"
+        : info.isSocket
+        ? "a socket"
+        : "not a regular file";
+      const error = new Error(`Not a regular file "${path}": ${what}`);
+      error.name = "NotRegularError";
+      return error;
+    };
+    let used: number;
+    try {
+      used = file.readSync(buffer) ?? 0;
+    } catch (error) {
+      throw notRegular() ?? error;
+    }
+    if (used === 0 || used === buffer.length) {
+      const error = notRegular();
+      if (error !== undefined) throw error;
+    }
+    return used;
+  } finally {
+    file.close();
+  }
+}
+
+/** Reads a file into a buffer, returning the bytes read; {@linkcode readFileInto} in a Worker. */
 export type ReadInto = (path: string, buffer: Uint8Array) => number;
 
 /** What {@linkcode readStatFiles} reads with. */
@@ -149,7 +201,7 @@ export interface ReaderScope {
  * The Worker's main: answers requests on `scope`.
  *
  * @param scope The Worker's global scope.
- * @param read Reads one file; {@linkcode readStatInto} in a Worker.
+ * @param read Reads one file; {@linkcode readFileInto} in a Worker.
  */
 export function runReaderWorker(scope: ReaderScope, read: ReadInto): void {
   const lists = new Map<string, readonly string[]>();
@@ -227,17 +279,7 @@ function readVms(
  * @returns JavaScript source.
  */
 export function readerWorkerSource(): string {
-  const functions = [
-    parseStatBytes,
-    readStatInto,
-    notRegularError,
-    denoFsError,
-    readStatFiles,
-    exposedGc,
-    readVms,
-    runReaderWorker,
-  ];
-  // A built-in module needs no read permission, where a module file of ours would.
-  return 'import * as fs from "node:fs";\n' + functions.map(String).join("\n") +
-    "\nrunReaderWorker(self, (path, buffer) => readStatInto(fs, path, buffer));\n";
+  return [parseStatBytes, readFileInto, readStatFiles, exposedGc, readVms, runReaderWorker]
+    .map(String).join("\n") +
+    "\nrunReaderWorker(self, readFileInto);\n";
 }

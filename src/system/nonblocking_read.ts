@@ -1,14 +1,12 @@
 /**
- * The synchronous read of one debugfs stat file, on the main thread and in
- * reader Workers alike: it never waits on what the path turns out to be.
- * A listing is only a moment's look (and a vCPU dir's is kept for the VM's
- * lifetime), so a FIFO, a device or a directory may stand where a regular
- * file was listed; a blocking open of a FIFO would hold the thread until a
- * writer came, for good.
- *
- * This module is also run inside reader Workers from its source text
- * (`Function.prototype.toString`): its functions use nothing but their
- * arguments, each other and globals.
+ * The main thread's synchronous read of one debugfs stat file: its open never
+ * waits on what the path turns out to be. A listing is only a moment's look
+ * (and a vCPU dir's is kept for the VM's lifetime), so a FIFO, a device or a
+ * directory may stand where a regular file was listed; a blocking open of a
+ * FIFO would hold the event loop until a writer came, for good. (Reader
+ * Workers open the blocking way, through Deno's API: `node:fs` would cost
+ * each of them ~5 MB, and a Worker stuck on an open is abandoned at the
+ * deadline, see reader_pool.ts.)
  *
  * @module
  */
@@ -49,9 +47,12 @@ export const NOT_REGULAR = "NotRegularError";
 /**
  * Reads a stat file into `buffer` with one read, opened with `O_NONBLOCK`: a FIFO or a device
  * opens at once instead of waiting. No `fstat` on the way of a stat's text (a third more CPU per
- * file): only a read that is empty, fills the buffer or fails (what a FIFO, a device or a
- * directory gives; a debugfs stat is never empty and fits) is checked, and is then an error named
- * {@linkcode NOT_REGULAR} unless the file is regular. Three syscalls per file: open, read, close.
+ * file): only a read that is empty, fills the buffer or fails (what a FIFO without data, a device
+ * such as `/dev/zero` or `/dev/null`, or a directory gives; a debugfs stat is never empty and
+ * fits) is checked, and is then an error named {@linkcode NOT_REGULAR} unless the file is
+ * regular. A FIFO that holds data, or a device that gives a short read, is read as a regular file
+ * would be (and then, most likely, malformed): never waited on. Three syscalls per file: open,
+ * read, close.
  *
  * @example Usage
  * ```ts
@@ -86,17 +87,27 @@ export function readStatInto(fs: SyncFileOps, path: string, buffer: Uint8Array):
       used = fs.readSync(fd, buffer, 0, buffer.length, null);
     } catch (error) {
       // EISDIR, or EAGAIN: a FIFO whose writer has written nothing yet.
-      throw notRegularError(fs.fstatSync(fd), path) ??
-        denoFsError(error, { syscall: "read", path });
+      throw typeError(fs, { fd, path }) ?? denoFsError(error, { syscall: "read", path });
     }
     if (used === 0 || used === buffer.length) {
-      const error = notRegularError(fs.fstatSync(fd), path);
+      const error = typeError(fs, { fd, path });
       if (error !== undefined) throw error;
     }
     return used;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The open file's {@linkcode notRegularError}; undefined too when it cannot be told. */
+function typeError(fs: SyncFileOps, file: { fd: number; path: string }): Error | undefined {
+  let info: FileKind;
+  try {
+    info = fs.fstatSync(file.fd);
+  } catch {
+    return undefined; // The read's own outcome stands.
+  }
+  return notRegularError(info, file.path);
 }
 
 /**
@@ -124,17 +135,49 @@ export function notRegularError(info: FileKind, path: string): Error | undefined
   return error;
 }
 
+/** `strerror` of the errors an open or read meets, as Deno's messages spell them. */
+const STRERROR: Readonly<Record<string, string>> = {
+  EPERM: "Operation not permitted",
+  ENOENT: "No such file or directory",
+  EIO: "Input/output error",
+  ENXIO: "No such device or address",
+  EAGAIN: "Resource temporarily unavailable",
+  EACCES: "Permission denied",
+  EBUSY: "Device or resource busy",
+  ENOTDIR: "Not a directory",
+  EISDIR: "Is a directory",
+  ENAMETOOLONG: "File name too long",
+  ELOOP: "Too many levels of symbolic links",
+};
+
+/** The Deno error class of each code that has one (Deno's `get_io_error_class`); else `Error`. */
+const CLASSES: Readonly<Record<string, new (message: string, options?: ErrorOptions) => Error>> = {
+  EPERM: Deno.errors.PermissionDenied,
+  EACCES: Deno.errors.PermissionDenied,
+  ENOENT: Deno.errors.NotFound,
+  ENOTDIR: Deno.errors.NotADirectory,
+  EISDIR: Deno.errors.IsADirectory,
+  EAGAIN: Deno.errors.WouldBlock,
+  EBUSY: Deno.errors.Busy,
+  ELOOP: Deno.errors.FilesystemLoop,
+};
+
 /**
- * A `node:fs` error as `Deno.openSync` and `readSync` throw it: the same class
- * (`PermissionDenied`, `NotFound`, `NotADirectory`, `IsADirectory`, else `Error`) and message (`Operation not
- * permitted (os error 1): open '/path'`), which the read-error reasons and the kept refusals go
- * by. Anything else (Deno's own refusal, `NotCapable`) is returned as it is.
+ * A `node:fs` error as `Deno.openSync` and `readSync` throw it: the class Deno gives its code
+ * (`PermissionDenied`, `NotFound`, `NotADirectory`, `IsADirectory`, `WouldBlock`, `Busy`,
+ * `FilesystemLoop`, else `Error`) and Deno's message (`Operation not permitted (os error 1): open
+ * '/path'`), which the read-error reasons and the kept refusals go by. A code missing from the
+ * table keeps the description `node:fs` gave it. Anything else (Deno's own refusal, `NotCapable`)
+ * is returned as it is.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
  * import { denoFsError } from "./nonblocking_read.ts";
- * const eperm = Object.assign(new Error("EPERM: operation not permitted"), { code: "EPERM", errno: -1 });
+ * const eperm = Object.assign(new Error("EPERM: operation not permitted, open '/x'"), {
+ *   code: "EPERM",
+ *   errno: -1,
+ * });
  * const error = denoFsError(eperm, { syscall: "open", path: "/x" });
  * assert(error instanceof Deno.errors.PermissionDenied);
  * assert.equal(error.message, "Operation not permitted (os error 1): open '/x'");
@@ -150,23 +193,10 @@ export function denoFsError(
 ): unknown {
   const { code, errno } = error as { code?: unknown; errno?: unknown };
   if (typeof code !== "string" || typeof errno !== "number") return error;
-  const strerror: Record<string, string> = {
-    EPERM: "Operation not permitted",
-    ENOENT: "No such file or directory",
-    ENXIO: "No such device or address",
-    EACCES: "Permission denied",
-    ENOTDIR: "Not a directory",
-    EISDIR: "Is a directory",
-    ELOOP: "Too many levels of symbolic links",
-  };
-  const text = `${strerror[code] ?? (error as Error).message} (os error ${Math.abs(errno)})`;
+  // node:fs says "CODE: description, syscall 'path'".
+  const described = /^[A-Z0-9]+: ([^,]*)/.exec((error as Error).message)?.[1] ?? code;
+  const strerror = STRERROR[code] ?? described.charAt(0).toUpperCase() + described.slice(1);
+  const text = `${strerror} (os error ${Math.abs(errno)})`;
   const message = where.syscall === "open" ? `${text}: open '${where.path}'` : text;
-  const options = { cause: error };
-  if (code === "EPERM" || code === "EACCES") {
-    return new Deno.errors.PermissionDenied(message, options);
-  }
-  if (code === "ENOENT") return new Deno.errors.NotFound(message, options);
-  if (code === "ENOTDIR") return new Deno.errors.NotADirectory(message, options);
-  if (code === "EISDIR") return new Deno.errors.IsADirectory(message, options);
-  return new Error(message, options);
+  return new (CLASSES[code] ?? Error)(message, { cause: error });
 }

@@ -14,7 +14,6 @@ import type { BuiltApp } from "../support/sample_exporter.ts";
 import { buildApp, fixtureArgs, scrapeText, seriesValue } from "../support/sample_exporter.ts";
 import { startExporter, treeArgs, waitFor } from "../support/exporter_process.ts";
 import { blockedOnFifo, copyTree, mkfifo, unblockFifo } from "../support/fifo.ts";
-import { blockingReaders } from "../support/blocking_readers.ts";
 import { kvmBackend } from "../support/vm_backends.ts";
 import type { QemuVm } from "../support/qemu.ts";
 
@@ -186,10 +185,8 @@ interface SwappedFifo {
 }
 
 /**
- * Runs `body` on a copy of the sample tree read by one reader Worker whose open waits
- * ({@linkcode blockingReaders}: the FIFO stands for a read that blocks, such as one on a hung
- * mount; the exporter's own Workers open non-blocking), after one scrape (which lists the vCPU
- * dirs for good) and a stat file swapped for a FIFO; cleans up even on failure.
+ * Runs `body` on a copy of the sample tree read by one reader Worker, after one scrape (which
+ * lists the vCPU dirs for good) and a stat file swapped for a FIFO; cleans up even on failure.
  */
 async function withSwappedFifo(body: (t: SwappedFifo) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_fifo_" });
@@ -197,7 +194,7 @@ async function withSwappedFifo(body: (t: SwappedFifo) => Promise<void>): Promise
   const fifo = `${dir}/kvm/10620-10/vcpu0/tsc-offset`;
   const { app, exporter } = await buildApp(
     [...treeArgs(dir), "--collector.kvm_stat.readers=1"],
-    { readerMinFiles: 0, startReader: blockingReaders },
+    { readerMinFiles: 0 },
   );
   let released = false;
   try {
@@ -284,10 +281,9 @@ Deno.test("kvm_stat stops its reader Workers after 4 are stuck, and reads the gu
   const dir = await Deno.makeTempDir({ prefix: "kvm_exporter_readers_cap_" });
   await copyTree(new URL("../fixtures/sample", import.meta.url).pathname, dir);
   const vcpu = `${dir}/kvm/10620-10/vcpu1`;
-  // Workers whose open waits: the FIFOs stand for reads that block.
   const { app, exporter } = await buildApp(
     [...treeArgs(dir), "--collector.kvm_stat.readers=1"],
-    { readerMinFiles: 0, startReader: blockingReaders },
+    { readerMinFiles: 0 },
   );
   const fifos: string[] = [];
   try {

@@ -2,7 +2,6 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { ReaderPool } from "../../src/debugfs/reader_pool.ts";
 import type { StatFilesResult } from "../../src/debugfs/reader_worker.ts";
 import { blockedOnFifo, mkfifo, unblockFifo } from "../support/fifo.ts";
-import { blockingReaders } from "../support/blocking_readers.ts";
 import { waitFor } from "../support/exporter_process.ts";
 
 /** A dir of stat files `name` → content. */
@@ -65,7 +64,7 @@ Deno.test("ReaderPool.read() gives up on a Worker stuck at the deadline, names t
   const dir = await statDir({ a: "1\n" });
   const fifo = `${dir}/fifo`;
   await mkfifo(fifo);
-  const pool = new ReaderPool({ size: 1, maxBytes: 4096, maxAbandoned: 1, start: blockingReaders });
+  const pool = new ReaderPool({ size: 1, maxBytes: 4096, maxAbandoned: 1 });
   let released = false;
   try {
     const deadline = AbortSignal.timeout(300);
@@ -119,7 +118,7 @@ Deno.test("ReaderPool.read() neither runs beside nor waits behind a read stuck o
   const dir = await statDir({ b: "2\n" });
   const fifo = `${dir}/fifo`;
   await mkfifo(fifo);
-  const pool = new ReaderPool({ size: 1, maxBytes: 4096, start: blockingReaders });
+  const pool = new ReaderPool({ size: 1, maxBytes: 4096 });
   const first = new AbortController();
   let released = false;
   try {
@@ -138,8 +137,14 @@ Deno.test("ReaderPool.read() neither runs beside nor waits behind a read stuck o
     });
     await unblockFifo(fifo);
     released = true;
+    // Its writer gone, the FIFO reads empty, and the open file shows what it is.
     deepStrictEqual((await stuckRead).delivered.map((d) => d.result.side), [[
-      { index: 0, kind: "text", text: "" },
+      {
+        index: 0,
+        kind: "error",
+        name: "NotRegularError",
+        message: `Not a regular file "${fifo}": a FIFO`,
+      },
     ]]);
     const { delivered } = await readAll(pool, [{ key: "vmC", paths: [`${dir}/b`] }]);
     deepStrictEqual(delivered.map((d) => [...d.result.values]), [[2]], "vmC's own value");
@@ -169,7 +174,7 @@ Deno.test("ReaderPool.read() blames the file the Worker is stuck on even when it
   const dir = await statDir({ a: "1\n" });
   const fifo = `${dir}/fifo`;
   await mkfifo(fifo);
-  const pool = new ReaderPool({ size: 1, maxBytes: 4096, start: blockingReaders });
+  const pool = new ReaderPool({ size: 1, maxBytes: 4096 });
   const deadline = new AbortController();
   let unblocked = false;
   try {

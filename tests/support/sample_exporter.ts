@@ -13,7 +13,6 @@ import { createExporter, type Exporter } from "../../src/exporter.ts";
 import { createApp } from "../../src/http/app.ts";
 import { createLogger, type Logger } from "../../src/log/logger.ts";
 import type { StatReads } from "../../src/debugfs/stat_reader.ts";
-import type { StartReader } from "../../src/debugfs/reader_pool.ts";
 import { denoFileSystem, type FileSystem } from "../../src/system/file_system.ts";
 import { inThreadReaders } from "./in_thread_readers.ts";
 import type { IdleHeapRelease } from "../../src/system/idle_heap_release.ts";
@@ -58,8 +57,6 @@ export async function buildApp(
      * seam, the readers are {@linkcode inThreadReaders} reading through it.
      */
     reads?: StatReads["kind"];
-    /** Starts kvm_stat's reader Workers (default: the exporter's own, or in-thread with a seam). */
-    startReader?: StartReader;
   } = {},
 ): Promise<BuiltApp> {
   const env = options.env ?? {};
@@ -77,8 +74,7 @@ export async function buildApp(
   });
   await configStore.loadInitial();
   const readers = { started: 0 };
-  const startInThread = options.startReader ??
-    (options.fs === undefined ? undefined : inThreadReaders(options.fs));
+  const startInThread = options.fs === undefined ? undefined : inThreadReaders(options.fs);
   const exporter = createExporter({
     options: command.options,
     configStore,

@@ -33,6 +33,8 @@ const DENO_ERRORS: { name: string; path: (dir: string) => string; skip?: string 
   { name: "a missing file (ENOENT)", path: (dir) => `${dir}/gone` },
   { name: "a path through a file (ENOTDIR)", path: (dir) => `${dir}/file/x` },
   { name: "a dangling symlink", path: (dir) => `${dir}/dangling` },
+  { name: "a symlink loop (ELOOP)", path: (dir) => `${dir}/loop1` },
+  { name: "a name too long (ENAMETOOLONG)", path: (dir) => `${dir}/${"x".repeat(300)}` },
   { name: "a unix socket (ENXIO)", path: (dir) => `${dir}/socket` },
   { name: "a stat the kernel refuses (EPERM)", path: () => REFUSED_STAT, skip: refusedSkip() },
 ];
@@ -48,6 +50,8 @@ for (const { name, path, skip } of DENO_ERRORS) {
       try {
         await Deno.writeTextFile(`${dir}/file`, "1\n");
         await Deno.symlink(`${dir}/nowhere`, `${dir}/dangling`);
+        await Deno.symlink(`${dir}/loop2`, `${dir}/loop1`);
+        await Deno.symlink(`${dir}/loop1`, `${dir}/loop2`);
         const want = denoOwnError(path(dir));
         assert.throws(() => readStatInto(fs, path(dir), new Uint8Array(8)), (got: Error) => {
           assert.equal(got.constructor, want.constructor);
@@ -63,7 +67,10 @@ for (const { name, path, skip } of DENO_ERRORS) {
   });
 }
 
-/** What is not a regular file, however it was swapped in: each is a NotRegularError at once. */
+/**
+ * What is not a regular file and reads empty, full or not at all, however it was swapped in: each
+ * is a NotRegularError at once. (A FIFO holding data is read as text: never waited on.)
+ */
 const NOT_REGULAR_FILES: { name: string; make: (path: string) => Promise<unknown> }[] = [
   { name: "a FIFO without a writer", make: mkfifo },
   { name: "a symlink to /dev/zero", make: (p) => Deno.symlink("/dev/zero", p) },
