@@ -124,7 +124,7 @@ export interface ListingScrape {
   signal: AbortSignal;
 }
 
-/** The VM a listing's files name: one object for all of a VM's files (16 on a large host). */
+/** The VM a listing's files name: one object for all of a VM's files, not one per file. */
 function statVmOf(listing: VmListing, vm: DiscoveredVm): StatVm {
   return listing.vm ??= { dir: vm.dir, domain: vm.domain };
 }

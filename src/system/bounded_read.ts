@@ -177,13 +177,10 @@ export function readBoundedTextSync(path: string, maxBytes: number): string {
 }
 
 /**
- * An error named {@linkcode NOT_REGULAR} (made where `NotRegularError` is not in scope: a reader
- * Worker) as a {@linkcode NotRegularError}; any other error as it is.
- *
- * @param error The error.
- * @returns The error to throw.
+ * An error named {@linkcode NOT_REGULAR} as a {@linkcode NotRegularError} (nonblocking_read.ts
+ * names its error: importing the class from here would be a cycle); any other error as it is.
  */
-export function asNotRegular(error: unknown): unknown {
+function asNotRegular(error: unknown): unknown {
   if (error instanceof Error && error.name === NOT_REGULAR && !(error instanceof NotRegularError)) {
     return new NotRegularError(error.message);
   }
