@@ -19,19 +19,7 @@ import {
   treeArgs,
 } from "../support/exporter_process.ts";
 import { buildApp, seriesValue } from "../support/sample_exporter.ts";
-
-/** A debugfs stat that the kernel refuses here (lockdown), if any. */
-const REFUSED_STAT = "/sys/kernel/debug/kvm/exits";
-
-function refusedStatSkip(): string | undefined {
-  try {
-    Deno.readTextFileSync(REFUSED_STAT);
-    return `${REFUSED_STAT} is readable (no kernel lockdown)`;
-  } catch (error) {
-    if (error instanceof Deno.errors.PermissionDenied) return undefined;
-    return `${REFUSED_STAT}: ${(error as Error).message}`;
-  }
-}
+import { REFUSED_STAT, refusedStatSkip } from "../support/refused_stat.ts";
 
 const refusedSkip = refusedStatSkip();
 if (refusedSkip !== undefined) {
@@ -56,21 +44,22 @@ interface Kind {
   skip?: string | undefined;
 }
 
+/** A symlink to a device: not a regular file, however the listing showed it. */
+function symlinkTo(device: string): Kind {
+  return {
+    name: `a symlink to ${device}`,
+    make: (p) => Deno.symlink(device, p),
+    reason: "not_regular",
+  };
+}
+
 /** Files as the listing shows them. */
 const LISTED: Kind[] = [
   { name: "a regular file", make: (p) => Deno.writeTextFile(p, "7\n"), reason: undefined },
   { name: "a FIFO", make: mkfifo, reason: "not_regular" },
   { name: "a unix socket", make: unixSocket, reason: "not_regular" },
-  {
-    name: "a symlink to /dev/zero",
-    make: (p) => Deno.symlink("/dev/zero", p),
-    reason: "not_regular",
-  },
-  {
-    name: "a symlink to /dev/null",
-    make: (p) => Deno.symlink("/dev/null", p),
-    reason: "not_regular",
-  },
+  symlinkTo("/dev/zero"),
+  symlinkTo("/dev/null"),
   { name: "a symlink to a directory", make: (p) => Deno.symlink("..", p), reason: "not_regular" },
   { name: "a symlink to a FIFO", make: symlinkToFifo, reason: "not_regular" },
   // Not a vCPU dir, so not a stat file: skipped as the listing shows it, never counted.
@@ -101,16 +90,8 @@ async function symlinkToFifo(path: string): Promise<void> {
 const SWAPPED: (Kind & { mainThreadOnly?: boolean })[] = [
   { name: "a regular file", make: (p) => Deno.writeTextFile(p, "-42\n"), reason: undefined },
   { name: "a FIFO", make: mkfifo, reason: "not_regular", mainThreadOnly: true },
-  {
-    name: "a symlink to /dev/zero",
-    make: (p) => Deno.symlink("/dev/zero", p),
-    reason: "not_regular",
-  },
-  {
-    name: "a symlink to /dev/null",
-    make: (p) => Deno.symlink("/dev/null", p),
-    reason: "not_regular",
-  },
+  symlinkTo("/dev/zero"),
+  symlinkTo("/dev/null"),
   { name: "a unix socket", make: unixSocket, reason: "not_regular" },
   { name: "a directory", make: (p) => Deno.mkdir(p), reason: "not_regular" },
   { name: "nothing (the VM exited)", make: () => Promise.resolve(), reason: "vanished" },

@@ -4,18 +4,7 @@ import { NotRegularError, readBoundedTextSync } from "../../src/system/bounded_r
 import { classifyReadError } from "../../src/system/file_system.ts";
 import { NOT_REGULAR, readStatInto } from "../../src/system/nonblocking_read.ts";
 import { mkfifo } from "../support/fifo.ts";
-
-/** A debugfs stat the kernel refuses here (lockdown), if any. */
-const REFUSED_STAT = "/sys/kernel/debug/kvm/exits";
-
-function refusedSkip(): string | undefined {
-  try {
-    Deno.readTextFileSync(REFUSED_STAT);
-    return `${REFUSED_STAT} is readable (no kernel lockdown)`;
-  } catch (error) {
-    return error instanceof Deno.errors.PermissionDenied ? undefined : (error as Error).message;
-  }
-}
+import { REFUSED_STAT, refusedStatSkip } from "../support/refused_stat.ts";
 
 /** What `Deno.openSync` and one `readSync` throw for a path: the error readStatInto must match. */
 function denoOwnError(path: string): Error {
@@ -36,7 +25,7 @@ const DENO_ERRORS: { name: string; path: (dir: string) => string; skip?: string 
   { name: "a symlink loop (ELOOP)", path: (dir) => `${dir}/loop1` },
   { name: "a name too long (ENAMETOOLONG)", path: (dir) => `${dir}/${"x".repeat(300)}` },
   { name: "a unix socket (ENXIO)", path: (dir) => `${dir}/socket` },
-  { name: "a stat the kernel refuses (EPERM)", path: () => REFUSED_STAT, skip: refusedSkip() },
+  { name: "a stat the kernel refuses (EPERM)", path: () => REFUSED_STAT, skip: refusedStatSkip() },
 ];
 
 for (const { name, path, skip } of DENO_ERRORS) {
